@@ -1,0 +1,74 @@
+/*
+ * The messages between a worker and the auth process. Each travels as one
+ * SOCK_SEQPACKET datagram of fixed size, so a message is never split and a
+ * short or long one is simply invalid. Strings are NUL-terminated inside
+ * their arrays; auth_request_valid() checks that before anything is read.
+ */
+#ifndef POSTD_AUTH_PROTO_H
+#define POSTD_AUTH_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/postd_limits.h"
+#include "lib/username.h"
+
+#define AUTH_PROTO_VERSION 1
+
+enum auth_request_type {
+	/* Verify user + password (USER/PASS, AUTH PLAIN, AUTH LOGIN). */
+	AUTH_REQUEST_PASSWORD = 1,
+	/* Verify an APOP digest: secret is the hex digest, challenge the
+	 * greeting's timestamp. */
+	AUTH_REQUEST_APOP = 2,
+	/* Does this user exist? (SMTP RCPT TO); no password. */
+	AUTH_REQUEST_LOOKUP = 3,
+};
+
+enum auth_result {
+	AUTH_RESULT_OK = 0,
+	AUTH_RESULT_FAIL = 1,	  /* wrong password or unknown user */
+	AUTH_RESULT_TEMPFAIL = 2, /* the auth process could not decide */
+};
+
+/* Why a request failed: for the log only, never for the client (INV-A1). */
+enum auth_cause {
+	AUTH_CAUSE_NONE = 0,
+	AUTH_CAUSE_UNKNOWN_USER,
+	AUTH_CAUSE_WRONG_PASSWORD,
+	AUTH_CAUSE_BAD_HASH,	 /* the stored hash is malformed */
+	AUTH_CAUSE_BAD_REQUEST, /* the worker sent nonsense */
+	AUTH_CAUSE_APOP_UNAVAILABLE, /* APOP for a user without {PLAIN} */
+	AUTH_CAUSE_INTERNAL,
+};
+
+struct auth_request {
+	uint32_t version;
+	uint32_t id; /* chosen by the worker, echoed in the reply */
+	uint8_t type; /* enum auth_request_type */
+	uint8_t service; /* enum listen_proto, for the log */
+	char peer[64]; /* numeric address of the client */
+	char user[USERNAME_BUF_SIZE]; /* canonical */
+	char secret[AUTH_MAX_PASSWORD + 1];
+	char challenge[128];
+};
+
+struct auth_reply {
+	uint32_t version;
+	uint32_t id;
+	uint8_t result; /* enum auth_result */
+	uint8_t cause;	/* enum auth_cause */
+	uint32_t peer_failures; /* recent failures from this peer */
+	uint32_t delay_ms;	/* how long the reply was held back */
+	char user[USERNAME_BUF_SIZE]; /* canonical name on success */
+	char extra[256]; /* the user's extra fields, on success */
+};
+
+/* True if len is the size of a request and every string field is
+ * NUL-terminated and the type is known. */
+bool auth_request_valid(const struct auth_request *req, size_t len);
+bool auth_reply_valid(const struct auth_reply *reply, size_t len);
+const char *auth_cause_str(enum auth_cause cause);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * The auth process: the only process that reads the users file and sees
+ * password hashes. It answers each worker over its own socket, verifies
+ * hashes in a small thread pool so that slow schemes (bcrypt, Argon2)
+ * never stall its loop, and holds back failure replies: a fixed delay
+ * with jitter, growing with repeated failures from the same peer
+ * (INV-A1 tarpit). SIGHUP reloads the users file; the process exits when
+ * every worker socket has closed.
+ */
+#ifndef POSTD_AUTH_SERVER_H
+#define POSTD_AUTH_SERVER_H
+
+#include <stddef.h>
+
+#include "config/config.h"
+
+/* Runs the auth process until all worker_fds have closed or SIGTERM.
+ * Returns the process exit code. */
+int auth_server_run(const struct config *cfg, const int *worker_fds,
+		    size_t worker_count);
+
+#endif

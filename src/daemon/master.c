@@ -1,0 +1,487 @@
+#include "daemon/master.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "auth/auth_server.h"
+#include "daemon/firststart.h"
+#include "daemon/privdrop.h"
+#include "daemon/worker.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "net/connlimit.h"
+#include "net/listener.h"
+#include "tls/tls.h"
+
+#define MASTER_MAX_LISTENERS 64
+#define MASTER_MAX_CHILDREN 256
+#define MASTER_MAX_WORKERS 64
+/* A generation that dies sooner than this after its start is restarted
+ * only after a pause, so a crash loop does not spin. */
+#define MASTER_RESPAWN_PAUSE_SECS 2
+/* SIGTERM: how long children get before SIGKILL. */
+#define MASTER_STOP_GRACE_SECS 10
+
+struct master_child {
+	pid_t pid;
+	int generation;
+	int slot; /* connlimit slot, -1 for the auth process */
+	bool is_auth;
+};
+
+struct master {
+	struct config *cfg;
+	const struct master_options *opts;
+	SSL_CTX *ssl_ctx;
+	struct listener_socket listeners[MASTER_MAX_LISTENERS];
+	char listener_keys[MASTER_MAX_LISTENERS][160];
+	size_t listener_count;
+	int mail_root_fd;
+	struct master_child children[MASTER_MAX_CHILDREN];
+	int generation;
+	time_t generation_started;
+	bool respawn_pending;
+	bool stopping; /* SIGTERM: children leaving is expected */
+};
+
+static void master_listener_key(const struct listen_addr *a, char *out,
+				size_t size);
+static int master_bind(struct master *m, const struct config *cfg,
+		       struct listener_socket *out, char (*keys)[160],
+		       size_t *count_r);
+static SSL_CTX *master_tls(const struct config *cfg, bool *needed_r);
+static int master_spawn(struct master *m);
+static void master_child_main_worker(struct master *m, int *pairs, int n,
+				     int index, int slot);
+static void master_child_main_auth(struct master *m, int *pairs, int n);
+static void master_signal_generation(struct master *m, int generation,
+				     int sig);
+static void master_reap(struct master *m);
+static void master_reload(struct master *m);
+static int master_stop(struct master *m);
+static unsigned master_worker_count(const struct config *cfg);
+static void master_child_setup(void);
+static struct master_child *master_child_slot(struct master *m);
+
+static sigset_t master_signals;
+
+static unsigned master_worker_count(const struct config *cfg)
+{
+	long n = cfg->workers != 0 ? (long)cfg->workers
+				   : sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		n = 1;
+	if (n > MASTER_MAX_WORKERS)
+		n = MASTER_MAX_WORKERS;
+	return (unsigned)n;
+}
+
+static void master_listener_key(const struct listen_addr *a, char *out,
+				size_t size)
+{
+	snprintf(out, size, "%s %s %s", config_proto_name(a->proto), a->host,
+		 a->port);
+}
+
+/* Binds what cfg lists, reusing sockets m already has for the same
+ * address, so a reload keeps the queue of waiting connections. */
+static int master_bind(struct master *m, const struct config *cfg,
+		       struct listener_socket *out, char (*keys)[160],
+		       size_t *count_r)
+{
+	char error[512], key[160];
+
+	*count_r = 0;
+	for (size_t i = 0; i < cfg->listen_count; i++) {
+		const struct listen_addr *a = &cfg->listen[i];
+		size_t before = *count_r;
+		bool reused = false;
+
+		if (!worker_proto_supported(a->proto)) {
+			log_warn("listen.%s: %s is not served by this version "
+				 "of postd yet; listener ignored",
+				 config_proto_name(a->proto),
+				 config_proto_name(a->proto));
+			continue;
+		}
+		master_listener_key(a, key, sizeof(key));
+		for (size_t j = 0; j < m->listener_count; j++) {
+			if (strcmp(m->listener_keys[j], key) != 0 ||
+			    *count_r >= MASTER_MAX_LISTENERS)
+				continue;
+			out[*count_r] = m->listeners[j];
+			snprintf(keys[(*count_r)++], 160, "%s", key);
+			reused = true;
+		}
+		if (reused)
+			continue;
+		if (listener_open(a, out, MASTER_MAX_LISTENERS, count_r, error,
+				  sizeof(error)) < 0) {
+			log_error("cannot listen on %s:%s for %s: %s", a->host,
+				  a->port, config_proto_name(a->proto), error);
+			return -1;
+		}
+		for (size_t j = before; j < *count_r; j++) {
+			snprintf(keys[j], 160, "%s", key);
+			log_info("listening: %s", out[j].label);
+		}
+	}
+	return 0;
+}
+
+static SSL_CTX *master_tls(const struct config *cfg, bool *failed_r)
+{
+	char error[512];
+	SSL_CTX *ctx;
+
+	*failed_r = false;
+	if (cfg->tls_cert == NULL || cfg->tls_key == NULL)
+		return NULL;
+	ctx = tls_server_ctx_new(cfg->tls_cert, cfg->tls_key, error,
+				 sizeof(error));
+	if (ctx == NULL) {
+		log_error("TLS: %s", error);
+		*failed_r = true;
+	}
+	return ctx;
+}
+
+static struct master_child *master_child_slot(struct master *m)
+{
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+		if (m->children[i].pid == 0)
+			return &m->children[i];
+	}
+	return NULL;
+}
+
+/* In a new child: default signal handling, and die with the parent. */
+static void master_child_setup(void)
+{
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	sigprocmask(SIG_UNBLOCK, &master_signals, NULL);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+}
+
+static void master_child_main_auth(struct master *m, int *pairs, int n)
+{
+	int *fds = xcalloc((size_t)n, sizeof(int));
+
+	master_child_setup();
+	log_init("postd-auth", m->opts->foreground);
+	for (int i = 0; i < n; i++) {
+		close(pairs[2 * i]);
+		fds[i] = pairs[2 * i + 1];
+	}
+	close(m->mail_root_fd);
+	for (size_t i = 0; i < m->listener_count; i++)
+		close(m->listeners[i].fd);
+	privdrop_to(m->cfg->user, NULL);
+	_exit(auth_server_run(m->cfg, fds, (size_t)n));
+}
+
+static void master_child_main_worker(struct master *m, int *pairs, int n,
+				     int index, int slot)
+{
+	struct worker_params params;
+	char chroot_dir[4096];
+
+	master_child_setup();
+	log_init("postd-worker", m->opts->foreground);
+	for (int i = 0; i < n; i++) {
+		close(pairs[2 * i + 1]);
+		if (i != index)
+			close(pairs[2 * i]);
+	}
+	/* The worker sees nothing but the Maildirs (INV-U1). */
+	snprintf(chroot_dir, sizeof(chroot_dir), "%s/mail", m->cfg->data_dir);
+	privdrop_to(m->cfg->user, chroot_dir);
+	params.cfg = m->cfg;
+	params.listeners = m->listeners;
+	params.listener_count = m->listener_count;
+	params.ssl_ctx = m->ssl_ctx;
+	params.auth_fd = pairs[2 * index];
+	params.mail_root_fd = m->mail_root_fd;
+	params.slot = slot;
+	_exit(worker_run(&params));
+}
+
+static int master_spawn(struct master *m)
+{
+	int n = (int)master_worker_count(m->cfg);
+	int pairs[2 * MASTER_MAX_WORKERS];
+	struct master_child *c;
+	int gen = m->generation + 1;
+	pid_t pid;
+
+	for (int i = 0; i < n; i++) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+			       &pairs[2 * i]) < 0)
+			fatal("socketpair: %s", strerror(errno));
+	}
+	c = master_child_slot(m);
+	if (c == NULL)
+		fatal("too many child processes");
+	pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0)
+		master_child_main_auth(m, pairs, n);
+	*c = (struct master_child){ pid, gen, -1, true };
+	for (int i = 0; i < n; i++) {
+		int slot = connlimit_slot_alloc();
+
+		c = master_child_slot(m);
+		if (c == NULL || slot < 0)
+			fatal("too many worker processes");
+		pid = fork();
+		if (pid < 0)
+			fatal("fork: %s", strerror(errno));
+		if (pid == 0)
+			master_child_main_worker(m, pairs, n, i, slot);
+		*c = (struct master_child){ pid, gen, slot, false };
+	}
+	for (int i = 0; i < 2 * n; i++)
+		close(pairs[i]);
+	m->generation = gen;
+	m->generation_started = time(NULL);
+	log_info("started generation %d: 1 auth process, %d workers", gen, n);
+	return 0;
+}
+
+static void master_signal_generation(struct master *m, int generation,
+				     int sig)
+{
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+		struct master_child *c = &m->children[i];
+
+		if (c->pid == 0 || c->generation != generation)
+			continue;
+		/* The auth process leaves by itself when its workers have
+		 * gone; it still answers their last logins meanwhile. */
+		if (sig == SIGQUIT && c->is_auth)
+			continue;
+		kill(c->pid, sig);
+	}
+}
+
+static void master_reap(struct master *m)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+			struct master_child *c = &m->children[i];
+			bool current;
+
+			if (c->pid != pid)
+				continue;
+			current = c->generation == m->generation;
+			if (c->slot >= 0)
+				connlimit_slot_free(c->slot);
+			if (current && !m->stopping &&
+			    (!WIFEXITED(status) ||
+					WEXITSTATUS(status) != 0 || c->is_auth)) {
+				log_error("%s (pid %d) of the running "
+					  "generation died (%s %d); starting "
+					  "a new generation",
+					  c->is_auth ? "auth process"
+						     : "worker",
+					  (int)pid,
+					  WIFSIGNALED(status) ? "signal"
+							      : "exit",
+					  WIFSIGNALED(status)
+						  ? WTERMSIG(status)
+						  : WEXITSTATUS(status));
+				m->respawn_pending = true;
+			} else {
+				log_debug("child %d of generation %d exited",
+					  (int)pid, c->generation);
+			}
+			c->pid = 0;
+			break;
+		}
+	}
+}
+
+static void master_reload(struct master *m)
+{
+	struct config *cfg = NULL;
+	struct listener_socket fresh[MASTER_MAX_LISTENERS];
+	char keys[MASTER_MAX_LISTENERS][160];
+	size_t fresh_count = 0;
+	char *errors = NULL;
+	size_t errors_len = 0;
+	FILE *errf = open_memstream(&errors, &errors_len);
+	SSL_CTX *ssl_ctx;
+	bool tls_failed;
+	int rc;
+
+	log_info("SIGHUP: reloading %s",
+		 m->opts->config_path ? m->opts->config_path
+				      : "the embedded default");
+	if (m->opts->config_path != NULL) {
+		rc = config_load(m->opts->config_path, errf, &cfg);
+	} else {
+		cfg = config_default(m->opts->base_dir);
+		rc = 0;
+	}
+	if (rc == 0 && config_validate(cfg, errf) > 0)
+		rc = -1;
+	fclose(errf);
+	if (rc < 0) {
+		char *save = NULL;
+
+		for (char *line = strtok_r(errors, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save))
+			log_error("reload: %s", line);
+		log_error("reload: configuration has errors; keeping the "
+			  "running one");
+		free(errors);
+		config_free(&cfg);
+		return;
+	}
+	free(errors);
+	ssl_ctx = master_tls(cfg, &tls_failed);
+	if (tls_failed || master_bind(m, cfg, fresh, keys, &fresh_count) < 0) {
+		log_error("reload: keeping the running configuration");
+		SSL_CTX_free(ssl_ctx);
+		config_free(&cfg);
+		return;
+	}
+	/* Close sockets that the new configuration no longer lists. */
+	for (size_t i = 0; i < m->listener_count; i++) {
+		bool kept = false;
+
+		for (size_t j = 0; j < fresh_count; j++)
+			kept = kept || fresh[j].fd == m->listeners[i].fd;
+		if (!kept)
+			close(m->listeners[i].fd);
+	}
+	memcpy(m->listeners, fresh, sizeof(fresh[0]) * fresh_count);
+	memcpy(m->listener_keys, keys, sizeof(keys[0]) * fresh_count);
+	m->listener_count = fresh_count;
+	SSL_CTX_free(m->ssl_ctx);
+	m->ssl_ctx = ssl_ctx;
+	config_free(&m->cfg);
+	m->cfg = cfg;
+	connlimit_set_caps(cfg->max_connections, cfg->max_connections_per_peer);
+	master_signal_generation(m, m->generation, SIGQUIT);
+	master_spawn(m);
+}
+
+static int master_stop(struct master *m)
+{
+	time_t deadline = time(NULL) + MASTER_STOP_GRACE_SECS;
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	bool left = true;
+
+	log_info("stopping");
+	m->stopping = true;
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+		if (m->children[i].pid != 0)
+			kill(m->children[i].pid, SIGTERM);
+	}
+	while (left && time(NULL) < deadline) {
+		sigtimedwait(&master_signals, NULL, &tick);
+		master_reap(m);
+		left = false;
+		for (int i = 0; i < MASTER_MAX_CHILDREN; i++)
+			left = left || m->children[i].pid != 0;
+	}
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+		if (m->children[i].pid != 0) {
+			log_warn("child %d did not stop; killing it",
+				 (int)m->children[i].pid);
+			kill(m->children[i].pid, SIGKILL);
+		}
+	}
+	log_info("stopped");
+	return 0;
+}
+
+int master_run(struct config *cfg, const struct master_options *opts)
+{
+	struct master *m = xcalloc(1, sizeof(*m));
+	char path[4096];
+	bool tls_failed;
+
+	m->cfg = cfg;
+	m->opts = opts;
+	if (sodium_init() < 0)
+		fatal("libsodium failed to initialise");
+	if (privdrop_is_root()) {
+		uid_t uid;
+		gid_t gid;
+
+		if (privdrop_lookup(cfg->user, &uid, &gid, path,
+				    sizeof(path)) < 0)
+			fatal("%s", path);
+	} else {
+		log_warn("not started as root: running as the current user, "
+			 "without privilege separation by user id");
+	}
+	firststart_data_dirs(cfg);
+	if (opts->config_path == NULL)
+		firststart_prepare(cfg);
+	m->ssl_ctx = master_tls(cfg, &tls_failed);
+	if (tls_failed)
+		return 1;
+	if (master_bind(m, cfg, m->listeners, m->listener_keys,
+			&m->listener_count) < 0)
+		return 1;
+	if (m->listener_count == 0)
+		fatal("no listener that this version serves is configured");
+	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
+	m->mail_root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->mail_root_fd < 0)
+		fatal("cannot open %s: %s", path, strerror(errno));
+	connlimit_create(cfg->max_connections, cfg->max_connections_per_peer);
+	if (!opts->foreground) {
+		if (daemon(1, 0) < 0)
+			fatal("daemon: %s", strerror(errno));
+		log_init("postd", 0);
+	}
+	sigemptyset(&master_signals);
+	sigaddset(&master_signals, SIGCHLD);
+	sigaddset(&master_signals, SIGHUP);
+	sigaddset(&master_signals, SIGTERM);
+	sigaddset(&master_signals, SIGINT);
+	sigaddset(&master_signals, SIGQUIT);
+	sigprocmask(SIG_BLOCK, &master_signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	master_spawn(m);
+	for (;;) {
+		struct timespec tick = { 1, 0 };
+		int sig = sigtimedwait(&master_signals, NULL, &tick);
+
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
+			return master_stop(m);
+		if (sig == SIGHUP)
+			master_reload(m);
+		master_reap(m);
+		if (m->respawn_pending &&
+		    time(NULL) - m->generation_started >=
+			    MASTER_RESPAWN_PAUSE_SECS) {
+			m->respawn_pending = false;
+			master_signal_generation(m, m->generation, SIGQUIT);
+			master_spawn(m);
+		}
+	}
+}

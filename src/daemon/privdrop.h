@@ -1,0 +1,23 @@
+/*
+ * Giving up root: the parent keeps it (to bind ports and spawn), every
+ * child that touches network bytes, passwords or mail drops it first.
+ */
+#ifndef POSTD_PRIVDROP_H
+#define POSTD_PRIVDROP_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Looks up user; returns 0 with uid/gid, or -1 with error. */
+int privdrop_lookup(const char *user, uid_t *uid_r, gid_t *gid_r, char *error,
+		    size_t error_size);
+/*
+ * When running as root: optionally chroot to chroot_dir, then set groups,
+ * gid and uid to user's, and check that root cannot be regained. Not
+ * root: nothing to drop (returns 0). Fatal on any failure: a child that
+ * cannot drop privileges must not run.
+ */
+void privdrop_to(const char *user, const char *chroot_dir);
+bool privdrop_is_root(void);
+
+#endif

@@ -1,0 +1,170 @@
+#include "daemon/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "auth/auth_client.h"
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "net/conn.h"
+#include "net/connlimit.h"
+#include "proto/common/proto_env.h"
+#include "proto/pop3/pop3_session.h"
+
+/* After SIGTERM, how long sessions get to say goodbye. */
+#define WORKER_SHUTDOWN_GRACE_SECS 5
+
+struct worker {
+	struct event_base *base;
+	struct proto_env env;
+	struct listener_watch **watches;
+	size_t watch_count;
+	struct event *sig_term, *sig_quit, *sig_int, *check;
+	bool stopping;
+	time_t stop_deadline;
+};
+
+static void worker_on_accept(int fd, const struct sockaddr *peer,
+			     socklen_t peer_len, enum listen_proto proto,
+			     void *ctx);
+static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
+			  const char *why);
+static void worker_stop_accepting(struct worker *w);
+static void worker_sigterm_cb(evutil_socket_t sig, short what, void *arg);
+static void worker_sigquit_cb(evutil_socket_t sig, short what, void *arg);
+static void worker_check_cb(evutil_socket_t fd, short what, void *arg);
+
+bool worker_proto_supported(enum listen_proto proto)
+{
+	return proto == LISTEN_POP3 || proto == LISTEN_POP3S;
+}
+
+static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
+			  const char *why)
+{
+	static const char reply[] = "-ERR [SYS/TEMP] Too many connections; "
+				    "try again later.\r\n";
+
+	/* A plaintext listener can say why; a TLS one can only close. */
+	if (!config_proto_implicit_tls(proto))
+		(void)send(fd, reply, sizeof(reply) - 1,
+			   MSG_DONTWAIT | MSG_NOSIGNAL);
+	log_info("refused peer=%s proto=%s cause=%s", peer,
+		 config_proto_name(proto), why);
+	close(fd);
+}
+
+static void worker_on_accept(int fd, const struct sockaddr *peer,
+			     socklen_t peer_len, enum listen_proto proto,
+			     void *ctx)
+{
+	struct worker *w = ctx;
+	char why[160];
+	struct conn *conn;
+
+	if (w->stopping) {
+		close(fd);
+		return;
+	}
+	if (!connlimit_acquire(peer, why, sizeof(why))) {
+		char peer_str[64];
+
+		conn_format_addr(peer, peer_str, sizeof(peer_str));
+		worker_refuse(fd, peer_str, proto, why);
+		return;
+	}
+	conn = conn_new(w->base, fd, peer, peer_len, proto,
+			config_proto_implicit_tls(proto) ? w->env.ssl_ctx
+							 : NULL);
+	pop3_session_start(conn, &w->env);
+}
+
+static void worker_stop_accepting(struct worker *w)
+{
+	for (size_t i = 0; i < w->watch_count; i++)
+		listener_watch_free(&w->watches[i]);
+	w->watch_count = 0;
+}
+
+static void worker_sigterm_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)sig;
+	(void)what;
+	if (w->stopping && w->stop_deadline != 0)
+		return;
+	w->stopping = true;
+	w->stop_deadline = time(NULL) + WORKER_SHUTDOWN_GRACE_SECS;
+	worker_stop_accepting(w);
+	conn_shutdown_all();
+}
+
+static void worker_sigquit_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)sig;
+	(void)what;
+	log_debug("worker: retiring, %zu sessions left", conn_count());
+	w->stopping = true;
+	worker_stop_accepting(w);
+}
+
+static void worker_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	if (!w->stopping)
+		return;
+	if (conn_count() == 0 ||
+	    (w->stop_deadline != 0 && time(NULL) >= w->stop_deadline))
+		event_base_loopexit(w->base, NULL);
+}
+
+int worker_run(const struct worker_params *params)
+{
+	struct worker w;
+	struct timeval tick = { 0, 200 * 1000 };
+
+	memset(&w, 0, sizeof(w));
+	signal(SIGPIPE, SIG_IGN);
+	w.base = event_base_new();
+	if (w.base == NULL)
+		fatal("worker: event_base_new failed");
+	connlimit_attach(params->slot);
+	w.env.cfg = params->cfg;
+	w.env.base = w.base;
+	w.env.ssl_ctx = params->ssl_ctx;
+	w.env.mail_root_fd = params->mail_root_fd;
+	w.env.auth = auth_client_new(w.base, params->auth_fd);
+	w.watches = xcalloc(params->listener_count, sizeof(*w.watches));
+	for (size_t i = 0; i < params->listener_count; i++) {
+		if (!worker_proto_supported(params->listeners[i].proto))
+			continue;
+		w.watches[w.watch_count++] =
+			listener_watch_new(w.base, &params->listeners[i],
+					   worker_on_accept, &w);
+	}
+	w.sig_term = evsignal_new(w.base, SIGTERM, worker_sigterm_cb, &w);
+	w.sig_int = evsignal_new(w.base, SIGINT, worker_sigterm_cb, &w);
+	w.sig_quit = evsignal_new(w.base, SIGQUIT, worker_sigquit_cb, &w);
+	w.check = event_new(w.base, -1, EV_PERSIST, worker_check_cb, &w);
+	event_add(w.sig_term, NULL);
+	event_add(w.sig_int, NULL);
+	event_add(w.sig_quit, NULL);
+	event_add(w.check, &tick);
+	event_base_dispatch(w.base);
+	worker_stop_accepting(&w);
+	log_debug("worker: exiting with %zu sessions", conn_count());
+	return 0;
+}

@@ -1,0 +1,563 @@
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <sodium.h>
+
+#include "lib/log.h"
+#include "lib/postd_limits.h"
+#include "lib/xmalloc.h"
+#include "net/connlimit.h"
+
+struct conn {
+	struct event_base *base;
+	struct bufferevent *bev;
+	struct event *destroy_ev;
+	const struct conn_handler *handler;
+	void *session;
+	struct sockaddr_storage peer;
+	socklen_t peer_len;
+	enum listen_proto proto;
+	char id[13];
+	char peer_str[INET6_ADDRSTRLEN];
+	bool tls;
+	bool closing;	  /* conn_close() called: flushing */
+	bool destroying;  /* destroy scheduled */
+	bool discarding;  /* inside an overlong line */
+	bool paused;
+	bool eof;
+	const char *close_reason;
+	unsigned timeout;
+	size_t input_limit;
+	void (*starttls_done)(void *session, bool ok);
+	SSL_CTX *starttls_ctx;
+	struct evbuffer_iovec reserved; /* between reserve and commit */
+	struct conn *prev, *next; /* all live connections of the process */
+};
+
+static struct conn *conn_list;
+static size_t conn_live;
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_destroy_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_schedule_destroy(struct conn *conn, const char *reason);
+static void conn_apply_timeouts(struct conn *conn);
+static void conn_apply_watermarks(struct conn *conn);
+static void conn_setup_bev(struct conn *conn);
+static void conn_starttls_begin(struct conn *conn);
+static const char *conn_ssl_error(struct conn *conn);
+
+struct conn *conn_new(struct event_base *base, int fd,
+		      const struct sockaddr *peer, socklen_t peer_len,
+		      enum listen_proto proto, SSL_CTX *ssl_ctx)
+{
+	struct conn *conn = xcalloc(1, sizeof(*conn));
+	unsigned char rnd[6];
+	int opts = BEV_OPT_CLOSE_ON_FREE;
+
+	conn->base = base;
+	conn->proto = proto;
+	if (peer_len > sizeof(conn->peer))
+		peer_len = sizeof(conn->peer);
+	memcpy(&conn->peer, peer, peer_len);
+	conn->peer_len = peer_len;
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(conn->id, sizeof(conn->id), rnd, sizeof(rnd));
+	conn_format_addr(peer, conn->peer_str, sizeof(conn->peer_str));
+	if (ssl_ctx != NULL) {
+		SSL *ssl = SSL_new(ssl_ctx);
+
+		if (ssl == NULL)
+			fatal("SSL_new failed");
+		conn->bev = bufferevent_openssl_socket_new(
+			base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
+		conn->tls = true;
+	} else {
+		conn->bev = bufferevent_socket_new(base, fd, opts);
+	}
+	if (conn->bev == NULL)
+		fatal("bufferevent_socket_new failed");
+	if (conn->tls)
+		bufferevent_openssl_set_allow_dirty_shutdown(conn->bev, 1);
+	conn->input_limit = CONN_INPUT_MAX_PREAUTH;
+	conn->timeout = TIMEOUT_PREAUTH_DEFAULT;
+	conn->destroy_ev = event_new(base, -1, 0, conn_destroy_cb, conn);
+	conn->next = conn_list;
+	if (conn_list != NULL)
+		conn_list->prev = conn;
+	conn_list = conn;
+	conn_live++;
+	return conn;
+}
+
+static void conn_setup_bev(struct conn *conn)
+{
+	bufferevent_setcb(conn->bev, conn_read_cb, conn_write_cb,
+			  conn_event_cb, conn);
+	conn_apply_watermarks(conn);
+	conn_apply_timeouts(conn);
+	if (!conn->paused)
+		bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+	else
+		bufferevent_enable(conn->bev, EV_WRITE);
+}
+
+void conn_start(struct conn *conn, const struct conn_handler *handler,
+		void *session)
+{
+	conn->handler = handler;
+	conn->session = session;
+	conn_setup_bev(conn);
+}
+
+void conn_format_addr(const struct sockaddr *sa, char *out, size_t size)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out,
+				  (socklen_t)size);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, out,
+				  (socklen_t)size);
+	} else if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)size);
+	} else {
+		snprintf(out, size, "local");
+	}
+}
+
+const char *conn_id(const struct conn *conn)
+{
+	return conn->id;
+}
+
+const char *conn_peer(const struct conn *conn)
+{
+	return conn->peer_str;
+}
+
+const struct sockaddr *conn_peer_addr(const struct conn *conn)
+{
+	return (const struct sockaddr *)&conn->peer;
+}
+
+bool conn_peer_is_loopback(const struct conn *conn)
+{
+	const struct sockaddr *sa = conn_peer_addr(conn);
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		if (IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return true;
+		return IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		       s6->sin6_addr.s6_addr[12] == 127;
+	}
+	return false;
+}
+
+enum listen_proto conn_proto(const struct conn *conn)
+{
+	return conn->proto;
+}
+
+bool conn_is_tls(const struct conn *conn)
+{
+	return conn->tls;
+}
+
+const char *conn_tls_version(const struct conn *conn)
+{
+	SSL *ssl;
+
+	if (!conn->tls)
+		return "no";
+	ssl = bufferevent_openssl_get_ssl(conn->bev);
+	return ssl != NULL ? SSL_get_version(ssl) : "no";
+}
+
+static void conn_apply_watermarks(struct conn *conn)
+{
+	/* Reading stops while this much input waits unread: a client that
+	 * pipelines faster than we answer is slowed down, not buffered. */
+	bufferevent_setwatermark(conn->bev, EV_READ, 0, conn->input_limit);
+	bufferevent_setwatermark(conn->bev, EV_WRITE, CONN_OUTPUT_LOW_WATER,
+				 0);
+}
+
+static void conn_apply_timeouts(struct conn *conn)
+{
+	struct timeval tv = { .tv_sec = conn->timeout, .tv_usec = 0 };
+
+	bufferevent_set_timeouts(conn->bev, &tv, &tv);
+}
+
+void conn_set_timeout(struct conn *conn, unsigned seconds)
+{
+	conn->timeout = seconds;
+	if (!conn->destroying)
+		conn_apply_timeouts(conn);
+}
+
+void conn_set_input_limit(struct conn *conn, size_t max)
+{
+	conn->input_limit = max;
+	if (!conn->destroying)
+		conn_apply_watermarks(conn);
+}
+
+int conn_read_line(struct conn *conn, char *buf, size_t bufsize, size_t max,
+		   size_t *len_r)
+{
+	struct evbuffer *in = bufferevent_get_input(conn->bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len = 0;
+
+	for (;;) {
+		eol = evbuffer_search_eol(in, NULL, &eol_len,
+					  EVBUFFER_EOL_CRLF);
+		if (eol.pos < 0) {
+			if (evbuffer_get_length(in) <= max ||
+			    conn->discarding) {
+				if (conn->discarding)
+					evbuffer_drain(in,
+						       evbuffer_get_length(in));
+				return 0;
+			}
+			/* Overlong and still going: one error now, and
+			 * the rest of the line is dropped as it comes. */
+			evbuffer_drain(in, evbuffer_get_length(in));
+			conn->discarding = true;
+			return -1;
+		}
+		if (conn->discarding) {
+			evbuffer_drain(in, (size_t)eol.pos + eol_len);
+			conn->discarding = false;
+			continue;
+		}
+		if ((size_t)eol.pos > max || (size_t)eol.pos >= bufsize) {
+			evbuffer_drain(in, (size_t)eol.pos + eol_len);
+			return -1;
+		}
+		evbuffer_remove(in, buf, (size_t)eol.pos);
+		evbuffer_drain(in, eol_len);
+		buf[eol.pos] = '\0';
+		*len_r = (size_t)eol.pos;
+		return 1;
+	}
+}
+
+size_t conn_input_pending(const struct conn *conn)
+{
+	return evbuffer_get_length(bufferevent_get_input(conn->bev));
+}
+
+void conn_discard_input(struct conn *conn)
+{
+	struct evbuffer *in = bufferevent_get_input(conn->bev);
+
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+void conn_write(struct conn *conn, const void *data, size_t len)
+{
+	if (conn->destroying)
+		return;
+	if (bufferevent_write(conn->bev, data, len) < 0)
+		fatal("bufferevent_write of %zu bytes failed", len);
+}
+
+void conn_printf(struct conn *conn, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	conn_write(conn, line, (size_t)n);
+}
+
+char *conn_reserve(struct conn *conn, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(conn->bev);
+
+	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &conn->reserved, 1) !=
+	    1)
+		fatal("evbuffer_reserve_space of %zu bytes failed", len);
+	return conn->reserved.iov_base;
+}
+
+void conn_commit(struct conn *conn, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(conn->bev);
+
+	if (len > conn->reserved.iov_len)
+		fatal("conn_commit: %zu bytes exceed the reservation", len);
+	conn->reserved.iov_len = len;
+	if (evbuffer_commit_space(out, &conn->reserved, 1) < 0)
+		fatal("evbuffer_commit_space failed");
+}
+
+bool conn_output_full(const struct conn *conn)
+{
+	return evbuffer_get_length(bufferevent_get_output(conn->bev)) >=
+	       CONN_OUTPUT_HIGH_WATER;
+}
+
+void conn_pause_input(struct conn *conn)
+{
+	conn->paused = true;
+	if (!conn->destroying)
+		bufferevent_disable(conn->bev, EV_READ);
+}
+
+void conn_resume_input(struct conn *conn)
+{
+	conn->paused = false;
+	if (conn->destroying || conn->closing)
+		return;
+	if (!conn->eof)
+		bufferevent_enable(conn->bev, EV_READ);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *conn = arg;
+
+	(void)bev;
+	if (conn->closing || conn->destroying || conn->paused)
+		return;
+	conn->handler->on_readable(conn->session);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *conn = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (conn->destroying)
+		return;
+	if (conn->starttls_done != NULL && left == 0) {
+		conn_starttls_begin(conn);
+		return;
+	}
+	if (conn->closing) {
+		if (left == 0)
+			conn_schedule_destroy(conn, conn->close_reason);
+		return;
+	}
+	conn->handler->on_drain(conn->session);
+}
+
+static const char *conn_ssl_error(struct conn *conn)
+{
+	static char text[160];
+	unsigned long err = bufferevent_get_openssl_error(conn->bev);
+
+	if (err == 0)
+		return NULL;
+	ERR_error_string_n(err, text, sizeof(text));
+	return text;
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *conn = arg;
+	char reason[256];
+
+	(void)bev;
+	if (conn->destroying)
+		return;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* A TLS handshake finished. */
+		if (conn->starttls_done != NULL) {
+			void (*done)(void *, bool) = conn->starttls_done;
+
+			conn->starttls_done = NULL;
+			done(conn->session, true);
+		}
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (conn->closing) {
+			conn_schedule_destroy(conn, "timeout while closing");
+			return;
+		}
+		conn->handler->on_timeout(conn->session);
+		if (!conn->closing)
+			conn_close(conn, "idle timeout");
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		conn->eof = true;
+		/* Answer what the peer sent before closing (a pipelined
+		 * QUIT must still be handled), then go. */
+		if (!conn->closing && !conn->paused && conn_input_pending(conn))
+			conn->handler->on_readable(conn->session);
+		if (!conn->closing || evbuffer_get_length(
+					      bufferevent_get_output(bev)) == 0)
+			conn_schedule_destroy(conn, conn->closing
+							    ? conn->close_reason
+							    : "connection closed by peer");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		const char *ssl_err = conn->tls ? conn_ssl_error(conn) : NULL;
+
+		if (ssl_err != NULL)
+			snprintf(reason, sizeof(reason), "TLS error: %s",
+				 ssl_err);
+		else if (EVUTIL_SOCKET_ERROR() != 0)
+			snprintf(reason, sizeof(reason), "connection error: %s",
+				 evutil_socket_error_to_string(
+					 EVUTIL_SOCKET_ERROR()));
+		else
+			snprintf(reason, sizeof(reason), "connection error");
+		if (conn->starttls_done != NULL) {
+			void (*done)(void *, bool) = conn->starttls_done;
+
+			conn->starttls_done = NULL;
+			conn->close_reason = "TLS handshake failed";
+			done(conn->session, false);
+		}
+		conn_schedule_destroy(conn, reason);
+	}
+}
+
+void conn_starttls(struct conn *conn, SSL_CTX *ssl_ctx,
+		   void (*done)(void *session, bool ok))
+{
+	conn->starttls_ctx = ssl_ctx;
+	conn->starttls_done = done;
+	/* Nothing more is read until the handshake: whatever plaintext the
+	 * client sent after the command is dropped below. */
+	bufferevent_disable(conn->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0)
+		conn_starttls_begin(conn);
+	else
+		bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+}
+
+static void conn_starttls_begin(struct conn *conn)
+{
+	SSL *ssl = SSL_new(conn->starttls_ctx);
+	struct bufferevent *tls_bev;
+
+	if (ssl == NULL)
+		fatal("SSL_new failed");
+	/* INV-S1: plaintext pipelined behind STARTTLS is never read. */
+	conn_discard_input(conn);
+	conn->discarding = false;
+	tls_bev = bufferevent_openssl_filter_new(conn->base, conn->bev, ssl,
+						 BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE);
+	if (tls_bev == NULL)
+		fatal("bufferevent_openssl_filter_new failed");
+	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
+	conn->bev = tls_bev;
+	conn->tls = true;
+	conn_setup_bev(conn);
+	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
+}
+
+void conn_close(struct conn *conn, const char *reason)
+{
+	if (conn->closing || conn->destroying)
+		return;
+	conn->closing = true;
+	conn->close_reason = reason;
+	bufferevent_disable(conn->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {
+		conn_schedule_destroy(conn, reason);
+		return;
+	}
+	/* Wake up when everything is written. */
+	bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
+	bufferevent_enable(conn->bev, EV_WRITE);
+}
+
+bool conn_is_closing(const struct conn *conn)
+{
+	return conn->closing || conn->destroying;
+}
+
+static void conn_schedule_destroy(struct conn *conn, const char *reason)
+{
+	if (conn->destroying)
+		return;
+	conn->destroying = true;
+	conn->close_reason = reason;
+	bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+	event_active(conn->destroy_ev, EV_TIMEOUT, 0);
+}
+
+static void conn_destroy_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *conn = arg;
+	char reason[256];
+
+	(void)fd;
+	(void)what;
+	/* The reason may live in a buffer the session frees. */
+	snprintf(reason, sizeof(reason), "%s",
+		 conn->close_reason != NULL ? conn->close_reason : "closed");
+	if (conn->handler != NULL)
+		conn->handler->on_close(conn->session, reason);
+	connlimit_release(conn_peer_addr(conn));
+	if (conn->prev != NULL)
+		conn->prev->next = conn->next;
+	else
+		conn_list = conn->next;
+	if (conn->next != NULL)
+		conn->next->prev = conn->prev;
+	conn_live--;
+	bufferevent_free(conn->bev);
+	event_free(conn->destroy_ev);
+	free(conn);
+}
+
+void conn_shutdown_all(void)
+{
+	struct conn *next;
+
+	for (struct conn *c = conn_list; c != NULL; c = next) {
+		next = c->next;
+		if (!c->closing && !c->destroying && c->handler != NULL)
+			c->handler->on_shutdown(c->session);
+		if (!c->closing && !c->destroying)
+			conn_close(c, "server shutting down");
+	}
+}
+
+size_t conn_count(void)
+{
+	return conn_live;
+}

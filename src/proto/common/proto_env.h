@@ -1,0 +1,25 @@
+/*
+ * What a worker hands every protocol session: the configuration, the auth
+ * client, the TLS context for STARTTLS, and the directory all Maildirs
+ * live beneath. Owned by the worker; sessions only borrow it.
+ */
+#ifndef POSTD_PROTO_ENV_H
+#define POSTD_PROTO_ENV_H
+
+#include <stdbool.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "auth/auth_client.h"
+#include "config/config.h"
+
+struct proto_env {
+	const struct config *cfg;
+	struct event_base *base;
+	struct auth_client *auth;
+	SSL_CTX *ssl_ctx;  /* NULL: no TLS configured */
+	int mail_root_fd;  /* DATA_DIR/mail */
+};
+
+#endif

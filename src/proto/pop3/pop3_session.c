@@ -1,0 +1,345 @@
+#include "proto/pop3/pop3_session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "lib/log.h"
+#include "lib/postd_limits.h"
+#include "lib/xmalloc.h"
+
+/* Bytes of a message file read per step of a RETR job. */
+#define POP3_READ_CHUNK (32 * 1024)
+
+static void pop3_on_readable(void *arg);
+static void pop3_on_drain(void *arg);
+static void pop3_on_timeout(void *arg);
+static void pop3_on_shutdown(void *arg);
+static void pop3_on_close(void *arg, const char *reason);
+static void pop3_process_input(struct pop3_session *s);
+static void pop3_reply_vline(struct pop3_session *s, const char *status,
+			     const char *fmt, va_list ap);
+static bool pop3_job_message_step(struct pop3_session *s);
+static bool pop3_job_listing_step(struct pop3_session *s);
+static void pop3_job_end(struct pop3_session *s);
+
+static const struct conn_handler pop3_handler = {
+	.on_readable = pop3_on_readable,
+	.on_drain = pop3_on_drain,
+	.on_timeout = pop3_on_timeout,
+	.on_shutdown = pop3_on_shutdown,
+	.on_close = pop3_on_close,
+};
+
+static const char *const pop3_state_names[] = {
+	[POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
+	[POP3_STATE_TRANSACTION] = "TRANSACTION",
+	[POP3_STATE_UPDATE] = "UPDATE",
+};
+
+void pop3_session_start(struct conn *conn, struct proto_env *env)
+{
+	struct pop3_session *s = xcalloc(1, sizeof(*s));
+
+	s->conn = conn;
+	s->env = env;
+	s->state = POP3_STATE_AUTHORIZATION;
+	s->maildir_fd = -1;
+	s->job.fd = -1;
+	conn_set_timeout(conn, env->cfg->timeout_preauth);
+	conn_set_input_limit(conn, CONN_INPUT_MAX_PREAUTH);
+	conn_start(conn, &pop3_handler, s);
+	if (env->cfg->apop) {
+		/* RFC 1939 section 7: a unique timestamp per greeting. */
+		unsigned char rnd[8];
+		char hex[17];
+
+		randombytes_buf(rnd, sizeof(rnd));
+		sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+		snprintf(s->apop_challenge, sizeof(s->apop_challenge),
+			 "<%ld.%s@%s>", (long)time(NULL), hex,
+			 env->cfg->hostname);
+		pop3_reply_ok(s, "postd ready. %s", s->apop_challenge);
+	} else {
+		pop3_reply_ok(s, "postd ready.");
+	}
+	log_debug("connect peer=%s session=%s proto=%s tls=%s",
+		  conn_peer(conn), conn_id(conn),
+		  config_proto_name(conn_proto(conn)),
+		  conn_is_tls(conn) ? "implicit" : "no");
+}
+
+void pop3_session_enter_state(struct pop3_session *s, enum pop3_state state)
+{
+	log_debug("session=%s state %s -> %s", conn_id(s->conn),
+		  pop3_state_names[s->state], pop3_state_names[state]);
+	s->state = state;
+}
+
+static void pop3_reply_vline(struct pop3_session *s, const char *status,
+			     const char *fmt, va_list ap)
+{
+	char text[512];
+	int n = vsnprintf(text, sizeof(text), fmt, ap);
+
+	if (n < 0)
+		text[0] = '\0';
+	conn_printf(s->conn, "%s%s%s\r\n", status, text[0] ? " " : "", text);
+}
+
+void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pop3_reply_vline(s, "+OK", fmt, ap);
+	va_end(ap);
+}
+
+void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	pop3_reply_vline(s, "-ERR", fmt, ap);
+	va_end(ap);
+}
+
+void pop3_session_log_refusal(struct pop3_session *s, const char *cause)
+{
+	char user[AUTH_MAX_USER * 4 + 1];
+
+	log_escape(user, sizeof(user), s->user_typed, strlen(s->user_typed));
+	log_info("refused user=%s peer=%s session=%s proto=%s cause=%s",
+		 user[0] ? user : "-", conn_peer(s->conn), conn_id(s->conn),
+		 config_proto_name(conn_proto(s->conn)), cause);
+}
+
+bool pop3_session_plaintext_allowed(const struct pop3_session *s)
+{
+	if (conn_is_tls(s->conn))
+		return true;
+	switch (s->env->cfg->plaintext_auth) {
+	case PLAINTEXT_AUTH_YES:
+		return true;
+	case PLAINTEXT_AUTH_LOOPBACK:
+		return conn_peer_is_loopback(s->conn);
+	default:
+		return false;
+	}
+}
+
+void pop3_session_set_busy(struct pop3_session *s, bool busy)
+{
+	s->busy = busy;
+	if (busy) {
+		conn_pause_input(s->conn);
+		return;
+	}
+	conn_resume_input(s->conn);
+	/* Pipelined commands may already be buffered (RFC 2449 PIPELINING).
+	 * Inside the input loop they are read by that loop: recursing here
+	 * would grow the stack with every pipelined command. */
+	if (!s->in_input_loop && !conn_is_closing(s->conn) &&
+	    conn_input_pending(s->conn) > 0)
+		pop3_process_input(s);
+}
+
+void pop3_session_close(struct pop3_session *s, const char *reason)
+{
+	conn_close(s->conn, reason);
+}
+
+static void pop3_process_input(struct pop3_session *s)
+{
+	/* Room for the longest line any state allows. */
+	char line[SASL_MAX_RESPONSE_LINE + 1];
+
+	s->in_input_loop = true;
+	while (!s->busy && !conn_is_closing(s->conn)) {
+		size_t max = s->sasl != POP3_SASL_NONE ? SASL_MAX_RESPONSE_LINE
+						       : POP3_MAX_COMMAND_LINE;
+		size_t len = 0;
+		int r = conn_read_line(s->conn, line, sizeof(line), max, &len);
+
+		if (r == 0)
+			break;
+		if (r < 0) {
+			s->sasl = POP3_SASL_NONE;
+			pop3_reply_err(s, "Line too long.");
+			if (++s->bad_commands >= SESSION_MAX_BAD_COMMANDS) {
+				pop3_reply_err(s, "Too many bad commands, "
+						  "closing.");
+				pop3_session_log_refusal(s,
+							 "too many bad commands");
+				pop3_session_close(s, "too many bad commands");
+			}
+			continue;
+		}
+		if (s->sasl != POP3_SASL_NONE)
+			pop3_commands_sasl_continue(s, line, len);
+		else
+			pop3_commands_dispatch(s, line, len);
+		OPENSSL_cleanse(line, len);
+	}
+	s->in_input_loop = false;
+}
+
+static void pop3_on_readable(void *arg)
+{
+	pop3_process_input(arg);
+}
+
+static void pop3_on_drain(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	if (s->job.kind != POP3_JOB_NONE)
+		pop3_job_run(s);
+}
+
+static void pop3_on_timeout(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	pop3_reply_err(s, "Autologout; idle for too long.");
+	pop3_session_log_refusal(s, "idle timeout");
+	pop3_session_close(s, "idle timeout");
+}
+
+static void pop3_on_shutdown(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	/* Nothing is deleted: deletions happen only after QUIT (INV-P1). */
+	pop3_reply_err(s, "[SYS/TEMP] Server shutting down; try again "
+			  "shortly.");
+	pop3_session_close(s, "server shutting down");
+}
+
+static void pop3_on_close(void *arg, const char *reason)
+{
+	struct pop3_session *s = arg;
+
+	auth_client_cancel(&s->auth_req);
+	pop3_job_end(s);
+	if (s->state != POP3_STATE_AUTHORIZATION) {
+		log_info("logout user=%s peer=%s session=%s proto=%s "
+			 "retrieved=%u deleted=%zu bytes=%llu reason=%s",
+			 s->user, conn_peer(s->conn), conn_id(s->conn),
+			 config_proto_name(conn_proto(s->conn)), s->retrieved,
+			 s->state == POP3_STATE_UPDATE ? s->marks.deleted_count
+						       : (size_t)0,
+			 (unsigned long long)s->bytes_sent, reason);
+	} else {
+		log_debug("disconnect peer=%s session=%s reason=%s",
+			  conn_peer(s->conn), conn_id(s->conn), reason);
+	}
+	/* INV-P1: a session that did not reach UPDATE removes nothing;
+	 * closing the mailbox only releases the lock. */
+	mailbox_close(&s->box);
+	if (s->maildir_fd >= 0)
+		close(s->maildir_fd);
+	free(s->marks.deleted);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+/* Jobs: long responses written in steps (STYLE habit 11). */
+
+void pop3_job_run(struct pop3_session *s)
+{
+	bool done;
+
+	while (!conn_output_full(s->conn) && !conn_is_closing(s->conn)) {
+		if (s->job.kind == POP3_JOB_MESSAGE)
+			done = pop3_job_message_step(s);
+		else if (s->job.kind == POP3_JOB_LISTING)
+			done = pop3_job_listing_step(s);
+		else
+			return;
+		if (done) {
+			pop3_job_end(s);
+			pop3_session_set_busy(s, false);
+			return;
+		}
+	}
+}
+
+static void pop3_job_end(struct pop3_session *s)
+{
+	if (s->job.fd >= 0)
+		close(s->job.fd);
+	s->job.fd = -1;
+	s->job.kind = POP3_JOB_NONE;
+}
+
+/* One chunk of RETR/TOP. Returns true when the response is complete. */
+static bool pop3_job_message_step(struct pop3_session *s)
+{
+	char in[POP3_READ_CHUNK];
+	ssize_t n;
+	size_t out_len;
+	char *out;
+
+	n = s->job.wire.done ? 0 : read(s->job.fd, in, sizeof(in));
+	if (n < 0) {
+		if (errno == EINTR)
+			return false;
+		/* The "+OK" is out already: all we can do is drop the
+		 * connection so the client does not take a short message
+		 * for a whole one. */
+		log_error("session=%s user=%s: reading message %zu: %s",
+			  conn_id(s->conn), s->user, s->job.msg + 1,
+			  strerror(errno));
+		pop3_session_close(s, "I/O error reading a message");
+		return true;
+	}
+	if (n > 0) {
+		out = conn_reserve(s->conn, 2 * (size_t)n);
+		out_len = msg_wire_convert(&s->job.wire, in, (size_t)n, out);
+		conn_commit(s->conn, out_len);
+		s->bytes_sent += out_len;
+		if (!s->job.wire.done)
+			return false;
+	}
+	out = conn_reserve(s->conn, 8);
+	out_len = msg_wire_finish(&s->job.wire, out);
+	memcpy(out + out_len, ".\r\n", 3);
+	conn_commit(s->conn, out_len + 3);
+	if (s->job.whole) {
+		s->retrieved++;
+		mailbox_mark_retrieved(s->box, s->job.msg, time(NULL));
+	}
+	return true;
+}
+
+/* Up to 64 lines of LIST/UIDL. Returns true when complete. */
+static bool pop3_job_listing_step(struct pop3_session *s)
+{
+	size_t count = mailbox_count(s->box);
+
+	for (int lines = 0; lines < 64 && s->job.next < count; lines++) {
+		size_t i = s->job.next++;
+		const struct mailbox_msg *m = mailbox_msg(s->box, i);
+
+		if (s->marks.deleted[i])
+			continue;
+		if (s->job.listing == POP3_LISTING_LIST)
+			conn_printf(s->conn, "%zu %llu\r\n", i + 1,
+				    (unsigned long long)m->size);
+		else
+			conn_printf(s->conn, "%zu %s\r\n", i + 1, m->uidl);
+	}
+	if (s->job.next < count)
+		return false;
+	conn_write(s->conn, ".\r\n", 3);
+	return true;
+}

@@ -1,0 +1,470 @@
+/*
+ * Maildir folders and delivery into them. Every name is opened beneath a
+ * directory descriptor with O_NOFOLLOW (INV-U1); the only names that come
+ * from outside are the user's domain and local part, and those are
+ * checked by username_is_canonical() first.
+ */
+#include "storage/maildir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "lib/log.h"
+#include "lib/parse.h"
+#include "lib/postd_limits.h"
+#include "lib/username.h"
+#include "lib/xmalloc.h"
+
+#define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+
+struct maildir_delivery {
+	int tmp_fd;   /* tmp/ */
+	int new_fd;   /* new/ */
+	int fd;	      /* the message file in tmp/, -1 once closed */
+	bool failed;  /* a write failed: only abort is left */
+	int saved_errno;
+	bool held_cr; /* input ended with CR: it may start a CRLF */
+	char last;    /* last stored byte */
+	uint64_t stored;
+	uint64_t wire;
+	size_t buf_len;
+	char name[MAILDIR_MAX_NAME + 1];
+	char buf[MAILDIR_IO_BUFFER];
+};
+
+static const char *maildir_error(const char *what, int err);
+static bool maildir_safe_component(const char *s, size_t len);
+static int maildir_open_sub(int dir_fd, const char *name, bool create,
+			    const char **error_r);
+static size_t maildir_host(char *out, size_t out_size);
+static int maildir_unique_name(char *out, size_t out_size);
+static int maildir_flush(struct maildir_delivery *d);
+static void maildir_store(struct maildir_delivery *d, char c);
+static int maildir_store_checked(struct maildir_delivery *d, char c);
+static void maildir_delivery_free(struct maildir_delivery **d, bool unlink_tmp);
+
+/* Error strings live in a per-thread buffer until the next call. */
+static __thread char maildir_errbuf[256];
+
+static const char *maildir_error(const char *what, int err)
+{
+	char sbuf[128];
+	const char *s = strerror_r(err, sbuf, sizeof(sbuf));
+
+	snprintf(maildir_errbuf, sizeof(maildir_errbuf), "%s: %s", what, s);
+	return maildir_errbuf;
+}
+
+/* Belt and braces after username_is_canonical(): a single path component
+ * that cannot be "." or "..". */
+static bool maildir_safe_component(const char *s, size_t len)
+{
+	if (len == 0 || len > MAILDIR_MAX_NAME || s[0] == '.')
+		return false;
+	return memchr(s, '/', len) == NULL && memchr(s, '\0', len) == NULL;
+}
+
+static int maildir_open_sub(int dir_fd, const char *name, bool create,
+			    const char **error_r)
+{
+	int fd;
+
+	if (create && mkdirat(dir_fd, name, 0700) < 0 && errno != EEXIST) {
+		*error_r = maildir_error("mkdir", errno);
+		return -1;
+	}
+	fd = openat(dir_fd, name, MAILDIR_DIR_FLAGS);
+	if (fd < 0)
+		*error_r = maildir_error("open directory", errno);
+	return fd;
+}
+
+int maildir_open(int root_fd, const char *user, bool create,
+		 const char **error_r)
+{
+	static const char *const subdirs[] = { "new", "cur", "tmp" };
+	char local[MAILBOX_MAX_LOCALPART + 1];
+	const char *domain;
+	size_t local_len;
+	int domain_fd, fd, saved;
+
+	/* INV-U1: only checked names become path components. */
+	if (!username_is_canonical(user)) {
+		*error_r = "invalid user name";
+		errno = EINVAL;
+		return -1;
+	}
+	domain = username_domain(user, &local_len);
+	if (local_len > MAILBOX_MAX_LOCALPART ||
+	    !maildir_safe_component(user, local_len) ||
+	    !maildir_safe_component(domain, strlen(domain))) {
+		*error_r = "invalid user name";
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(local, user, local_len);
+	local[local_len] = '\0';
+
+	domain_fd = maildir_open_sub(root_fd, domain, create, error_r);
+	if (domain_fd < 0)
+		return -1;
+	fd = maildir_open_sub(domain_fd, local, create, error_r);
+	saved = errno;
+	close(domain_fd);
+	errno = saved;
+	if (fd < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		int sub = maildir_open_sub(fd, subdirs[i], create, error_r);
+
+		if (sub < 0) {
+			saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		close(sub);
+	}
+	return fd;
+}
+
+/* gethostname() with the bytes that would break a Maildir name escaped
+ * as \ooo ('/' and ':' per the Maildir specification; ',' because it
+ * starts our ",S=" fields; anything unprintable so the UIDL stays
+ * printable). */
+static size_t maildir_host(char *out, size_t out_size)
+{
+	char host[256];
+	size_t n = 0;
+
+	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	for (const char *p = host; *p != '\0'; p++) {
+		unsigned char c = (unsigned char)*p;
+		bool plain = c > 0x20 && c < 0x7f && c != '/' && c != ':' &&
+			     c != ',' && c != '\\';
+
+		if (n + (plain ? 1 : 4) >= out_size || n >= MAILDIR_MAX_HOST)
+			break;
+		if (plain) {
+			out[n++] = (char)c;
+		} else {
+			snprintf(out + n, out_size - n, "\\%03o", c);
+			n += 4;
+		}
+	}
+	out[n] = '\0';
+	return n;
+}
+
+/* SECS.MUSECPPIDQCOUNTERRRANDOM.HOST (INV-D3): time, pid and a
+ * per-process counter make it unique on this host; the random part
+ * guards against a recycled pid after a clock step. */
+static int maildir_unique_name(char *out, size_t out_size)
+{
+	static unsigned long counter;
+	unsigned char rnd[8];
+	char hex[sizeof(rnd) * 2 + 1];
+	char host[MAILDIR_MAX_HOST + 8];
+	struct timeval tv;
+	unsigned long q;
+	int n;
+
+	if (sodium_init() < 0) {
+		errno = EIO;
+		return -1;
+	}
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	gettimeofday(&tv, NULL);
+	q = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+	maildir_host(host, sizeof(host));
+	n = snprintf(out, out_size, "%lld.M%ldP%ldQ%luR%s.%s",
+		     (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), q,
+		     hex, host);
+	if (n < 0 || (size_t)n >= out_size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+struct maildir_delivery *maildir_delivery_begin(int maildir_fd,
+						const char **error_r)
+{
+	struct maildir_delivery *d = xmalloc(sizeof(*d));
+	int saved;
+
+	d->new_fd = -1;
+	d->fd = -1;
+	d->failed = false;
+	d->saved_errno = 0;
+	d->held_cr = false;
+	d->last = '\n';
+	d->stored = 0;
+	d->wire = 0;
+	d->buf_len = 0;
+	d->name[0] = '\0';
+	d->tmp_fd = openat(maildir_fd, "tmp", MAILDIR_DIR_FLAGS);
+	if (d->tmp_fd < 0) {
+		*error_r = maildir_error("open tmp/", errno);
+		goto fail;
+	}
+	d->new_fd = openat(maildir_fd, "new", MAILDIR_DIR_FLAGS);
+	if (d->new_fd < 0) {
+		*error_r = maildir_error("open new/", errno);
+		goto fail;
+	}
+	if (maildir_unique_name(d->name, sizeof(d->name)) < 0) {
+		*error_r = maildir_error("make a unique name", errno);
+		goto fail;
+	}
+	d->fd = openat(d->tmp_fd, d->name,
+		       O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+		       0600);
+	if (d->fd < 0) {
+		*error_r = maildir_error("create tmp file", errno);
+		d->name[0] = '\0';
+		goto fail;
+	}
+	return d;
+fail:
+	saved = errno;
+	maildir_delivery_free(&d, false);
+	errno = saved;
+	return NULL;
+}
+
+static int maildir_flush(struct maildir_delivery *d)
+{
+	size_t off = 0;
+
+	while (off < d->buf_len) {
+		ssize_t w = write(d->fd, d->buf + off, d->buf_len - off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			d->failed = true;
+			d->saved_errno = errno;
+			return -1;
+		}
+		off += (size_t)w;
+	}
+	d->buf_len = 0;
+	return 0;
+}
+
+/* One stored byte; the wire size counts what msg_wire would send. */
+static void maildir_store(struct maildir_delivery *d, char c)
+{
+	d->buf[d->buf_len++] = c;
+	d->stored++;
+	d->wire++;
+	if (c == '\n' && d->last != '\r')
+		d->wire++;
+	d->last = c;
+}
+
+static int maildir_store_checked(struct maildir_delivery *d, char c)
+{
+	if (d->buf_len == sizeof(d->buf) && maildir_flush(d) < 0)
+		return -1;
+	maildir_store(d, c);
+	return 0;
+}
+
+int maildir_delivery_write(struct maildir_delivery *d, const void *data,
+			   size_t len, const char **error_r)
+{
+	const char *p = data;
+
+	if (d->failed) {
+		*error_r = maildir_error("write", d->saved_errno);
+		errno = d->saved_errno;
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (d->held_cr) {
+			d->held_cr = false;
+			/* CRLF is stored as LF; any other CR is kept. */
+			if (c != '\n' && maildir_store_checked(d, '\r') < 0)
+				goto fail;
+		}
+		if (c == '\r') {
+			d->held_cr = true;
+			continue;
+		}
+		if (maildir_store_checked(d, c) < 0)
+			goto fail;
+	}
+	return 0;
+fail:
+	*error_r = maildir_error("write", d->saved_errno);
+	errno = d->saved_errno;
+	return -1;
+}
+
+int maildir_delivery_commit(struct maildir_delivery **dp, char *name_r,
+			    size_t name_size, int *errno_r,
+			    const char **error_r)
+{
+	struct maildir_delivery *d = *dp;
+	char final[MAILDIR_MAX_NAME + 1];
+	int n, r, fd;
+
+	*errno_r = 0;
+	if (d->failed) {
+		*errno_r = d->saved_errno;
+		*error_r = maildir_error("write", d->saved_errno);
+		goto fail;
+	}
+	if (d->held_cr) {
+		d->held_cr = false;
+		if (maildir_store_checked(d, '\r') < 0)
+			goto write_fail;
+	}
+	if (maildir_flush(d) < 0)
+		goto write_fail;
+	if (d->stored > 0 && d->last != '\n')
+		d->wire += 2;
+	/* INV-D1: fsync, close, each checked; a failed fsync is never
+	 * retried, the file is thrown away. */
+	if (fsync(d->fd) < 0) {
+		*errno_r = errno;
+		*error_r = maildir_error("fsync", errno);
+		goto fail;
+	}
+	fd = d->fd;
+	d->fd = -1;
+	if (close(fd) < 0) {
+		*errno_r = errno;
+		*error_r = maildir_error("close", errno);
+		goto fail;
+	}
+	n = snprintf(final, sizeof(final), "%s,S=%" PRIu64 ",W=%" PRIu64,
+		     d->name, d->stored, d->wire);
+	if (n < 0 || (size_t)n >= sizeof(final) || (size_t)n >= name_size) {
+		*errno_r = ENAMETOOLONG;
+		*error_r = maildir_error("final name", ENAMETOOLONG);
+		goto fail;
+	}
+	/* INV-D3: never replace an existing message. */
+	r = renameat2(d->tmp_fd, d->name, d->new_fd, final, RENAME_NOREPLACE);
+	if (r < 0 && (errno == EINVAL || errno == ENOSYS))
+		r = renameat(d->tmp_fd, d->name, d->new_fd, final);
+	if (r < 0) {
+		*errno_r = errno;
+		*error_r = maildir_error("rename into new/", errno);
+		goto fail;
+	}
+	if (fsync(d->new_fd) < 0) {
+		/* Not durable, so not accepted: the sender will retry, and
+		 * a copy left here would become a duplicate. */
+		*errno_r = errno;
+		*error_r = maildir_error("fsync new/", errno);
+		unlinkat(d->new_fd, final, 0);
+		d->name[0] = '\0';
+		goto fail;
+	}
+	memcpy(name_r, final, (size_t)n + 1);
+	d->name[0] = '\0';
+	maildir_delivery_free(dp, false);
+	return 0;
+write_fail:
+	*errno_r = d->saved_errno;
+	*error_r = maildir_error("write", d->saved_errno);
+fail:
+	maildir_delivery_free(dp, true);
+	errno = *errno_r;
+	return -1;
+}
+
+void maildir_delivery_abort(struct maildir_delivery **d)
+{
+	if (*d != NULL)
+		maildir_delivery_free(d, true);
+}
+
+static void maildir_delivery_free(struct maildir_delivery **dp, bool unlink_tmp)
+{
+	struct maildir_delivery *d = *dp;
+
+	if (d->fd >= 0)
+		close(d->fd);
+	if (unlink_tmp && d->name[0] != '\0' && d->tmp_fd >= 0)
+		unlinkat(d->tmp_fd, d->name, 0);
+	if (d->tmp_fd >= 0)
+		close(d->tmp_fd);
+	if (d->new_fd >= 0)
+		close(d->new_fd);
+	XFREE(*dp);
+}
+
+int maildir_reap_tmp(int maildir_fd, time_t now)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd, removed = 0;
+
+	fd = openat(maildir_fd, "tmp", MAILDIR_DIR_FLAGS);
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    S_ISDIR(st.st_mode))
+			continue;
+		/* INV-D3: a delivery never takes 36 hours. */
+		if (st.st_mtime < now - MAILDIR_TMP_MAX_AGE &&
+		    unlinkat(fd, de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(dir);
+	if (removed > 0)
+		log_info("maildir: removed %d stale tmp/ files", removed);
+	return removed;
+}
+
+bool maildir_name_wire_size(const char *name, uint64_t *wire_size_r)
+{
+	const char *p = name;
+
+	/* Fields follow the unique part, each after a ','; flags after
+	 * ':' are not part of the base name. */
+	while ((p = strpbrk(p, ",:")) != NULL && *p == ',') {
+		const char *q = ++p;
+		uint64_t v;
+
+		if (q[0] == 'W' && q[1] == '=') {
+			q += 2;
+			if (parse_uint64(&q, UINT64_MAX, &v) == 0 &&
+			    (*q == '\0' || *q == ',' || *q == ':')) {
+				*wire_size_r = v;
+				return true;
+			}
+		}
+	}
+	return false;
+}

@@ -1,0 +1,65 @@
+/*
+ * Maildir: one per user at DATA_DIR/mail/DOMAIN/LOCAL/ with new/, cur/
+ * and tmp/. Paths are always opened beneath a directory descriptor with
+ * O_NOFOLLOW, from names checked by username_is_canonical() (INV-U1).
+ *
+ * Messages are stored with LF line ends (as mutt and Dovecot expect).
+ * File names carry both sizes, as Dovecot's do:
+ *   SECS.MUSECSPPIDQCOUNTERRRANDOM.HOST,S=STORED,W=WIRE
+ * where WIRE is the size with CRLF line ends, the octet count POP3 shows.
+ */
+#ifndef POSTD_MAILDIR_H
+#define POSTD_MAILDIR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/*
+ * Opens the Maildir of user (canonical) beneath root_fd (DATA_DIR/mail),
+ * creating the domain and user folders and new/ cur/ tmp/ (mode 0700) if
+ * create is set. Returns an O_DIRECTORY descriptor or -1 with error_r.
+ */
+int maildir_open(int root_fd, const char *user, bool create,
+		 const char **error_r);
+
+struct maildir_delivery;
+
+/*
+ * Starts a delivery into the Maildir at maildir_fd: creates a uniquely
+ * named file in tmp/ (INV-D3). Returns NULL with error_r on failure.
+ */
+struct maildir_delivery *maildir_delivery_begin(int maildir_fd,
+						const char **error_r);
+/*
+ * Appends message bytes. CRLF is stored as LF; a CR at the end of one
+ * chunk is held until the next. Returns 0, or -1 with error_r (the
+ * delivery must then be aborted). *enospc_r is set when the disk is full.
+ */
+int maildir_delivery_write(struct maildir_delivery *d, const void *data,
+			   size_t len, const char **error_r);
+/*
+ * Makes the message durable and visible (INV-D1, INV-D3): write out,
+ * fsync, close, rename tmp/NAME to new/NAME,S=..,W=.., fsync new/.
+ * On success writes the final base name to name_r (size >= 256) and
+ * frees *d. On failure removes the tmp file, frees *d, returns -1 with
+ * error_r; errno_r gets the errno (ENOSPC, EDQUOT, EIO...).
+ */
+int maildir_delivery_commit(struct maildir_delivery **d, char *name_r,
+			    size_t name_size, int *errno_r,
+			    const char **error_r);
+/* Removes the tmp file and frees *d. */
+void maildir_delivery_abort(struct maildir_delivery **d);
+
+/* Removes files in tmp/ older than 36 hours (INV-D3). Returns the number
+ * removed. */
+int maildir_reap_tmp(int maildir_fd, time_t now);
+
+/*
+ * Parses ",S=" and ",W=" from a Maildir base name. Returns true if W
+ * was present (and sets *wire_size_r).
+ */
+bool maildir_name_wire_size(const char *name, uint64_t *wire_size_r);
+
+#endif

@@ -1,0 +1,591 @@
+"""Fixtures that run the real postd daemon for integration tests.
+
+Run: /usr/bin/python3 -m pytest -q tests/integration
+Env: POSTD_BUILD (default /work/main/build) holds src/daemon/postd and
+     src/cli/postctl.
+     POSTD_TEST_REFERENCE=dovecot runs the client side of the suite against
+     a private Dovecot instead (only to check the tests' own logic; tests
+     of postd-specific texts and logs then fail, as expected).
+
+Each PostdServer gets its own directory (mkdtemp, mode 0755 so the
+unprivileged `user` can reach data_dir), free ports, a config file, users
+added with `postctl user add` and mail delivered with `postctl deliver`.
+The daemon runs with -f; its stderr is the log file. On teardown it gets
+SIGTERM, and the test fails if it crashed, left children behind, or wrote
+sanitizer reports to its log.
+"""
+
+import contextlib
+import getpass
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import pop3util
+
+BUILD = os.environ.get("POSTD_BUILD", "/work/main/build")
+POSTD = os.path.join(BUILD, "src/daemon/postd")
+POSTCTL = os.path.join(BUILD, "src/cli/postctl")
+REFERENCE = os.environ.get("POSTD_TEST_REFERENCE", "")
+IS_ROOT = os.geteuid() == 0
+RUN_USER = "nobody" if IS_ROOT else getpass.getuser()
+
+DOMAIN = "example.org"
+USERS = {
+    "alice@example.org": "alice-Secret-1",
+    "bob@example.org": "bob-Secret-2",
+    "carol@example.org": "carol-Secret-3",
+}
+ALICE = "alice@example.org"
+ALICE_PW = USERS[ALICE]
+
+# Output that means the daemon misbehaved even if the test passed.
+CRASH_RE = re.compile(
+    r"AddressSanitizer|runtime error:|Segmentation fault|"
+    r"\b(SIGSEGV|SIGBUS|SIGILL|SIGFPE)\b|stack smashing|"
+    r"double free|free\(\): invalid|malloc\(\): ")
+
+TEST_TIMEOUT = int(os.environ.get("POSTD_TEST_TIMEOUT", "120"))
+
+_RUNNING = []  # servers currently running, for per-test crash checks
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# --------------------------------------------------------------------------
+# TLS material: a CA and a server cert for localhost + 127.0.0.1, once.
+# --------------------------------------------------------------------------
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                   timeout=60)
+
+
+@pytest.fixture(scope="session")
+def tls_files():
+    d = tempfile.mkdtemp(prefix="postd-test-tls-")
+    os.chmod(d, 0o755)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+             "-subj", "/CN=postd test CA", "-keyout", "ca.key",
+             "-out", "ca.pem",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+    _openssl("req", "-newkey", "ec", "-pkeyopt",
+             "ec_paramgen_curve:prime256v1", "-nodes", "-subj",
+             "/CN=localhost", "-keyout", "key.pem", "-out", "server.csr",
+             cwd=d)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                "basicConstraints=CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem",
+             "-CAkey", "ca.key", "-CAcreateserial", "-days", "2",
+             "-extfile", "ext.cnf", "-out", "cert.pem", cwd=d)
+    os.chmod(os.path.join(d, "key.pem"), 0o600)
+    os.chmod(os.path.join(d, "ca.pem"), 0o644)
+    os.chmod(os.path.join(d, "cert.pem"), 0o644)
+    files = {"dir": d, "ca": os.path.join(d, "ca.pem"),
+             "cert": os.path.join(d, "cert.pem"),
+             "key": os.path.join(d, "key.pem")}
+    yield files
+    shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# The daemon
+# --------------------------------------------------------------------------
+
+class PostdServer:
+    def __init__(self, tls, overrides=None, users=None):
+        self.tls = tls
+        self.ca = tls["ca"]
+        self.base = tempfile.mkdtemp(prefix="postd-test-")
+        os.chmod(self.base, 0o755)
+        self.conf = os.path.join(self.base, "postd.conf")
+        self.data_dir = os.path.join(self.base, "data")
+        self.users_file = os.path.join(self.base, "users")
+        self.log_path = os.path.join(self.base, "postd.log")
+        self.pop3_port = free_port()
+        self.pop3s_port = free_port()
+        self.overrides = dict(overrides or {})
+        self.proc = None
+        self.stopped_rc = None
+        self.users = {}
+        self.write_config()
+        if REFERENCE == "dovecot":
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            for d in (self.data_dir, os.path.join(self.data_dir, "mail")):
+                os.makedirs(d, exist_ok=True)
+                os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        for name, pw in (USERS if users is None else users).items():
+            self.add_user(name, pw)
+
+    # -- config -------------------------------------------------------------
+    def config_items(self):
+        items = {
+            "hostname": "localhost",
+            "domains": DOMAIN,
+            "data_dir": self.data_dir,
+            "users_file": self.users_file,
+            "tls_cert": self.tls["cert"],
+            "tls_key": self.tls["key"],
+            "user": RUN_USER,
+            "listen.pop3": "127.0.0.1:%d" % self.pop3_port,
+            "listen.pop3s": "127.0.0.1:%d" % self.pop3s_port,
+            "auth_default_domain": DOMAIN,
+            "auth_failure_delay": "0",
+            "workers": "2",
+        }
+        for k, v in self.overrides.items():
+            if v is None:
+                items.pop(k, None)
+            else:
+                items[k] = v
+        return items
+
+    def write_config(self):
+        with open(self.conf, "w") as f:
+            f.write("# written by tests/integration/conftest.py\n")
+            for k, v in self.config_items().items():
+                f.write("%s = %s\n" % (k, v))
+        os.chmod(self.conf, 0o644)
+        if REFERENCE == "dovecot":
+            _write_dovecot_conf(self)
+
+    # -- postctl --------------------------------------------------------------
+    def postctl(self, *args, input=None, check=True, timeout=60):
+        p = subprocess.run([POSTCTL, "-c", self.conf] + list(args),
+                           input=input, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout,
+                           env=_child_env())
+        if check and p.returncode != 0:
+            pytest.fail("postctl %s failed (exit %d): %s %s" % (
+                " ".join(args), p.returncode, p.stdout.decode(errors="replace"),
+                p.stderr.decode(errors="replace")))
+        return p
+
+    def add_user(self, name, pw):
+        self.users[name] = pw
+        if REFERENCE == "dovecot":
+            with open(self.users_file, "a") as f:
+                f.write("%s:{PLAIN}%s\n" % (name, pw))
+            return
+        self.postctl("user", "add", name, input=(pw + "\n").encode())
+
+    def deliver(self, addr, data, check=True):
+        if REFERENCE == "dovecot":
+            return _dovecot_deliver(self, addr, data)
+        return self.postctl("deliver", addr, input=data, check=check)
+
+    def maildir(self, user=ALICE):
+        local, domain = user.split("@")
+        return os.path.join(self.data_dir, "mail", domain, local)
+
+    def stored_messages(self, user=ALICE):
+        """Names of the message files in new/ and cur/."""
+        md = self.maildir(user)
+        out = []
+        for sub in ("new", "cur"):
+            p = os.path.join(md, sub)
+            if os.path.isdir(p):
+                out += [sub + "/" + n for n in os.listdir(p)]
+        return sorted(out)
+
+    def clear_mailbox(self, user=ALICE):
+        """Removes every message (as another program would) and the index,
+        so a test on a shared daemon starts from an empty mailbox."""
+        md = self.maildir(user)
+        for sub in ("new", "cur"):
+            p = os.path.join(md, sub)
+            if os.path.isdir(p):
+                for n in os.listdir(p):
+                    os.unlink(os.path.join(p, n))
+        idx = os.path.join(md, "postd-index")
+        if os.path.exists(idx):
+            os.unlink(idx)
+
+    # -- process ---------------------------------------------------------------
+    def start(self, wait=True):
+        assert self.proc is None or self.proc.poll() is not None
+        self.stopped_rc = None
+        log = open(self.log_path, "ab")
+        if REFERENCE == "dovecot":
+            argv = ["/usr/sbin/dovecot", "-F", "-c",
+                    os.path.join(self.base, "dovecot.conf")]
+        else:
+            argv = [POSTD, "-f", "-c", self.conf]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=log, cwd=self.base,
+                                     start_new_session=True,
+                                     env=_child_env())
+        log.close()
+        _RUNNING.append(self)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail("postd exited with %s during start-up; log:\n%s"
+                            % (self.proc.returncode, self.log()[-3000:]))
+            try:
+                with pop3util.Pop3Conn(self.pop3_port, timeout=3) as c:
+                    if c.greeting.startswith("+OK"):
+                        c.cmd("QUIT")
+                        s = socket.create_connection(
+                            ("127.0.0.1", self.pop3s_port), timeout=3)
+                        s.close()
+                        return
+                    last = c.greeting
+            except (OSError, pop3util.ServerClosed) as e:
+                last = e
+            time.sleep(0.05)
+        pytest.fail("postd not ready after %.0fs (%r); log:\n%s" % (
+            timeout, last, self.log()[-3000:]))
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def hup(self):
+        self.signal(signal.SIGHUP)
+
+    def stop(self, timeout=10.0):
+        """SIGTERM, wait; returns the exit status (negative: signal)."""
+        if self.proc is None or self.stopped_rc is not None:
+            return self.stopped_rc
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._kill_group()
+            self.proc.wait(5)
+            self.stopped_rc = "timeout"
+            self._forget()
+            pytest.fail("postd did not exit within %.0fs of SIGTERM" % timeout)
+        self.stopped_rc = rc
+        self._forget()
+        # Workers and the auth process are in the daemon's process group
+        # (start_new_session): they must go away with the parent.
+        deadline = time.monotonic() + 5
+        while self._group_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._group_alive():
+            self._kill_group()
+            pytest.fail("postd children still running 5s after the parent "
+                        "exited")
+        return rc
+
+    def restart(self):
+        rc = self.stop()
+        assert rc == 0, "postd exit status %r on SIGTERM" % rc
+        self.start()
+
+    def _forget(self):
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+    def _group_alive(self):
+        try:
+            os.killpg(self.proc.pid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+
+    def _kill_group(self):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- log -------------------------------------------------------------------
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_mark(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, mark):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(mark)
+                return f.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, regex, since=0, timeout=5.0):
+        """Waits for a log line matching regex (after offset since);
+        returns the match or fails the test."""
+        rx = re.compile(regex)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_since(since)
+            for line in text.splitlines():
+                m = rx.search(line)
+                if m:
+                    return m
+            if time.monotonic() > deadline:
+                pytest.fail("no log line matching %r within %.1fs; new log:"
+                            "\n%s" % (regex, timeout, text[-3000:]))
+            time.sleep(0.05)
+
+    def crash_report(self, since=0):
+        m = CRASH_RE.search(self.log_since(since))
+        if not m:
+            return None
+        text = self.log_since(since)
+        start = max(0, m.start() - 500)
+        return text[start:m.start() + 2500]
+
+    # -- clients ---------------------------------------------------------------
+    def ctx(self):
+        return pop3util.client_ctx(self.ca)
+
+    def connect(self, tls=False, **kw):
+        if tls:
+            return pop3util.Pop3Conn(self.pop3s_port, tls_ctx=self.ctx(), **kw)
+        return pop3util.Pop3Conn(self.pop3_port, **kw)
+
+    def login(self, user=ALICE, pw=None, tls=False, retry_in_use=3.0):
+        """A session in TRANSACTION state (USER/PASS). Retries while the
+        mailbox is still locked by a session the test just closed."""
+        pw = self.users[user] if pw is None else pw
+        deadline = time.monotonic() + retry_in_use
+        while True:
+            c = self.connect(tls=tls)
+            assert c.greeting.startswith("+OK"), c.greeting
+            r = c.login(user, pw)
+            if r.startswith("+OK"):
+                return c
+            c.close()
+            if "[IN-USE]" in r and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            pytest.fail("login as %s failed: %s" % (user, r))
+
+    def cleanup(self):
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _child_env():
+    env = dict(os.environ)
+    # A leak report at exit would change the exit status of every worker;
+    # leaks are the unit tests' business. Set ASAN_OPTIONS to override.
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    env["LC_ALL"] = "C"
+    return env
+
+
+def finish_server(srv):
+    """Teardown: stop and fail on crash, unclean exit or sanitizer output."""
+    problems = []
+    if srv.proc is not None:
+        was_alive = srv.alive()
+        if not was_alive and srv.stopped_rc is None:
+            problems.append("postd died during the test (exit status %s)" %
+                            srv.proc.returncode)
+            srv._forget()
+        rc = srv.stop()
+        if isinstance(rc, int) and rc < 0:
+            problems.append("postd exited by signal %d" % -rc)
+    report = srv.crash_report()
+    if report:
+        problems.append("crash/sanitizer output in log:\n" + report)
+    if problems:
+        log = srv.log()
+        keep = os.environ.get("POSTD_TEST_KEEP")
+        if not keep:
+            srv.cleanup()
+        pytest.fail("; ".join(problems) + "\n--- log tail ---\n" + log[-4000:])
+    if not os.environ.get("POSTD_TEST_KEEP"):
+        srv.cleanup()
+
+
+@contextlib.contextmanager
+def running_server(tls, overrides=None, users=None, start=True):
+    srv = PostdServer(tls, overrides=overrides, users=users)
+    try:
+        if start:
+            srv.start()
+        yield srv
+    finally:
+        finish_server(srv)
+
+
+# --------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------
+
+def _require_binaries():
+    if REFERENCE == "dovecot":
+        return
+    for b in (POSTD, POSTCTL):
+        if not os.access(b, os.X_OK):
+            pytest.fail("%s not built (set POSTD_BUILD)" % b)
+
+
+@pytest.fixture
+def make_server(tls_files):
+    """Factory: make_server(overrides={...}, users={...}, start=True)."""
+    _require_binaries()
+    stack = contextlib.ExitStack()
+
+    def make(overrides=None, users=None, start=True):
+        return stack.enter_context(
+            running_server(tls_files, overrides, users, start))
+
+    with stack:
+        yield make
+
+
+@pytest.fixture
+def server(make_server):
+    """A fresh daemon with the default config for one test."""
+    return make_server()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tls_files):
+    """One daemon per test module, default config; tests using it must
+    leave no session open and call clear_mailbox() before using mail."""
+    _require_binaries()
+    with running_server(tls_files) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _watch_servers(request):
+    """Per test: a time limit, and a crash check of every running daemon
+    so that a crash is blamed on the test that caused it."""
+    marks = [(s, s.log_mark()) for s in _RUNNING]
+
+    def on_alarm(signum, frame):
+        raise TimeoutError("test exceeded %ds" % TEST_TIMEOUT)
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(TEST_TIMEOUT)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    for srv, mark in marks:
+        if srv in _RUNNING and not srv.alive():
+            srv._forget()
+            pytest.fail("postd died during this test (exit status %s); log:"
+                        "\n%s" % (srv.proc.returncode, srv.log()[-3000:]))
+        report = srv.crash_report(mark)
+        if report:
+            pytest.fail("crash/sanitizer output during this test:\n" + report)
+
+
+# --------------------------------------------------------------------------
+# Reference mode: a private Dovecot, to check the tests' client logic.
+# --------------------------------------------------------------------------
+
+def _write_dovecot_conf(srv):
+    run = os.path.join(srv.base, "dovecot-run")
+    os.makedirs(run, exist_ok=True)
+    items = srv.config_items()
+    pt = items.get("plaintext_auth", "loopback")
+    conf = """
+protocols = pop3
+listen = 127.0.0.1
+base_dir = {run}
+state_dir = {run}/state
+instance_name = postd-ref-{p1}
+log_path = {log}
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+disable_plaintext_auth = {dpa}
+auth_mechanisms = plain login
+auth_default_realm = example.org
+auth_failure_delay = 0
+auth_verbose = yes
+login_trusted_networks =
+mail_location = maildir:{data}/mail/%d/%n
+pop3_uidl_format = %f
+mail_uid = nobody
+mail_gid = nogroup
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN {users}
+}}
+userdb {{
+  driver = static
+  args = uid=nobody gid=nogroup home={data}/mail/%d/%n
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = {p1}
+  }}
+  inet_listener pop3s {{
+    port = {p2}
+    ssl = yes
+  }}
+}}
+service anvil {{
+  chroot =
+}}
+""".format(run=run, log=srv.log_path, cert=srv.tls["cert"],
+           key=srv.tls["key"], dpa="yes" if pt == "no" else "no",
+           data=srv.data_dir, users=srv.users_file, p1=srv.pop3_port,
+           p2=srv.pop3s_port)
+    with open(os.path.join(srv.base, "dovecot.conf"), "w") as f:
+        f.write(conf)
+
+
+_dv_counter = [0]
+
+
+def _dovecot_deliver(srv, addr, data):
+    import pwd
+    if "@" not in addr:
+        addr += "@" + DOMAIN
+    md = srv.maildir(addr)
+    for sub in ("new", "cur", "tmp"):
+        os.makedirs(os.path.join(md, sub), exist_ok=True)
+    _dv_counter[0] += 1
+    stored = data.replace(b"\r\n", b"\n")
+    name = "%d.M%dP%d.test,S=%d" % (time.time(), _dv_counter[0], os.getpid(),
+                                     len(stored))
+    with open(os.path.join(md, "new", name), "wb") as f:
+        f.write(stored)
+    nobody = pwd.getpwnam("nobody")
+    for root, dirs, files in os.walk(os.path.join(srv.data_dir, "mail")):
+        for n in dirs + files:
+            os.chown(os.path.join(root, n), nobody.pw_uid, nobody.pw_gid)
+    return subprocess.CompletedProcess([], 0, b"", b"")

@@ -1,0 +1,591 @@
+/*
+ * The auth process end to end: a child runs auth_server_run() on one end
+ * of SOCK_SEQPACKET socketpairs; the test drives it with auth_client on a
+ * libevent loop (and with raw datagrams on a second socket).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "auth/auth_client.h"
+#include "auth/auth_proto.h"
+#include "auth/auth_server.h"
+#include "config/config.h"
+
+#define SSHA256_SECRET                                                         \
+	"{SSHA256}feV6jwbSJmV+7uchugWsSKnF2injr7MK6FSY3UciVSMBAgMEc2FsdFk="
+
+struct fixture {
+	char dir[64];
+	char users[128];
+	struct config cfg;
+	pid_t pid;
+	int raw_fd; /* a second worker socket for hand-made datagrams */
+	struct event_base *base;
+	struct auth_client *client;
+};
+
+struct result {
+	int calls;
+	bool null;
+	struct auth_reply reply;
+	int *outstanding;
+	struct event_base *base;
+};
+
+static void write_users(const char *path, const char *data)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(data, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+static void start_server(struct fixture *fx, unsigned delay_ms)
+{
+	int sv[2], raw[2];
+
+	memset(&fx->cfg, 0, sizeof(fx->cfg));
+	fx->cfg.users_file = fx->users;
+	fx->cfg.auth_failure_delay_ms = delay_ms;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, raw), 0);
+	fx->pid = fork();
+	assert_true(fx->pid >= 0);
+	if (fx->pid == 0) {
+		int fds[2] = {sv[1], raw[1]};
+
+		close(sv[0]);
+		close(raw[0]);
+		_exit(auth_server_run(&fx->cfg, fds, 2));
+	}
+	close(sv[1]);
+	close(raw[1]);
+	fx->raw_fd = raw[0];
+	fx->base = event_base_new();
+	assert_non_null(fx->base);
+	fx->client = auth_client_new(fx->base, sv[0]);
+	assert_non_null(fx->client);
+}
+
+static int setup(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+
+	if (fx == NULL)
+		return -1;
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_auth_server.XXXXXX");
+	if (mkdtemp(fx->dir) == NULL)
+		return -1;
+	snprintf(fx->users, sizeof(fx->users), "%s/users", fx->dir);
+	write_users(fx->users,
+		    "alice@example.org:" SSHA256_SECRET "::::::quota=1G\n"
+		    "bob@example.org:{PLAIN}tanstaaf\n");
+	*state = fx;
+	return 0;
+}
+
+static int wait_child(struct fixture *fx)
+{
+	int status = -1;
+
+	if (fx->pid > 0) {
+		if (waitpid(fx->pid, &status, 0) != fx->pid)
+			status = -1;
+		fx->pid = 0;
+	}
+	return status;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+	int rc = 0;
+
+	if (fx->client != NULL)
+		auth_client_free(&fx->client);
+	if (fx->raw_fd > 0)
+		close(fx->raw_fd);
+	if (fx->base != NULL)
+		event_base_free(fx->base);
+	/* With every worker socket closed the auth process exits by
+	 * itself, with status 0; kill it only if it does not. */
+	for (int i = 0; i < 1000 && fx->pid > 0; i++) {
+		int status;
+
+		if (waitpid(fx->pid, &status, WNOHANG) == fx->pid) {
+			fx->pid = 0;
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+				fprintf(stderr, "auth process status %d\n",
+					status);
+				rc = -1;
+			}
+		} else {
+			usleep(10000);
+		}
+	}
+	if (fx->pid > 0) {
+		fprintf(stderr, "auth process did not exit\n");
+		kill(fx->pid, SIGKILL);
+		wait_child(fx);
+		rc = -1;
+	}
+	unlink(fx->users);
+	rmdir(fx->dir);
+	free(fx);
+	return rc;
+}
+
+static void on_reply(const struct auth_reply *reply, void *ctx)
+{
+	struct result *r = ctx;
+
+	r->calls++;
+	r->null = reply == NULL;
+	if (reply != NULL)
+		r->reply = *reply;
+	if (--*r->outstanding == 0)
+		event_base_loopbreak(r->base);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/* Runs the loop until outstanding reaches 0 (or 20 s pass). */
+static void run_until_done(struct fixture *fx, int *outstanding)
+{
+	struct timeval tv = {20, 0};
+	struct event *t = evtimer_new(fx->base, on_timeout, fx->base);
+
+	if (*outstanding > 0) {
+		evtimer_add(t, &tv);
+		event_base_dispatch(fx->base);
+	}
+	event_free(t);
+	assert_int_equal(*outstanding, 0);
+}
+
+static struct auth_client_request *
+send_req(struct fixture *fx, enum auth_request_type type, const char *user,
+	 const char *secret, const char *challenge, const char *peer,
+	 struct result *r, int *outstanding)
+{
+	struct auth_request req;
+	struct auth_client_request *h;
+
+	memset(&req, 0, sizeof(req));
+	memset(r, 0, sizeof(*r));
+	r->outstanding = outstanding;
+	r->base = fx->base;
+	req.type = (uint8_t)type;
+	snprintf(req.user, sizeof(req.user), "%s", user);
+	snprintf(req.secret, sizeof(req.secret), "%s", secret);
+	snprintf(req.challenge, sizeof(req.challenge), "%s", challenge);
+	snprintf(req.peer, sizeof(req.peer), "%s", peer);
+	h = auth_client_send(fx->client, &req, on_reply, r);
+	/* The secret is wiped by the send. */
+	for (size_t i = 0; i < sizeof(req.secret); i++)
+		assert_int_equal(req.secret[i], 0);
+	if (h != NULL)
+		(*outstanding)++;
+	return h;
+}
+
+static void test_auth_server_password(void **state)
+{
+	struct fixture *fx = *state;
+	struct result ok, wrong, unknown, noncanon, look, nolook;
+	int outstanding = 0;
+
+	start_server(fx, 0);
+	assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org",
+				 "secret", "", "192.0.2.1", &ok, &outstanding));
+	assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org",
+				 "Secret", "", "192.0.2.1", &wrong,
+				 &outstanding));
+	assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD, "carol@example.org",
+				 "secret", "", "192.0.2.1", &unknown,
+				 &outstanding));
+	assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD, "Alice@example.org",
+				 "secret", "", "192.0.2.1", &noncanon,
+				 &outstanding));
+	assert_non_null(send_req(fx, AUTH_REQUEST_LOOKUP, "alice@example.org",
+				 "", "", "192.0.2.1", &look, &outstanding));
+	assert_non_null(send_req(fx, AUTH_REQUEST_LOOKUP, "nobody@example.org",
+				 "", "", "192.0.2.1", &nolook, &outstanding));
+	run_until_done(fx, &outstanding);
+
+	assert_int_equal(ok.calls, 1);
+	assert_false(ok.null);
+	assert_int_equal(ok.reply.result, AUTH_RESULT_OK);
+	assert_string_equal(ok.reply.user, "alice@example.org");
+	assert_string_equal(ok.reply.extra, "quota=1G");
+
+	assert_int_equal(wrong.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(wrong.reply.cause, AUTH_CAUSE_WRONG_PASSWORD);
+	assert_string_equal(wrong.reply.user, "");
+
+	/* INV-A1: the same result code; only the log-only cause differs. */
+	assert_int_equal(unknown.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(unknown.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+	assert_int_equal(noncanon.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(noncanon.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+
+	assert_int_equal(look.reply.result, AUTH_RESULT_OK);
+	assert_string_equal(look.reply.user, "alice@example.org");
+	assert_int_equal(nolook.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(nolook.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+
+	/* Closing the only client socket... the raw one too ... ends the
+	 * auth process with status 0. */
+	auth_client_free(&fx->client);
+	close(fx->raw_fd);
+	fx->raw_fd = -1;
+	{
+		int status = wait_child(fx);
+
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+}
+
+static void test_auth_server_apop(void **state)
+{
+	struct fixture *fx = *state;
+	struct result ok, upper, wrong, nohash, unknown, nochallenge;
+	int outstanding = 0;
+	const char *ch = "<1896.697170952@dbc.mtview.ca.us>";
+
+	start_server(fx, 0);
+	/* RFC 1939 section 7's example digest. */
+	send_req(fx, AUTH_REQUEST_APOP, "bob@example.org",
+		 "c4c9334bac560ecc979e58001b3e22fb", ch, "p", &ok,
+		 &outstanding);
+	send_req(fx, AUTH_REQUEST_APOP, "bob@example.org",
+		 "C4C9334BAC560ECC979E58001B3E22FB", ch, "p", &upper,
+		 &outstanding);
+	send_req(fx, AUTH_REQUEST_APOP, "bob@example.org",
+		 "c4c9334bac560ecc979e58001b3e22fc", ch, "p", &wrong,
+		 &outstanding);
+	send_req(fx, AUTH_REQUEST_APOP, "alice@example.org",
+		 "c4c9334bac560ecc979e58001b3e22fb", ch, "p", &nohash,
+		 &outstanding);
+	send_req(fx, AUTH_REQUEST_APOP, "zed@example.org",
+		 "c4c9334bac560ecc979e58001b3e22fb", ch, "p", &unknown,
+		 &outstanding);
+	send_req(fx, AUTH_REQUEST_APOP, "bob@example.org",
+		 "c4c9334bac560ecc979e58001b3e22fb", "", "p", &nochallenge,
+		 &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(ok.reply.result, AUTH_RESULT_OK);
+	assert_string_equal(ok.reply.user, "bob@example.org");
+	assert_int_equal(upper.reply.result, AUTH_RESULT_OK);
+	assert_int_equal(wrong.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(wrong.reply.cause, AUTH_CAUSE_WRONG_PASSWORD);
+	assert_int_equal(nohash.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(nohash.reply.cause, AUTH_CAUSE_APOP_UNAVAILABLE);
+	assert_int_equal(unknown.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(unknown.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+	assert_int_equal(nochallenge.reply.result, AUTH_RESULT_TEMPFAIL);
+	assert_int_equal(nochallenge.reply.cause, AUTH_CAUSE_BAD_REQUEST);
+}
+
+/* INV-A1: failures from one peer are held back longer and longer; a
+ * success resets the count; another peer is not affected. */
+static void test_inv_a1_auth_server_tarpit(void **state)
+{
+	struct fixture *fx = *state;
+	struct result r;
+	int outstanding = 0;
+	uint32_t prev_delay = 0;
+
+	start_server(fx, 20);
+	for (uint32_t i = 1; i <= 4; i++) {
+		send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad",
+			 "", "198.51.100.7", &r, &outstanding);
+		run_until_done(fx, &outstanding);
+		assert_int_equal(r.reply.result, AUTH_RESULT_FAIL);
+		assert_int_equal(r.reply.peer_failures, i);
+		/* base 20 + jitter up to 10, doubled per earlier failure */
+		assert_true(r.reply.delay_ms >= 20u << (i - 1));
+		assert_true(r.reply.delay_ms <= 30u << (i - 1));
+		assert_true(r.reply.delay_ms > prev_delay);
+		prev_delay = r.reply.delay_ms;
+	}
+	/* An unknown user is tarpitted the same way. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "nobody@example.org", "bad", "",
+		 "198.51.100.7", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.peer_failures, 5);
+	assert_true(r.reply.delay_ms >= 20u << 4);
+
+	/* Another peer starts from the base delay. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
+		 "2001:db8::1", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.peer_failures, 1);
+	assert_true(r.reply.delay_ms >= 20 && r.reply.delay_ms <= 30);
+
+	/* Success: no delay, and the peer is forgiven. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "secret", "",
+		 "198.51.100.7", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.result, AUTH_RESULT_OK);
+	assert_int_equal(r.reply.delay_ms, 0);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
+		 "198.51.100.7", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.peer_failures, 1);
+}
+
+static void test_auth_server_cancel(void **state)
+{
+	struct fixture *fx = *state;
+	struct result cancelled, after;
+	struct auth_client_request *h;
+	int outstanding = 0;
+
+	start_server(fx, 50);
+	h = send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
+		     "p", &cancelled, &outstanding);
+	assert_non_null(h);
+	auth_client_cancel(&h);
+	assert_null(h);
+	outstanding--;
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "secret", "",
+		 "q", &after, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(after.reply.result, AUTH_RESULT_OK);
+	/* Give the cancelled reply (held back 50+ ms) time to arrive. */
+	{
+		struct timeval tv = {0, 200000};
+
+		event_base_loopexit(fx->base, &tv);
+		event_base_dispatch(fx->base);
+	}
+	assert_int_equal(cancelled.calls, 0);
+}
+
+static void test_auth_server_bad_datagrams(void **state)
+{
+	struct fixture *fx = *state;
+	struct auth_request req;
+	struct auth_reply reply;
+	char small[3] = "abc";
+	ssize_t n;
+
+	start_server(fx, 0);
+	/* Wrong size: answered as a bad request when the id is readable. */
+	memset(&req, 0, sizeof(req));
+	req.version = AUTH_PROTO_VERSION;
+	req.id = 77;
+	req.type = AUTH_REQUEST_LOOKUP;
+	snprintf(req.user, sizeof(req.user), "alice@example.org");
+	assert_int_equal(send(fx->raw_fd, &req, sizeof(req) - 1, 0),
+			 (ssize_t)sizeof(req) - 1);
+	n = recv(fx->raw_fd, &reply, sizeof(reply), 0);
+	assert_int_equal(n, sizeof(reply));
+	assert_true(auth_reply_valid(&reply, (size_t)n));
+	assert_int_equal(reply.id, 77);
+	assert_int_equal(reply.result, AUTH_RESULT_TEMPFAIL);
+	assert_int_equal(reply.cause, AUTH_CAUSE_BAD_REQUEST);
+
+	/* An unterminated string. */
+	memset(req.peer, 'x', sizeof(req.peer));
+	req.id = 78;
+	assert_int_equal(send(fx->raw_fd, &req, sizeof(req), 0),
+			 (ssize_t)sizeof(req));
+	n = recv(fx->raw_fd, &reply, sizeof(reply), 0);
+	assert_int_equal(n, sizeof(reply));
+	assert_int_equal(reply.id, 78);
+	assert_int_equal(reply.cause, AUTH_CAUSE_BAD_REQUEST);
+
+	/* Unknown type. */
+	req.peer[0] = '\0';
+	req.type = 9;
+	req.id = 79;
+	assert_int_equal(send(fx->raw_fd, &req, sizeof(req), 0),
+			 (ssize_t)sizeof(req));
+	n = recv(fx->raw_fd, &reply, sizeof(reply), 0);
+	assert_int_equal(reply.id, 79);
+	assert_int_equal(reply.cause, AUTH_CAUSE_BAD_REQUEST);
+
+	/* Too short to carry an id: ignored; the next one is answered. */
+	assert_int_equal(send(fx->raw_fd, small, sizeof(small), 0), 3);
+	req.type = AUTH_REQUEST_LOOKUP;
+	req.id = 80;
+	assert_int_equal(send(fx->raw_fd, &req, sizeof(req), 0),
+			 (ssize_t)sizeof(req));
+	n = recv(fx->raw_fd, &reply, sizeof(reply), 0);
+	assert_int_equal(n, sizeof(reply));
+	assert_int_equal(reply.id, 80);
+	assert_int_equal(reply.result, AUTH_RESULT_OK);
+}
+
+static void test_auth_server_reload_and_term(void **state)
+{
+	struct fixture *fx = *state;
+	struct result r;
+	int outstanding = 0, status;
+
+	start_server(fx, 0);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "carol@example.org", "tanstaaf", "",
+		 "p", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+
+	write_users(fx->users, "carol@example.org:{PLAIN}tanstaaf\n");
+	assert_int_equal(kill(fx->pid, SIGHUP), 0);
+	for (int tries = 0; tries < 50; tries++) {
+		usleep(20000);
+		send_req(fx, AUTH_REQUEST_LOOKUP, "carol@example.org", "", "",
+			 "p", &r, &outstanding);
+		run_until_done(fx, &outstanding);
+		if (r.reply.result == AUTH_RESULT_OK)
+			break;
+	}
+	assert_int_equal(r.reply.result, AUTH_RESULT_OK);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "secret", "",
+		 "p", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+
+	/* A broken file on reload keeps the old users. */
+	unlink(fx->users);
+	assert_int_equal(kill(fx->pid, SIGHUP), 0);
+	usleep(100000);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "carol@example.org", "tanstaaf", "",
+		 "p", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.result, AUTH_RESULT_OK);
+
+	assert_int_equal(kill(fx->pid, SIGTERM), 0);
+	status = wait_child(fx);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Without a users file every request fails temporarily. */
+static void test_auth_server_no_users_file(void **state)
+{
+	struct fixture *fx = *state;
+	struct result r;
+	int outstanding = 0;
+
+	unlink(fx->users);
+	start_server(fx, 0);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "secret", "",
+		 "p", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.result, AUTH_RESULT_TEMPFAIL);
+	assert_int_equal(r.reply.cause, AUTH_CAUSE_INTERNAL);
+}
+
+/* When the auth process dies, waiting requests get NULL and later sends
+ * fail. */
+static void test_auth_server_dies(void **state)
+{
+	struct fixture *fx = *state;
+	struct result r, r2;
+	int outstanding = 0;
+
+	start_server(fx, 5000);
+	assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org",
+				 "bad", "", "p", &r, &outstanding));
+	usleep(100000);
+	kill(fx->pid, SIGKILL);
+	wait_child(fx);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.calls, 1);
+	assert_true(r.null);
+	assert_null(send_req(fx, AUTH_REQUEST_LOOKUP, "alice@example.org", "",
+			     "", "p", &r2, &outstanding));
+	assert_int_equal(r2.calls, 0);
+}
+
+struct free_ctx {
+	struct fixture *fx;
+	struct result *r;
+};
+
+static void on_reply_free_client(const struct auth_reply *reply, void *ctx)
+{
+	struct free_ctx *fc = ctx;
+
+	on_reply(reply, fc->r);
+	auth_client_free(&fc->fx->client);
+}
+
+/* A callback may free the client; the requests still waiting then get
+ * their callback with NULL, once. */
+static void test_auth_client_free_in_callback(void **state)
+{
+	struct fixture *fx = *state;
+	struct result first, second;
+	struct free_ctx fc = {fx, &first};
+	struct auth_request req;
+	int outstanding = 0;
+
+	start_server(fx, 0);
+	memset(&req, 0, sizeof(req));
+	memset(&first, 0, sizeof(first));
+	first.outstanding = &outstanding;
+	first.base = fx->base;
+	req.type = AUTH_REQUEST_LOOKUP;
+	snprintf(req.user, sizeof(req.user), "alice@example.org");
+	assert_non_null(
+	    auth_client_send(fx->client, &req, on_reply_free_client, &fc));
+	outstanding++;
+	assert_non_null(send_req(fx, AUTH_REQUEST_LOOKUP, "bob@example.org", "",
+				 "", "p", &second, &outstanding));
+	run_until_done(fx, &outstanding);
+	assert_null(fx->client);
+	assert_int_equal(first.calls, 1);
+	assert_false(first.null);
+	assert_int_equal(first.reply.result, AUTH_RESULT_OK);
+	assert_int_equal(second.calls, 1);
+	assert_true(second.null);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_auth_server_password, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_apop, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_a1_auth_server_tarpit,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_bad_datagrams,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_reload_and_term,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_no_users_file,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_dies, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_client_free_in_callback,
+					    setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,761 @@
+/*
+ * postd.conf parser: every key, every error kind with its line number,
+ * several errors in one run, listeners, durations, the embedded default
+ * and config_validate().
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+#include "lib/postd_limits.h"
+
+struct loaded {
+	char path[64];
+	struct config *cfg;
+	char *errors; /* everything printed, NUL-terminated */
+	size_t errors_len;
+	int rc;
+};
+
+static void load_bytes(struct loaded *l, const char *text, size_t len);
+static void load(struct loaded *l, const char *text);
+static void loaded_free(struct loaded *l);
+static int count_lines(const char *s);
+static void assert_error_at(const struct loaded *l, int line,
+			    const char *needle);
+
+static void load_bytes(struct loaded *l, const char *text, size_t len)
+{
+	FILE *errors;
+	int fd;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(l->path, sizeof(l->path), "/tmp/test_config.XXXXXX");
+	fd = mkstemp(l->path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	close(fd);
+	errors = open_memstream(&l->errors, &l->errors_len);
+	assert_non_null(errors);
+	l->rc = config_load(l->path, errors, &l->cfg);
+	fclose(errors);
+	unlink(l->path);
+}
+
+static void load(struct loaded *l, const char *text)
+{
+	load_bytes(l, text, strlen(text));
+}
+
+static void loaded_free(struct loaded *l)
+{
+	config_free(&l->cfg);
+	assert_null(l->cfg);
+	free(l->errors);
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s != '\0'; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* The output holds a line "PATH:LINE: ...needle...". */
+static void assert_error_at(const struct loaded *l, int line,
+			    const char *needle)
+{
+	char prefix[128];
+	const char *s = l->errors;
+
+	if (line > 0)
+		snprintf(prefix, sizeof(prefix), "%s:%d: ", l->path, line);
+	else
+		snprintf(prefix, sizeof(prefix), "%s: ", l->path);
+	while ((s = strstr(s, prefix)) != NULL) {
+		const char *eol = strchr(s, '\n');
+		const char *hit = strstr(s, needle);
+
+		if (hit != NULL && eol != NULL && hit < eol)
+			return;
+		s += strlen(prefix);
+	}
+	fail_msg("no error '%s' ... '%s' in:\n%s", prefix, needle, l->errors);
+}
+
+static const char *minimal = "domains = example.org\n"
+			     "listen.pop3 = 127.0.0.1:110\n";
+
+static void test_minimal_file_gets_defaults(void **state)
+{
+	struct loaded l;
+	struct config *cfg;
+
+	(void)state;
+	load(&l, minimal);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.errors_len, 0);
+	cfg = l.cfg;
+	assert_string_equal(cfg->path, l.path);
+	assert_string_equal(cfg->data_dir, "/var/lib/postd");
+	assert_string_equal(cfg->users_file, "/etc/postd/users");
+	assert_string_equal(cfg->user, "postd");
+	assert_null(cfg->tls_cert);
+	assert_null(cfg->tls_key);
+	assert_null(cfg->auth_default_domain);
+	assert_non_null(cfg->hostname);
+	assert_true(cfg->hostname[0] != '\0');
+	assert_int_equal(cfg->domain_count, 1);
+	assert_string_equal(cfg->domains[0], "example.org");
+	assert_null(cfg->domains[1]);
+	assert_int_equal(cfg->plaintext_auth, PLAINTEXT_AUTH_LOOPBACK);
+	assert_false(cfg->apop);
+	assert_int_equal(cfg->workers, 0);
+	assert_int_equal(cfg->max_connections, 10000);
+	assert_int_equal(cfg->max_connections_per_peer, 100);
+	assert_int_equal(cfg->timeout_preauth, 60);
+	assert_int_equal(cfg->timeout_idle, 600);
+	assert_int_equal(cfg->auth_failure_delay_ms, 1000);
+	assert_false(cfg->log_debug);
+	assert_int_equal(cfg->listen_count, 1);
+	assert_int_equal(cfg->listen[0].proto, LISTEN_POP3);
+	assert_string_equal(cfg->listen[0].host, "127.0.0.1");
+	assert_string_equal(cfg->listen[0].port, "110");
+	assert_int_equal(cfg->listen[0].line, 2);
+	assert_int_equal(config_validate(cfg, NULL), 0);
+	loaded_free(&l);
+}
+
+static void test_every_key(void **state)
+{
+	struct loaded l;
+	struct config *cfg;
+
+	(void)state;
+	load(&l, "# a full configuration\n"
+		 "hostname = mail.Example.org\n"
+		 "domains = Example.ORG example.net\n"
+		 "data_dir = /srv/postd\n"
+		 "users_file = /srv/postd/users\n"
+		 "tls_cert = /srv/postd/cert.pem\n"
+		 "tls_key = /srv/postd/key.pem\n"
+		 "user = mail_1\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "listen.pop3s = 127.0.0.1:995\n"
+		 "listen.smtp = 127.0.0.1:25\n"
+		 "listen.submission = 127.0.0.1:587\n"
+		 "listen.submissions = 127.0.0.1:465\n"
+		 "listen.imap = 127.0.0.1:143\n"
+		 "listen.imaps = 127.0.0.1:993\n"
+		 "auth_default_domain = EXAMPLE.org\n"
+		 "plaintext_auth = yes\n"
+		 "apop = yes\n"
+		 "workers = 4\n"
+		 "max_connections = 500\n"
+		 "max_connections_per_peer = 7\n"
+		 "timeout_preauth = 30s\n"
+		 "timeout_idle = 1h\n"
+		 "auth_failure_delay = 250ms\n"
+		 "log_level = debug\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.errors_len, 0);
+	cfg = l.cfg;
+	assert_string_equal(cfg->hostname, "mail.Example.org");
+	assert_int_equal(cfg->domain_count, 2);
+	assert_string_equal(cfg->domains[0], "example.org");
+	assert_string_equal(cfg->domains[1], "example.net");
+	assert_null(cfg->domains[2]);
+	assert_string_equal(cfg->data_dir, "/srv/postd");
+	assert_string_equal(cfg->users_file, "/srv/postd/users");
+	assert_string_equal(cfg->tls_cert, "/srv/postd/cert.pem");
+	assert_string_equal(cfg->tls_key, "/srv/postd/key.pem");
+	assert_string_equal(cfg->user, "mail_1");
+	assert_int_equal(cfg->listen_count, 7);
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++) {
+		assert_int_equal(cfg->listen[i].proto, i);
+		assert_int_equal(cfg->listen[i].line, 9 + i);
+	}
+	assert_string_equal(cfg->listen[6].port, "993");
+	assert_string_equal(cfg->auth_default_domain, "example.org");
+	assert_int_equal(cfg->plaintext_auth, PLAINTEXT_AUTH_YES);
+	assert_true(cfg->apop);
+	assert_int_equal(cfg->workers, 4);
+	assert_int_equal(cfg->max_connections, 500);
+	assert_int_equal(cfg->max_connections_per_peer, 7);
+	assert_int_equal(cfg->timeout_preauth, 30);
+	assert_int_equal(cfg->timeout_idle, 3600);
+	assert_int_equal(cfg->auth_failure_delay_ms, 250);
+	assert_true(cfg->log_debug);
+	assert_int_equal(config_validate(cfg, NULL), 0);
+	loaded_free(&l);
+}
+
+static void test_enumerations(void **state)
+{
+	static const struct {
+		const char *line;
+		size_t offset;
+		int value;
+	} cases[] = {
+	    {"plaintext_auth = no", offsetof(struct config, plaintext_auth),
+	     PLAINTEXT_AUTH_NO},
+	    {"plaintext_auth = loopback",
+	     offsetof(struct config, plaintext_auth), PLAINTEXT_AUTH_LOOPBACK},
+	    {"plaintext_auth = yes", offsetof(struct config, plaintext_auth),
+	     PLAINTEXT_AUTH_YES},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%s%s\n", minimal, cases[i].line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_int_equal(
+		    *(enum plaintext_auth *)((char *)l.cfg + cases[i].offset),
+		    cases[i].value);
+		loaded_free(&l);
+	}
+}
+
+static void test_comments_blank_lines_and_whitespace(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "# comment\n"
+		 "\n"
+		 "   \t\n"
+		 "   # indented comment\n"
+		 "\tdomains\t=\texample.org   \n"
+		 "data_dir = /srv/a#b # the '#' inside stays, this goes\n"
+		 "listen.pop3=127.0.0.1:110\r\n"
+		 "hostname = mx.example.org\t# tab before the comment\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.errors_len, 0);
+	assert_string_equal(l.cfg->domains[0], "example.org");
+	assert_string_equal(l.cfg->data_dir, "/srv/a#b");
+	assert_string_equal(l.cfg->listen[0].port, "110");
+	assert_string_equal(l.cfg->hostname, "mx.example.org");
+	loaded_free(&l);
+}
+
+static void test_error_kinds_with_line_numbers(void **state)
+{
+	static const struct {
+		const char *line;
+		const char *needle;
+	} cases[] = {
+	    {"no_such_key = 1", "unknown key 'no_such_key'"},
+	    {"hostname", "missing '='"},
+	    {"hostname =", "hostname: empty value"},
+	    {"hostname = # only a comment", "hostname: empty value"},
+	    {"= value", "missing key"},
+	    {"hostname = bad_name", "invalid host name"},
+	    {"hostname = -a.example", "invalid host name"},
+	    {"auth_default_domain = a..b", "invalid domain"},
+	    {"auth_default_domain = a b", "invalid domain"},
+	    {"user = a/b", "invalid account name"},
+	    {"user = root", "must not be root"},
+	    {"apop = maybe", "not yes or no"},
+	    {"apop = YES", "not yes or no"},
+	    {"plaintext_auth = always", "not one of no, loopback, yes"},
+	    {"log_level = trace", "not info or debug"},
+	    {"workers = -1", "not a number"},
+	    {"workers = +1", "not a number"},
+	    {"workers = 4x", "not a number"},
+	    {"workers = 99999999999999999999999", "not a number"},
+	    {"workers = 1025", "out of range"},
+	    {"max_connections = 0", "out of range"},
+	    {"max_connections_per_peer = 0", "out of range"},
+	    {"timeout_preauth = soon", "not a duration"},
+	    {"timeout_preauth = 0", "too small"},
+	    {"timeout_preauth = 1500ms", "whole number of seconds"},
+	    {"timeout_idle = 9m", "RFC 1939"},
+	    {"timeout_idle = 599", "RFC 1939"},
+	    {"timeout_idle = 8d", "too large"},
+	    {"auth_failure_delay = 61s", "too large"},
+	    {"domains = example.org", "duplicate key 'domains'"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%s# line 3\n%s\n", minimal,
+			 cases[i].line);
+		load(&l, text);
+		assert_int_equal(l.rc, -1);
+		assert_null(l.cfg);
+		assert_error_at(&l, 4, cases[i].needle);
+		assert_int_equal(count_lines(l.errors), 1);
+		loaded_free(&l);
+	}
+}
+
+static void test_duplicate_names_first_line(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = a.example\n"
+		 "workers = 1\n"
+		 "listen.pop3 = *:110\n"
+		 "workers = 2\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 4, "duplicate key 'workers' (first set on line 2)");
+	loaded_free(&l);
+}
+
+static void test_several_errors_all_reported(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "bogus = 1\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "workers = many\n"
+		 "no equals sign here\n"
+		 "apop =\n"
+		 "hostname = ok.example\n"
+		 "hostname = again.example\n");
+	assert_int_equal(l.rc, -1);
+	assert_null(l.cfg);
+	assert_error_at(&l, 2, "unknown key");
+	assert_error_at(&l, 4, "workers");
+	assert_error_at(&l, 5, "missing '='");
+	assert_error_at(&l, 6, "empty value");
+	assert_error_at(&l, 8, "duplicate key 'hostname'");
+	assert_int_equal(count_lines(l.errors), 5);
+	loaded_free(&l);
+}
+
+static void test_domains_required(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "listen.pop3 = 127.0.0.1:110\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 0, "domains is required");
+	loaded_free(&l);
+}
+
+static void test_domains_lowercased_validated(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = A.Example  b-1.example\tc.EXAMPLE\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->domain_count, 3);
+	assert_string_equal(l.cfg->domains[0], "a.example");
+	assert_string_equal(l.cfg->domains[1], "b-1.example");
+	assert_string_equal(l.cfg->domains[2], "c.example");
+	assert_true(config_is_local_domain(l.cfg, "B-1.Example"));
+	assert_false(config_is_local_domain(l.cfg, "b-1.example.org"));
+	assert_false(config_is_local_domain(l.cfg, "example"));
+	assert_false(config_is_local_domain(l.cfg, ""));
+	loaded_free(&l);
+
+	load(&l, "domains = good.example bad_domain.example -x.example a. "
+		 "good.example\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 1, "'bad_domain.example'");
+	assert_error_at(&l, 1, "'-x.example'");
+	assert_error_at(&l, 1, "'a.'");
+	assert_error_at(&l, 1, "listed twice");
+	assert_int_equal(count_lines(l.errors), 4);
+	loaded_free(&l);
+}
+
+/* A line over CONFIG_MAX_LINE is one error; its tail is not a line. */
+static void test_long_line_is_one_error(void **state)
+{
+	size_t n = CONFIG_MAX_LINE + 100;
+	char *text = malloc(n + 128);
+	struct loaded l;
+	size_t len;
+
+	(void)state;
+	assert_non_null(text);
+	len = (size_t)snprintf(text, 64, "domains = example.org\n");
+	memcpy(text + len, "hostname = ", 11);
+	len += 11;
+	/* The tail would be a valid "workers = 1" line if it were split. */
+	memset(text + len, 'a', n - 11 - 11);
+	len += n - 11 - 11;
+	memcpy(text + len, "workers = 1\n", 12);
+	len += 12;
+	len += (size_t)snprintf(text + len, 64, "workers = x\n");
+	load_bytes(&l, text, len);
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 2, "line too long");
+	assert_error_at(&l, 3, "not a number");
+	assert_int_equal(count_lines(l.errors), 2);
+	loaded_free(&l);
+
+	/* Exactly CONFIG_MAX_LINE bytes is fine. */
+	memset(text, ' ', CONFIG_MAX_LINE);
+	memcpy(text, "domains = example.org", 21);
+	text[CONFIG_MAX_LINE] = '\n';
+	load_bytes(&l, text, CONFIG_MAX_LINE + 1);
+	assert_int_equal(l.rc, 0);
+	loaded_free(&l);
+	free(text);
+}
+
+static void test_nul_byte_is_an_error(void **state)
+{
+	static const char text[] = "domains = example.org\nhostname = a\0b\n";
+	struct loaded l;
+
+	(void)state;
+	load_bytes(&l, text, sizeof(text) - 1);
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 2, "NUL");
+	loaded_free(&l);
+}
+
+static void test_missing_file(void **state)
+{
+	struct config *cfg = (struct config *)1;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *errors = open_memstream(&out, &len);
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/postd.conf", errors, &cfg),
+			 -1);
+	fclose(errors);
+	assert_null(cfg);
+	assert_non_null(strstr(out, "/nonexistent/postd.conf: cannot open: "
+				    "No such file or directory"));
+	free(out);
+}
+
+static void test_listen_forms(void **state)
+{
+	struct loaded l;
+	const struct listen_addr *a;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "listen.pop3 = 127.0.0.1:2110 [::1]:2110 *:0110\n"
+		 "listen.pop3s = localhost:995 [2001:db8::1]:995\n"
+		 "listen.pop3 = mail.example.org:110 [::]:110\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.errors_len, 0);
+	assert_int_equal(l.cfg->listen_count, 7);
+	a = l.cfg->listen;
+	assert_string_equal(a[0].host, "127.0.0.1");
+	assert_string_equal(a[0].port, "2110");
+	assert_string_equal(a[1].host, "::1");
+	assert_string_equal(a[1].port, "2110");
+	assert_string_equal(a[2].host, "*");
+	assert_string_equal(a[2].port, "110");
+	assert_int_equal(a[2].line, 2);
+	assert_int_equal(a[3].proto, LISTEN_POP3S);
+	assert_string_equal(a[3].host, "localhost");
+	assert_string_equal(a[4].host, "2001:db8::1");
+	assert_int_equal(a[5].proto, LISTEN_POP3);
+	assert_string_equal(a[5].host, "mail.example.org");
+	assert_int_equal(a[5].line, 4);
+	assert_string_equal(a[6].host, "::");
+	loaded_free(&l);
+}
+
+static void test_listen_errors(void **state)
+{
+	static const struct {
+		const char *value;
+		const char *needle;
+	} cases[] = {
+	    {"127.0.0.1", "missing ':PORT'"},
+	    {"127.0.0.1:", "port must be"},
+	    {"127.0.0.1:0", "port must be"},
+	    {"127.0.0.1:65536", "port must be"},
+	    {"127.0.0.1:-1", "port must be"},
+	    {"127.0.0.1:+1", "port must be"},
+	    {"127.0.0.1:11x", "port must be"},
+	    {"::1:110", "brackets"},
+	    {"[::1]110", "expected [IPV6]:PORT"},
+	    {"[::1:110", "expected [IPV6]:PORT"},
+	    {"[1.2.3.4]:110", "invalid IPv6"},
+	    {"[zz::1]:110", "invalid IPv6"},
+	    {"bad_host:110", "invalid address or host name"},
+	    {":110", "invalid address or host name"},
+	    {"127.0.0.1:110 127.0.0.1:110", "already used by listen.pop3 "
+					    "on line 4"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512];
+		struct loaded l;
+
+		snprintf(text, sizeof(text),
+			 "domains = example.org\n\n\nlisten.pop3 = %s\n",
+			 cases[i].value);
+		load(&l, text);
+		assert_int_equal(l.rc, -1);
+		assert_error_at(&l, 4, cases[i].needle);
+		assert_int_equal(count_lines(l.errors), 1);
+		loaded_free(&l);
+	}
+}
+
+static void test_listen_at_most_max_per_key(void **state)
+{
+	char text[4096];
+	size_t len;
+	struct loaded l;
+
+	(void)state;
+	len = (size_t)snprintf(text, sizeof(text), "domains = example.org\n");
+	/* Spread over two lines: the cap counts the key, not the line. */
+	for (int i = 0; i < CONFIG_MAX_LISTEN_ADDRESSES; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+					"%slisten.pop3 = 127.0.0.1:%d\n", "",
+					1000 + i);
+	load(&l, text);
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->listen_count, CONFIG_MAX_LISTEN_ADDRESSES);
+	loaded_free(&l);
+
+	snprintf(text + len, sizeof(text) - len,
+		 "listen.pop3s = 127.0.0.1:2000\nlisten.pop3 = *:3000\n");
+	load(&l, text);
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, CONFIG_MAX_LISTEN_ADDRESSES + 3,
+			"more than 16 addresses");
+	assert_int_equal(count_lines(l.errors), 1);
+	loaded_free(&l);
+}
+
+static void test_durations(void **state)
+{
+	static const struct {
+		const char *value;
+		int rc;
+		unsigned ms;
+	} cases[] = {
+	    {"0", 0, 0},
+	    {"0ms", 0, 0},
+	    {"1", 0, 1000},
+	    {"500ms", 0, 500},
+	    {"2s", 0, 2000},
+	    {"1m", 0, 60000},
+	    {"60000ms", 0, 60000},
+	    {"2m", -1, 0},
+	    {"1h", -1, 0},
+	    {"1d", -1, 0},
+	    {"", -1, 0},
+	    {"ms", -1, 0},
+	    {"-1", -1, 0},
+	    {"+1", -1, 0},
+	    {"1 s", -1, 0},
+	    {"1S", -1, 0},
+	    {"1sec", -1, 0},
+	    {"1.5s", -1, 0},
+	    {"18446744073709551615", -1, 0},
+	    {"18446744073709551616", -1, 0},
+	    {"18446744073709551615d", -1, 0},
+	    {"213503982334601d", -1, 0},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%sauth_failure_delay = %s\n",
+			 minimal, cases[i].value);
+		load(&l, text);
+		if (l.rc != cases[i].rc)
+			fail_msg("'%s': rc %d: %s", cases[i].value, l.rc,
+				 l.errors);
+		if (cases[i].rc == 0)
+			assert_int_equal(l.cfg->auth_failure_delay_ms,
+					 cases[i].ms);
+		else
+			assert_error_at(&l, 3, "auth_failure_delay");
+		loaded_free(&l);
+	}
+}
+
+static void test_durations_in_seconds(void **state)
+{
+	static const struct {
+		const char *line;
+		unsigned preauth, idle;
+	} cases[] = {
+	    {"timeout_preauth = 90\ntimeout_idle = 600", 90, 600},
+	    {"timeout_preauth = 2m\ntimeout_idle = 10m", 120, 600},
+	    {"timeout_preauth = 1h\ntimeout_idle = 2h", 3600, 7200},
+	    {"timeout_preauth = 1d\ntimeout_idle = 7d", 86400, 604800},
+	    {"timeout_preauth = 3000ms\ntimeout_idle = 600000ms", 3, 600},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%s%s\n", minimal, cases[i].line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_int_equal(l.cfg->timeout_preauth, cases[i].preauth);
+		assert_int_equal(l.cfg->timeout_idle, cases[i].idle);
+		loaded_free(&l);
+	}
+}
+
+/* Relative paths are taken from the config file's directory. */
+static void test_relative_paths(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "data_dir = data\n"
+		 "users_file = ./etc/users\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.cfg->data_dir, "/tmp/data");
+	assert_string_equal(l.cfg->users_file, "/tmp/./etc/users");
+	loaded_free(&l);
+}
+
+static void test_embedded_default(void **state)
+{
+	struct config *cfg = config_default("/base/dir");
+
+	(void)state;
+	assert_null(cfg->path);
+	assert_string_equal(cfg->data_dir, "/base/dir/postd-data");
+	assert_string_equal(cfg->users_file, "/base/dir/postd-data/users");
+	assert_string_equal(cfg->tls_cert, "/base/dir/postd-data/tls/cert.pem");
+	assert_string_equal(cfg->tls_key, "/base/dir/postd-data/tls/key.pem");
+	assert_true(strcmp(cfg->user, "postd") == 0 ||
+		    strcmp(cfg->user, "nobody") == 0);
+	assert_non_null(cfg->hostname);
+	assert_int_equal(cfg->domain_count, 1);
+	assert_string_equal(cfg->domains[0], "localhost");
+	assert_null(cfg->domains[1]);
+	assert_string_equal(cfg->auth_default_domain, "localhost");
+	assert_int_equal(cfg->listen_count, 2);
+	assert_int_equal(cfg->listen[0].proto, LISTEN_POP3);
+	assert_string_equal(cfg->listen[0].host, "127.0.0.1");
+	assert_string_equal(cfg->listen[0].port, "2110");
+	assert_int_equal(cfg->listen[1].proto, LISTEN_POP3S);
+	assert_string_equal(cfg->listen[1].host, "127.0.0.1");
+	assert_string_equal(cfg->listen[1].port, "2995");
+	assert_int_equal(cfg->plaintext_auth, PLAINTEXT_AUTH_LOOPBACK);
+	assert_false(cfg->apop);
+	assert_int_equal(cfg->timeout_idle, 600);
+	assert_int_equal(cfg->timeout_preauth, 60);
+	assert_int_equal(cfg->auth_failure_delay_ms, 1000);
+	assert_int_equal(cfg->max_connections, 10000);
+	assert_int_equal(config_validate(cfg, NULL), 0);
+	config_free(&cfg);
+	assert_null(cfg);
+
+	/* A trailing slash does not double. */
+	cfg = config_default("/");
+	assert_string_equal(cfg->data_dir, "/postd-data");
+	config_free(&cfg);
+	config_free(&cfg); /* NULL is fine */
+}
+
+static void test_validate(void **state)
+{
+	struct loaded l;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *errors;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "auth_default_domain = example.net\n"
+		 "listen.pop3 = *:110\n"
+		 "listen.pop3s = *:995\n"
+		 "listen.imaps = *:993\n"
+		 "tls_cert = /cert.pem\n");
+	assert_int_equal(l.rc, 0);
+	errors = open_memstream(&out, &len);
+	assert_int_equal(config_validate(l.cfg, errors), 3);
+	fclose(errors);
+	free(l.errors);
+	l.errors = out;
+	assert_error_at(&l, 4, "listen.pop3s needs tls_cert and tls_key");
+	assert_error_at(&l, 5, "listen.imaps needs tls_cert and tls_key");
+	assert_error_at(&l, 0,
+			"auth_default_domain 'example.net' is not one "
+			"of domains");
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\ntls_key = /k\n");
+	assert_int_equal(l.rc, 0);
+	errors = open_memstream(&out, &len);
+	assert_int_equal(config_validate(l.cfg, errors), 2);
+	fclose(errors);
+	free(l.errors);
+	l.errors = out;
+	assert_error_at(&l, 0, "no listeners");
+	assert_error_at(&l, 0, "tls_cert and tls_key must be set together");
+	loaded_free(&l);
+}
+
+static void test_proto_names(void **state)
+{
+	static const char *const names[] = {"pop3",	  "pop3s",	 "smtp",
+					    "submission", "submissions", "imap",
+					    "imaps"};
+	(void)state;
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
+		assert_string_equal(config_proto_name(i), names[i]);
+	assert_false(config_proto_implicit_tls(LISTEN_POP3));
+	assert_true(config_proto_implicit_tls(LISTEN_POP3S));
+	assert_false(config_proto_implicit_tls(LISTEN_SMTP));
+	assert_false(config_proto_implicit_tls(LISTEN_SUBMISSION));
+	assert_true(config_proto_implicit_tls(LISTEN_SUBMISSIONS));
+	assert_false(config_proto_implicit_tls(LISTEN_IMAP));
+	assert_true(config_proto_implicit_tls(LISTEN_IMAPS));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_minimal_file_gets_defaults),
+	    cmocka_unit_test(test_every_key),
+	    cmocka_unit_test(test_enumerations),
+	    cmocka_unit_test(test_comments_blank_lines_and_whitespace),
+	    cmocka_unit_test(test_error_kinds_with_line_numbers),
+	    cmocka_unit_test(test_duplicate_names_first_line),
+	    cmocka_unit_test(test_several_errors_all_reported),
+	    cmocka_unit_test(test_domains_required),
+	    cmocka_unit_test(test_domains_lowercased_validated),
+	    cmocka_unit_test(test_long_line_is_one_error),
+	    cmocka_unit_test(test_nul_byte_is_an_error),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_listen_forms),
+	    cmocka_unit_test(test_listen_errors),
+	    cmocka_unit_test(test_listen_at_most_max_per_key),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_durations_in_seconds),
+	    cmocka_unit_test(test_relative_paths),
+	    cmocka_unit_test(test_embedded_default),
+	    cmocka_unit_test(test_validate),
+	    cmocka_unit_test(test_proto_names),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
