@@ -84,32 +84,32 @@ enum step {
 };
 
 static const char *const step_names[] = {
-	"free", "connect", "greeting", "USER", "PASS", "STAT",
-	"UIDL", "LIST",	   "RETR",     "QUIT", "idle",
+    "free", "connect", "greeting", "USER", "PASS", "STAT",
+    "UIDL", "LIST",    "RETR",	   "QUIT", "idle",
 };
 
 struct conn {
 	int fd;
-	unsigned idx;	    /* client number: picks the user */
-	unsigned sessions;  /* sessions finished by this client */
-	unsigned gen;	    /* bumped by every close: stale-callback check */
+	unsigned idx;	   /* client number: picks the user */
+	unsigned sessions; /* sessions finished by this client */
+	unsigned gen;	   /* bumped by every close: stale-callback check */
 	enum step step;
-	bool multiline;	    /* inside the body of a multi-line reply */
+	bool multiline; /* inside the body of a multi-line reply */
 	size_t inlen;
 	size_t outlen, outoff;
-	double t_session;   /* connect() of this session */
-	double t_cmd;	    /* last command sent or bytes received */
-	double t_step;	    /* current command sent (for cmds timings) */
+	double t_session; /* connect() of this session */
+	double t_cmd;	  /* last command sent or bytes received */
+	double t_step;	  /* current command sent (for cmds timings) */
 	double t_login_ms, t_stat_ms, t_uidl_ms, t_list_ms;
 	uint64_t ml_octets; /* un-stuffed octets of the current reply */
 	unsigned ml_lines;
-	unsigned nmsg;	    /* from LIST */
-	unsigned next;	    /* next message to RETR (1-based) */
-	uint64_t *sizes;    /* LIST sizes, [0] is message 1 */
+	unsigned nmsg;	 /* from LIST */
+	unsigned next;	 /* next message to RETR (1-based) */
+	uint64_t *sizes; /* LIST sizes, [0] is message 1 */
 	unsigned sizes_cap;
 	uint64_t stat_count, stat_octets, list_sum;
 	unsigned uidl_count;
-	double t_retr0;	    /* first RETR of this session sent */
+	double t_retr0; /* first RETR of this session sent */
 	uint64_t sess_octets;
 	char *in;
 	char out[OUT_MAX];
@@ -132,18 +132,18 @@ struct opts {
 };
 
 static struct opts o = {
-	.port = 110,
-	.user_tmpl = "bench%u@bench.test",
-	.user_first = 1,
-	.user_count = 0,
-	.pass = "benchpass",
-	.clients = 1,
-	.seconds = 5.0,
-	.max_logins = 0,
-	.conns = 100,
-	.sessions = 1,
-	.expect_msgs = 0,
-	.timeout = 60.0,
+    .port = 110,
+    .user_tmpl = "bench%u@bench.test",
+    .user_first = 1,
+    .user_count = 0,
+    .pass = "benchpass",
+    .clients = 1,
+    .seconds = 5.0,
+    .max_logins = 0,
+    .conns = 100,
+    .sessions = 1,
+    .expect_msgs = 0,
+    .timeout = 60.0,
 };
 
 static int ep = -1;
@@ -171,9 +171,9 @@ static double now(void);
 static void conn_start(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void conn_send(struct conn *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static int conn_flush(struct conn *c);
 static void conn_event(struct conn *c, uint32_t ev);
 static int conn_read(struct conn *c);
@@ -331,6 +331,11 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
 		running = false;
 	if (o.mode == M_LOGIN && running && now() < t_stop)
 		conn_start(c);
+	/* A failed session still counts as one: the next one runs, so one
+	 * -ERR does not hide the rest of the figure. */
+	if ((o.mode == M_RETR || o.mode == M_CMDS) && running &&
+	    ++c->sessions < o.sessions)
+		conn_start(c);
 }
 
 static void conn_send(struct conn *c, const char *fmt, ...)
@@ -360,8 +365,8 @@ static int conn_flush(struct conn *c)
 	struct epoll_event ev;
 
 	while (c->outoff < c->outlen) {
-		ssize_t n = write(c->fd, c->out + c->outoff,
-				  c->outlen - c->outoff);
+		ssize_t n =
+		    write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -485,8 +490,7 @@ static int conn_reply(struct conn *c, const char *line, size_t len)
 	}
 	if (len < 3 || memcmp(line, "+OK", 3) != 0 ||
 	    (len > 3 && line[3] != ' ')) {
-		conn_fail(c, "reply: %.*s", (int)(len > 200 ? 200 : len),
-			  line);
+		conn_fail(c, "reply: %.*s", (int)(len > 200 ? 200 : len), line);
 		return -1;
 	}
 	switch (c->step) {
@@ -667,10 +671,11 @@ static void conn_ml_end(struct conn *c)
 		return;
 	case ST_RETR:
 		if (c->ml_octets != c->sizes[c->next - 1]) {
-			conn_fail(c,
-				  "RETR %u: %" PRIu64
-				  " octets after un-stuffing, LIST said %" PRIu64,
-				  c->next, c->ml_octets, c->sizes[c->next - 1]);
+			conn_fail(
+			    c,
+			    "RETR %u: %" PRIu64
+			    " octets after un-stuffing, LIST said %" PRIu64,
+			    c->next, c->ml_octets, c->sizes[c->next - 1]);
 			return;
 		}
 		retr_octets += c->ml_octets;
@@ -902,9 +907,9 @@ static void report(void)
 		       " octets=%" PRIu64 " wire_octets=%" PRIu64
 		       " seconds=%.4f mb_s=%.2f msg_s=%.1f mb_s_med=%.2f"
 		       " msg_s_med=%.1f errors=%lu\n",
-		       o.clients, nsamples, retr_msgs, retr_octets,
-		       wire_octets, el, retr_octets / el / 1e6,
-		       retr_msgs / el, percentile(samples, nsamples, 0.5),
+		       o.clients, nsamples, retr_msgs, retr_octets, wire_octets,
+		       el, retr_octets / el / 1e6, retr_msgs / el,
+		       percentile(samples, nsamples, 0.5),
 		       percentile(samples2, nsamples, 0.5), errors);
 		break;
 	case M_CMDS:
@@ -931,8 +936,7 @@ static uint64_t rng(void)
 /* Fills buf with a message of exactly size octets (LF line ends, as
  * Maildir stores them). The body is full of lines that need
  * dot-stuffing: ".x", "..x" and "." alone. */
-static size_t message_make(char *buf, size_t size, unsigned n,
-			   const char *rcpt)
+static size_t message_make(char *buf, size_t size, unsigned n, const char *rcpt)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyz"
 				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ,;";
@@ -1097,8 +1101,8 @@ static int cmd_maildir(int argc, char **argv)
 			crlf_total += buf[k] == '\n';
 	}
 	free(buf);
-	printf("maildir dir=%s msgs=%lu octets=%" PRIu64
-	       " pop3_octets=%" PRIu64 "\n",
+	printf("maildir dir=%s msgs=%lu octets=%" PRIu64 " pop3_octets=%" PRIu64
+	       "\n",
 	       dir, count, total, crlf_total);
 	return 0;
 }

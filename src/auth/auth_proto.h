@@ -37,18 +37,18 @@ enum auth_cause {
 	AUTH_CAUSE_NONE = 0,
 	AUTH_CAUSE_UNKNOWN_USER,
 	AUTH_CAUSE_WRONG_PASSWORD,
-	AUTH_CAUSE_BAD_HASH,	 /* the stored hash is malformed */
-	AUTH_CAUSE_BAD_REQUEST, /* the worker sent nonsense */
+	AUTH_CAUSE_BAD_HASH,	     /* the stored hash is malformed */
+	AUTH_CAUSE_BAD_REQUEST,	     /* the worker sent nonsense */
 	AUTH_CAUSE_APOP_UNAVAILABLE, /* APOP for a user without {PLAIN} */
 	AUTH_CAUSE_INTERNAL,
 };
 
 struct auth_request {
 	uint32_t version;
-	uint32_t id; /* chosen by the worker, echoed in the reply */
-	uint8_t type; /* enum auth_request_type */
+	uint32_t id;	 /* chosen by the worker, echoed in the reply */
+	uint8_t type;	 /* enum auth_request_type */
 	uint8_t service; /* enum listen_proto, for the log */
-	char peer[64]; /* numeric address of the client */
+	char peer[64];	 /* numeric address of the client */
 	char user[USERNAME_BUF_SIZE]; /* canonical */
 	char secret[AUTH_MAX_PASSWORD + 1];
 	char challenge[128];
@@ -57,12 +57,12 @@ struct auth_request {
 struct auth_reply {
 	uint32_t version;
 	uint32_t id;
-	uint8_t result; /* enum auth_result */
-	uint8_t cause;	/* enum auth_cause */
-	uint32_t peer_failures; /* recent failures from this peer */
-	uint32_t delay_ms;	/* how long the reply was held back */
+	uint8_t result;		      /* enum auth_result */
+	uint8_t cause;		      /* enum auth_cause */
+	uint32_t peer_failures;	      /* recent failures from this peer */
+	uint32_t delay_ms;	      /* how long the reply was held back */
 	char user[USERNAME_BUF_SIZE]; /* canonical name on success */
-	char extra[256]; /* the user's extra fields, on success */
+	char extra[256];	      /* the user's extra fields, on success */
 };
 
 /* True if len is the size of a request and every string field is

@@ -55,8 +55,12 @@ struct auth_job {
 	size_t worker;
 	struct auth_request req; /* holds the secret until verified */
 	/* A copy of the stored hash, so a reload cannot free it under the
-	 * thread; NULL for an unknown user. */
+	 * thread; for an unknown user the decoy's hash, or NULL when there
+	 * are no users at all. */
 	char *stored;
+	/* stored belongs to another user (auth_server_decoy): verify it for
+	 * the time it costs, then fail whatever the result (INV-A1). */
+	bool decoy;
 	char extra[sizeof(((struct auth_reply *)0)->extra)];
 	/* Results, filled in by the pool thread. */
 	enum auth_result result;
@@ -93,6 +97,9 @@ struct auth_server {
 
 	struct auth_job *delayed; /* replies held back, for clean exit */
 	struct auth_peer *peers;
+	/* Picks an unknown name's decoy user; random per process so that
+	 * nobody outside can tell which user a name maps to. */
+	unsigned char decoy_key[crypto_shorthash_KEYBYTES];
 	struct event *sighup_ev, *sigterm_ev, *sigint_ev;
 };
 
@@ -107,6 +114,8 @@ static void auth_worker_send(struct auth_server *s, size_t worker,
 			     const struct auth_reply *reply);
 static void auth_server_request(struct auth_server *s, size_t worker,
 				struct auth_request *req);
+static const struct passwd_entry *auth_server_decoy(struct auth_server *s,
+						    const char *name);
 static void auth_reply_init(struct auth_reply *reply, uint32_t id,
 			    enum auth_result result, enum auth_cause cause);
 static void auth_job_free(struct auth_job *job);
@@ -365,6 +374,9 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		job->stored = xstrdup(e->password);
 		snprintf(job->extra, sizeof(job->extra), "%s",
 			 e->extra != NULL ? e->extra : "");
+	} else if ((e = auth_server_decoy(s, req->user)) != NULL) {
+		job->stored = xstrdup(e->password);
+		job->decoy = true;
 	}
 	pthread_mutex_lock(&s->lock);
 	if (s->queue_tail != NULL)
@@ -374,6 +386,30 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	s->queue_tail = job;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The user whose hash an unknown name is verified against (INV-A1). A
+ * fixed dummy hash would answer in the dummy scheme's time, so a known
+ * user with a faster or slower scheme (SSHA, SHA512-CRYPT) would stand
+ * out. A real user's hash costs what some known user costs, and the same
+ * name always gets the same decoy, so repeating a probe shows no spread
+ * either. The keyed hash keeps the mapping secret. NULL when the users
+ * file is empty: then password_dummy_hash() is all there is.
+ */
+static const struct passwd_entry *auth_server_decoy(struct auth_server *s,
+						    const char *name)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	size_t count = passwd_db_count(s->db);
+	uint64_t v;
+
+	if (count == 0)
+		return NULL;
+	crypto_shorthash(h, (const unsigned char *)name, strlen(name),
+			 s->decoy_key);
+	memcpy(&v, h, sizeof(v));
+	return passwd_db_entry(s->db, (size_t)(v % count));
 }
 
 static void auth_job_free(struct auth_job *job)
@@ -471,12 +507,14 @@ static void auth_job_apop(struct auth_job *job, const char *plain)
 /* Runs in a pool thread: the slow part of a request. */
 static void auth_job_run(struct auth_job *job)
 {
-	bool known = job->stored != NULL;
+	bool known = job->stored != NULL && !job->decoy;
 
 	if (job->req.type == AUTH_REQUEST_PASSWORD) {
-		/* An unknown user costs a verification too (INV-A1). */
+		/* An unknown user costs a verification too, against its
+		 * decoy's hash (INV-A1); whatever that answers, the result
+		 * below is a failure. */
 		const char *stored =
-		    known ? job->stored : password_dummy_hash();
+		    job->stored != NULL ? job->stored : password_dummy_hash();
 		int r = password_verify(stored, job->req.secret,
 					strlen(job->req.secret), &job->error);
 
@@ -494,8 +532,9 @@ static void auth_job_run(struct auth_job *job)
 			job->cause = AUTH_CAUSE_BAD_HASH;
 		}
 	} else {
-		const char *plain =
-		    known ? password_plaintext(job->stored) : NULL;
+		const char *plain = job->stored != NULL
+					? password_plaintext(job->stored)
+					: NULL;
 
 		auth_job_apop(job, plain != NULL ? plain : "");
 		if (!known) {
@@ -732,6 +771,7 @@ static void auth_server_free(struct auth_server *s)
 	close(s->wake_fds[0]);
 	close(s->wake_fds[1]);
 	passwd_db_free(&s->db);
+	sodium_memzero(s->decoy_key, sizeof(s->decoy_key));
 	free(s->peers);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
@@ -750,12 +790,13 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* Computed now so that the first unknown user is not slower than
-	 * the users after it (INV-A1). */
+	 * the users after it (INV-A1); still used when no user exists. */
 	(void)password_dummy_hash();
 
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
 	s->peers = xcalloc(AUTH_TARPIT_PEERS, sizeof(*s->peers));
+	crypto_shorthash_keygen(s->decoy_key);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
 	s->base = event_base_new();

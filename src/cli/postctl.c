@@ -54,6 +54,23 @@ static void postctl_tty_restore_signal(int sig);
 static int postctl_fix_owner(const struct config *cfg);
 static int postctl_ensure_data_dir(const struct config *cfg, bool mail);
 static int postctl_mkdir_owned(const char *path, const struct passwd *pw);
+static int postctl_ensure_users_dir(const struct config *cfg);
+/* The users file is often DATA_DIR/users (always with the embedded
+ * default); then a missing DATA_DIR is created as postd would. */
+static int postctl_ensure_users_dir(const struct config *cfg)
+{
+	const char *slash = strrchr(cfg->users_file, '/');
+	size_t dlen = strlen(cfg->data_dir);
+	struct stat st;
+
+	if (slash == NULL || (size_t)(slash - cfg->users_file) != dlen ||
+	    strncmp(cfg->users_file, cfg->data_dir, dlen) != 0)
+		return 0;
+	if (stat(cfg->data_dir, &st) == 0 || errno != ENOENT)
+		return 0;
+	return postctl_ensure_data_dir(cfg, false);
+}
+
 static int postctl_set_password(const struct config *cfg, const char *name,
 				bool create, bool replace);
 static int postctl_user_add(const struct config *cfg, const char *arg);
@@ -374,7 +391,7 @@ static int postctl_set_password(const struct config *cfg, const char *name,
 		fprintf(stderr, "postctl: cannot hash the password\n");
 		return EX_SOFTWARE;
 	}
-	if (postctl_ensure_data_dir(cfg, false) < 0) {
+	if (postctl_ensure_users_dir(cfg) < 0) {
 		free(hash);
 		return EX_CANTCREAT;
 	}
@@ -598,12 +615,18 @@ static int postctl_deliver(const struct config *cfg, const char *arg)
 			cfg->users_file);
 		return EX_NOUSER;
 	}
-	if (postctl_ensure_data_dir(cfg, true) < 0 ||
-	    postctl_drop_privileges(cfg) < 0)
+	/* DATA_DIR/mail is opened before dropping privileges: the user may
+	 * not be allowed to walk the path to it (/root/...), and the
+	 * Maildirs are then reached beneath this descriptor only. */
+	if (postctl_ensure_data_dir(cfg, true) < 0)
 		return EX_TEMPFAIL;
 	root_fd = postctl_open_mail_root(cfg);
 	if (root_fd < 0)
 		return EX_TEMPFAIL;
+	if (postctl_drop_privileges(cfg) < 0) {
+		close(root_fd);
+		return EX_TEMPFAIL;
+	}
 	mdir_fd = maildir_open(root_fd, name, true, &error);
 	close(root_fd);
 	if (mdir_fd < 0) {

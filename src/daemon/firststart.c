@@ -27,8 +27,7 @@ static void firststart_mkdir(const char *path, mode_t mode,
 			     const struct config *cfg, bool give_to_user);
 static void firststart_demo_user(const struct config *cfg);
 static void firststart_welcome(const struct config *cfg, const char *user);
-static int firststart_deliver(const struct config *cfg, const char *user,
-			      const char *text);
+static int firststart_deliver(int root_fd, const char *user, const char *text);
 
 static void firststart_mkdir(const char *path, mode_t mode,
 			     const struct config *cfg, bool give_to_user)
@@ -90,16 +89,15 @@ static void firststart_demo_user(const struct config *cfg)
 	gid_t gid;
 
 	for (int i = 0; i < DEMO_PASSWORD_LEN; i++)
-		password[i] = alphabet[randombytes_uniform(sizeof(alphabet) -
-							   1)];
+		password[i] =
+		    alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
 	password[DEMO_PASSWORD_LEN] = '\0';
-	snprintf(user, sizeof(user), "%s@%s", DEMO_LOCALPART,
-		 cfg->domains[0]);
+	snprintf(user, sizeof(user), "%s@%s", DEMO_LOCALPART, cfg->domains[0]);
 	hash = password_hash_new(password, DEMO_PASSWORD_LEN);
 	if (hash == NULL)
 		fatal("hashing the demo password failed");
-	if (passwd_file_set(cfg->users_file, user, hash, true, false,
-			    &error) < 0)
+	if (passwd_file_set(cfg->users_file, user, hash, true, false, &error) <
+	    0)
 		fatal("creating %s: %s", cfg->users_file, error);
 	free(hash);
 	if (privdrop_is_root()) {
@@ -123,11 +121,11 @@ static void firststart_demo_user(const struct config *cfg)
 
 static void firststart_welcome(const struct config *cfg, const char *user)
 {
-	char text[2048], date[64];
+	char text[2048], date[64], path[4096];
 	time_t now = time(NULL);
 	struct tm tm;
 	pid_t pid;
-	int status;
+	int status, root_fd;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
@@ -145,48 +143,47 @@ static void firststart_welcome(const struct config *cfg, const char *user)
 		 "mail client fetched its first message.\n\n"
 		 "Try: curl -k pop3s://127.0.0.1:2995/1 -u demo:PASSWORD\n",
 		 cfg->hostname, user, date, (long)now, cfg->hostname);
-	/* Mail is written by the unprivileged user, as the workers do. */
+	/* Mail is written by the unprivileged user, as the workers do; the
+	 * directory is opened first, as root, since the user may not be
+	 * able to walk the path to it. */
+	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
+	root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root_fd < 0)
+		fatal("welcome: %s: %s", path, strerror(errno));
 	pid = fork();
 	if (pid < 0)
 		fatal("fork: %s", strerror(errno));
 	if (pid == 0) {
 		privdrop_to(cfg->user, NULL);
-		_exit(firststart_deliver(cfg, user, text) < 0 ? 1 : 0);
+		_exit(firststart_deliver(root_fd, user, text) < 0 ? 1 : 0);
 	}
+	close(root_fd);
 	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0)
 		log_warn("first start: the welcome message was not delivered");
 }
 
-static int firststart_deliver(const struct config *cfg, const char *user,
-			      const char *text)
+static int firststart_deliver(int root_fd, const char *user, const char *text)
 {
-	char path[4096], name[256];
+	char name[256];
 	const char *error;
 	struct maildir_delivery *d;
-	int root_fd, maildir_fd, err;
+	int maildir_fd, err;
 
-	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
-	root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root_fd < 0) {
-		log_error("welcome: %s: %s", path, strerror(errno));
-		return -1;
-	}
 	maildir_fd = maildir_open(root_fd, user, true, &error);
 	if (maildir_fd < 0) {
 		log_error("welcome: %s", error);
 		return -1;
 	}
 	d = maildir_delivery_begin(maildir_fd, &error);
-	if (d == NULL || maildir_delivery_write(d, text, strlen(text),
-						&error) < 0) {
+	if (d == NULL ||
+	    maildir_delivery_write(d, text, strlen(text), &error) < 0) {
 		log_error("welcome: %s", error);
 		if (d != NULL)
 			maildir_delivery_abort(&d);
 		return -1;
 	}
-	if (maildir_delivery_commit(&d, name, sizeof(name), &err, &error) <
-	    0) {
+	if (maildir_delivery_commit(&d, name, sizeof(name), &err, &error) < 0) {
 		log_error("welcome: %s", error);
 		return -1;
 	}

@@ -14,19 +14,20 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: postd [-c FILE] [-f] [-t] [-d]\n"
-		"  -c FILE  configuration file (default: the embedded default,\n"
-		"           serving ./postd-data on 127.0.0.1 ports 2110/2995)\n"
-		"  -f       stay in the foreground and log to stderr\n"
-		"  -t       check the configuration and exit\n"
-		"  -d       debug logging\n"
-		"  -h       this help\n");
+	fprintf(
+	    out,
+	    "usage: postd [-c FILE] [-f] [-t] [-d]\n"
+	    "  -c FILE  configuration file (default: the embedded default,\n"
+	    "           serving ./postd-data on 127.0.0.1 ports 2110/2995)\n"
+	    "  -f       stay in the foreground and log to stderr\n"
+	    "  -t       check the configuration and exit\n"
+	    "  -d       debug logging\n"
+	    "  -h       this help\n");
 }
 
 int main(int argc, char **argv)
 {
-	struct master_options opts = { 0 };
+	struct master_options opts = {0};
 	struct config *cfg = NULL;
 	static char cwd[PATH_MAX];
 	bool check_only = false, debug = false;

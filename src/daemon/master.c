@@ -66,13 +66,13 @@ static int master_spawn(struct master *m);
 static void master_child_main_worker(struct master *m, int *pairs, int n,
 				     int index, int slot);
 static void master_child_main_auth(struct master *m, int *pairs, int n);
-static void master_signal_generation(struct master *m, int generation,
-				     int sig);
+static void master_signal_generation(struct master *m, int generation, int sig);
 static void master_reap(struct master *m);
 static void master_reload(struct master *m);
 static int master_stop(struct master *m);
 static unsigned master_worker_count(const struct config *cfg);
 static void master_child_setup(void);
+static void master_auth_confine(struct config *cfg);
 static struct master_child *master_child_slot(struct master *m);
 
 static sigset_t master_signals;
@@ -178,6 +178,28 @@ static void master_child_setup(void)
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 }
 
+/*
+ * The auth process sees only the folder of the users file: it is chrooted
+ * there (when root), which also spares the unprivileged user from needing
+ * to walk the path to it. The file is found again by name on SIGHUP, so
+ * postctl's atomic replacement of it is seen.
+ */
+static void master_auth_confine(struct config *cfg)
+{
+	char dir[4096];
+	const char *slash = strrchr(cfg->users_file, '/');
+
+	if (!privdrop_is_root() || slash == NULL) {
+		privdrop_to(cfg->user, NULL);
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%.*s",
+		 slash == cfg->users_file ? 1 : (int)(slash - cfg->users_file),
+		 cfg->users_file);
+	privdrop_to(cfg->user, dir);
+	memmove(cfg->users_file, slash, strlen(slash) + 1);
+}
+
 static void master_child_main_auth(struct master *m, int *pairs, int n)
 {
 	int *fds = xcalloc((size_t)n, sizeof(int));
@@ -191,7 +213,7 @@ static void master_child_main_auth(struct master *m, int *pairs, int n)
 	close(m->mail_root_fd);
 	for (size_t i = 0; i < m->listener_count; i++)
 		close(m->listeners[i].fd);
-	privdrop_to(m->cfg->user, NULL);
+	master_auth_confine(m->cfg);
 	_exit(auth_server_run(m->cfg, fds, (size_t)n));
 }
 
@@ -242,7 +264,7 @@ static int master_spawn(struct master *m)
 		fatal("fork: %s", strerror(errno));
 	if (pid == 0)
 		master_child_main_auth(m, pairs, n);
-	*c = (struct master_child){ pid, gen, -1, true };
+	*c = (struct master_child){pid, gen, -1, true};
 	for (int i = 0; i < n; i++) {
 		int slot = connlimit_slot_alloc();
 
@@ -254,7 +276,7 @@ static int master_spawn(struct master *m)
 			fatal("fork: %s", strerror(errno));
 		if (pid == 0)
 			master_child_main_worker(m, pairs, n, i, slot);
-		*c = (struct master_child){ pid, gen, slot, false };
+		*c = (struct master_child){pid, gen, slot, false};
 	}
 	for (int i = 0; i < 2 * n; i++)
 		close(pairs[i]);
@@ -264,8 +286,7 @@ static int master_spawn(struct master *m)
 	return 0;
 }
 
-static void master_signal_generation(struct master *m, int generation,
-				     int sig)
+static void master_signal_generation(struct master *m, int generation, int sig)
 {
 	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
 		struct master_child *c = &m->children[i];
@@ -296,19 +317,17 @@ static void master_reap(struct master *m)
 			if (c->slot >= 0)
 				connlimit_slot_free(c->slot);
 			if (current && !m->stopping &&
-			    (!WIFEXITED(status) ||
-					WEXITSTATUS(status) != 0 || c->is_auth)) {
-				log_error("%s (pid %d) of the running "
-					  "generation died (%s %d); starting "
-					  "a new generation",
-					  c->is_auth ? "auth process"
-						     : "worker",
-					  (int)pid,
-					  WIFSIGNALED(status) ? "signal"
-							      : "exit",
-					  WIFSIGNALED(status)
-						  ? WTERMSIG(status)
-						  : WEXITSTATUS(status));
+			    (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+			     c->is_auth)) {
+				log_error(
+				    "%s (pid %d) of the running "
+				    "generation died (%s %d); starting "
+				    "a new generation",
+				    c->is_auth ? "auth process" : "worker",
+				    (int)pid,
+				    WIFSIGNALED(status) ? "signal" : "exit",
+				    WIFSIGNALED(status) ? WTERMSIG(status)
+							: WEXITSTATUS(status));
 				m->respawn_pending = true;
 			} else {
 				log_debug("child %d of generation %d exited",
@@ -333,9 +352,9 @@ static void master_reload(struct master *m)
 	bool tls_failed;
 	int rc;
 
-	log_info("SIGHUP: reloading %s",
-		 m->opts->config_path ? m->opts->config_path
-				      : "the embedded default");
+	log_info("SIGHUP: reloading %s", m->opts->config_path
+					     ? m->opts->config_path
+					     : "the embedded default");
 	if (m->opts->config_path != NULL) {
 		rc = config_load(m->opts->config_path, errf, &cfg);
 	} else {
@@ -389,7 +408,7 @@ static void master_reload(struct master *m)
 static int master_stop(struct master *m)
 {
 	time_t deadline = time(NULL) + MASTER_STOP_GRACE_SECS;
-	struct timespec tick = { 0, 100 * 1000 * 1000 };
+	struct timespec tick = {0, 100 * 1000 * 1000};
 	bool left = true;
 
 	log_info("stopping");
@@ -430,8 +449,8 @@ int master_run(struct config *cfg, const struct master_options *opts)
 		uid_t uid;
 		gid_t gid;
 
-		if (privdrop_lookup(cfg->user, &uid, &gid, path,
-				    sizeof(path)) < 0)
+		if (privdrop_lookup(cfg->user, &uid, &gid, path, sizeof(path)) <
+		    0)
 			fatal("%s", path);
 	} else {
 		log_warn("not started as root: running as the current user, "
@@ -468,7 +487,7 @@ int master_run(struct config *cfg, const struct master_options *opts)
 	signal(SIGPIPE, SIG_IGN);
 	master_spawn(m);
 	for (;;) {
-		struct timespec tick = { 1, 0 };
+		struct timespec tick = {1, 0};
 		int sig = sigtimedwait(&master_signals, NULL, &tick);
 
 		if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
@@ -476,9 +495,8 @@ int master_run(struct config *cfg, const struct master_options *opts)
 		if (sig == SIGHUP)
 			master_reload(m);
 		master_reap(m);
-		if (m->respawn_pending &&
-		    time(NULL) - m->generation_started >=
-			    MASTER_RESPAWN_PAUSE_SECS) {
+		if (m->respawn_pending && time(NULL) - m->generation_started >=
+					      MASTER_RESPAWN_PAUSE_SECS) {
 			m->respawn_pending = false;
 			master_signal_generation(m, m->generation, SIGQUIT);
 			master_spawn(m);

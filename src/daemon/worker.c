@@ -56,7 +56,7 @@ static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
 	if (!config_proto_implicit_tls(proto))
 		(void)send(fd, reply, sizeof(reply) - 1,
 			   MSG_DONTWAIT | MSG_NOSIGNAL);
-	log_info("refused peer=%s proto=%s cause=%s", peer,
+	log_info("refused peer=%s session=- proto=%s user=- cause=%s", peer,
 		 config_proto_name(proto), why);
 	close(fd);
 }
@@ -80,9 +80,9 @@ static void worker_on_accept(int fd, const struct sockaddr *peer,
 		worker_refuse(fd, peer_str, proto, why);
 		return;
 	}
-	conn = conn_new(w->base, fd, peer, peer_len, proto,
-			config_proto_implicit_tls(proto) ? w->env.ssl_ctx
-							 : NULL);
+	conn =
+	    conn_new(w->base, fd, peer, peer_len, proto,
+		     config_proto_implicit_tls(proto) ? w->env.ssl_ctx : NULL);
 	pop3_session_start(conn, &w->env);
 }
 
@@ -134,7 +134,7 @@ static void worker_check_cb(evutil_socket_t fd, short what, void *arg)
 int worker_run(const struct worker_params *params)
 {
 	struct worker w;
-	struct timeval tick = { 0, 200 * 1000 };
+	struct timeval tick = {0, 200 * 1000};
 
 	memset(&w, 0, sizeof(w));
 	signal(SIGPIPE, SIG_IGN);
@@ -151,9 +151,8 @@ int worker_run(const struct worker_params *params)
 	for (size_t i = 0; i < params->listener_count; i++) {
 		if (!worker_proto_supported(params->listeners[i].proto))
 			continue;
-		w.watches[w.watch_count++] =
-			listener_watch_new(w.base, &params->listeners[i],
-					   worker_on_accept, &w);
+		w.watches[w.watch_count++] = listener_watch_new(
+		    w.base, &params->listeners[i], worker_on_accept, &w);
 	}
 	w.sig_term = evsignal_new(w.base, SIGTERM, worker_sigterm_cb, &w);
 	w.sig_int = evsignal_new(w.base, SIGINT, worker_sigterm_cb, &w);

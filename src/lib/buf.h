@@ -21,7 +21,7 @@ void buf_free(struct buf **b);
 int buf_append(struct buf *b, const void *data, size_t len);
 int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 const char *buf_data(const struct buf *b);
 size_t buf_len(const struct buf *b);

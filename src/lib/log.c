@@ -28,10 +28,10 @@ void log_set_level(enum log_level level)
 
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
-	static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO,
-					   LOG_DEBUG };
-	static const char *const names[] = { "error", "warning", "info",
-					     "debug" };
+	static const int syslog_prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO,
+					  LOG_DEBUG};
+	static const char *const names[] = {"error", "warning", "info",
+					    "debug"};
 	char msg[2048];
 
 	if (level > log_max_level)
@@ -51,13 +51,13 @@ static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 	}
 }
 
-#define LOG_FN(name, level)                        \
-	void name(const char *fmt, ...)            \
-	{                                          \
-		va_list ap;                        \
-		va_start(ap, fmt);                 \
-		log_vwrite(level, fmt, ap);        \
-		va_end(ap);                        \
+#define LOG_FN(name, level)                                                    \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		log_vwrite(level, fmt, ap);                                    \
+		va_end(ap);                                                    \
 	}
 
 LOG_FN(log_error, LOG_LEVEL_ERROR)

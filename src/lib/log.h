@@ -9,7 +9,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_level {
+	LOG_LEVEL_ERROR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
 
 /*
  * Sets the process name shown in each line ("postd", "postd-auth", ...)
@@ -25,7 +30,8 @@ void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A broken invariant or a setup failure: logs and exits(1). Never reached
  * by input from the network (STYLE habit 8). */
-void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void fatal(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 /*
  * Copies at most len bytes of untrusted text into dst (size dstsize,

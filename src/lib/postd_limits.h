@@ -11,7 +11,8 @@
 #define POP3_MAX_COMMAND_LINE 255
 /* POP3 AUTH continuation lines carry base64 SASL data; RFC 5034 section 4
  * leaves the length open, RFC 4954 uses 12288 for SMTP, and we do the
- * same so one SASL decoder serves both. */
+ * same so one SASL decoder serves both. Before login the input buffer
+ * (CONN_INPUT_MAX_PREAUTH) caps them further. Both counts include CRLF. */
 #define SASL_MAX_RESPONSE_LINE 12288
 /* Decoded SASL credentials: user names and passwords are short. */
 #define AUTH_MAX_USER 255

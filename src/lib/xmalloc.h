@@ -14,10 +14,10 @@ void *xreallocarray(void *ptr, size_t nmemb, size_t size);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Frees *p and sets it to NULL. */
-#define XFREE(p)             \
-	do {                 \
-		free(p);     \
-		(p) = NULL;  \
+#define XFREE(p)                                                               \
+	do {                                                                   \
+		free(p);                                                       \
+		(p) = NULL;                                                    \
 	} while (0)
 
 #endif

@@ -32,9 +32,9 @@ struct conn {
 	char id[13];
 	char peer_str[INET6_ADDRSTRLEN];
 	bool tls;
-	bool closing;	  /* conn_close() called: flushing */
-	bool destroying;  /* destroy scheduled */
-	bool discarding;  /* inside an overlong line */
+	bool closing;	 /* conn_close() called: flushing */
+	bool destroying; /* destroy scheduled */
+	bool discarding; /* inside an overlong line */
 	bool paused;
 	bool eof;
 	const char *close_reason;
@@ -83,7 +83,7 @@ struct conn *conn_new(struct event_base *base, int fd,
 		if (ssl == NULL)
 			fatal("SSL_new failed");
 		conn->bev = bufferevent_openssl_socket_new(
-			base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
+		    base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
 		conn->tls = true;
 	} else {
 		conn->bev = bufferevent_socket_new(base, fd, opts);
@@ -105,8 +105,8 @@ struct conn *conn_new(struct event_base *base, int fd,
 
 static void conn_setup_bev(struct conn *conn)
 {
-	bufferevent_setcb(conn->bev, conn_read_cb, conn_write_cb,
-			  conn_event_cb, conn);
+	bufferevent_setcb(conn->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+			  conn);
 	conn_apply_watermarks(conn);
 	conn_apply_timeouts(conn);
 	if (!conn->paused)
@@ -203,13 +203,12 @@ static void conn_apply_watermarks(struct conn *conn)
 	/* Reading stops while this much input waits unread: a client that
 	 * pipelines faster than we answer is slowed down, not buffered. */
 	bufferevent_setwatermark(conn->bev, EV_READ, 0, conn->input_limit);
-	bufferevent_setwatermark(conn->bev, EV_WRITE, CONN_OUTPUT_LOW_WATER,
-				 0);
+	bufferevent_setwatermark(conn->bev, EV_WRITE, CONN_OUTPUT_LOW_WATER, 0);
 }
 
 static void conn_apply_timeouts(struct conn *conn)
 {
-	struct timeval tv = { .tv_sec = conn->timeout, .tv_usec = 0 };
+	struct timeval tv = {.tv_sec = conn->timeout, .tv_usec = 0};
 
 	bufferevent_set_timeouts(conn->bev, &tv, &tv);
 }
@@ -236,10 +235,15 @@ int conn_read_line(struct conn *conn, char *buf, size_t bufsize, size_t max,
 	size_t eol_len = 0;
 
 	for (;;) {
-		eol = evbuffer_search_eol(in, NULL, &eol_len,
-					  EVBUFFER_EOL_CRLF);
+		eol =
+		    evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
 		if (eol.pos < 0) {
-			if (evbuffer_get_length(in) <= max ||
+			size_t have = evbuffer_get_length(in);
+
+			/* A full input buffer without a line end is an
+			 * overlong line too: reading has stopped at the
+			 * input limit, so waiting would wait for ever. */
+			if ((have <= max && have < conn->input_limit) ||
 			    conn->discarding) {
 				if (conn->discarding)
 					evbuffer_drain(in,
@@ -422,11 +426,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		 * QUIT must still be handled), then go. */
 		if (!conn->closing && !conn->paused && conn_input_pending(conn))
 			conn->handler->on_readable(conn->session);
-		if (!conn->closing || evbuffer_get_length(
-					      bufferevent_get_output(bev)) == 0)
-			conn_schedule_destroy(conn, conn->closing
-							    ? conn->close_reason
-							    : "connection closed by peer");
+		if (!conn->closing ||
+		    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_schedule_destroy(
+			    conn, conn->closing ? conn->close_reason
+						: "connection closed by peer");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -438,7 +442,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		else if (EVUTIL_SOCKET_ERROR() != 0)
 			snprintf(reason, sizeof(reason), "connection error: %s",
 				 evutil_socket_error_to_string(
-					 EVUTIL_SOCKET_ERROR()));
+				     EVUTIL_SOCKET_ERROR()));
 		else
 			snprintf(reason, sizeof(reason), "connection error");
 		if (conn->starttls_done != NULL) {
@@ -469,18 +473,26 @@ void conn_starttls(struct conn *conn, SSL_CTX *ssl_ctx,
 static void conn_starttls_begin(struct conn *conn)
 {
 	SSL *ssl = SSL_new(conn->starttls_ctx);
+	evutil_socket_t fd = bufferevent_getfd(conn->bev);
 	struct bufferevent *tls_bev;
 
 	if (ssl == NULL)
 		fatal("SSL_new failed");
-	/* INV-S1: plaintext pipelined behind STARTTLS is never read. */
+	/* INV-S1: plaintext pipelined behind STARTTLS is never read. What
+	 * was buffered is dropped here; what the kernel still holds will
+	 * reach the TLS layer and fail the handshake. */
 	conn_discard_input(conn);
 	conn->discarding = false;
-	tls_bev = bufferevent_openssl_filter_new(conn->base, conn->bev, ssl,
+	/* The same socket continues as a TLS one, just as on an implicit-TLS
+	 * listener: the plaintext bufferevent lets go of it first. */
+	bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+	bufferevent_setfd(conn->bev, -1);
+	bufferevent_free(conn->bev);
+	tls_bev = bufferevent_openssl_socket_new(conn->base, fd, ssl,
 						 BUFFEREVENT_SSL_ACCEPTING,
 						 BEV_OPT_CLOSE_ON_FREE);
 	if (tls_bev == NULL)
-		fatal("bufferevent_openssl_filter_new failed");
+		fatal("bufferevent_openssl_socket_new failed");
 	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
 	conn->bev = tls_bev;
 	conn->tls = true;

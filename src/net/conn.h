@@ -81,7 +81,7 @@ void conn_discard_input(struct conn *conn);
 
 void conn_write(struct conn *conn, const void *data, size_t len);
 void conn_printf(struct conn *conn, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /*
  * Zero-copy output: reserves at least len bytes at the end of the output
  * queue and returns where to write them; conn_commit() then adds the

@@ -76,11 +76,11 @@ static uint32_t connlimit_bucket(const struct sockaddr *peer)
 
 	if (peer->sa_family == AF_INET) {
 		p = (const unsigned char *)&((const struct sockaddr_in *)peer)
-			    ->sin_addr;
+			->sin_addr;
 		len = 4;
 	} else if (peer->sa_family == AF_INET6) {
 		p = (const unsigned char *)&((const struct sockaddr_in6 *)peer)
-			    ->sin6_addr;
+			->sin6_addr;
 		len = 16;
 	}
 	for (size_t i = 0; i < len; i++) {
@@ -101,8 +101,8 @@ bool connlimit_acquire(const struct sockaddr *peer, char *why, size_t why_size)
 	max_peer = __atomic_load_n(&table->max_per_peer, __ATOMIC_RELAXED);
 	bucket = connlimit_bucket(peer);
 	for (int i = 0; i < CONNLIMIT_SLOTS; i++) {
-		total += __atomic_load_n(&table->slots[i].total,
-					 __ATOMIC_RELAXED);
+		total +=
+		    __atomic_load_n(&table->slots[i].total, __ATOMIC_RELAXED);
 		from_peer += __atomic_load_n(&table->slots[i].peer[bucket],
 					     __ATOMIC_RELAXED);
 	}

@@ -62,7 +62,7 @@ static int listener_bind_one(const struct addrinfo *ai, char *error,
 int listener_open(const struct listen_addr *addr, struct listener_socket *out,
 		  size_t max, size_t *count_r, char *error, size_t error_size)
 {
-	struct addrinfo hints = { 0 }, *res = NULL;
+	struct addrinfo hints = {0}, *res = NULL;
 	const char *host = strcmp(addr->host, "*") == 0 ? NULL : addr->host;
 	size_t start = *count_r;
 	int rc;
@@ -167,7 +167,7 @@ static void listener_accept_cb(evutil_socket_t fd, short what, void *arg)
 			    errno == ENOBUFS || errno == ENOMEM) {
 				/* Out of descriptors: stop accepting for a
 				 * second instead of spinning. */
-				struct timeval tv = { 1, 0 };
+				struct timeval tv = {1, 0};
 
 				log_error("%s: accept: %s; pausing for 1s",
 					  w->ls->label, strerror(errno));

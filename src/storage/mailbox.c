@@ -95,8 +95,9 @@ static enum mailbox_status mailbox_lock(struct mailbox *box,
 					char *error, size_t error_size);
 static void mailbox_holder_line(const struct mailbox_owner *owner, char *out,
 				size_t out_size);
-static DIR *mailbox_dir_open(struct mailbox *box, const char *name,
-			     char *error, size_t error_size);
+static DIR *mailbox_dir_open(struct mailbox *box, const char *name, char *error,
+			     size_t error_size);
+static void mailbox_snapshot(struct mailbox *box);
 static int mailbox_scan_dir(struct mailbox *box, DIR *dir, const char *prefix,
 			    char *error, size_t error_size);
 static int mailbox_index_read(struct mailbox *box, struct mailbox_hash *h,
@@ -227,7 +228,8 @@ static struct mailbox_entry *mailbox_hash_base(struct mailbox *box,
 		if (sl->hash != hv)
 			continue;
 		e = &box->msgs[sl->idx - 1];
-		if (e->base_len == len && memcmp(mailbox_base(e), base, len) == 0)
+		if (e->base_len == len &&
+		    memcmp(mailbox_base(e), base, len) == 0)
 			return e;
 	}
 }
@@ -238,11 +240,7 @@ enum mailbox_status mailbox_open(int maildir_fd,
 				 size_t error_size)
 {
 	struct mailbox *box = xcalloc(1, sizeof(*box));
-	struct mailbox_hash h;
 	enum mailbox_status st;
-	uint32_t old_uv = 0;
-	const char *why;
-	size_t unknown = 0;
 
 	*box_r = NULL;
 	box->maildir_fd = maildir_fd;
@@ -259,9 +257,34 @@ enum mailbox_status mailbox_open(int maildir_fd,
 		goto fail;
 	/* new/ first: a message moving new/ -> cur/ meanwhile is then seen
 	 * twice (and deduplicated) rather than missed. */
-	if (mailbox_scan_dir(box, box->new_dir, "new/", error, error_size) < 0 ||
+	if (mailbox_scan_dir(box, box->new_dir, "new/", error, error_size) <
+		0 ||
 	    mailbox_scan_dir(box, box->cur_dir, "cur/", error, error_size) < 0)
 		goto fail;
+
+	mailbox_snapshot(box);
+	/* The index is a cache: failing to write it costs speed at the next
+	 * open, not correctness now, and refusing the login would keep a
+	 * user with a full disk from deleting mail. */
+	if (box->dirty && mailbox_index_write(box) == 0)
+		box->dirty = false;
+	*box_r = box;
+	return MAILBOX_OK;
+fail:
+	mailbox_free(&box);
+	return st;
+}
+
+/*
+ * Matches the names found against the index, sizes up the files it does
+ * not know, gives them UIDs and sorts the snapshot by UID.
+ */
+static void mailbox_snapshot(struct mailbox *box)
+{
+	struct mailbox_hash h;
+	uint32_t old_uv = 0;
+	const char *why;
+	size_t unknown = 0;
 
 	mailbox_hash_init(&h, box->count);
 	for (size_t i = 0; i < box->count; i++) {
@@ -295,24 +318,16 @@ enum mailbox_status mailbox_open(int maildir_fd,
 	if (unknown > 0) {
 		box->dirty = true;
 		mailbox_assign_uids(box, (uint64_t)box->nextuid + unknown >
-						 UINT32_MAX);
+					     UINT32_MAX);
 	}
-	qsort(box->msgs, box->count, sizeof(*box->msgs), mailbox_cmp_uid);
+	if (box->count > 1)
+		qsort(box->msgs, box->count, sizeof(*box->msgs),
+		      mailbox_cmp_uid);
 	mailbox_assign_uidls(box);
-	/* The index is a cache: failing to write it costs speed at the next
-	 * open, not correctness now, and refusing the login would keep a
-	 * user with a full disk from deleting mail. */
-	if (box->dirty && mailbox_index_write(box) == 0)
-		box->dirty = false;
-	*box_r = box;
-	return MAILBOX_OK;
-fail:
-	mailbox_free(&box);
-	return st;
 }
 
-static DIR *mailbox_dir_open(struct mailbox *box, const char *name,
-			     char *error, size_t error_size)
+static DIR *mailbox_dir_open(struct mailbox *box, const char *name, char *error,
+			     size_t error_size)
 {
 	int fd = openat(box->maildir_fd, name,
 			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -357,8 +372,9 @@ static void mailbox_holder_line(const struct mailbox_owner *owner, char *out,
 	log_escape(host, sizeof(host), rawhost, strlen(rawhost));
 	gmtime_r(&now, &tm);
 	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	snprintf(out, out_size, "session %s user %s peer %s since %s (pid %ld on %s)",
-		 sid, user, peer, since, (long)getpid(), host);
+	snprintf(out, out_size,
+		 "session %s user %s peer %s since %s (pid %ld on %s)", sid,
+		 user, peer, since, (long)getpid(), host);
 }
 
 /* The OFD lock conflicts with every other open of the file, also within
@@ -385,7 +401,8 @@ static enum mailbox_status mailbox_lock(struct mailbox *box,
 		ssize_t r;
 
 		if (errno != EAGAIN && errno != EACCES) {
-			snprintf(error, error_size, "lock: %s", strerror(errno));
+			snprintf(error, error_size, "lock: %s",
+				 strerror(errno));
 			return MAILBOX_TEMPFAIL;
 		}
 		r = pread(box->lock_fd, line, sizeof(line) - 1, 0);
@@ -445,8 +462,8 @@ static int mailbox_scan_dir(struct mailbox *box, DIR *dir, const char *prefix,
 			continue;
 		}
 		if (box->count >= POP3_MAX_MESSAGES) {
-			snprintf(error, error_size,
-				 "more than %u messages", POP3_MAX_MESSAGES);
+			snprintf(error, error_size, "more than %u messages",
+				 POP3_MAX_MESSAGES);
 			return -1;
 		}
 		if (box->count == box->alloc) {
@@ -489,7 +506,7 @@ static int mailbox_index_read(struct mailbox *box, struct mailbox_hash *h,
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 	    (uint64_t)st.st_size >
-		    (uint64_t)(POP3_MAX_MESSAGES + 1) * INDEX_MAX_LINE) {
+		(uint64_t)(POP3_MAX_MESSAGES + 1) * INDEX_MAX_LINE) {
 		close(fd);
 		*why_r = "unreadable";
 		return -1;
@@ -577,8 +594,7 @@ static int mailbox_index_line(struct mailbox *box, struct mailbox_hash *h,
 	    uid >= box->nextuid || parse_space(&p) < 0 ||
 	    parse_uint64(&p, UINT64_MAX, &size) < 0 || parse_space(&p) < 0 ||
 	    parse_uint64(&p, INT64_MAX, &mtime) < 0 || parse_space(&p) < 0 ||
-	    parse_uint64(&p, INT64_MAX, &retrieved) < 0 ||
-	    parse_space(&p) < 0)
+	    parse_uint64(&p, INT64_MAX, &retrieved) < 0 || parse_space(&p) < 0)
 		return -1;
 	base_len = strlen(p);
 	if (!mailbox_valid_base(p, base_len))
@@ -629,8 +645,9 @@ static uint32_t mailbox_new_uidvalidity(struct mailbox *box, uint32_t old)
 		uv = last + 1;
 	if (uv == 0)
 		uv = 1;
-	fd = openat(box->maildir_fd, MAILBOX_UIDVALIDITY_FILE,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd =
+	    openat(box->maildir_fd, MAILBOX_UIDVALIDITY_FILE,
+		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	len = snprintf(buf, sizeof(buf), "%" PRIu32 "\n", uv);
 	if (fd < 0 || write(fd, buf, (size_t)len) != len)
 		log_warn("mailbox: cannot record UIDVALIDITY %" PRIu32, uv);
@@ -656,7 +673,8 @@ static void mailbox_stat_new(struct mailbox *box, struct mailbox_entry *e)
 	} else {
 		int fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		bool ok = fd >= 0 && fstat(fd, &st) == 0 &&
-			  S_ISREG(st.st_mode) && msg_wire_size_fd(fd, &size) == 0;
+			  S_ISREG(st.st_mode) &&
+			  msg_wire_size_fd(fd, &size) == 0;
 		int saved = errno;
 
 		if (fd >= 0)
@@ -695,16 +713,17 @@ static void mailbox_compact(struct mailbox *box)
  */
 static void mailbox_assign_uids(struct mailbox *box, bool renumber)
 {
-	struct mailbox_entry **order = xreallocarray(NULL, box->count + 1,
-						     sizeof(*order));
+	struct mailbox_entry **order =
+	    xreallocarray(NULL, box->count + 1, sizeof(*order));
 	size_t n = 0;
 
 	if (renumber) {
-		box->uidvalidity = mailbox_new_uidvalidity(box,
-							   box->uidvalidity);
+		box->uidvalidity =
+		    mailbox_new_uidvalidity(box, box->uidvalidity);
 		box->nextuid = 1;
 		log_info("mailbox: UIDs exhausted, renumbered with "
-			 "UIDVALIDITY %" PRIu32, box->uidvalidity);
+			 "UIDVALIDITY %" PRIu32,
+			 box->uidvalidity);
 	}
 	for (size_t i = 0; i < box->count; i++) {
 		if (renumber || !box->msgs[i].known)
@@ -741,7 +760,7 @@ static void mailbox_assign_uidls(struct mailbox *box)
 			for (j = hv & h.mask; h.slots[j].idx != 0;
 			     j = (j + 1) & h.mask) {
 				const char *o =
-					box->msgs[h.slots[j].idx - 1].m.uidl;
+				    box->msgs[h.slots[j].idx - 1].m.uidl;
 
 				if (h.slots[j].hash == hv &&
 				    strncmp(o, base, ulen) == 0 &&
@@ -765,8 +784,8 @@ static void mailbox_assign_uidls(struct mailbox *box)
 				hex[2 * k] = digits[md[k] >> 4];
 				hex[2 * k + 1] = digits[md[k] & 15];
 			}
-			e->m.uidl = mailbox_strdup2(box, hex, MAILBOX_HASH_UIDL,
-						    "", 0);
+			e->m.uidl =
+			    mailbox_strdup2(box, hex, MAILBOX_HASH_UIDL, "", 0);
 			hv = mailbox_hash_str(hex, MAILBOX_HASH_UIDL);
 		}
 		for (j = hv & h.mask; h.slots[j].idx != 0; j = (j + 1) & h.mask)
@@ -805,8 +824,9 @@ static int mailbox_index_write(struct mailbox *box)
 	bool ok = true;
 	int fd;
 
-	fd = openat(box->maildir_fd, MAILBOX_INDEX_TMP,
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	fd =
+	    openat(box->maildir_fd, MAILBOX_INDEX_TMP,
+		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		log_warn("mailbox: cannot write index: %s", strerror(errno));
 		free(buf);
@@ -826,11 +846,11 @@ static int mailbox_index_write(struct mailbox *box)
 			ok = mailbox_write_all(fd, buf, len);
 			len = 0;
 		}
-		len += (size_t)snprintf(buf + len, MAILDIR_IO_BUFFER - len,
-					"%" PRIu32 " %" PRIu64 " %lld %lld %.*s\n",
-					e->m.uid, e->m.size, delivered,
-					retrieved, (int)e->base_len,
-					mailbox_base(e));
+		len +=
+		    (size_t)snprintf(buf + len, MAILDIR_IO_BUFFER - len,
+				     "%" PRIu32 " %" PRIu64 " %lld %lld %.*s\n",
+				     e->m.uid, e->m.size, delivered, retrieved,
+				     (int)e->base_len, mailbox_base(e));
 	}
 	if (ok)
 		ok = mailbox_write_all(fd, buf, len);
@@ -889,8 +909,8 @@ uint32_t mailbox_uidvalidity(const struct mailbox *box)
  */
 static int mailbox_relocate(struct mailbox *box, struct mailbox_entry *e)
 {
-	DIR *dirs[2] = { box->cur_dir, box->new_dir };
-	const char *prefixes[2] = { "cur/", "new/" };
+	DIR *dirs[2] = {box->cur_dir, box->new_dir};
+	const char *prefixes[2] = {"cur/", "new/"};
 	const char *base = mailbox_base(e);
 
 	for (size_t k = 0; k < 2; k++) {
@@ -903,8 +923,6 @@ static int mailbox_relocate(struct mailbox *box, struct mailbox_entry *e)
 			if (strncmp(name, base, e->base_len) != 0 ||
 			    (name[e->base_len] != ':' &&
 			     name[e->base_len] != '\0'))
-				continue;
-			if (strcmp(name, base) == 0 && dirs[k] == mailbox_dir(box, e->m.name))
 				continue;
 			e->m.name = mailbox_strdup2(box, prefixes[k], 4, name,
 						    strlen(name));
@@ -933,8 +951,8 @@ int mailbox_msg_open(struct mailbox *box, size_t i, char *error,
 	fd = openat(dirfd(mailbox_dir(box, e->m.name)), mailbox_base(e),
 		    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && mailbox_relocate(box, e) == 0)
-		fd = openat(dirfd(mailbox_dir(box, e->m.name)),
-			    mailbox_base(e), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(dirfd(mailbox_dir(box, e->m.name)), mailbox_base(e),
+			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		goto fail;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

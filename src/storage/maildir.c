@@ -28,10 +28,10 @@
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 struct maildir_delivery {
-	int tmp_fd;   /* tmp/ */
-	int new_fd;   /* new/ */
-	int fd;	      /* the message file in tmp/, -1 once closed */
-	bool failed;  /* a write failed: only abort is left */
+	int tmp_fd;  /* tmp/ */
+	int new_fd;  /* new/ */
+	int fd;	     /* the message file in tmp/, -1 once closed */
+	bool failed; /* a write failed: only abort is left */
 	int saved_errno;
 	bool held_cr; /* input ended with CR: it may start a CRLF */
 	char last;    /* last stored byte */
@@ -92,7 +92,7 @@ static int maildir_open_sub(int dir_fd, const char *name, bool create,
 int maildir_open(int root_fd, const char *user, bool create,
 		 const char **error_r)
 {
-	static const char *const subdirs[] = { "new", "cur", "tmp" };
+	static const char *const subdirs[] = {"new", "cur", "tmp"};
 	char local[MAILBOX_MAX_LOCALPART + 1];
 	const char *domain;
 	size_t local_len;
@@ -230,9 +230,9 @@ struct maildir_delivery *maildir_delivery_begin(int maildir_fd,
 		*error_r = maildir_error("make a unique name", errno);
 		goto fail;
 	}
-	d->fd = openat(d->tmp_fd, d->name,
-		       O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-		       0600);
+	d->fd =
+	    openat(d->tmp_fd, d->name,
+		   O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (d->fd < 0) {
 		*error_r = maildir_error("create tmp file", errno);
 		d->name[0] = '\0';

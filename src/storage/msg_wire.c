@@ -12,8 +12,8 @@
 
 #include "lib/postd_limits.h"
 
-static size_t msg_wire_segment(struct msg_wire *w, const char *seg,
-			       size_t len, char *out);
+static size_t msg_wire_segment(struct msg_wire *w, const char *seg, size_t len,
+			       char *out);
 static void msg_wire_line_end(struct msg_wire *w);
 
 void msg_wire_init(struct msg_wire *w, bool dot_stuff, int64_t body_lines)
@@ -26,8 +26,8 @@ void msg_wire_init(struct msg_wire *w, bool dot_stuff, int64_t body_lines)
 }
 
 /* Copies the bytes of one line (no LF) and tracks the header state. */
-static size_t msg_wire_segment(struct msg_wire *w, const char *seg,
-			       size_t len, char *out)
+static size_t msg_wire_segment(struct msg_wire *w, const char *seg, size_t len,
+			       char *out)
 {
 	size_t n = 0;
 
@@ -38,8 +38,7 @@ static size_t msg_wire_segment(struct msg_wire *w, const char *seg,
 		out[n++] = '.';
 	/* A line is empty if it holds nothing or a single CR (a CRLF that
 	 * another program stored as is). */
-	if (w->header_empty_line &&
-	    (len != 1 || seg[0] != '\r' || w->prev_cr))
+	if (w->header_empty_line && (len != 1 || seg[0] != '\r' || w->prev_cr))
 		w->header_empty_line = false;
 	memcpy(out + n, seg, len);
 	n += len;
@@ -102,7 +101,7 @@ size_t msg_wire_finish(struct msg_wire *w, char *out)
 
 int msg_wire_size_fd(int fd, uint64_t *size_r)
 {
-	static __thread char buf[MAILDIR_IO_BUFFER];
+	char buf[MAILDIR_IO_BUFFER];
 	uint64_t size = 0;
 	char last = '\n';
 	bool empty = true;

@@ -50,8 +50,8 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file,
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
-					 SSL_OP_CIPHER_SERVER_PREFERENCE |
-					 SSL_OP_NO_RENEGOTIATION);
+				     SSL_OP_CIPHER_SERVER_PREFERENCE |
+				     SSL_OP_NO_RENEGOTIATION);
 	/* Idle connections keep no 34 KiB of TLS buffers each. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
@@ -115,9 +115,9 @@ static int tls_write_pem(const char *path, mode_t mode, X509 *cert,
 			 strerror(errno));
 		return -1;
 	}
-	ok = cert != NULL ? PEM_write_X509(f, cert)
-			  : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL,
-						 NULL);
+	ok = cert != NULL
+		 ? PEM_write_X509(f, cert)
+		 : PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0)
 		ok = 0;
 	if (fclose(f) != 0)
@@ -173,8 +173,8 @@ int tls_make_self_signed(const char *cert_file, const char *key_file,
 	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
 				   (const unsigned char *)hostname, -1, -1, 0);
 	X509_set_issuer_name(cert, name);
-	snprintf(san, sizeof(san),
-		 "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1", hostname);
+	snprintf(san, sizeof(san), "DNS:%s,DNS:localhost,IP:127.0.0.1,IP:::1",
+		 hostname);
 	if (tls_add_ext(cert, NID_subject_alt_name, san) < 0 ||
 	    tls_add_ext(cert, NID_basic_constraints, "critical,CA:FALSE") < 0 ||
 	    tls_add_ext(cert, NID_ext_key_usage, "serverAuth") < 0) {

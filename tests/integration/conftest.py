@@ -55,6 +55,7 @@ CRASH_RE = re.compile(
 TEST_TIMEOUT = int(os.environ.get("POSTD_TEST_TIMEOUT", "120"))
 
 _RUNNING = []  # servers currently running, for per-test crash checks
+_OPEN_CONNS = []  # client connections made by the current test
 
 
 def free_port():
@@ -373,8 +374,13 @@ class PostdServer:
 
     def connect(self, tls=False, **kw):
         if tls:
-            return pop3util.Pop3Conn(self.pop3s_port, tls_ctx=self.ctx(), **kw)
-        return pop3util.Pop3Conn(self.pop3_port, **kw)
+            c = pop3util.Pop3Conn(self.pop3s_port, tls_ctx=self.ctx(), **kw)
+        else:
+            c = pop3util.Pop3Conn(self.pop3_port, **kw)
+        # closed after the test even if it fails half-way, so that the
+        # next test on a shared daemon does not find the mailbox locked
+        _OPEN_CONNS.append(c)
+        return c
 
     def login(self, user=ALICE, pw=None, tls=False, retry_in_use=3.0):
         """A session in TRANSACTION state (USER/PASS). Retries while the
@@ -500,6 +506,14 @@ def _watch_servers(request):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+        left_open = False
+        while _OPEN_CONNS:
+            c = _OPEN_CONNS.pop()
+            if c.sock.fileno() != -1:
+                left_open = True
+                c.close()
+        if left_open:
+            time.sleep(0.2)  # let the daemon see EOF and drop its locks
     for srv, mark in marks:
         if srv in _RUNNING and not srv.alive():
             srv._forget()

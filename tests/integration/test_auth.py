@@ -1,6 +1,8 @@
 """Authentication: USER/PASS, AUTH PLAIN and LOGIN (RFC 5034), INV-A1,
 [IN-USE] (RFC 2449 / RFC 3206 response codes), plaintext_auth."""
 
+import os
+import re
 import time
 
 import pytest
@@ -66,8 +68,11 @@ def test_inv_a1_same_reply_unknown_user_and_wrong_password(shared_server):
     assert r1 == AUTH_FAILED
     assert r2 == AUTH_FAILED
     assert r3 == AUTH_FAILED
+    # (extra key=value fields are tolerated here; test_log_formats checks
+    # the exact contract order)
     srv.wait_log(r"auth failed user=alice@example\.org peer=127\.0\.0\.1 "
-                 r"session=\S+ proto=pop3 cause=wrong password", since=mark)
+                 r"session=\S+ proto=pop3 (\S+=\S+ )*cause=wrong password",
+                 since=mark)
     srv.wait_log(r"auth failed user=nosuchuser@example\.org "
                  r".*cause=unknown user", since=mark)
     # the password itself never reaches the log
@@ -302,8 +307,8 @@ def test_in_use_second_session_refused_until_quit(shared_server):
         with srv.connect() as c:
             r = c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW))
             assert r.startswith("-ERR [IN-USE]"), r
-        srv.wait_log(r"refused peer=127\.0\.0\.1 session=\S+ proto=pop3 "
-                     r"cause=.*", since=mark)
+        srv.wait_log(r"refused (\S+=\S+ )*peer=127\.0\.0\.1 session=\S+ "
+                     r"proto=pop3 (\S+=\S+ )*cause=.*in use", since=mark)
         # the first session is unaffected
         assert_transaction(first)
     finally:
@@ -354,8 +359,8 @@ def test_plaintext_no_user_pass_refused(tls_only_server):
         assert r.startswith("-ERR [AUTH] "), r
         assert "TLS" in r, r
         assert_not_logged_in(c)
-    srv.wait_log(r"refused peer=127\.0\.0\.1 session=\S+ proto=pop3 cause=",
-                 since=mark)
+    srv.wait_log(r"refused (\S+=\S+ )*peer=127\.0\.0\.1 session=\S+ "
+                 r"proto=pop3 (\S+=\S+ )*cause=", since=mark)
 
 
 def test_plaintext_no_auth_plain_refused(tls_only_server):
@@ -393,4 +398,87 @@ def test_plaintext_no_works_on_pop3s(tls_only_server):
     with tls_only_server.connect(tls=True) as c:
         assert c.login(ALICE, ALICE_PW).startswith("+OK")
         assert_transaction(c)
+        c.cmd("QUIT")
+
+
+def test_log_formats(shared_server):
+    """protocol.md "Log lines": the documented substrings, in order, so that
+    log scanners (fail2ban and the like) can rely on them."""
+    srv = shared_server
+    mark = srv.log_mark()
+    with srv.connect() as c:
+        c.login(ALICE, "wrong")
+    with srv.connect() as c:
+        c.login("ghost@example.org", "wrong")
+    first = srv.login()
+    with srv.connect() as c:
+        c.login(ALICE, ALICE_PW)  # IN-USE
+    first.cmd("QUIT")
+    first.close()
+    srv.wait_log(r"logout ", since=mark)
+    text = srv.log_since(mark)
+    expect = [
+        r"auth failed user=alice@example\.org peer=127\.0\.0\.1 "
+        r"session=\S+ proto=pop3 cause=wrong password",
+        r"auth failed user=ghost@example\.org peer=127\.0\.0\.1 "
+        r"session=\S+ proto=pop3 cause=unknown user",
+        r"login user=alice@example\.org peer=127\.0\.0\.1 session=\S+ "
+        r"proto=pop3 mech=USER tls=no",
+        r"refused peer=127\.0\.0\.1 session=\S+ proto=pop3 cause=\S",
+        r"logout user=alice@example\.org peer=127\.0\.0\.1 session=\S+ "
+        r"proto=pop3 retrieved=\d+ deleted=\d+",
+    ]
+    missing = [e for e in expect if not re.search(e, text)]
+    assert not missing, "log lines not in the documented form:\n%s\n" \
+        "log:\n%s" % ("\n".join(missing), text)
+
+
+# -- hostile names (INV-S2, INV-U1, INV-A1) -------------------------------------
+
+@pytest.mark.parametrize("name", [
+    "../../etc/passwd", "alice/../bob@example.org", "alice@example.org/..",
+    "alice@../example.org", "..@example.org",
+    "%2e%2e@example.org", "alice@example.org@example.org", "@example.org",
+    "alice@", "a" * 65 + "@example.org", "alice@" + "d" * 200 + ".org",
+    "*@example.org", "alice%example.org", "Alice\u00e9@example.org",
+])
+def test_hostile_user_names(shared_server, name):
+    srv = shared_server
+    before = sorted(os.listdir(srv.base))
+    with srv.connect() as c:
+        c.send(("USER %s\r\n" % name).encode("utf-8"))
+        r = c.line()
+        if r.startswith("+OK"):
+            r = c.cmd("PASS " + ALICE_PW)
+        assert r.startswith("-ERR"), (name, r)
+        r = c.cmd("AUTH PLAIN " + plain_ir(name, ALICE_PW))
+        assert r.startswith("-ERR"), (name, r)
+        assert_not_logged_in(c)
+    assert sorted(os.listdir(srv.base)) == before
+    assert set(os.listdir(os.path.join(srv.data_dir, "mail"))) <= \
+        {"example.org"}
+
+
+def test_inv_s2_no_log_injection_via_sasl_name(shared_server):
+    srv = shared_server
+    mark = srv.log_mark()
+    evil = "x\nlogin user=admin@example.org peer=6.6.6.6 session=1 " \
+           "proto=pop3 mech=USER tls=no\r"
+    with srv.connect() as c:
+        r = c.cmd("AUTH PLAIN " + plain_ir(evil, "pw"))
+        assert r.startswith("-ERR"), r
+        c.cmd("QUIT")
+    time.sleep(0.3)
+    for line in srv.log_since(mark).splitlines():
+        assert not re.search(r"(info|notice|warning|error): login "
+                             r"user=admin@example\.org", line), line
+        assert "\r" not in line, repr(line)
+
+
+def test_apop_disabled_by_default(shared_server):
+    with shared_server.connect() as c:
+        assert "<" not in c.greeting  # no APOP timestamp (RFC 1939 sec. 7)
+        r = c.cmd("APOP alice@example.org 0123456789abcdef0123456789abcdef")
+        assert r.startswith("-ERR"), r
+        assert c.login(ALICE, ALICE_PW).startswith("+OK")
         c.cmd("QUIT")

@@ -327,7 +327,8 @@ def test_connection_cap_per_peer(make_server):
     got = s.wait_closed(5)
     assert got.startswith(b"-ERR [SYS/TEMP]"), got
     assert got.count(b"\r\n") == 1, got
-    srv.wait_log(r"refused peer=127\.0\.0\.1 .*proto=pop3 cause=", since=mark)
+    srv.wait_log(r"refused (\S+=\S+ )*peer=127\.0\.0\.1 .*proto=pop3 "
+                 r"(\S+=\S+ )*cause=", since=mark)
     # pop3s counts against the same peer
     try:
         s = Pop3Conn(srv.pop3s_port, tls_ctx=srv.ctx(), greeting=False)

@@ -481,6 +481,98 @@ static void test_auth_server_reload_and_term(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/*
+ * INV-A1: an unknown user is verified against an existing user's hash (its
+ * decoy) so that it costs what a known user costs, but it fails even when
+ * the password is the decoy's. With one user the decoy is that user.
+ */
+static void test_inv_a1_auth_server_unknown_user_decoy(void **state)
+{
+	struct fixture *fx = *state;
+	struct result unknown, noncanon, apop, known;
+	int outstanding = 0;
+
+	write_users(fx->users, "bob@example.org:{PLAIN}tanstaaf\n");
+	start_server(fx, 0);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "carol@example.org", "tanstaaf", "",
+		 "p", &unknown, &outstanding);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "Bob@example.org", "tanstaaf", "",
+		 "p", &noncanon, &outstanding);
+	/* RFC 1939 section 7's digest of "tanstaaf", bob's password. */
+	send_req(fx, AUTH_REQUEST_APOP, "zed@example.org",
+		 "c4c9334bac560ecc979e58001b3e22fb",
+		 "<1896.697170952@dbc.mtview.ca.us>", "p", &apop, &outstanding);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "p", &known, &outstanding);
+	run_until_done(fx, &outstanding);
+
+	assert_int_equal(unknown.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(unknown.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+	assert_string_equal(unknown.reply.user, "");
+	assert_string_equal(unknown.reply.extra, "");
+	assert_int_equal(noncanon.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(noncanon.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+	assert_string_equal(noncanon.reply.user, "");
+	assert_int_equal(apop.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(apop.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+	assert_string_equal(apop.reply.user, "");
+	/* The decoy itself still logs in. */
+	assert_int_equal(known.reply.result, AUTH_RESULT_OK);
+	assert_string_equal(known.reply.user, "bob@example.org");
+}
+
+/* INV-A1: with several users, whichever one an unknown name maps to, its
+ * password does not let the unknown name in. */
+static void test_inv_a1_auth_server_unknown_user_any_decoy(void **state)
+{
+	struct fixture *fx = *state;
+	static const char *const names[] = {
+	    "carol@example.org",
+	    "dave@example.org",
+	    "erin@example.org",
+	    "frank@example.org",
+	    "x@y",
+	    "nobody",
+	};
+	static const char *const passwords[] = {"secret", "tanstaaf"};
+	struct result r[6][2];
+	int outstanding = 0;
+
+	start_server(fx, 0);
+	for (size_t i = 0; i < 6; i++)
+		for (size_t j = 0; j < 2; j++)
+			send_req(fx, AUTH_REQUEST_PASSWORD, names[i],
+				 passwords[j], "", "p", &r[i][j], &outstanding);
+	run_until_done(fx, &outstanding);
+	for (size_t i = 0; i < 6; i++) {
+		for (size_t j = 0; j < 2; j++) {
+			assert_int_equal(r[i][j].calls, 1);
+			assert_int_equal(r[i][j].reply.result,
+					 AUTH_RESULT_FAIL);
+			assert_int_equal(r[i][j].reply.cause,
+					 AUTH_CAUSE_UNKNOWN_USER);
+			assert_string_equal(r[i][j].reply.user, "");
+		}
+	}
+}
+
+/* An empty users file leaves no decoy: the dummy hash stands in, and an
+ * unknown user is still a plain failure, not a temporary one. */
+static void test_inv_a1_auth_server_unknown_user_no_users(void **state)
+{
+	struct fixture *fx = *state;
+	struct result r;
+	int outstanding = 0;
+
+	write_users(fx->users, "# nobody yet\n");
+	start_server(fx, 0);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "secret", "",
+		 "p", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.result, AUTH_RESULT_FAIL);
+	assert_int_equal(r.reply.cause, AUTH_CAUSE_UNKNOWN_USER);
+}
+
 /* Without a users file every request fails temporarily. */
 static void test_auth_server_no_users_file(void **state)
 {
@@ -578,6 +670,13 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_reload_and_term,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_a1_auth_server_unknown_user_decoy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_a1_auth_server_unknown_user_any_decoy, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_a1_auth_server_unknown_user_no_users, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_no_users_file,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_dies, setup,

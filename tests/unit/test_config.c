@@ -732,6 +732,34 @@ static void test_proto_names(void **state)
 	assert_true(config_proto_implicit_tls(LISTEN_IMAPS));
 }
 
+/* INV-S2: text from the file is escaped before it reaches a message. */
+static void test_messages_escape_control_bytes(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\nke\x1b[2Jy = 1\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 2, "unknown key 'ke\\x1b[2Jy'");
+	assert_null(strchr(l.errors, 0x1b));
+	loaded_free(&l);
+}
+
+static void test_errors_stream_may_be_null(void **state)
+{
+	char path[] = "/tmp/test_config.XXXXXX";
+	struct config *cfg;
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "bogus\n", 6), 6);
+	close(fd);
+	assert_int_equal(config_load(path, NULL, &cfg), -1);
+	assert_null(cfg);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -756,6 +784,8 @@ int main(void)
 	    cmocka_unit_test(test_embedded_default),
 	    cmocka_unit_test(test_validate),
 	    cmocka_unit_test(test_proto_names),
+	    cmocka_unit_test(test_messages_escape_control_bytes),
+	    cmocka_unit_test(test_errors_stream_may_be_null),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

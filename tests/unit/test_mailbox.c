@@ -26,10 +26,10 @@ struct fixture {
 	int md_fd;
 };
 
-static const struct mailbox_owner owner1 = { "S1", "192.0.2.1",
-					     "bob@example.com" };
-static const struct mailbox_owner owner2 = { "S2", "192.0.2.2",
-					     "bob@example.com" };
+static const struct mailbox_owner owner1 = {"S1", "192.0.2.1",
+					    "bob@example.com"};
+static const struct mailbox_owner owner2 = {"S2", "192.0.2.2",
+					    "bob@example.com"};
 
 static int setup(void **state)
 {
@@ -141,9 +141,9 @@ static void test_mailbox_delivery_size_round_trip(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const msgs[] = {
-		"Subject: a\r\n\r\nhello\r\n",
-		"Subject: b\n\nno final newline",
-		"Subject: c\r\n\r\n.dot\r\nbare\rcr\n\r\n",
+	    "Subject: a\r\n\r\nhello\r\n",
+	    "Subject: b\n\nno final newline",
+	    "Subject: c\r\n\r\n.dot\r\nbare\rcr\n\r\n",
 	};
 	char names[3][256];
 	struct mailbox *box;
@@ -294,8 +294,8 @@ static void test_mailbox_index_deleted_keeps_uidls(void **state)
 		bool found = false;
 
 		for (size_t j = 0; j < 3; j++)
-			found |= strcmp(mailbox_msg(box, j)->uidl,
-					uidls[i]) == 0;
+			found |=
+			    strcmp(mailbox_msg(box, j)->uidl, uidls[i]) == 0;
 		assert_true(found);
 	}
 	mailbox_close(&box);
@@ -305,14 +305,15 @@ static void test_mailbox_malformed_index_is_rebuilt(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const bad[] = {
-		"garbage\n",
-		"postd-index 1 5 3\n1 2 3 4 a\n1 2 3 4 b\n",
-		"postd-index 1 5 3\n7 2 3 4 a\n",
-		"postd-index 1 5 3\n1 2 3 4 a",
-		"postd-index 1 5 3\n1 -2 3 4 a\n",
-		"postd-index 1 5 3\n1 2 3 4 a/b\n",
-		"postd-index 2 5 3\n",
-		"",
+	    "garbage\n",
+	    "postd-index 1 5 3\n1 2 3 4 a\n1 2 3 4 b\n",
+	    "postd-index 1 5 3\n7 2 3 4 a\n",
+	    "postd-index 1 5 3\n1 2 3 4 1.a.h\n2 2 3 4 1.a.h\n",
+	    "postd-index 1 5 3\n1 2 3 4 a",
+	    "postd-index 1 5 3\n1 -2 3 4 a\n",
+	    "postd-index 1 5 3\n1 2 3 4 a/b\n",
+	    "postd-index 2 5 3\n",
+	    "",
 	};
 	struct mailbox *box;
 
@@ -341,7 +342,7 @@ static void test_inv_i1_uids_never_reused(void **state)
 {
 	struct fixture *f = *state;
 	struct mailbox *box;
-	bool del[3] = { false, false, true };
+	bool del[3] = {false, false, true};
 	char name[256], err[256];
 	uint32_t uv;
 
@@ -363,7 +364,7 @@ static void test_inv_i1_uids_never_reused(void **state)
 	/* Even with every message gone. */
 	box = open_ok(f->md_fd);
 	{
-		bool all[3] = { true, true, true };
+		bool all[3] = {true, true, true};
 
 		assert_int_equal(mailbox_expunge(box, all, err, sizeof(err)),
 				 0);
@@ -407,8 +408,8 @@ static void test_inv_p2_lock_excludes_second_session(void **state)
 static void test_inv_p2_holder_line_is_escaped(void **state)
 {
 	struct fixture *f = *state;
-	const struct mailbox_owner evil = { "S\r\n9", "1.2.3.4\nforged",
-					    "bob@example.com" };
+	const struct mailbox_owner evil = {"S\r\n9", "1.2.3.4\nforged",
+					   "bob@example.com"};
 	struct mailbox *a = NULL, *b = NULL;
 	char err[512] = "";
 
@@ -461,7 +462,7 @@ static void test_inv_p1_expunge_removes_exactly_marked(void **state)
 	struct fixture *f = *state;
 	struct mailbox *box;
 	char names[6][256], path[300], to[300], err[256];
-	bool del[6] = { false, true, false, true, true, true };
+	bool del[6] = {false, true, false, true, true, true};
 	struct stat st;
 
 	for (int i = 0; i < 6; i++)
@@ -479,8 +480,7 @@ static void test_inv_p1_expunge_removes_exactly_marked(void **state)
 
 	for (int i = 0; i < 6; i++) {
 		snprintf(path, sizeof(path), "new/%s", names[i]);
-		assert_int_equal(fstatat(f->md_fd, path, &st, 0) == 0,
-				 !del[i]);
+		assert_int_equal(fstatat(f->md_fd, path, &st, 0) == 0, !del[i]);
 	}
 	assert_int_equal(fstatat(f->md_fd, to, &st, 0), -1);
 	box = open_ok(f->md_fd);
@@ -569,20 +569,20 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_mailbox_empty),
-		T(test_mailbox_delivery_size_round_trip),
-		T(test_mailbox_index_avoids_per_file_io),
-		T(test_inv_i1_rebuild_after_changes_behind_its_back),
-		T(test_mailbox_index_deleted_keeps_uidls),
-		T(test_mailbox_malformed_index_is_rebuilt),
-		T(test_inv_i1_uids_never_reused),
-		T(test_inv_p2_lock_excludes_second_session),
-		T(test_inv_p2_holder_line_is_escaped),
-		T(test_inv_p2_renamed_and_removed_messages),
-		T(test_inv_p1_expunge_removes_exactly_marked),
-		T(test_mailbox_retrieved_is_kept),
-		T(test_mailbox_uidl_fallback_and_uniqueness),
-		T(test_mailbox_ignores_dot_files_and_dirs),
+	    T(test_mailbox_empty),
+	    T(test_mailbox_delivery_size_round_trip),
+	    T(test_mailbox_index_avoids_per_file_io),
+	    T(test_inv_i1_rebuild_after_changes_behind_its_back),
+	    T(test_mailbox_index_deleted_keeps_uidls),
+	    T(test_mailbox_malformed_index_is_rebuilt),
+	    T(test_inv_i1_uids_never_reused),
+	    T(test_inv_p2_lock_excludes_second_session),
+	    T(test_inv_p2_holder_line_is_escaped),
+	    T(test_inv_p2_renamed_and_removed_messages),
+	    T(test_inv_p1_expunge_removes_exactly_marked),
+	    T(test_mailbox_retrieved_is_kept),
+	    T(test_mailbox_uidl_fallback_and_uniqueness),
+	    T(test_mailbox_ignores_dot_files_and_dirs),
 	};
 #undef T
 

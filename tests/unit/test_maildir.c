@@ -107,9 +107,8 @@ static void deliver(int md_fd, const char *data, size_t len, size_t step,
 		assert_int_equal(maildir_delivery_write(d, data + off, n, &err),
 				 0);
 	}
-	assert_int_equal(maildir_delivery_commit(&d, name, name_size, &err_no,
-						 &err),
-			 0);
+	assert_int_equal(
+	    maildir_delivery_commit(&d, name, name_size, &err_no, &err), 0);
 	assert_null(d);
 	assert_int_equal(err_no, 0);
 }
@@ -117,7 +116,7 @@ static void deliver(int md_fd, const char *data, size_t len, size_t step,
 static void test_maildir_open_creates_folders(void **state)
 {
 	struct fixture *f = *state;
-	static const char *const subs[] = { "new", "cur", "tmp" };
+	static const char *const subs[] = {"new", "cur", "tmp"};
 	const char *err = NULL;
 	struct stat st;
 	int fd;
@@ -144,9 +143,8 @@ static void test_maildir_open_without_create(void **state)
 	const char *err = NULL;
 
 	errno = 0;
-	assert_int_equal(maildir_open(f->root_fd, "alice@example.com", false,
-				      &err),
-			 -1);
+	assert_int_equal(
+	    maildir_open(f->root_fd, "alice@example.com", false, &err), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_non_null(err);
 	assert_int_equal(faccessat(f->root_fd, "example.com/alice", F_OK, 0),
@@ -157,10 +155,16 @@ static void test_inv_u1_maildir_open_rejects_bad_names(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const bad[] = {
-		"Bob@example.com", "bob",	  "../x@example.com",
-		"bob@..",	   "bob@a/b",	  ".bob@example.com",
-		"",		   "bob@",	  "a/b@example.com",
-		"bob@example.com/../../etc",
+	    "Bob@example.com",
+	    "bob",
+	    "../x@example.com",
+	    "bob@..",
+	    "bob@a/b",
+	    ".bob@example.com",
+	    "",
+	    "bob@",
+	    "a/b@example.com",
+	    "bob@example.com/../../etc",
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -184,9 +188,9 @@ static void test_inv_u1_maildir_open_refuses_symlink(void **state)
 			 -1);
 	assert_non_null(err);
 	/* Nothing was created through the link. */
-	assert_int_equal(faccessat(f->root_fd, "evil.com/bob", F_OK,
-				   AT_SYMLINK_NOFOLLOW),
-			 -1);
+	assert_int_equal(
+	    faccessat(f->root_fd, "evil.com/bob", F_OK, AT_SYMLINK_NOFOLLOW),
+	    -1);
 }
 
 static void test_inv_d3_delivery_crlf_and_sizes(void **state)
@@ -195,7 +199,7 @@ static void test_inv_d3_delivery_crlf_and_sizes(void **state)
 	const char *msg = "Subject: x\r\n\r\nline\r\n.dot\r\n";
 	const char *stored = "Subject: x\n\nline\n.dot\n";
 	char name[256], path[300];
-	size_t steps[] = { 1, 2, 3, 7, 1000 };
+	size_t steps[] = {1, 2, 3, 7, 1000};
 
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
 		uint64_t w = 0;
@@ -223,9 +227,9 @@ static void test_maildir_wire_size_matches_msg_wire(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const msgs[] = {
-		"",	     "x",	  "a\nb",      "a\r\nb\r\n", "a\rb\r",
-		"\r",	     "\r\r\n",	  "a\n\n\n",   ".\r\n..\n",  "a\r\r\r\nb",
-		"\n",	     "\r\n",	  "x\ry\r\nz", "end\r",	     "a\n\rb",
+	    "",	  "x",	    "a\nb",	 "a\r\nb\r\n", "a\rb\r",
+	    "\r", "\r\r\n", "a\n\n\n",	 ".\r\n..\n",  "a\r\r\r\nb",
+	    "\n", "\r\n",   "x\ry\r\nz", "end\r",      "a\n\rb",
 	};
 
 	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
@@ -303,7 +307,7 @@ static void test_inv_d1_failed_write_leaves_nothing(void **state)
 	struct fixture *f = *state;
 	const char *err = NULL;
 	struct maildir_delivery *d;
-	struct rlimit old, small = { 4096, 4096 };
+	struct rlimit old, small = {4096, 4096};
 	char *big = malloc(256 * 1024);
 	char name[256];
 	int err_no = 0, r = 0;
@@ -320,9 +324,8 @@ static void test_inv_d1_failed_write_leaves_nothing(void **state)
 		r = maildir_delivery_write(d, big, 256 * 1024, &err);
 	assert_int_equal(r, -1);
 	assert_non_null(strstr(err, "write"));
-	assert_int_equal(maildir_delivery_commit(&d, name, sizeof(name),
-						 &err_no, &err),
-			 -1);
+	assert_int_equal(
+	    maildir_delivery_commit(&d, name, sizeof(name), &err_no, &err), -1);
 	assert_null(d);
 	assert_int_equal(err_no, EFBIG);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
@@ -336,7 +339,7 @@ static void test_inv_d1_failed_commit_flush(void **state)
 	struct fixture *f = *state;
 	const char *err = NULL;
 	struct maildir_delivery *d;
-	struct rlimit old, small = { 100, 100 };
+	struct rlimit old, small = {100, 100};
 	char buf[1000], name[256];
 	int err_no = 0;
 
@@ -349,9 +352,8 @@ static void test_inv_d1_failed_commit_flush(void **state)
 	/* Buffered: the failure shows only when commit flushes. */
 	assert_int_equal(maildir_delivery_write(d, buf, sizeof(buf), &err), 0);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
-	assert_int_equal(maildir_delivery_commit(&d, name, sizeof(name),
-						 &err_no, &err),
-			 -1);
+	assert_int_equal(
+	    maildir_delivery_commit(&d, name, sizeof(name), &err_no, &err), -1);
 	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
 	assert_int_equal(err_no, EFBIG);
 	assert_non_null(err);
@@ -391,18 +393,18 @@ static void test_maildir_name_wire_size(void **state)
 		bool found;
 		uint64_t w;
 	} cases[] = {
-		{ "1.M1P1Q1R1.host,S=10,W=12", true, 12 },
-		{ "1.M1P1Q1R1.host,W=12,S=10", true, 12 },
-		{ "1.M1P1Q1R1.host,W=12:2,S", true, 12 },
-		{ "1.M1P1Q1R1.host,S=10:2,W=5", false, 0 },
-		{ "1.M1P1Q1R1.host,S=10", false, 0 },
-		{ "1.M1P1Q1R1.host", false, 0 },
-		{ "1.M1P1Q1R1.host,W=", false, 0 },
-		{ "1.M1P1Q1R1.host,W=12x", false, 0 },
-		{ "1.M1P1Q1R1.host,W=-1", false, 0 },
-		{ "1.M1P1Q1R1.host,W=99999999999999999999999", false, 0 },
-		{ "W=5", false, 0 },
-		{ "x,W=0", true, 0 },
+	    {"1.M1P1Q1R1.host,S=10,W=12", true, 12},
+	    {"1.M1P1Q1R1.host,W=12,S=10", true, 12},
+	    {"1.M1P1Q1R1.host,W=12:2,S", true, 12},
+	    {"1.M1P1Q1R1.host,S=10:2,W=5", false, 0},
+	    {"1.M1P1Q1R1.host,S=10", false, 0},
+	    {"1.M1P1Q1R1.host", false, 0},
+	    {"1.M1P1Q1R1.host,W=", false, 0},
+	    {"1.M1P1Q1R1.host,W=12x", false, 0},
+	    {"1.M1P1Q1R1.host,W=-1", false, 0},
+	    {"1.M1P1Q1R1.host,W=99999999999999999999999", false, 0},
+	    {"W=5", false, 0},
+	    {"x,W=0", true, 0},
 	};
 
 	(void)state;
@@ -418,33 +420,29 @@ static void test_maildir_name_wire_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_maildir_open_creates_folders,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_maildir_open_without_create,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_inv_u1_maildir_open_rejects_bad_names, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_inv_u1_maildir_open_refuses_symlink, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_inv_d3_delivery_crlf_and_sizes, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_maildir_wire_size_matches_msg_wire, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_maildir_delivery_name_format, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_maildir_abort_removes_tmp,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_inv_d1_failed_write_leaves_nothing, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_inv_d1_failed_commit_flush,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_inv_d3_reap_tmp, setup,
-						teardown),
-		cmocka_unit_test(test_maildir_name_wire_size),
+	    cmocka_unit_test_setup_teardown(test_maildir_open_creates_folders,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maildir_open_without_create,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_u1_maildir_open_rejects_bad_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_u1_maildir_open_refuses_symlink, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d3_delivery_crlf_and_sizes,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_maildir_wire_size_matches_msg_wire, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maildir_delivery_name_format,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_maildir_abort_removes_tmp,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_d1_failed_write_leaves_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d1_failed_commit_flush,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d3_reap_tmp, setup,
+					    teardown),
+	    cmocka_unit_test(test_maildir_name_wire_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

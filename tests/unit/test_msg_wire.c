@@ -22,33 +22,32 @@ struct wire_case {
 };
 
 static const struct wire_case cases[] = {
-	{ "empty", "", true, -1, "" },
-	{ "empty top", "", true, 0, "" },
-	{ "no final newline", "a\nb", true, -1, "a\r\nb\r\n" },
-	{ "crlf input", "a\r\nb\r\n", true, -1, "a\r\nb\r\n" },
-	{ "mixed", "a\r\nb\nc", true, -1, "a\r\nb\r\nc\r\n" },
-	{ "dot lines", ".a\n..b\nx.y\n", true, -1, "..a\r\n...b\r\nx.y\r\n" },
-	{ "lone dot line", "a\n.\nb\n", true, -1, "a\r\n..\r\nb\r\n" },
-	{ "lone dot at end", "a\n.", true, -1, "a\r\n..\r\n" },
-	{ "dot after crlf", "a\r\n.b\r\n", true, -1, "a\r\n..b\r\n" },
-	{ "no dot stuffing", ".a\n.\n", false, -1, ".a\r\n.\r\n" },
-	{ "bare cr", "a\rb\n", true, -1, "a\rb\r\n" },
-	{ "bare cr at end", "a\r", true, -1, "a\r\r\n" },
-	{ "cr dot is not line start", "a\r.b\n", true, -1, "a\r.b\r\n" },
-	{ "top 0", "H: 1\nH2: 2\n\nbody1\nbody2\n", true, 0,
-	  "H: 1\r\nH2: 2\r\n\r\n" },
-	{ "top 2", "H: 1\n\nb1\nb2\nb3\n", true, 2, "H: 1\r\n\r\nb1\r\nb2\r\n" },
-	{ "top beyond body", "H: 1\n\nb1\nb2", true, 10,
-	  "H: 1\r\n\r\nb1\r\nb2\r\n" },
-	{ "top header only", "H: 1\nH2: 2", true, 1, "H: 1\r\nH2: 2\r\n" },
-	{ "top crlf stored", "H: 1\r\n\r\nb1\r\nb2\r\n", true, 1,
-	  "H: 1\r\n\r\nb1\r\n" },
-	{ "top empty header", "\nb1\nb2\n", true, 0, "\r\n" },
-	{ "top dot body", "H: 1\n\n.b1\nb2\n", true, 1, "H: 1\r\n\r\n..b1\r\n" },
-	{ "top cr cr is not empty", "H: 1\n\r\r\nb1\n\nb2\n", true, 0,
-	  "H: 1\r\n\r\r\nb1\r\n\r\n" },
-	{ "top empty body lines", "H: 1\n\n\n\nb3\n", true, 2,
-	  "H: 1\r\n\r\n\r\n\r\n" },
+    {"empty", "", true, -1, ""},
+    {"empty top", "", true, 0, ""},
+    {"no final newline", "a\nb", true, -1, "a\r\nb\r\n"},
+    {"crlf input", "a\r\nb\r\n", true, -1, "a\r\nb\r\n"},
+    {"mixed", "a\r\nb\nc", true, -1, "a\r\nb\r\nc\r\n"},
+    {"dot lines", ".a\n..b\nx.y\n", true, -1, "..a\r\n...b\r\nx.y\r\n"},
+    {"lone dot line", "a\n.\nb\n", true, -1, "a\r\n..\r\nb\r\n"},
+    {"lone dot at end", "a\n.", true, -1, "a\r\n..\r\n"},
+    {"dot after crlf", "a\r\n.b\r\n", true, -1, "a\r\n..b\r\n"},
+    {"no dot stuffing", ".a\n.\n", false, -1, ".a\r\n.\r\n"},
+    {"bare cr", "a\rb\n", true, -1, "a\rb\r\n"},
+    {"bare cr at end", "a\r", true, -1, "a\r\r\n"},
+    {"cr dot is not line start", "a\r.b\n", true, -1, "a\r.b\r\n"},
+    {"top 0", "H: 1\nH2: 2\n\nbody1\nbody2\n", true, 0,
+     "H: 1\r\nH2: 2\r\n\r\n"},
+    {"top 2", "H: 1\n\nb1\nb2\nb3\n", true, 2, "H: 1\r\n\r\nb1\r\nb2\r\n"},
+    {"top beyond body", "H: 1\n\nb1\nb2", true, 10, "H: 1\r\n\r\nb1\r\nb2\r\n"},
+    {"top header only", "H: 1\nH2: 2", true, 1, "H: 1\r\nH2: 2\r\n"},
+    {"top crlf stored", "H: 1\r\n\r\nb1\r\nb2\r\n", true, 1,
+     "H: 1\r\n\r\nb1\r\n"},
+    {"top empty header", "\nb1\nb2\n", true, 0, "\r\n"},
+    {"top dot body", "H: 1\n\n.b1\nb2\n", true, 1, "H: 1\r\n\r\n..b1\r\n"},
+    {"top cr cr is not empty", "H: 1\n\r\r\nb1\n\nb2\n", true, 0,
+     "H: 1\r\n\r\r\nb1\r\n\r\n"},
+    {"top empty body lines", "H: 1\n\n\n\nb3\n", true, 2,
+     "H: 1\r\n\r\n\r\n\r\n"},
 };
 
 /* Runs the converter feeding step bytes at a time (0: all at once). */
@@ -82,7 +81,11 @@ static void test_wire_table(void **state)
 		char *whole = run_case(c, 0, &whole_len);
 		char *trickle = run_case(c, 1, &trickle_len);
 
-		print_message("case: %s\n", c->name);
+		if (whole_len != strlen(c->out) ||
+		    memcmp(whole, c->out, whole_len) != 0 ||
+		    trickle_len != whole_len ||
+		    memcmp(trickle, whole, whole_len) != 0)
+			print_message("failing case: %s\n", c->name);
 		assert_int_equal(whole_len, strlen(c->out));
 		assert_memory_equal(whole, c->out, whole_len);
 		assert_int_equal(trickle_len, whole_len);
@@ -171,10 +174,10 @@ static void test_wire_done_stops(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wire_table),
-		cmocka_unit_test(test_wire_size_fd_matches),
-		cmocka_unit_test(test_wire_size_fd_buffer_boundary),
-		cmocka_unit_test(test_wire_done_stops),
+	    cmocka_unit_test(test_wire_table),
+	    cmocka_unit_test(test_wire_size_fd_matches),
+	    cmocka_unit_test(test_wire_size_fd_buffer_boundary),
+	    cmocka_unit_test(test_wire_done_stops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,52 +21,47 @@ struct parse_case {
 };
 
 static const struct parse_case cases[] = {
-	{ "STAT", POP3_PARSE_OK, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ "stat", POP3_PARSE_OK, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ "StAt  ", POP3_PARSE_OK, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ "STAT 1", POP3_PARSE_BAD_ARGS, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ "LIST", POP3_PARSE_OK, POP3_CMD_LIST, 0, 0, NULL, NULL },
-	{ "LIST 7", POP3_PARSE_OK, POP3_CMD_LIST, 7, 0, NULL, NULL },
-	{ "LIST 0", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL },
-	{ "LIST -1", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL },
-	{ "LIST +1", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL },
-	{ "LIST 1x", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL },
-	{ "LIST 1 2", POP3_PARSE_BAD_ARGS, POP3_CMD_LIST, 0, 0, NULL, NULL },
-	{ "RETR 99999999999999999999", POP3_PARSE_BAD_MSGNUM, POP3_CMD_RETR,
-	  0, 0, NULL, NULL },
-	{ "RETR 10000000", POP3_PARSE_OK, POP3_CMD_RETR, 10000000, 0, NULL,
-	  NULL },
-	{ "RETR 10000001", POP3_PARSE_BAD_MSGNUM, POP3_CMD_RETR, 0, 0, NULL,
-	  NULL },
-	{ "RETR", POP3_PARSE_BAD_ARGS, POP3_CMD_RETR, 0, 0, NULL, NULL },
-	{ "DELE 3", POP3_PARSE_OK, POP3_CMD_DELE, 3, 0, NULL, NULL },
-	{ "TOP 2 10", POP3_PARSE_OK, POP3_CMD_TOP, 2, 10, NULL, NULL },
-	{ "TOP 2 0", POP3_PARSE_OK, POP3_CMD_TOP, 2, 0, NULL, NULL },
-	{ "TOP 2", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL },
-	{ "TOP 2 -1", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL },
-	{ "TOP 2 5 6", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL },
-	{ "USER alice", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, "alice", NULL },
-	{ "USER", POP3_PARSE_BAD_ARGS, POP3_CMD_USER, 0, 0, NULL, NULL },
-	{ "PASS pass word ", POP3_PARSE_OK, POP3_CMD_PASS, 0, 0,
-	  "pass word ", NULL },
-	{ "APOP bob c4c9334bac560ecc979e58001b3e22fb", POP3_PARSE_OK,
-	  POP3_CMD_APOP, 0, 0, "bob", "c4c9334bac560ecc979e58001b3e22fb" },
-	{ "APOP bob short", POP3_PARSE_BAD_ARGS, POP3_CMD_APOP, 0, 0, NULL,
-	  NULL },
-	{ "AUTH", POP3_PARSE_OK, POP3_CMD_AUTH, 0, 0, NULL, NULL },
-	{ "AUTH PLAIN", POP3_PARSE_OK, POP3_CMD_AUTH, 0, 0, "PLAIN", NULL },
-	{ "AUTH PLAIN AGFsaWNlAHNlY3JldA==", POP3_PARSE_OK, POP3_CMD_AUTH, 0, 0,
-	  "PLAIN", "AGFsaWNlAHNlY3JldA==" },
-	{ "AUTH PLAIN a b", POP3_PARSE_BAD_ARGS, POP3_CMD_AUTH, 0, 0, NULL,
-	  NULL },
-	{ "STLS", POP3_PARSE_OK, POP3_CMD_STLS, 0, 0, NULL, NULL },
-	{ "CAPA", POP3_PARSE_OK, POP3_CMD_CAPA, 0, 0, NULL, NULL },
-	{ "QUIT", POP3_PARSE_OK, POP3_CMD_QUIT, 0, 0, NULL, NULL },
-	{ "UIDL 4", POP3_PARSE_OK, POP3_CMD_UIDL, 4, 0, NULL, NULL },
-	{ "", POP3_PARSE_EMPTY, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ "XYZZY", POP3_PARSE_UNKNOWN, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ "STATS", POP3_PARSE_UNKNOWN, POP3_CMD_STAT, 0, 0, NULL, NULL },
-	{ " STAT", POP3_PARSE_UNKNOWN, POP3_CMD_STAT, 0, 0, NULL, NULL },
+    {"STAT", POP3_PARSE_OK, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {"stat", POP3_PARSE_OK, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {"StAt  ", POP3_PARSE_OK, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {"STAT 1", POP3_PARSE_BAD_ARGS, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {"LIST", POP3_PARSE_OK, POP3_CMD_LIST, 0, 0, NULL, NULL},
+    {"LIST 7", POP3_PARSE_OK, POP3_CMD_LIST, 7, 0, NULL, NULL},
+    {"LIST 0", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL},
+    {"LIST -1", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL},
+    {"LIST +1", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL},
+    {"LIST 1x", POP3_PARSE_BAD_MSGNUM, POP3_CMD_LIST, 0, 0, NULL, NULL},
+    {"LIST 1 2", POP3_PARSE_BAD_ARGS, POP3_CMD_LIST, 0, 0, NULL, NULL},
+    {"RETR 99999999999999999999", POP3_PARSE_BAD_MSGNUM, POP3_CMD_RETR, 0, 0,
+     NULL, NULL},
+    {"RETR 10000000", POP3_PARSE_OK, POP3_CMD_RETR, 10000000, 0, NULL, NULL},
+    {"RETR 10000001", POP3_PARSE_BAD_MSGNUM, POP3_CMD_RETR, 0, 0, NULL, NULL},
+    {"RETR", POP3_PARSE_BAD_ARGS, POP3_CMD_RETR, 0, 0, NULL, NULL},
+    {"DELE 3", POP3_PARSE_OK, POP3_CMD_DELE, 3, 0, NULL, NULL},
+    {"TOP 2 10", POP3_PARSE_OK, POP3_CMD_TOP, 2, 10, NULL, NULL},
+    {"TOP 2 0", POP3_PARSE_OK, POP3_CMD_TOP, 2, 0, NULL, NULL},
+    {"TOP 2", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL},
+    {"TOP 2 -1", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL},
+    {"TOP 2 5 6", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL},
+    {"USER alice", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, "alice", NULL},
+    {"USER", POP3_PARSE_BAD_ARGS, POP3_CMD_USER, 0, 0, NULL, NULL},
+    {"PASS pass word ", POP3_PARSE_OK, POP3_CMD_PASS, 0, 0, "pass word ", NULL},
+    {"APOP bob c4c9334bac560ecc979e58001b3e22fb", POP3_PARSE_OK, POP3_CMD_APOP,
+     0, 0, "bob", "c4c9334bac560ecc979e58001b3e22fb"},
+    {"APOP bob short", POP3_PARSE_BAD_ARGS, POP3_CMD_APOP, 0, 0, NULL, NULL},
+    {"AUTH", POP3_PARSE_OK, POP3_CMD_AUTH, 0, 0, NULL, NULL},
+    {"AUTH PLAIN", POP3_PARSE_OK, POP3_CMD_AUTH, 0, 0, "PLAIN", NULL},
+    {"AUTH PLAIN AGFsaWNlAHNlY3JldA==", POP3_PARSE_OK, POP3_CMD_AUTH, 0, 0,
+     "PLAIN", "AGFsaWNlAHNlY3JldA=="},
+    {"AUTH PLAIN a b", POP3_PARSE_BAD_ARGS, POP3_CMD_AUTH, 0, 0, NULL, NULL},
+    {"STLS", POP3_PARSE_OK, POP3_CMD_STLS, 0, 0, NULL, NULL},
+    {"CAPA", POP3_PARSE_OK, POP3_CMD_CAPA, 0, 0, NULL, NULL},
+    {"QUIT", POP3_PARSE_OK, POP3_CMD_QUIT, 0, 0, NULL, NULL},
+    {"UIDL 4", POP3_PARSE_OK, POP3_CMD_UIDL, 4, 0, NULL, NULL},
+    {"", POP3_PARSE_EMPTY, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {"XYZZY", POP3_PARSE_UNKNOWN, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {"STATS", POP3_PARSE_UNKNOWN, POP3_CMD_STAT, 0, 0, NULL, NULL},
+    {" STAT", POP3_PARSE_UNKNOWN, POP3_CMD_STAT, 0, 0, NULL, NULL},
 };
 
 static void test_parse_table(void **state)
@@ -110,9 +105,9 @@ static void test_nul_in_command(void **state)
 	const char *error;
 
 	(void)state;
-	assert_int_equal(pop3_parse_command(line, sizeof(line) - 1, &cmd,
-					    &error),
-			 POP3_PARSE_NUL);
+	assert_int_equal(
+	    pop3_parse_command(line, sizeof(line) - 1, &cmd, &error),
+	    POP3_PARSE_NUL);
 }
 
 static void test_msgnum(void **state)
@@ -131,9 +126,9 @@ static void test_msgnum(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_table),
-		cmocka_unit_test(test_nul_in_command),
-		cmocka_unit_test(test_msgnum),
+	    cmocka_unit_test(test_parse_table),
+	    cmocka_unit_test(test_nul_in_command),
+	    cmocka_unit_test(test_msgnum),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

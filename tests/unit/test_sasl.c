@@ -32,17 +32,17 @@ static void test_plain_ok(void **state)
 static void test_plain_bad(void **state)
 {
 	static const char *const bad[] = {
-		"",			    /* nothing */
-		"=",			    /* empty response */
-		"YWxpY2U=",		    /* "alice": no NUL */
-		"AGFsaWNl",		    /* "\0alice": no password */
-		"AGFsaWNlAA==",		    /* "\0alice\0": empty password */
-		"AABzZWNyZXQ=",		    /* "\0\0secret": empty user */
-		"AGFsaWNlAHNlY3JldABt",	    /* NUL inside the password */
-		"AGFsaWNlAHNlY3JldA",	    /* padding missing */
-		"AGFsaWNlAHNl Y3JldA==",    /* space inside */
-		"AGFsaWNlAHNlY3JldA==\r",   /* trailing garbage */
-		"!!!!",			    /* not base64 */
+	    "",			      /* nothing */
+	    "=",		      /* empty response */
+	    "YWxpY2U=",		      /* "alice": no NUL */
+	    "AGFsaWNl",		      /* "\0alice": no password */
+	    "AGFsaWNlAA==",	      /* "\0alice\0": empty password */
+	    "AABzZWNyZXQ=",	      /* "\0\0secret": empty user */
+	    "AGFsaWNlAHNlY3JldABt",   /* NUL inside the password */
+	    "AGFsaWNlAHNlY3JldA",     /* padding missing */
+	    "AGFsaWNlAHNl Y3JldA==",  /* space inside */
+	    "AGFsaWNlAHNlY3JldA==\r", /* trailing garbage */
+	    "!!!!",		      /* not base64 */
 	};
 	struct sasl_credentials c;
 	const char *error;
@@ -75,9 +75,8 @@ static void test_login(void **state)
 	const char *error;
 
 	(void)state;
-	assert_int_equal(sasl_login_decode("YWxpY2U=", 8, out, sizeof(out),
-					   &error),
-			 0);
+	assert_int_equal(
+	    sasl_login_decode("YWxpY2U=", 8, out, sizeof(out), &error), 0);
 	assert_string_equal(out, "alice");
 	assert_int_equal(sasl_login_decode("YQBi", 4, out, sizeof(out), &error),
 			 -1);
@@ -93,10 +92,10 @@ static void test_login(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_ok),
-		cmocka_unit_test(test_plain_bad),
-		cmocka_unit_test(test_plain_too_long),
-		cmocka_unit_test(test_login),
+	    cmocka_unit_test(test_plain_ok),
+	    cmocka_unit_test(test_plain_bad),
+	    cmocka_unit_test(test_plain_too_long),
+	    cmocka_unit_test(test_login),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,8 +18,8 @@ struct proto_env {
 	const struct config *cfg;
 	struct event_base *base;
 	struct auth_client *auth;
-	SSL_CTX *ssl_ctx;  /* NULL: no TLS configured */
-	int mail_root_fd;  /* DATA_DIR/mail */
+	SSL_CTX *ssl_ctx; /* NULL: no TLS configured */
+	int mail_root_fd; /* DATA_DIR/mail */
 };
 
 #endif

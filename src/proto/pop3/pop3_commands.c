@@ -24,8 +24,8 @@
 
 /* The reply to a refused plaintext login (RFC 2595 section 4 and
  * RFC 3206 [AUTH]), worded so that a user knows what to change. */
-#define POP3_PLAINTEXT_REFUSED                                              \
-	"[AUTH] Plaintext authentication requires TLS: enable SSL/TLS "     \
+#define POP3_PLAINTEXT_REFUSED                                                 \
+	"[AUTH] Plaintext authentication requires TLS: enable SSL/TLS "        \
 	"(STLS or port 995) in your mail client."
 #define POP3_AUTH_FAILED "[AUTH] Authentication failed."
 
@@ -40,25 +40,25 @@ struct pop3_command_row {
 };
 
 static pop3_handler_fn cmd_user, cmd_pass, cmd_apop, cmd_auth, cmd_stls,
-	cmd_capa, cmd_quit, cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop,
-	cmd_rset, cmd_top, cmd_uidl;
+    cmd_capa, cmd_quit, cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop,
+    cmd_rset, cmd_top, cmd_uidl;
 
 static const struct pop3_command_row pop3_commands[POP3_CMD_COUNT] = {
-	{ POP3_CMD_USER, cmd_user, STATE_AUTH, true },
-	{ POP3_CMD_PASS, cmd_pass, STATE_AUTH, true },
-	{ POP3_CMD_APOP, cmd_apop, STATE_AUTH, false },
-	{ POP3_CMD_AUTH, cmd_auth, STATE_AUTH, false },
-	{ POP3_CMD_STLS, cmd_stls, STATE_AUTH, false },
-	{ POP3_CMD_CAPA, cmd_capa, STATE_AUTH | STATE_TRANS, false },
-	{ POP3_CMD_QUIT, cmd_quit, STATE_AUTH | STATE_TRANS, false },
-	{ POP3_CMD_STAT, cmd_stat, STATE_TRANS, false },
-	{ POP3_CMD_LIST, cmd_list, STATE_TRANS, false },
-	{ POP3_CMD_RETR, cmd_retr, STATE_TRANS, false },
-	{ POP3_CMD_DELE, cmd_dele, STATE_TRANS, false },
-	{ POP3_CMD_NOOP, cmd_noop, STATE_TRANS, false },
-	{ POP3_CMD_RSET, cmd_rset, STATE_TRANS, false },
-	{ POP3_CMD_TOP, cmd_top, STATE_TRANS, false },
-	{ POP3_CMD_UIDL, cmd_uidl, STATE_TRANS, false },
+    {POP3_CMD_USER, cmd_user, STATE_AUTH, true},
+    {POP3_CMD_PASS, cmd_pass, STATE_AUTH, true},
+    {POP3_CMD_APOP, cmd_apop, STATE_AUTH, false},
+    {POP3_CMD_AUTH, cmd_auth, STATE_AUTH, false},
+    {POP3_CMD_STLS, cmd_stls, STATE_AUTH, false},
+    {POP3_CMD_CAPA, cmd_capa, STATE_AUTH | STATE_TRANS, false},
+    {POP3_CMD_QUIT, cmd_quit, STATE_AUTH | STATE_TRANS, false},
+    {POP3_CMD_STAT, cmd_stat, STATE_TRANS, false},
+    {POP3_CMD_LIST, cmd_list, STATE_TRANS, false},
+    {POP3_CMD_RETR, cmd_retr, STATE_TRANS, false},
+    {POP3_CMD_DELE, cmd_dele, STATE_TRANS, false},
+    {POP3_CMD_NOOP, cmd_noop, STATE_TRANS, false},
+    {POP3_CMD_RSET, cmd_rset, STATE_TRANS, false},
+    {POP3_CMD_TOP, cmd_top, STATE_TRANS, false},
+    {POP3_CMD_UIDL, cmd_uidl, STATE_TRANS, false},
 };
 
 static void pop3_bad_command(struct pop3_session *s, const char *reply);
@@ -72,8 +72,7 @@ static void pop3_auth_done(const struct auth_reply *reply, void *ctx);
 static void pop3_login_failed(struct pop3_session *s, const char *cause);
 static void pop3_open_mailbox(struct pop3_session *s);
 static void pop3_stls_done(void *ctx, bool ok);
-static void pop3_set_user(struct pop3_session *s, const char *name,
-			  size_t len);
+static void pop3_set_user(struct pop3_session *s, const char *name, size_t len);
 static void pop3_start_message(struct pop3_session *s, uint32_t msg,
 			       int64_t body_lines);
 static void pop3_start_listing(struct pop3_session *s, int listing);
@@ -91,10 +90,10 @@ void pop3_commands_dispatch(struct pop3_session *s, char *line, size_t len)
 	row = &pop3_commands[cmd.cmd];
 	if ((row->states & (1u << s->state)) == 0) {
 		pop3_bad_command(s, s->state == POP3_STATE_AUTHORIZATION
-					    ? "Command not valid in this state: "
-					      "log in first."
-					    : "Command not valid in this "
-					      "state.");
+					? "Command not valid in this state: "
+					  "log in first."
+					: "Command not valid in this "
+					  "state.");
 		return;
 	}
 	if (row->plaintext_login && !pop3_session_plaintext_allowed(s)) {
@@ -132,11 +131,10 @@ static bool pop3_check_msg(struct pop3_session *s, uint32_t msg)
 
 /* AUTHORIZATION */
 
-static void pop3_set_user(struct pop3_session *s, const char *name,
-			  size_t len)
+static void pop3_set_user(struct pop3_session *s, const char *name, size_t len)
 {
-	size_t n = len < sizeof(s->user_typed) - 1 ? len
-						   : sizeof(s->user_typed) - 1;
+	size_t n =
+	    len < sizeof(s->user_typed) - 1 ? len : sizeof(s->user_typed) - 1;
 
 	memcpy(s->user_typed, name, n);
 	s->user_typed[n] = '\0';
@@ -224,8 +222,7 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 	conn_printf(s->conn, "+ VXNlcm5hbWU6\r\n"); /* "Username:" */
 }
 
-void pop3_commands_sasl_continue(struct pop3_session *s, char *line,
-				 size_t len)
+void pop3_commands_sasl_continue(struct pop3_session *s, char *line, size_t len)
 {
 	struct sasl_credentials creds;
 	const char *error;
@@ -309,8 +306,7 @@ static void pop3_auth_request(struct pop3_session *s, uint8_t type,
 	if (secret_len >= sizeof(req.secret))
 		secret_len = sizeof(req.secret) - 1;
 	memcpy(req.secret, secret, secret_len);
-	snprintf(req.challenge, sizeof(req.challenge), "%s",
-		 s->apop_challenge);
+	snprintf(req.challenge, sizeof(req.challenge), "%s", s->apop_challenge);
 	s->auth_req = auth_client_send(s->env->auth, &req, pop3_auth_done, s);
 	OPENSSL_cleanse(&req, sizeof(req));
 	if (s->auth_req == NULL) {
@@ -327,10 +323,10 @@ static void pop3_login_failed(struct pop3_session *s, const char *cause)
 	char user[AUTH_MAX_USER * 4 + 1];
 
 	log_escape(user, sizeof(user), s->user_typed, strlen(s->user_typed));
-	log_info("auth failed user=%s peer=%s session=%s proto=%s mech=%s "
-		 "cause=%s",
+	log_info("auth failed user=%s peer=%s session=%s proto=%s cause=%s "
+		 "mech=%s",
 		 user[0] ? user : "-", conn_peer(s->conn), conn_id(s->conn),
-		 config_proto_name(conn_proto(s->conn)), s->mech, cause);
+		 config_proto_name(conn_proto(s->conn)), cause, s->mech);
 	pop3_reply_err(s, POP3_AUTH_FAILED);
 	if (++s->auth_failures >= SESSION_MAX_AUTH_FAILURES) {
 		pop3_reply_err(s, "Too many authentication failures, "
@@ -347,9 +343,9 @@ static void pop3_auth_done(const struct auth_reply *reply, void *ctx)
 	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
 		pop3_reply_err(s, "[SYS/TEMP] Authentication service "
 				  "unavailable; try again later.");
-		pop3_session_log_refusal(
-			s, reply == NULL ? "auth process unavailable"
-					 : auth_cause_str(reply->cause));
+		pop3_session_log_refusal(s, reply == NULL
+						? "auth process unavailable"
+						: auth_cause_str(reply->cause));
 	} else if (reply->result != AUTH_RESULT_OK ||
 		   !username_is_canonical(reply->user)) {
 		pop3_login_failed(s, auth_cause_str(reply->cause));
@@ -363,8 +359,8 @@ static void pop3_auth_done(const struct auth_reply *reply, void *ctx)
 
 static void pop3_open_mailbox(struct pop3_session *s)
 {
-	struct mailbox_owner owner = { conn_id(s->conn), conn_peer(s->conn),
-				       s->user };
+	struct mailbox_owner owner = {conn_id(s->conn), conn_peer(s->conn),
+				      s->user};
 	char error[512], cause[600];
 	const char *err;
 	size_t count;
@@ -478,15 +474,16 @@ static void cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
 	}
 	/* INV-P1: the only place messages are removed. */
 	pop3_session_enter_state(s, POP3_STATE_UPDATE);
-	failed = mailbox_expunge(s->box, s->marks.deleted, error,
-				 sizeof(error));
+	failed =
+	    mailbox_expunge(s->box, s->marks.deleted, error, sizeof(error));
 	if (failed > 0) {
 		log_error("session=%s user=%s: %zu of %zu deleted messages "
 			  "not removed: %s",
 			  conn_id(s->conn), s->user, failed,
 			  s->marks.deleted_count, error);
-		pop3_reply_err(s, "[SYS/TEMP] %zu deleted messages could not "
-				  "be removed; they will show again.",
+		pop3_reply_err(s,
+			       "[SYS/TEMP] %zu deleted messages could not "
+			       "be removed; they will show again.",
 			       failed);
 	} else {
 		pop3_reply_ok(s, "postd signing off (%zu messages deleted).",
@@ -500,10 +497,9 @@ static void cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
 static void cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
 {
 	(void)cmd;
-	pop3_reply_ok(s, "%zu %llu",
-		      mailbox_count(s->box) - s->marks.deleted_count,
-		      (unsigned long long)(s->total_bytes -
-					   s->marks.deleted_bytes));
+	pop3_reply_ok(
+	    s, "%zu %llu", mailbox_count(s->box) - s->marks.deleted_count,
+	    (unsigned long long)(s->total_bytes - s->marks.deleted_bytes));
 }
 
 static void pop3_start_listing(struct pop3_session *s, int listing)
@@ -521,14 +517,14 @@ static void cmd_list(struct pop3_session *s, const struct pop3_command *cmd)
 		if (pop3_check_msg(s, cmd->msg))
 			pop3_reply_ok(s, "%u %llu", cmd->msg,
 				      (unsigned long long)mailbox_msg(
-					      s->box, cmd->msg - 1)
-					      ->size);
+					  s->box, cmd->msg - 1)
+					  ->size);
 		return;
 	}
-	pop3_reply_ok(s, "%zu messages (%llu octets).",
-		      mailbox_count(s->box) - s->marks.deleted_count,
-		      (unsigned long long)(s->total_bytes -
-					   s->marks.deleted_bytes));
+	pop3_reply_ok(
+	    s, "%zu messages (%llu octets).",
+	    mailbox_count(s->box) - s->marks.deleted_count,
+	    (unsigned long long)(s->total_bytes - s->marks.deleted_bytes));
 	pop3_start_listing(s, POP3_LISTING_LIST);
 }
 
@@ -562,9 +558,9 @@ static void pop3_start_message(struct pop3_session *s, uint32_t msg,
 		return;
 	}
 	if (body_lines < 0)
-		pop3_reply_ok(s, "%llu octets.",
-			      (unsigned long long)mailbox_msg(s->box, msg - 1)
-				      ->size);
+		pop3_reply_ok(
+		    s, "%llu octets.",
+		    (unsigned long long)mailbox_msg(s->box, msg - 1)->size);
 	else
 		pop3_reply_ok(s, "Top of message follows.");
 	s->job.kind = POP3_JOB_MESSAGE;

@@ -12,21 +12,21 @@ struct pop3_keyword {
 
 /* Indexed by enum pop3_cmd. */
 static const struct pop3_keyword pop3_keywords[POP3_CMD_COUNT] = {
-	[POP3_CMD_USER] = { "USER", POP3_ARGS_TEXT },
-	[POP3_CMD_PASS] = { "PASS", POP3_ARGS_TEXT },
-	[POP3_CMD_APOP] = { "APOP", POP3_ARGS_APOP },
-	[POP3_CMD_AUTH] = { "AUTH", POP3_ARGS_OPT_AUTH },
-	[POP3_CMD_STLS] = { "STLS", POP3_ARGS_NONE },
-	[POP3_CMD_CAPA] = { "CAPA", POP3_ARGS_NONE },
-	[POP3_CMD_QUIT] = { "QUIT", POP3_ARGS_NONE },
-	[POP3_CMD_STAT] = { "STAT", POP3_ARGS_NONE },
-	[POP3_CMD_LIST] = { "LIST", POP3_ARGS_OPT_MSG },
-	[POP3_CMD_RETR] = { "RETR", POP3_ARGS_MSG },
-	[POP3_CMD_DELE] = { "DELE", POP3_ARGS_MSG },
-	[POP3_CMD_NOOP] = { "NOOP", POP3_ARGS_NONE },
-	[POP3_CMD_RSET] = { "RSET", POP3_ARGS_NONE },
-	[POP3_CMD_TOP] = { "TOP", POP3_ARGS_MSG_N },
-	[POP3_CMD_UIDL] = { "UIDL", POP3_ARGS_OPT_MSG },
+    [POP3_CMD_USER] = {"USER", POP3_ARGS_TEXT},
+    [POP3_CMD_PASS] = {"PASS", POP3_ARGS_TEXT},
+    [POP3_CMD_APOP] = {"APOP", POP3_ARGS_APOP},
+    [POP3_CMD_AUTH] = {"AUTH", POP3_ARGS_OPT_AUTH},
+    [POP3_CMD_STLS] = {"STLS", POP3_ARGS_NONE},
+    [POP3_CMD_CAPA] = {"CAPA", POP3_ARGS_NONE},
+    [POP3_CMD_QUIT] = {"QUIT", POP3_ARGS_NONE},
+    [POP3_CMD_STAT] = {"STAT", POP3_ARGS_NONE},
+    [POP3_CMD_LIST] = {"LIST", POP3_ARGS_OPT_MSG},
+    [POP3_CMD_RETR] = {"RETR", POP3_ARGS_MSG},
+    [POP3_CMD_DELE] = {"DELE", POP3_ARGS_MSG},
+    [POP3_CMD_NOOP] = {"NOOP", POP3_ARGS_NONE},
+    [POP3_CMD_RSET] = {"RSET", POP3_ARGS_NONE},
+    [POP3_CMD_TOP] = {"TOP", POP3_ARGS_MSG_N},
+    [POP3_CMD_UIDL] = {"UIDL", POP3_ARGS_OPT_MSG},
 };
 
 static int pop3_find_keyword(const char *word, size_t len,
@@ -47,8 +47,7 @@ enum pop3_args pop3_cmd_args(enum pop3_cmd cmd)
 	return pop3_keywords[cmd].args;
 }
 
-static int pop3_find_keyword(const char *word, size_t len,
-			     enum pop3_cmd *cmd_r)
+static int pop3_find_keyword(const char *word, size_t len, enum pop3_cmd *cmd_r)
 {
 	for (int i = 0; i < POP3_CMD_COUNT; i++) {
 		const char *name = pop3_keywords[i].name;
@@ -140,9 +139,11 @@ static enum pop3_parse_error pop3_parse_args(char *args, size_t len,
 			*error_r = "Invalid message number.";
 			return POP3_PARSE_BAD_MSGNUM;
 		}
-		if (p == NULL || parse_uint64(&p, UINT32_MAX, &cmd->lines) < 0 ||
+		if (p == NULL ||
+		    parse_uint64(&p, UINT32_MAX, &cmd->lines) < 0 ||
 		    parse_end(&p) < 0) {
-			*error_r = "TOP needs a message number and a line count.";
+			*error_r =
+			    "TOP needs a message number and a line count.";
 			return POP3_PARSE_BAD_ARGS;
 		}
 		return POP3_PARSE_OK;

@@ -31,17 +31,17 @@ static bool pop3_job_listing_step(struct pop3_session *s);
 static void pop3_job_end(struct pop3_session *s);
 
 static const struct conn_handler pop3_handler = {
-	.on_readable = pop3_on_readable,
-	.on_drain = pop3_on_drain,
-	.on_timeout = pop3_on_timeout,
-	.on_shutdown = pop3_on_shutdown,
-	.on_close = pop3_on_close,
+    .on_readable = pop3_on_readable,
+    .on_drain = pop3_on_drain,
+    .on_timeout = pop3_on_timeout,
+    .on_shutdown = pop3_on_shutdown,
+    .on_close = pop3_on_close,
 };
 
 static const char *const pop3_state_names[] = {
-	[POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
-	[POP3_STATE_TRANSACTION] = "TRANSACTION",
-	[POP3_STATE_UPDATE] = "UPDATE",
+    [POP3_STATE_AUTHORIZATION] = "AUTHORIZATION",
+    [POP3_STATE_TRANSACTION] = "TRANSACTION",
+    [POP3_STATE_UPDATE] = "UPDATE",
 };
 
 void pop3_session_start(struct conn *conn, struct proto_env *env)
@@ -70,9 +70,8 @@ void pop3_session_start(struct conn *conn, struct proto_env *env)
 	} else {
 		pop3_reply_ok(s, "postd ready.");
 	}
-	log_debug("connect peer=%s session=%s proto=%s tls=%s",
-		  conn_peer(conn), conn_id(conn),
-		  config_proto_name(conn_proto(conn)),
+	log_debug("connect peer=%s session=%s proto=%s tls=%s", conn_peer(conn),
+		  conn_id(conn), config_proto_name(conn_proto(conn)),
 		  conn_is_tls(conn) ? "implicit" : "no");
 }
 
@@ -117,9 +116,10 @@ void pop3_session_log_refusal(struct pop3_session *s, const char *cause)
 	char user[AUTH_MAX_USER * 4 + 1];
 
 	log_escape(user, sizeof(user), s->user_typed, strlen(s->user_typed));
-	log_info("refused user=%s peer=%s session=%s proto=%s cause=%s",
-		 user[0] ? user : "-", conn_peer(s->conn), conn_id(s->conn),
-		 config_proto_name(conn_proto(s->conn)), cause);
+	log_info("refused peer=%s session=%s proto=%s user=%s cause=%s",
+		 conn_peer(s->conn), conn_id(s->conn),
+		 config_proto_name(conn_proto(s->conn)), user[0] ? user : "-",
+		 cause);
 }
 
 bool pop3_session_plaintext_allowed(const struct pop3_session *s)
@@ -164,8 +164,10 @@ static void pop3_process_input(struct pop3_session *s)
 
 	s->in_input_loop = true;
 	while (!s->busy && !conn_is_closing(s->conn)) {
-		size_t max = s->sasl != POP3_SASL_NONE ? SASL_MAX_RESPONSE_LINE
-						       : POP3_MAX_COMMAND_LINE;
+		/* The limits count the CRLF; the line read here has none. */
+		size_t max = s->sasl != POP3_SASL_NONE
+				     ? SASL_MAX_RESPONSE_LINE - 2
+				     : POP3_MAX_COMMAND_LINE - 2;
 		size_t len = 0;
 		int r = conn_read_line(s->conn, line, sizeof(line), max, &len);
 
@@ -177,8 +179,8 @@ static void pop3_process_input(struct pop3_session *s)
 			if (++s->bad_commands >= SESSION_MAX_BAD_COMMANDS) {
 				pop3_reply_err(s, "Too many bad commands, "
 						  "closing.");
-				pop3_session_log_refusal(s,
-							 "too many bad commands");
+				pop3_session_log_refusal(
+				    s, "too many bad commands");
 				pop3_session_close(s, "too many bad commands");
 			}
 			continue;

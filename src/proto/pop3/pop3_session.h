@@ -39,10 +39,10 @@ enum pop3_job_kind { POP3_JOB_NONE, POP3_JOB_MESSAGE, POP3_JOB_LISTING };
 struct pop3_job {
 	enum pop3_job_kind kind;
 	enum pop3_cmd_listing { POP3_LISTING_LIST, POP3_LISTING_UIDL } listing;
-	size_t next;	 /* LIST/UIDL: next message index */
-	size_t msg;	 /* RETR/TOP: message index */
-	int fd;		 /* RETR/TOP: the open message file */
-	bool whole;	 /* RETR (not TOP): counts as a retrieval */
+	size_t next; /* LIST/UIDL: next message index */
+	size_t msg;  /* RETR/TOP: message index */
+	int fd;	     /* RETR/TOP: the open message file */
+	bool whole;  /* RETR (not TOP): counts as a retrieval */
 	struct msg_wire wire;
 };
 
@@ -60,9 +60,9 @@ struct pop3_session {
 	enum pop3_state state;
 
 	/* AUTHORIZATION */
-	char user[USERNAME_BUF_SIZE]; /* canonical, after USER or AUTH */
+	char user[USERNAME_BUF_SIZE];	    /* canonical, after USER or AUTH */
 	char user_typed[AUTH_MAX_USER + 1]; /* as sent, for the log */
-	bool have_user;		     /* USER accepted, PASS may follow */
+	bool have_user;			    /* USER accepted, PASS may follow */
 	enum pop3_sasl_step sasl;
 	const char *mech; /* "USER", "PLAIN", "LOGIN", "APOP" */
 	struct auth_client_request *auth_req;
@@ -79,7 +79,7 @@ struct pop3_session {
 	unsigned retrieved;
 	uint64_t bytes_sent;
 
-	bool busy; /* a command is unfinished: read no more input */
+	bool busy;	    /* a command is unfinished: read no more input */
 	bool in_input_loop; /* pop3_process_input() is on the stack */
 };
 
@@ -91,9 +91,9 @@ void pop3_session_enter_state(struct pop3_session *s, enum pop3_state state);
 
 /* Replies. Each writes one line ending in CRLF. */
 void pop3_reply_ok(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 void pop3_reply_err(struct pop3_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* Marks the session busy (input paused) or done with its command, in
  * which case pipelined input is processed again. */

@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian packages postd needs, only those that are missing.
+#   scripts/deps.sh          what building and running needs
+#   scripts/deps.sh --test   also what the tests need
+# README.md ("Dependencies") says why each package is here.
+set -eu
+
+BUILD="gcc pkg-config meson ninja-build libevent-dev libssl-dev
+       libsodium-dev libcrypt-dev libcmocka-dev"
+TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
+      libclang-rt-14-dev cppcheck clang-format procps"
+
+want="$BUILD"
+[ "${1:-}" = "--test" ] && want="$BUILD $TEST"
+
+missing=""
+for p in $want; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+		grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing packages:$missing (run as root to install them)" >&2
+	exit 1
+fi
+echo "deps: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing >/dev/null
