@@ -41,6 +41,7 @@
 struct mailbox_entry {
 	struct mailbox_msg m;
 	uint32_t base_len; /* the base name is m.name + 4, up to ':' */
+	uint32_t mtime_ns; /* orders new messages within one second */
 	bool known;	   /* taken from the index */
 	bool dropped;	   /* duplicate or vanished before the snapshot */
 	bool expunged;
@@ -117,6 +118,7 @@ static void mailbox_assign_uidls(struct mailbox *box);
 static int mailbox_relocate(struct mailbox *box, struct mailbox_entry *e);
 static int mailbox_cmp_uid(const void *a, const void *b);
 static int mailbox_cmp_delivery(const void *a, const void *b);
+static int mailbox_cmp_names(const char *a, const char *b);
 static void mailbox_free(struct mailbox **box);
 
 /* Copies a then b into the arena as one NUL-terminated string. */
@@ -685,6 +687,7 @@ static void mailbox_stat_new(struct mailbox *box, struct mailbox_entry *e)
 	}
 	e->m.size = size;
 	e->m.delivered = st.st_mtime;
+	e->mtime_ns = (uint32_t)st.st_mtim.tv_nsec;
 	e->m.retrieved = 0;
 	return;
 drop:
@@ -810,7 +813,45 @@ static int mailbox_cmp_delivery(const void *a, const void *b)
 
 	if (x->m.delivered != y->m.delivered)
 		return x->m.delivered < y->m.delivered ? -1 : 1;
-	return strcmp(mailbox_base(x), mailbox_base(y));
+	if (x->mtime_ns != y->mtime_ns)
+		return x->mtime_ns < y->mtime_ns ? -1 : 1;
+	return mailbox_cmp_names(mailbox_base(x), mailbox_base(y));
+}
+
+/* Digit runs compare as numbers, so "1.M99999P1" sorts before
+ * "1.M100000P1": delivery order within one second. */
+static int mailbox_cmp_names(const char *a, const char *b)
+{
+	const char *a0 = a, *b0 = b;
+
+	while (*a != '\0' && *b != '\0') {
+		if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+			size_t la, lb;
+			int c;
+
+			while (*a == '0')
+				a++;
+			while (*b == '0')
+				b++;
+			la = strspn(a, "0123456789");
+			lb = strspn(b, "0123456789");
+			if (la != lb)
+				return la < lb ? -1 : 1;
+			c = memcmp(a, b, la);
+			if (c != 0)
+				return c;
+			a += la;
+			b += lb;
+		} else if (*a != *b) {
+			return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+		} else {
+			a++;
+			b++;
+		}
+	}
+	if (*a != *b)
+		return (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+	return strcmp(a0, b0);
 }
 
 /*

@@ -166,8 +166,8 @@ static void pop3_process_input(struct pop3_session *s)
 	while (!s->busy && !conn_is_closing(s->conn)) {
 		/* The limits count the CRLF; the line read here has none. */
 		size_t max = s->sasl != POP3_SASL_NONE
-				     ? SASL_MAX_RESPONSE_LINE - 2
-				     : POP3_MAX_COMMAND_LINE - 2;
+				 ? SASL_MAX_RESPONSE_LINE - 2
+				 : POP3_MAX_COMMAND_LINE - 2;
 		size_t len = 0;
 		int r = conn_read_line(s->conn, line, sizeof(line), max, &len);
 
@@ -211,7 +211,11 @@ static void pop3_on_timeout(void *arg)
 {
 	struct pop3_session *s = arg;
 
-	pop3_reply_err(s, "Autologout; idle for too long.");
+	/* In the middle of a multi-line response a status line would be
+	 * read as message text: closing without the final "." tells the
+	 * client that the response is incomplete. */
+	if (s->job.kind == POP3_JOB_NONE)
+		pop3_reply_err(s, "Autologout; idle for too long.");
 	pop3_session_log_refusal(s, "idle timeout");
 	pop3_session_close(s, "idle timeout");
 }
@@ -221,8 +225,9 @@ static void pop3_on_shutdown(void *arg)
 	struct pop3_session *s = arg;
 
 	/* Nothing is deleted: deletions happen only after QUIT (INV-P1). */
-	pop3_reply_err(s, "[SYS/TEMP] Server shutting down; try again "
-			  "shortly.");
+	if (s->job.kind == POP3_JOB_NONE)
+		pop3_reply_err(s, "[SYS/TEMP] Server shutting down; try again "
+				  "shortly.");
 	pop3_session_close(s, "server shutting down");
 }
 
