@@ -93,6 +93,7 @@ struct conn {
 	unsigned idx;	   /* client number: picks the user */
 	unsigned sessions; /* sessions finished by this client */
 	unsigned gen;	   /* bumped by every close: stale-callback check */
+	unsigned started;  /* sessions started by this client */
 	enum step step;
 	bool multiline; /* inside the body of a multi-line reply */
 	size_t inlen;
@@ -129,6 +130,7 @@ struct opts {
 	unsigned sessions;
 	unsigned expect_msgs;
 	double timeout;
+	bool rotate; /* each session takes the next user of the pool */
 };
 
 static struct opts o = {
@@ -183,7 +185,7 @@ static int conn_ml_line(struct conn *c, const char *line, size_t len);
 static void conn_ml_end(struct conn *c);
 static void session_done(struct conn *c);
 static void retr_session_end(struct conn *c);
-static void user_name(unsigned idx, char *buf, size_t size);
+static void user_name(const struct conn *c, char *buf, size_t size);
 static int parse_u64(const char **p, uint64_t *v_r);
 static void check_timeouts(void);
 static int run_loop(void);
@@ -218,13 +220,18 @@ static void verr(const char *prefix, const char *fmt, va_list ap)
 }
 
 /* Replaces the first "%u" of the template by the user number; a template
- * without "%u" names one user for every client. */
-static void user_name(unsigned idx, char *buf, size_t size)
+ * without "%u" names one user for every client. Client i uses user
+ * FIRST + i, or with -R the pool in turn: i, i + clients, i + 2 * clients,
+ * ... so one mailbox is not logged into again the moment it is left. */
+static void user_name(const struct conn *c, char *buf, size_t size)
 {
 	const char *p = strstr(o.user_tmpl, "%u");
-	unsigned n = o.user_first + (o.user_count ? idx % o.user_count : idx);
+	unsigned k = c->idx, n;
 	int len;
 
+	if (o.rotate && c->started > 0)
+		k += (c->started - 1) * o.clients;
+	n = o.user_first + (o.user_count ? k % o.user_count : k);
 	if (p == NULL)
 		len = snprintf(buf, size, "%s", o.user_tmpl);
 	else
@@ -283,6 +290,7 @@ static void conn_start(struct conn *c)
 	inet_pton(AF_INET, BENCH_HOST, &sin.sin_addr);
 
 	c->step = ST_CONNECTING;
+	c->started++;
 	c->t_session = now();
 	c->t_cmd = c->t_session;
 	c->nmsg = 0;
@@ -318,7 +326,7 @@ static void conn_fail(struct conn *c, const char *fmt, ...)
 	char user[128];
 	va_list ap;
 
-	user_name(c->idx, user, sizeof(user));
+	user_name(c, user, sizeof(user));
 	snprintf(prefix, sizeof(prefix), "client %u user %s at %s: ", c->idx,
 		 user, step_names[c->step]);
 	va_start(ap, fmt);
@@ -495,7 +503,7 @@ static int conn_reply(struct conn *c, const char *line, size_t len)
 	}
 	switch (c->step) {
 	case ST_GREETING:
-		user_name(c->idx, user, sizeof(user));
+		user_name(c, user, sizeof(user));
 		c->step = ST_USER;
 		conn_send(c, "USER %s", user);
 		break;
@@ -882,6 +890,18 @@ static double percentile(const double *v, size_t n, double p)
 	return v[(size_t)(p * (double)(n - 1) + 0.5)];
 }
 
+/* The load generator's own CPU time: it shares the 2 cores with the
+ * server, so the reader should see how much it took. */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void report(void)
 {
 	double el;
@@ -892,10 +912,11 @@ static void report(void)
 		qsort(samples, nsamples, sizeof(*samples), cmp_double);
 		printf("login clients=%u logins=%" PRIu64
 		       " seconds=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f"
-		       " errors=%lu\n",
+		       " client_cpu=%.2f errors=%lu\n",
 		       o.clients, logins, el, el > 0 ? logins / el : 0.0,
 		       percentile(samples, nsamples, 0.50),
-		       percentile(samples, nsamples, 0.99), errors);
+		       percentile(samples, nsamples, 0.99), cpu_seconds(),
+		       errors);
 		break;
 	case M_RETR:
 		el = retr_last - retr_first;
@@ -1238,6 +1259,7 @@ static void usage(void)
 		"bench%%u@bench.test)\n"
 		"          -f FIRST_NUMBER -U USER_COUNT -w PASSWORD "
 		"-T REPLY_TIMEOUT\n"
+		"          -R  each session takes the next user of the pool\n"
 		"  maildir -d DIR -n COUNT -s SIZE [-o UID:GID] [-r RCPT]\n"
 		"  pss     PID...   (PSS of each PID and its descendants)\n"
 		"It connects only to " BENCH_HOST
@@ -1302,7 +1324,7 @@ int main(int argc, char **argv)
 		o.seconds = 3600;
 	argc--;
 	argv++;
-	while ((opt = getopt(argc, argv, "p:u:f:U:w:c:t:n:N:r:m:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:u:f:U:w:c:t:n:N:r:m:T:R")) != -1) {
 		switch (opt) {
 		case 'p':
 			o.port = (unsigned)num_arg(optarg, 65535);
@@ -1339,6 +1361,9 @@ int main(int argc, char **argv)
 			break;
 		case 'T':
 			o.timeout = secs_arg(optarg);
+			break;
+		case 'R':
+			o.rotate = true;
 			break;
 		default:
 			usage();

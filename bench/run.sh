@@ -60,6 +60,11 @@ else
 	IDLE_NS="1000 5000"
 fi
 LOGIN_CLIENTS=10
+# Each login session takes the next user of a pool (pop3load -R), as on a
+# real server where a mailbox is not logged into again the instant it was
+# left; back-to-back sessions on one mailbox are still exercised by the
+# RETR and cmds figures.
+LOGIN_USERS=100
 SMALL_SIZE=10240	# 10 KiB on disk (LF line ends)
 LARGE_SIZE=1048576	# 1 MiB
 CMDS_SIZE=4096		# the 10,000-message mailbox: 4 KiB each
@@ -328,10 +333,10 @@ alive() {
 make_users() {
 	local f=$DATA/users i h
 	: >"$f"
-	for i in $(seq 1 $LOGIN_CLIENTS); do
+	for i in $(seq 1 $LOGIN_USERS); do
 		echo "lp$i@$DOMAIN:{PLAIN}$PASS" >>"$f"
 	done
-	for i in $(seq 1 $LOGIN_CLIENTS); do
+	for i in $(seq 1 $LOGIN_USERS); do
 		h=$(openssl passwd -6 -salt "$(openssl rand -hex 8)" "$PASS")
 		echo "ls$i@$DOMAIN:{SHA512-CRYPT}$h" >>"$f"
 	done
@@ -353,7 +358,7 @@ make_mail() {
 	local i
 	# Empty Maildirs for the login and idle users (the layout both
 	# servers share: DATA/mail/DOMAIN/LOCAL/{new,cur,tmp}).
-	for i in $(seq 1 $LOGIN_CLIENTS); do
+	for i in $(seq 1 $LOGIN_USERS); do
 		mkdir -p "$MAIL/lp$i/"{new,cur,tmp} "$MAIL/ls$i/"{new,cur,tmp}
 	done
 	(cd "$MAIL" && seq 1 "$MAX_IDLE" | sed 's/.*/i&/' |
@@ -386,18 +391,19 @@ add_row() {	# key unit hi|lo aim
 record() { VALS["$1|$2"]="${VALS["$1|$2"]:-} $3"; }
 kv() { sed -n "s/^\(.* \)\{0,1\}$1=\([^ ]*\).*/\2/p" | head -1; }
 
-# Runs pop3load, keeps its output, notes failures (strict: exit 1 on any
-# -ERR or protocol error).
+# Runs pop3load into $LOGS/NAME.out and notes failures (strict: exit 1
+# on any -ERR or protocol error). Not to be called in $(...): the notes
+# would be lost with the subshell.
 run_load() {	# name args...
-	local name=$1 rc=0
+	local name=$1 rc=0 nerr
 	shift
 	"$LOAD" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || rc=$?
 	if [ $rc != 0 ]; then
 		FAILED=1
-		NOTES+=("$name: pop3load exit $rc: $(head -3 "$LOGS/$name.err" | tr '\n' ' ')")
+		nerr=$(kv errors <"$LOGS/$name.out")
+		NOTES+=("$name: ${nerr:-?} errors (pop3load exit $rc), first: $(head -1 "$LOGS/$name.err")")
 		log "$name: errors (see $LOGS/$name.err)"
 	fi
-	cat "$LOGS/$name.out"
 }
 
 # ---- figures ----------------------------------------------------------------
@@ -410,16 +416,17 @@ fig_login() {	# scheme prefix
 	add_row "$kp" "ms" lo ""
 	for srv in $SERVERS; do	# warm-up: caches, pre-forked processes
 		run_load "login-$scheme-$srv-warm" login -p "$(port "$srv")" \
-			-u "$pre%u@$DOMAIN" -U $LOGIN_CLIENTS -w "$PASS" \
-			-c $LOGIN_CLIENTS -t 1 >/dev/null
+			-u "$pre%u@$DOMAIN" -U $LOGIN_USERS -R -w "$PASS" \
+			-c $LOGIN_CLIENTS -t 1
 	done
 	for r in $(seq 1 "$ROUNDS"); do
 		for srv in $SERVERS; do
 			alive "$srv"
-			out=$(run_load "login-$scheme-$srv-$r" login \
+			run_load "login-$scheme-$srv-$r" login \
 				-p "$(port "$srv")" -u "$pre%u@$DOMAIN" \
-				-U $LOGIN_CLIENTS -w "$PASS" -c $LOGIN_CLIENTS \
-				-t "$LOGIN_SECS")
+				-U $LOGIN_USERS -R -w "$PASS" -c $LOGIN_CLIENTS \
+				-t "$LOGIN_SECS"
+			out=$(cat "$LOGS/login-$scheme-$srv-$r.out")
 			record "$k" "$srv" "$(echo "$out" | kv rate)"
 			record "$kp" "$srv" "$(echo "$out" | kv p99_ms)"
 			log "login $scheme $srv round $r: $out"
@@ -436,15 +443,15 @@ fig_retr() {	# user count label
 	for srv in $SERVERS; do	# warm-up: first-session indexing is
 		# measured elsewhere; here both servers read a known Maildir
 		run_load "retr-$user-$srv-warm" retr -p "$(port "$srv")" \
-			-u "$user@$DOMAIN" -w "$PASS" -m "$n" >/dev/null
+			-u "$user@$DOMAIN" -w "$PASS" -m "$n"
 	done
 	for r in $(seq 1 "$ROUNDS"); do
 		for srv in $SERVERS; do
 			alive "$srv"
-			out=$(run_load "retr-$user-$srv-$r" retr \
+			run_load "retr-$user-$srv-$r" retr \
 				-p "$(port "$srv")" -u "$user@$DOMAIN" \
-				-w "$PASS" -m "$n" -r $RETR_SESSIONS)
-			out=$(echo "$out" | grep '^retr clients')
+				-w "$PASS" -m "$n" -r $RETR_SESSIONS
+			out=$(grep '^retr clients' "$LOGS/retr-$user-$srv-$r.out" || true)
 			record "$k" "$srv" "$(echo "$out" | kv mb_s_med)"
 			record "$km" "$srv" "$(echo "$out" | kv msg_s_med)"
 			log "retr $label $srv round $r: $out"
@@ -471,9 +478,10 @@ fig_cmds() {
 			"$LOAD" maildir -d "$MAIL/fresh-$srv-$r" -n "$CMDS_N" \
 				-s "$CMDS_SIZE" -o "$B_UID:$B_GID" \
 				-r "fresh-$srv-$r@$DOMAIN" >/dev/null
-			out=$(run_load "cmds-$srv-$r" cmds -p "$(port "$srv")" \
+			run_load "cmds-$srv-$r" cmds -p "$(port "$srv")" \
 				-u "fresh-$srv-$r@$DOMAIN" -w "$PASS" -r 2 \
-				-m "$CMDS_N")
+				-m "$CMDS_N"
+			out=$(cat "$LOGS/cmds-$srv-$r.out")
 			s1=$(echo "$out" | grep 'session=1' || true)
 			s2=$(echo "$out" | grep 'session=2' || true)
 			for c in total login stat uidl list; do

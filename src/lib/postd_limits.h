@@ -99,4 +99,30 @@
  * (Argon2 uses 64 MiB per running hash). */
 #define AUTH_MAX_THREADS 64
 
+/* SMTP */
+/* A command line, including the command word and CRLF, is at most 512
+ * octets (RFC 5321 section 4.5.3.1.4). AUTH is the exception: its initial
+ * response may make the line as long as SASL_MAX_RESPONSE_LINE (RFC 4954
+ * section 4). */
+#define SMTP_MAX_COMMAND_LINE 512
+/* A text line in DATA, including CRLF and not counting a stuffed dot,
+ * is at most 1000 octets (RFC 5321 section 4.5.3.1.6). */
+#define SMTP_MAX_TEXT_LINE 1000
+/* Local part 64 octets, domain 255 octets, reverse- or forward-path 256
+ * octets including the angle brackets and separators (RFC 5321 sections
+ * 4.5.3.1.1 to 4.5.3.1.3). The path cap holds for the path as sent,
+ * source route included. */
+#define SMTP_MAX_LOCALPART 64
+#define SMTP_MAX_DOMAIN 255
+#define SMTP_MAX_PATH 256
+/* A DNS label is at most 63 octets (RFC 1035 section 2.3.4). */
+#define SMTP_MAX_LABEL 63
+/* SIZE=value is 1*20DIGIT (RFC 1870 section 3). */
+#define SMTP_MAX_SIZE_DIGITS 20
+/* A SASL mechanism name is 1 to 20 characters (RFC 4422 section 3.1). */
+#define SMTP_MAX_SASL_MECH 20
+/* Recipients per message: RFC 5321 section 4.5.3.1.8 requires room for
+ * at least 100, and more only helps spammers. */
+#define SMTP_MAX_RECIPIENTS_DEFAULT 100
+
 #endif

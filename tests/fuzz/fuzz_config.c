@@ -56,8 +56,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(cfg->domains != NULL && cfg->domain_count > 0);
 		for (size_t i = 0; i < cfg->domain_count; i++) {
 			FUZZ_CHECK(cfg->domains[i] != NULL);
-			FUZZ_CHECK(config_is_local_domain(cfg,
-							  cfg->domains[i]));
+			FUZZ_CHECK(
+			    config_is_local_domain(cfg, cfg->domains[i]));
 		}
 		FUZZ_CHECK(cfg->domains[cfg->domain_count] == NULL);
 		FUZZ_CHECK(cfg->listen_count <=

@@ -20,7 +20,7 @@
 #include "lib/username.h"
 
 static const char *const fuzz_cheap_schemes[] = {
-    "PLAIN",  "CLEAR",	 "SHA",	      "SHA1",	  "SSHA", "SHA256",
+    "PLAIN",   "CLEAR",	 "SHA",	    "SHA1",	 "SSHA",     "SHA256",
     "SSHA256", "SHA512", "SSHA512", "PLAIN-MD5", "LDAP-MD5", "SMD5",
 };
 #define FUZZ_CHEAP_COUNT                                                       \
@@ -41,8 +41,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	fuzz_fd = fuzz_memfd_open("fuzz_passwd_file", fuzz_path,
-				  sizeof(fuzz_path));
+	fuzz_fd =
+	    fuzz_memfd_open("fuzz_passwd_file", fuzz_path, sizeof(fuzz_path));
 	/* Every skipped line is a warning: keep the fuzzer's output
 	 * readable. */
 	log_set_level(LOG_LEVEL_ERROR);
@@ -75,8 +75,8 @@ static void fuzz_check_entry(const struct passwd_db *db, size_t i)
 	FUZZ_CHECK(e->line >= 1);
 	if (i > 0)
 		FUZZ_CHECK(passwd_db_entry(db, i - 1)->line < e->line);
-	FUZZ_CHECK(password_check_stored(e->password, &weak, &scheme,
-					 &error) == 0);
+	FUZZ_CHECK(password_check_stored(e->password, &weak, &scheme, &error) ==
+		   0);
 	if (fuzz_is_cheap(scheme)) {
 		r = password_verify(e->password, "secret", 6, &error);
 		FUZZ_CHECK(r == 0 || r == 1);

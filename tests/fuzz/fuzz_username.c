@@ -65,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* Sometimes a short output buffer, to reach the size check; it is
 	 * allocated at exactly outsize so ASan sees a write past it. */
 	outsize = data[0] >= 0xf0 ? (size_t)(data[0] & 0x0f) * 16 + 1
-				   : USERNAME_BUF_SIZE;
+				  : USERNAME_BUF_SIZE;
 	len = size - 1;
 	in = malloc(len + 1);
 	out = malloc(outsize);

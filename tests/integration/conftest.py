@@ -50,7 +50,10 @@ ALICE_PW = USERS[ALICE]
 CRASH_RE = re.compile(
     r"AddressSanitizer|runtime error:|Segmentation fault|"
     r"\b(SIGSEGV|SIGBUS|SIGILL|SIGFPE)\b|stack smashing|"
-    r"double free|free\(\): invalid|malloc\(\): ")
+    r"double free|free\(\): invalid|malloc\(\): |"
+    # the master's report of a worker or auth process that died
+    # unexpectedly (fatal(), abort, signal)
+    r"of the running generation died")
 
 TEST_TIMEOUT = int(os.environ.get("POSTD_TEST_TIMEOUT", "120"))
 

@@ -482,3 +482,26 @@ def test_apop_disabled_by_default(shared_server):
         assert r.startswith("-ERR"), r
         assert c.login(ALICE, ALICE_PW).startswith("+OK")
         c.cmd("QUIT")
+
+
+def test_inv_a1_same_timing_unknown_user_and_wrong_password(shared_server):
+    """With auth_failure_delay = 0 the password hash dominates: an unknown
+    user must cost the same (a dummy verification), or the time of the
+    reply tells which names exist."""
+    import statistics
+    srv = shared_server
+
+    def sample(user):
+        ts = []
+        for _ in range(7):
+            with srv.connect() as c:
+                assert c.cmd("USER " + user).startswith("+OK")
+                t0 = time.monotonic()
+                assert c.cmd("PASS wrong-pw") == AUTH_FAILED
+                ts.append(time.monotonic() - t0)
+        return statistics.median(ts)
+
+    known = sample(ALICE)
+    unknown = sample("ghost-%d@example.org" % os.getpid())
+    slow = max(known, unknown)
+    assert abs(known - unknown) <= 0.5 * slow + 0.010, (known, unknown)

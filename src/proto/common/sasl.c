@@ -43,6 +43,16 @@ int sasl_base64_decode(const char *in, size_t inlen, char *out, size_t outsize,
 		*len_r = 0;
 		return 0;
 	}
+	/* libsodium 1.0.18 takes bytes >= 0x80 for '/': only the alphabet
+	 * of RFC 4648 section 4 gets that far. */
+	for (size_t i = 0; i < inlen; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '+' || c == '/' ||
+		      c == '='))
+			return -1;
+	}
 	if (sodium_base642bin((unsigned char *)out, outsize - 1, in, inlen,
 			      NULL, &bin_len, &end,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
