@@ -37,7 +37,8 @@ struct conn {
 	bool discarding; /* inside an overlong line */
 	bool paused;
 	bool eof;
-	const char *close_reason;
+	const char *close_reason; /* a static string, or close_text */
+	char close_text[256];	  /* a reason composed at run time */
 	unsigned timeout;
 	size_t input_limit;
 	void (*starttls_done)(void *session, bool ok);
@@ -505,7 +506,9 @@ void conn_close(struct conn *conn, const char *reason)
 	if (conn->closing || conn->destroying)
 		return;
 	conn->closing = true;
-	conn->close_reason = reason;
+	snprintf(conn->close_text, sizeof(conn->close_text), "%s",
+		 reason != NULL ? reason : "closed");
+	conn->close_reason = conn->close_text;
 	bufferevent_disable(conn->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {
 		conn_schedule_destroy(conn, reason);
@@ -526,7 +529,11 @@ static void conn_schedule_destroy(struct conn *conn, const char *reason)
 	if (conn->destroying)
 		return;
 	conn->destroying = true;
-	conn->close_reason = reason;
+	/* The reason may live on the caller's stack: keep a copy. */
+	if (reason != conn->close_text)
+		snprintf(conn->close_text, sizeof(conn->close_text), "%s",
+			 reason != NULL ? reason : "closed");
+	conn->close_reason = conn->close_text;
 	bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
 	event_active(conn->destroy_ev, EV_TIMEOUT, 0);
 }

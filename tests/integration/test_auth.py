@@ -424,7 +424,7 @@ def test_log_formats(shared_server):
         r"session=\S+ proto=pop3 cause=unknown user",
         r"login user=alice@example\.org peer=127\.0\.0\.1 session=\S+ "
         r"proto=pop3 mech=USER tls=no",
-        r"refused peer=127\.0\.0\.1 session=\S+ proto=pop3 cause=\S",
+        r"refused peer=127\.0\.0\.1 session=\S+ proto=pop3 user=\S+ cause=\S",
         r"logout user=alice@example\.org peer=127\.0\.0\.1 session=\S+ "
         r"proto=pop3 retrieved=\d+ deleted=\d+",
     ]
