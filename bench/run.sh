@@ -563,7 +563,8 @@ print_report() {
 	echo "nproc: $NPROC; cpu: $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1);" \
 		"memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo);" \
 		"kernel: $(uname -r); open files: $NOFILE"
-	echo "load average at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "load average at start: $LOAD_START; before the idle figure: $LOAD_IDLE;" \
+		"at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "postd: $POSTD_BIN ($(cd "$HERE/.." && git rev-parse --short HEAD 2>/dev/null || echo 'no commit'))"
 	echo "dovecot: $(dovecot --version 2>/dev/null || echo none)"
 	echo "rounds: $ROUNDS per server, interleaved postd, dovecot, postd, ...;" \
@@ -624,6 +625,9 @@ if has_figure retr; then
 	fig_retr rlarge "$LARGE_N" "$LARGE_N x 1 MiB"
 fi
 has_figure cmds && fig_cmds
+# The idle figure itself raises the load average (Dovecot forks a
+# process per connection), so note it before.
+LOAD_IDLE=$(cut -d' ' -f1-3 /proc/loadavg)
 if has_figure idle; then
 	for n in $IDLE_NS; do fig_idle "$n"; done
 fi

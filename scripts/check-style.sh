@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.." || exit 1
 rc=0
 
 # STYLE habit 5: no unbounded or unchecked calls (curl's checksrc idea).
-banned=$(grep -rnE '\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol)\s*\(' \
+banned=$(grep -rnE --include='*.[ch]' \
+	'\b(strcpy|strcat|sprintf|vsprintf|gets|strtok|atoi|atol)\s*\(' \
 	src tests/unit tests/fuzz bench 2>/dev/null | grep -v '^\s*//')
 if [ -n "$banned" ]; then
 	echo "check-style: banned calls:"

@@ -27,7 +27,12 @@ struct passwd_db {
 	/* Open addressing: index + 1 into entries, 0 for an empty slot. */
 	size_t *slots;
 	size_t slot_count; /* a power of two, kept at most half full */
+	size_t weak_count; /* users with a weak scheme, for one summary */
 };
+
+/* Weak schemes are named line by line up to this many; a file of
+ * thousands of {PLAIN} users gets one summary line for the rest. */
+#define PASSWD_WEAK_WARNINGS 10
 
 enum passwd_read {
 	PASSWD_READ_EOF,
@@ -192,7 +197,7 @@ static void passwd_db_parse_line(struct passwd_db *db, const char *path,
 			 error);
 		return;
 	}
-	if (weak)
+	if (weak && ++db->weak_count <= PASSWD_WEAK_WARNINGS)
 		log_warn("%s:%d: user %s has a weak password scheme {%s}; "
 			 "set a new password with postctl user passwd",
 			 path, lineno, name, scheme);
@@ -272,6 +277,10 @@ int passwd_db_load(const char *path, struct passwd_db **db_r,
 	}
 	fclose(f);
 	free(line);
+	if (db->weak_count > PASSWD_WEAK_WARNINGS)
+		log_warn("%s: %zu users in all have a weak password scheme "
+			 "(only the first %d are named)",
+			 path, db->weak_count, PASSWD_WEAK_WARNINGS);
 	*db_r = db;
 	return 0;
 }

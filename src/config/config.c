@@ -26,6 +26,8 @@
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
 #define CONFIG_DEFAULT_MAX_CONNECTIONS_PER_PEER 100
 #define CONFIG_DEFAULT_AUTH_FAILURE_DELAY_MS 1000
+/* Postfix's default is 10 MB; attachments have grown since. */
+#define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
 #define CONFIG_EMBEDDED_NAME "embedded default"
 #define CONFIG_KEY_SLOTS 32
 
@@ -162,6 +164,23 @@ static const struct config_key config_keys[] = {
     {.name = "log_level",
      .set = config_set_log_level,
      .offset = OFF(log_debug)},
+    {.name = "max_message_size",
+     .set = config_set_uint,
+     .offset = OFF(max_message_size),
+     .min = 1024,
+     .max = CONFIG_MAX_MESSAGE_SIZE},
+    {.name = "max_recipients",
+     .set = config_set_uint,
+     .offset = OFF(max_recipients),
+     .min = 1,
+     .max = CONFIG_MAX_RECIPIENTS},
+    {.name = "smtp_auth", .set = config_set_bool, .offset = OFF(smtp_auth)},
+    {.name = "sender_login_match",
+     .set = config_set_bool,
+     .offset = OFF(sender_login_match)},
+    {.name = "smtp_normalize_bare_lf",
+     .set = config_set_bool,
+     .offset = OFF(smtp_normalize_bare_lf)},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -207,6 +226,11 @@ static void config_set_defaults(struct config *cfg)
 	cfg->timeout_idle = POP3_TIMEOUT_AUTHENTICATED_MIN;
 	cfg->auth_failure_delay_ms = CONFIG_DEFAULT_AUTH_FAILURE_DELAY_MS;
 	cfg->log_debug = false;
+	cfg->max_message_size = CONFIG_DEFAULT_MAX_MESSAGE_SIZE;
+	cfg->max_recipients = SMTP_MAX_RECIPIENTS_DEFAULT;
+	cfg->smtp_auth = false;
+	cfg->sender_login_match = true;
+	cfg->smtp_normalize_bare_lf = false;
 }
 
 static char *config_default_hostname(void)
@@ -925,6 +949,9 @@ struct config *config_default(const char *base_dir)
 	cfg->auth_default_domain = xstrdup("localhost");
 	config_add_listen(cfg, LISTEN_POP3, "127.0.0.1", "2110", 0);
 	config_add_listen(cfg, LISTEN_POP3S, "127.0.0.1", "2995", 0);
+	config_add_listen(cfg, LISTEN_SMTP, "127.0.0.1", "2525", 0);
+	config_add_listen(cfg, LISTEN_SUBMISSION, "127.0.0.1", "2587", 0);
+	config_add_listen(cfg, LISTEN_SUBMISSIONS, "127.0.0.1", "2465", 0);
 	return cfg;
 }
 

@@ -56,6 +56,14 @@ struct config {
 	unsigned timeout_idle;		   /* seconds after login */
 	unsigned auth_failure_delay_ms;	   /* base delay of a failed login */
 	bool log_debug;
+	/* SMTP */
+	unsigned max_message_size;   /* octets (RFC 1870 SIZE) */
+	unsigned max_recipients;     /* per message */
+	bool smtp_auth;		     /* offer AUTH on listen.smtp too */
+	bool sender_login_match;     /* submission: MAIL FROM and From: must
+				      * be the user's own address */
+	bool smtp_normalize_bare_lf; /* store bare LF/CR as CRLF instead of
+				      * refusing the message */
 };
 
 /* "pop3", "pop3s", ... */

@@ -53,6 +53,15 @@ void firststart_data_dirs(const struct config *cfg)
 	firststart_mkdir(cfg->data_dir, 0755, cfg, true);
 	snprintf(mail, sizeof(mail), "%s/mail", cfg->data_dir);
 	firststart_mkdir(mail, 0700, cfg, true);
+	/* The outbound queue and its folders (storage/queue.h). */
+	static const char *const queue_dirs[] = {"", "/tmp", "/msg", "/env",
+						 "/quarantine"};
+	for (size_t i = 0; i < sizeof(queue_dirs) / sizeof(queue_dirs[0]);
+	     i++) {
+		snprintf(mail, sizeof(mail), "%s/queue%s", cfg->data_dir,
+			 queue_dirs[i]);
+		firststart_mkdir(mail, 0700, cfg, true);
+	}
 }
 
 void firststart_prepare(const struct config *cfg)

@@ -23,6 +23,7 @@
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
 #include "net/listener.h"
+#include "storage/queue.h"
 #include "tls/tls.h"
 
 #define MASTER_MAX_LISTENERS 64
@@ -49,6 +50,7 @@ struct master {
 	char listener_keys[MASTER_MAX_LISTENERS][160];
 	size_t listener_count;
 	int mail_root_fd;
+	int queue_fd; /* DATA_DIR/queue, opened before workers chroot */
 	struct master_child children[MASTER_MAX_CHILDREN];
 	int generation;
 	time_t generation_started;
@@ -73,6 +75,7 @@ static int master_stop(struct master *m);
 static unsigned master_worker_count(const struct config *cfg);
 static void master_child_setup(void);
 static void master_auth_confine(struct config *cfg);
+static void master_open_queue(struct master *m);
 static struct master_child *master_child_slot(struct master *m);
 
 static sigset_t master_signals;
@@ -211,6 +214,7 @@ static void master_child_main_auth(struct master *m, int *pairs, int n)
 		fds[i] = pairs[2 * i + 1];
 	}
 	close(m->mail_root_fd);
+	close(m->queue_fd);
 	for (size_t i = 0; i < m->listener_count; i++)
 		close(m->listeners[i].fd);
 	master_auth_confine(m->cfg);
@@ -239,6 +243,7 @@ static void master_child_main_worker(struct master *m, int *pairs, int n,
 	params.ssl_ctx = m->ssl_ctx;
 	params.auth_fd = pairs[2 * index];
 	params.mail_root_fd = m->mail_root_fd;
+	params.queue_fd = m->queue_fd;
 	params.slot = slot;
 	_exit(worker_run(&params));
 }
@@ -435,6 +440,29 @@ static int master_stop(struct master *m)
 	return 0;
 }
 
+/* The outbound queue: opened here, before the workers chroot into the
+ * Maildirs, and recovered (INV-D4) before anyone writes to it. */
+static void master_open_queue(struct master *m)
+{
+	struct queue_recover_stats st = {0, 0};
+	const char *error;
+	int data_fd =
+	    open(m->cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (data_fd < 0)
+		fatal("cannot open %s: %s", m->cfg->data_dir, strerror(errno));
+	m->queue_fd = queue_open(data_fd, false, &error);
+	close(data_fd);
+	if (m->queue_fd < 0)
+		fatal("cannot open %s/queue: %s", m->cfg->data_dir, error);
+	if (queue_recover(m->queue_fd, time(NULL), &st, &error) < 0)
+		fatal("queue recovery: %s", error);
+	if (st.tmp_removed > 0 || st.quarantined > 0)
+		log_warn("queue recovery: removed %u unfinished files, "
+			 "quarantined %u entries",
+			 st.tmp_removed, st.quarantined);
+}
+
 int master_run(struct config *cfg, const struct master_options *opts)
 {
 	struct master *m = xcalloc(1, sizeof(*m));
@@ -471,6 +499,7 @@ int master_run(struct config *cfg, const struct master_options *opts)
 	m->mail_root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->mail_root_fd < 0)
 		fatal("cannot open %s: %s", path, strerror(errno));
+	master_open_queue(m);
 	connlimit_create(cfg->max_connections, cfg->max_connections_per_peer);
 	if (!opts->foreground) {
 		if (daemon(1, 0) < 0)

@@ -17,6 +17,7 @@
 #include "net/connlimit.h"
 #include "proto/common/proto_env.h"
 #include "proto/pop3/pop3_session.h"
+#include "proto/smtp/smtp_session.h"
 
 /* After SIGTERM, how long sessions get to say goodbye. */
 #define WORKER_SHUTDOWN_GRACE_SECS 5
@@ -43,7 +44,9 @@ static void worker_check_cb(evutil_socket_t fd, short what, void *arg);
 
 bool worker_proto_supported(enum listen_proto proto)
 {
-	return proto == LISTEN_POP3 || proto == LISTEN_POP3S;
+	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ||
+	       proto == LISTEN_SMTP || proto == LISTEN_SUBMISSION ||
+	       proto == LISTEN_SUBMISSIONS;
 }
 
 static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
@@ -83,7 +86,10 @@ static void worker_on_accept(int fd, const struct sockaddr *peer,
 	conn =
 	    conn_new(w->base, fd, peer, peer_len, proto,
 		     config_proto_implicit_tls(proto) ? w->env.ssl_ctx : NULL);
-	pop3_session_start(conn, &w->env);
+	if (proto == LISTEN_POP3 || proto == LISTEN_POP3S)
+		pop3_session_start(conn, &w->env);
+	else
+		smtp_session_start(conn, &w->env);
 }
 
 static void worker_stop_accepting(struct worker *w)
@@ -146,6 +152,8 @@ int worker_run(const struct worker_params *params)
 	w.env.base = w.base;
 	w.env.ssl_ctx = params->ssl_ctx;
 	w.env.mail_root_fd = params->mail_root_fd;
+	w.env.queue_fd = params->queue_fd;
+	w.env.spool = spool_pool_new(w.base, 0);
 	w.env.auth = auth_client_new(w.base, params->auth_fd);
 	w.watches = xcalloc(params->listener_count, sizeof(*w.watches));
 	for (size_t i = 0; i < params->listener_count; i++) {
@@ -164,6 +172,8 @@ int worker_run(const struct worker_params *params)
 	event_add(w.check, &tick);
 	event_base_dispatch(w.base);
 	worker_stop_accepting(&w);
+	/* Commits in flight finish before the process goes (INV-D1). */
+	spool_pool_free(&w.env.spool);
 	log_debug("worker: exiting with %zu sessions", conn_count());
 	return 0;
 }

@@ -20,6 +20,7 @@ struct worker_params {
 	SSL_CTX *ssl_ctx; /* NULL without tls_cert */
 	int auth_fd;
 	int mail_root_fd;
+	int queue_fd;
 	int slot; /* connlimit slot */
 };
 

@@ -31,8 +31,8 @@
 /* Output queued per connection before a long response (RETR, LIST) waits
  * for the peer to read: large enough for throughput, small enough that
  * 5,000 slow readers cost little memory. */
-#define CONN_OUTPUT_HIGH_WATER (64 * 1024)
-#define CONN_OUTPUT_LOW_WATER (16 * 1024)
+#define CONN_OUTPUT_HIGH_WATER (256 * 1024)
+#define CONN_OUTPUT_LOW_WATER (64 * 1024)
 /* Input buffered per connection. Before authentication less is allowed
  * than after (popa3d's params.h makes the same split). */
 #define CONN_INPUT_MAX_PREAUTH (4 * 1024)
@@ -124,5 +124,50 @@
 /* Recipients per message: RFC 5321 section 4.5.3.1.8 requires room for
  * at least 100, and more only helps spammers. */
 #define SMTP_MAX_RECIPIENTS_DEFAULT 100
+
+/* Configurable SMTP caps: a message of 1 GiB and 10,000 recipients are
+ * far past what any real site needs, and both stay inside 32 bits. */
+#define CONFIG_MAX_MESSAGE_SIZE (1024u * 1024 * 1024)
+#define CONFIG_MAX_RECIPIENTS 10000
+/* SMTP commands from one client before it starts a transaction (MAIL):
+ * a real client needs a handful (EHLO, STARTTLS, EHLO, AUTH). */
+#define SMTP_MAX_COMMANDS_BEFORE_MAIL 100
+/* Errors in one SMTP session before 421 and close. */
+#define SMTP_MAX_ERRORS 20
+/* RFC 5321 section 4.5.3.2.7: the server waits at least 5 minutes for
+ * the next command. */
+#define SMTP_TIMEOUT 300
+/* A header section bigger than this is passed through unexamined (the
+ * submission From:/Message-ID:/Date: checks look only this far). */
+#define SMTP_MAX_HEADER_SCAN (64 * 1024)
+/* Free space and inodes below which MAIL gets 452 4.3.1 (INV-D5). */
+#define SMTP_MIN_FREE_BYTES (64ull * 1024 * 1024)
+#define SMTP_MIN_FREE_INODES 1000
+
+/* Spool and outbound queue (spool.c, queue.c). */
+/* Commit threads: each overlaps one more fsync with the others; the
+ * disk, not the CPU, is the limit, so a few are enough. */
+#define SPOOL_DEFAULT_THREADS 4
+#define SPOOL_MAX_THREADS 64
+/* Commits one thread takes at once and whose directories it fsyncs
+ * together (group commit): big enough to share fsyncs under load, small
+ * enough that one batch does not hold the others back. */
+#define SPOOL_MAX_BATCH 64
+/* A queue id: hex time and random digits, [0-9A-Za-z] only. */
+#define QUEUE_MAX_ID 40
+/* An envelope line: keyword, an escaped 256-octet path (3 bytes per
+ * escaped octet), recipient state and an escaped last error. */
+#define QUEUE_MAX_LINE 4096
+/* The last error kept per recipient (decoded). */
+#define QUEUE_MAX_ERROR 512
+/* Recipients per queue entry and the envelope file size: well above
+ * what a session accepts, low enough to bound a reader's memory. */
+#define QUEUE_MAX_RCPTS 10000
+#define QUEUE_MAX_ENVELOPE (4 * 1024 * 1024)
+/* A message file in msg/ without an envelope this old is left over from
+ * a crash, not being written (INV-D4). */
+#define QUEUE_ORPHAN_AGE 60
+/* Header bytes postctl queue show prints. */
+#define QUEUE_SHOW_MAX_HEADER (64 * 1024)
 
 #endif

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,9 @@ struct conn *conn_new(struct event_base *base, int fd,
 
 	conn->base = base;
 	conn->proto = proto;
+	/* Replies are written whole: without this, a response that spans
+	 * two segments waits for the peer's delayed ACK (40 ms). */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	if (peer_len > sizeof(conn->peer))
 		peer_len = sizeof(conn->peer);
 	memcpy(&conn->peer, peer, peer_len);
@@ -272,6 +276,24 @@ int conn_read_line(struct conn *conn, char *buf, size_t bufsize, size_t max,
 		*len_r = (size_t)eol.pos;
 		return 1;
 	}
+}
+
+const char *conn_input_peek(struct conn *conn, size_t *len_r)
+{
+	struct evbuffer *in = bufferevent_get_input(conn->bev);
+	struct evbuffer_iovec vec;
+
+	if (evbuffer_peek(in, -1, NULL, &vec, 1) < 1 || vec.iov_len == 0) {
+		*len_r = 0;
+		return NULL;
+	}
+	*len_r = vec.iov_len;
+	return vec.iov_base;
+}
+
+void conn_input_consume(struct conn *conn, size_t len)
+{
+	evbuffer_drain(bufferevent_get_input(conn->bev), len);
 }
 
 size_t conn_input_pending(const struct conn *conn)

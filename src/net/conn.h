@@ -74,6 +74,13 @@ const char *conn_tls_version(const struct conn *conn);
  */
 int conn_read_line(struct conn *conn, char *buf, size_t bufsize, size_t max,
 		   size_t *len_r);
+/*
+ * Raw input, for message bodies (SMTP DATA and BDAT): the first
+ * contiguous run of buffered bytes (NULL and 0 when none), and how many of
+ * them were used.
+ */
+const char *conn_input_peek(struct conn *conn, size_t *len_r);
+void conn_input_consume(struct conn *conn, size_t len);
 /* Bytes of input buffered and not yet read. */
 size_t conn_input_pending(const struct conn *conn);
 /* Drops every buffered input byte. */

@@ -24,11 +24,11 @@
 
 struct mailbox_msg {
 	uint32_t uid;
-	uint64_t size;	    /* octets on the wire (CRLF line ends) */
-	time_t delivered;   /* the file's mtime */
-	time_t retrieved;   /* first retrieval recorded, 0 if never */
-	const char *uidl;   /* 1..70 chars of 0x21..0x7e, unique, stable */
-	const char *name;   /* base name as found: "new/..." or "cur/..." */
+	uint64_t size;	  /* octets on the wire (CRLF line ends) */
+	time_t delivered; /* the file's mtime */
+	time_t retrieved; /* first retrieval recorded, 0 if never */
+	const char *uidl; /* 1..70 chars of 0x21..0x7e, unique, stable */
+	const char *name; /* base name as found: "new/..." or "cur/..." */
 };
 
 /* Who holds the lock: written into the lock file for the IN-USE log. */
@@ -40,7 +40,7 @@ struct mailbox_owner {
 
 enum mailbox_status {
 	MAILBOX_OK = 0,
-	MAILBOX_IN_USE,	 /* another session holds the lock: -ERR [IN-USE] */
+	MAILBOX_IN_USE,	  /* another session holds the lock: -ERR [IN-USE] */
 	MAILBOX_TEMPFAIL, /* I/O error: -ERR [SYS/TEMP] */
 };
 

@@ -15,10 +15,10 @@ struct msg_wire {
 	bool dot_stuff;
 	bool at_line_start;
 	bool prev_cr;
-	bool in_body;	    /* past the empty line that ends the header */
+	bool in_body;		/* past the empty line that ends the header */
 	bool header_empty_line; /* current line is empty so far */
-	int64_t body_lines; /* body lines still to send; -1: all */
-	bool done;	    /* TOP limit reached: stop feeding */
+	int64_t body_lines;	/* body lines still to send; -1: all */
+	bool done;		/* TOP limit reached: stop feeding */
 };
 
 /* body_lines < 0: the whole message (RETR); otherwise TOP n. */

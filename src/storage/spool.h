@@ -44,7 +44,7 @@ struct spool_target {
 	size_t maildir_count;
 	int queue_fd; /* the queue folder, or -1 if nothing is queued */
 	/* For the queue envelope: */
-	const char *sender;		   /* reverse-path, "" for <> */
+	const char *sender;		 /* reverse-path, "" for <> */
 	const char *const *remote_rcpts; /* forward-paths */
 	size_t remote_count;
 	/* Leading bytes of the stored file that final delivery adds

@@ -127,6 +127,9 @@ class PostdServer:
         self.log_path = os.path.join(self.base, "postd.log")
         self.pop3_port = free_port()
         self.pop3s_port = free_port()
+        self.smtp_port = free_port()
+        self.submission_port = free_port()
+        self.submissions_port = free_port()
         self.overrides = dict(overrides or {})
         self.proc = None
         self.stopped_rc = None
@@ -153,6 +156,9 @@ class PostdServer:
             "user": RUN_USER,
             "listen.pop3": "127.0.0.1:%d" % self.pop3_port,
             "listen.pop3s": "127.0.0.1:%d" % self.pop3s_port,
+            "listen.smtp": "127.0.0.1:%d" % self.smtp_port,
+            "listen.submission": "127.0.0.1:%d" % self.submission_port,
+            "listen.submissions": "127.0.0.1:%d" % self.submissions_port,
             "auth_default_domain": DOMAIN,
             "auth_failure_delay": "0",
             "workers": "2",
@@ -259,6 +265,7 @@ class PostdServer:
                         s = socket.create_connection(
                             ("127.0.0.1", self.pop3s_port), timeout=3)
                         s.close()
+                        self._wait_smtp_listeners()
                         return
                     last = c.greeting
             except (OSError, pop3util.ServerClosed) as e:
@@ -266,6 +273,20 @@ class PostdServer:
             time.sleep(0.05)
         pytest.fail("postd not ready after %.0fs (%r); log:\n%s" % (
             timeout, last, self.log()[-3000:]))
+
+    def _wait_smtp_listeners(self):
+        """The SMTP listeners are bound by the same parent as POP3; a
+        connect (no greeting read) proves they are up."""
+        if REFERENCE == "dovecot":
+            return
+        items = self.config_items()
+        for key, port in (("listen.smtp", self.smtp_port),
+                          ("listen.submission", self.submission_port),
+                          ("listen.submissions", self.submissions_port)):
+            if items.get(key) != "127.0.0.1:%d" % port:
+                continue
+            s = socket.create_connection(("127.0.0.1", port), timeout=3)
+            s.close()
 
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
@@ -321,6 +342,51 @@ class PostdServer:
     def _kill_group(self):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def descendants(self):
+        """Pids of every process below the daemon's parent (workers, the
+        auth process, their children), from /proc."""
+        children = {}
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+            except OSError:
+                continue
+            # the comm field may hold spaces and parentheses
+            ppid = int(st[st.rindex(")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+        out = []
+        todo = [self.proc.pid]
+        while todo:
+            p = todo.pop()
+            for c in children.get(p, []):
+                out.append(c)
+                todo.append(c)
+        return out
+
+    def crash(self):
+        """kill -9 of the whole daemon at once (parent, workers, auth
+        process) as a power cut would stop it; waits until all are gone.
+        Afterwards start() runs it again on the same data_dir."""
+        pids = [self.proc.pid] + self.descendants()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        for p in pids:  # any that left the process group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        self.proc.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            left = [p for p in pids if os.path.exists("/proc/%d" % p) and
+                    not _is_zombie(p)]
+            if not left and not self._group_alive():
+                break
+            time.sleep(0.02)
+        self._forget()
+        return pids
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
@@ -404,6 +470,15 @@ class PostdServer:
 
     def cleanup(self):
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _is_zombie(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read()
+    except OSError:
+        return True
+    return st[st.rindex(")") + 2:].split()[0] == "Z"
 
 
 def _child_env():

@@ -13,13 +13,16 @@
 
 #include "auth/auth_client.h"
 #include "config/config.h"
+#include "storage/spool.h"
 
 struct proto_env {
 	const struct config *cfg;
 	struct event_base *base;
 	struct auth_client *auth;
-	SSL_CTX *ssl_ctx; /* NULL: no TLS configured */
-	int mail_root_fd; /* DATA_DIR/mail */
+	SSL_CTX *ssl_ctx;	  /* NULL: no TLS configured */
+	int mail_root_fd;	  /* DATA_DIR/mail */
+	int queue_fd;		  /* DATA_DIR/queue: mail for other domains */
+	struct spool_pool *spool; /* commits received messages */
 };
 
 #endif

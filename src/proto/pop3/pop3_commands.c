@@ -476,6 +476,9 @@ static void cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
 	pop3_session_enter_state(s, POP3_STATE_UPDATE);
 	failed =
 	    mailbox_expunge(s->box, s->marks.deleted, error, sizeof(error));
+	/* The lock goes before the reply: a client that reconnects at
+	 * once must not find its own mailbox IN-USE. */
+	mailbox_close(&s->box);
 	if (failed > 0) {
 		log_error("session=%s user=%s: %zu of %zu deleted messages "
 			  "not removed: %s",

@@ -16,7 +16,7 @@
 #include "lib/xmalloc.h"
 
 /* Bytes of a message file read per step of a RETR job. */
-#define POP3_READ_CHUNK (32 * 1024)
+#define POP3_READ_CHUNK (64 * 1024)
 
 static void pop3_on_readable(void *arg);
 static void pop3_on_drain(void *arg);

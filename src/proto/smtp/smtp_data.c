@@ -26,7 +26,6 @@ enum smtp_data_state {
 
 static void smtp_content_init(struct smtp_content *c, uint64_t max_size,
 			      unsigned flags);
-static void smtp_content_update_discard(struct smtp_content *c);
 static void smtp_content_emit(struct smtp_content *c, unsigned char b,
 			      unsigned char *out, size_t *n);
 static void smtp_content_add(struct smtp_content *c, unsigned char b,
@@ -65,13 +64,6 @@ const char *smtp_content_refusal(const struct smtp_content *c)
 	return NULL;
 }
 
-/* Once the message is sure to be refused, writing it only wastes disk. */
-static void smtp_content_update_discard(struct smtp_content *c)
-{
-	if (smtp_content_refusal(c) != NULL)
-		c->discard = true;
-}
-
 /* One octet of the message as stored. */
 static void smtp_content_emit(struct smtp_content *c, unsigned char b,
 			      unsigned char *out, size_t *n)
@@ -98,7 +90,6 @@ static void smtp_content_add(struct smtp_content *c, unsigned char b,
 	if (c->line_len > SMTP_MAX_TEXT_LINE - 2 && !c->line_too_long &&
 	    (c->flags & SMTP_DATA_F_BINARY) == 0) {
 		c->line_too_long = true;
-		smtp_content_update_discard(c);
 	}
 }
 
@@ -123,7 +114,6 @@ static void smtp_content_bare(struct smtp_content *c, unsigned char b,
 		c->bare_cr = true;
 	else
 		c->bare_lf = true;
-	smtp_content_update_discard(c);
 	if ((c->flags & SMTP_DATA_F_NORMALIZE) != 0)
 		smtp_content_line_end(c, out, n);
 	else

@@ -47,14 +47,16 @@ struct smtp_content {
 	/* Message octets so far, as output (after dot-unstuffing and
 	 * normalising), counted on even when discarding. */
 	uint64_t size;
-	size_t line_len;  /* octets in the current line, CRLF not counted */
-	bool cr_pending;  /* a CR whose meaning waits for the next byte */
-	bool bare_cr;	  /* a CR not followed by LF was seen */
-	bool bare_lf;	  /* an LF not preceded by CR was seen */
+	size_t line_len;    /* octets in the current line, CRLF not counted */
+	bool cr_pending;    /* a CR whose meaning waits for the next byte */
+	bool bare_cr;	    /* a CR not followed by LF was seen */
+	bool bare_lf;	    /* an LF not preceded by CR was seen */
 	bool line_too_long; /* a line over SMTP_MAX_TEXT_LINE with CRLF */
-	bool too_big;	  /* size went over max_size */
-	/* The message will be refused (or DISCARD was asked): no more
-	 * output is produced; the caller drops what it wrote so far. */
+	bool too_big;	    /* size went over max_size */
+	/* Too big (or SMTP_DATA_F_DISCARD): no more output is produced;
+	 * the caller drops what it wrote. Other reasons to refuse do not
+	 * stop the output: a session that does not want to store a
+	 * message it will refuse checks smtp_content_refusal() as it goes. */
 	bool discard;
 };
 

@@ -55,12 +55,12 @@ static const struct smtp_param_def smtp_param_defs[] = {
 
 /* Indexed by enum smtp_cmd. */
 static const char *const smtp_verbs[SMTP_CMD_COUNT] = {
-    [SMTP_CMD_HELO] = "HELO", [SMTP_CMD_EHLO] = "EHLO",
-    [SMTP_CMD_MAIL] = "MAIL", [SMTP_CMD_RCPT] = "RCPT",
-    [SMTP_CMD_DATA] = "DATA", [SMTP_CMD_BDAT] = "BDAT",
-    [SMTP_CMD_RSET] = "RSET", [SMTP_CMD_NOOP] = "NOOP",
-    [SMTP_CMD_QUIT] = "QUIT", [SMTP_CMD_VRFY] = "VRFY",
-    [SMTP_CMD_EXPN] = "EXPN", [SMTP_CMD_HELP] = "HELP",
+    [SMTP_CMD_HELO] = "HELO",	      [SMTP_CMD_EHLO] = "EHLO",
+    [SMTP_CMD_MAIL] = "MAIL",	      [SMTP_CMD_RCPT] = "RCPT",
+    [SMTP_CMD_DATA] = "DATA",	      [SMTP_CMD_BDAT] = "BDAT",
+    [SMTP_CMD_RSET] = "RSET",	      [SMTP_CMD_NOOP] = "NOOP",
+    [SMTP_CMD_QUIT] = "QUIT",	      [SMTP_CMD_VRFY] = "VRFY",
+    [SMTP_CMD_EXPN] = "EXPN",	      [SMTP_CMD_HELP] = "HELP",
     [SMTP_CMD_STARTTLS] = "STARTTLS", [SMTP_CMD_AUTH] = "AUTH",
 };
 
@@ -82,24 +82,19 @@ static enum smtp_path_error smtp_parse_path(const char **p, bool mail,
 static enum smtp_parse_error smtp_parse_params(const char *p, bool mail,
 					       struct smtp_params *params,
 					       const char **error_r);
-static enum smtp_parse_error smtp_parse_param(const char *kw, size_t kw_len,
-					      const char *val, size_t val_len,
-					      bool has_val, bool mail,
-					      unsigned *seen,
-					      struct smtp_params *params,
-					      const char **error_r);
+static enum smtp_parse_error
+smtp_parse_param(const char *kw, size_t kw_len, const char *val, size_t val_len,
+		 bool has_val, bool mail, unsigned *seen,
+		 struct smtp_params *params, const char **error_r);
 static enum smtp_parse_error smtp_parse_mail_rcpt(char *args, unsigned flags,
 						  struct smtp_command *cmd,
 						  const char **error_r);
-static enum smtp_parse_error smtp_parse_helo(char *args,
-					     struct smtp_command *cmd,
-					     const char **error_r);
-static enum smtp_parse_error smtp_parse_bdat(char *args,
-					     struct smtp_command *cmd,
-					     const char **error_r);
-static enum smtp_parse_error smtp_parse_auth(char *args,
-					     struct smtp_command *cmd,
-					     const char **error_r);
+static enum smtp_parse_error
+smtp_parse_helo(char *args, struct smtp_command *cmd, const char **error_r);
+static enum smtp_parse_error
+smtp_parse_bdat(char *args, struct smtp_command *cmd, const char **error_r);
+static enum smtp_parse_error
+smtp_parse_auth(char *args, struct smtp_command *cmd, const char **error_r);
 static enum smtp_parse_error smtp_parse_args(char *args, unsigned flags,
 					     struct smtp_command *cmd,
 					     const char **error_r);
@@ -262,10 +257,10 @@ static int smtp_parse_domain(const char **p, bool allow_utf8,
 			break;
 		n++;
 	}
-	if (dst != NULL)
+	if (dst != NULL) {
 		memcpy(dst, s, n);
-	if (dst != NULL)
 		dst[n] = '\0';
+	}
 	if (len_r != NULL)
 		*len_r = n;
 	*p += n;
@@ -467,12 +462,10 @@ static enum smtp_path_error smtp_parse_path(const char **p, bool mail,
 	return SMTP_PATH_OK;
 }
 
-static enum smtp_parse_error smtp_parse_param(const char *kw, size_t kw_len,
-					      const char *val, size_t val_len,
-					      bool has_val, bool mail,
-					      unsigned *seen,
-					      struct smtp_params *params,
-					      const char **error_r)
+static enum smtp_parse_error
+smtp_parse_param(const char *kw, size_t kw_len, const char *val, size_t val_len,
+		 bool has_val, bool mail, unsigned *seen,
+		 struct smtp_params *params, const char **error_r)
 {
 	const struct smtp_param_def *def = NULL;
 
@@ -646,9 +639,8 @@ static enum smtp_parse_error smtp_parse_mail_rcpt(char *args, unsigned flags,
 
 /* "EHLO" SP ( Domain / address-literal ); HELO takes the same, as many
  * clients send a literal there too. */
-static enum smtp_parse_error smtp_parse_helo(char *args,
-					     struct smtp_command *cmd,
-					     const char **error_r)
+static enum smtp_parse_error
+smtp_parse_helo(char *args, struct smtp_command *cmd, const char **error_r)
 {
 	const char *p = args;
 	char tmp[SMTP_MAX_DOMAIN + 1];
@@ -672,9 +664,8 @@ static enum smtp_parse_error smtp_parse_helo(char *args,
 
 /* "BDAT" SP chunk-size [SP end-marker]; chunk-size = 1*DIGIT;
  * end-marker = "LAST" (RFC 3030 section 2). */
-static enum smtp_parse_error smtp_parse_bdat(char *args,
-					     struct smtp_command *cmd,
-					     const char **error_r)
+static enum smtp_parse_error
+smtp_parse_bdat(char *args, struct smtp_command *cmd, const char **error_r)
 {
 	const char *p = args;
 	size_t digits = 0;
@@ -700,17 +691,15 @@ static enum smtp_parse_error smtp_parse_bdat(char *args,
 /* "AUTH" SP mechanism [SP initial-response] (RFC 4954 section 4);
  * sasl-mech = 1*20(UPPER-ALPHA / DIGIT / "-" / "_") (RFC 4422 section
  * 3.1), in any case; the response is base64 or "=". */
-static enum smtp_parse_error smtp_parse_auth(char *args,
-					     struct smtp_command *cmd,
-					     const char **error_r)
+static enum smtp_parse_error
+smtp_parse_auth(char *args, struct smtp_command *cmd, const char **error_r)
 {
 	char *p = args, *resp;
 	size_t n = 0, m = 0;
 
 	*error_r = R_SYNTAX;
 	while (smtp_is_alpha((unsigned char)p[n]) ||
-	       smtp_is_digit((unsigned char)p[n]) || p[n] == '-' ||
-	       p[n] == '_')
+	       smtp_is_digit((unsigned char)p[n]) || p[n] == '-' || p[n] == '_')
 		n++;
 	if (n == 0 || n > SMTP_MAX_SASL_MECH || (p[n] != ' ' && p[n] != '\0'))
 		return SMTP_PARSE_SYNTAX;
@@ -788,8 +777,7 @@ static enum smtp_parse_error smtp_parse_args(char *args, unsigned flags,
 	return SMTP_PARSE_SYNTAX;
 }
 
-enum smtp_parse_error smtp_parse_command(char *line, size_t len,
-					 unsigned flags,
+enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 					 struct smtp_command *cmd_r,
 					 const char **error_r)
 {
@@ -823,8 +811,7 @@ enum smtp_parse_error smtp_parse_command(char *line, size_t len,
 	}
 	if (cmd_r->cmd != SMTP_CMD_AUTH && len > SMTP_MAX_COMMAND_LINE - 2) {
 		*error_r = R_TOO_LONG;
-		r = SMTP_PARSE_TOO_LONG;
-		goto fail;
+		return SMTP_PARSE_TOO_LONG;
 	}
 	/* Trailing blanks are forgiven; extra spaces after the verb too. */
 	while (len > verb_len &&
@@ -834,13 +821,13 @@ enum smtp_parse_error smtp_parse_command(char *line, size_t len,
 	while (*args == ' ')
 		args++;
 	r = smtp_parse_args(args, flags, cmd_r, error_r);
-	if (r == SMTP_PARSE_OK)
-		return r;
-fail:;
-	enum smtp_cmd cmd = cmd_r->cmd;
+	if (r != SMTP_PARSE_OK) {
+		/* Nothing half-parsed survives; the verb does. */
+		enum smtp_cmd cmd = cmd_r->cmd;
 
-	memset(cmd_r, 0, sizeof(*cmd_r));
-	cmd_r->cmd = cmd;
+		memset(cmd_r, 0, sizeof(*cmd_r));
+		cmd_r->cmd = cmd;
+	}
 	return r;
 }
 
@@ -868,7 +855,7 @@ static bool smtp_is_dot_string(const char *s, size_t len)
 int smtp_path_canonical(const struct smtp_path *path, bool lowercase_local,
 			char *out, size_t outsize)
 {
-	size_t n = 0;
+	size_t n = 0, need;
 	bool quote;
 
 	if (outsize == 0)
@@ -884,19 +871,16 @@ int smtp_path_canonical(const struct smtp_path *path, bool lowercase_local,
 		return 10;
 	}
 	quote = !smtp_is_dot_string(path->local, path->local_len);
-	/* Worst case: every byte escaped, two quotes, '@', domain, NUL. */
-	if (path->local_len * 2 + 4 + path->domain_len > outsize) {
-		size_t need = path->local_len + 2 + path->domain_len + 1;
-
-		for (size_t i = 0; quote && i < path->local_len; i++) {
+	need = path->local_len + 1 + path->domain_len;
+	if (quote) {
+		need += 2;
+		for (size_t i = 0; i < path->local_len; i++) {
 			if (path->local[i] == '"' || path->local[i] == '\\')
 				need++;
 		}
-		if (!quote)
-			need -= 2;
-		if (need >= outsize)
-			return -1;
 	}
+	if (need >= outsize)
+		return -1;
 	if (quote)
 		out[n++] = '"';
 	for (size_t i = 0; i < path->local_len; i++) {

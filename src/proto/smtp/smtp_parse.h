@@ -83,10 +83,10 @@ struct smtp_path {
  * session has to honour. RET, ENVID (MAIL), NOTIFY, ORCPT (RCPT) and
  * AUTH= (MAIL, RFC 4954 section 5) are checked for a value and ignored. */
 struct smtp_params {
-	bool size_set;	/* SIZE= given (MAIL) */
-	uint64_t size;	/* its value */
+	bool size_set;	     /* SIZE= given (MAIL) */
+	uint64_t size;	     /* its value */
 	enum smtp_body body; /* BODY= (MAIL) */
-	bool smtputf8;	/* SMTPUTF8 (MAIL) */
+	bool smtputf8;	     /* SMTPUTF8 (MAIL) */
 };
 
 struct smtp_command {
@@ -114,16 +114,16 @@ struct smtp_command {
 
 enum smtp_parse_error {
 	SMTP_PARSE_OK = 0,
-	SMTP_PARSE_NUL,		/* 500 5.5.2: NUL byte in the line */
-	SMTP_PARSE_BARE_EOL,	/* 500 5.5.2: CR or LF inside the line */
-	SMTP_PARSE_TOO_LONG,	/* 500 5.5.2: over SMTP_MAX_COMMAND_LINE */
-	SMTP_PARSE_UNKNOWN,	/* 500 5.5.2: empty line or unknown verb */
-	SMTP_PARSE_SYNTAX,	/* 501 5.5.4: bad arguments */
-	SMTP_PARSE_BAD_SENDER,	/* 501 5.1.7: bad reverse-path */
-	SMTP_PARSE_BAD_RCPT,	/* 501 5.1.3: bad forward-path */
-	SMTP_PARSE_NON_ASCII,	/* 553 5.6.7: UTF-8 address without SMTPUTF8 */
-	SMTP_PARSE_BAD_PARAM,	/* 555 5.5.4: unknown or misplaced parameter */
-	SMTP_PARSE_TOO_BIG,	/* 552 5.3.4: SIZE beyond any limit */
+	SMTP_PARSE_NUL,	       /* 500 5.5.2: NUL byte in the line */
+	SMTP_PARSE_BARE_EOL,   /* 500 5.5.2: CR or LF inside the line */
+	SMTP_PARSE_TOO_LONG,   /* 500 5.5.2: over SMTP_MAX_COMMAND_LINE */
+	SMTP_PARSE_UNKNOWN,    /* 500 5.5.2: empty line or unknown verb */
+	SMTP_PARSE_SYNTAX,     /* 501 5.5.4: bad arguments */
+	SMTP_PARSE_BAD_SENDER, /* 501 5.1.7: bad reverse-path */
+	SMTP_PARSE_BAD_RCPT,   /* 501 5.1.3: bad forward-path */
+	SMTP_PARSE_NON_ASCII,  /* 553 5.6.7: UTF-8 address without SMTPUTF8 */
+	SMTP_PARSE_BAD_PARAM,  /* 555 5.5.4: unknown or misplaced parameter */
+	SMTP_PARSE_TOO_BIG,    /* 552 5.3.4: SIZE beyond any limit */
 };
 
 /* Flags for smtp_parse_command(). */
@@ -148,8 +148,7 @@ enum smtp_parse_error {
  * recognised (so the session can tell a bad RCPT from a bad MAIL), else
  * SMTP_CMD_COUNT. No partial path or parameter survives an error.
  */
-enum smtp_parse_error smtp_parse_command(char *line, size_t len,
-					 unsigned flags,
+enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 					 struct smtp_command *cmd_r,
 					 const char **error_r);
 

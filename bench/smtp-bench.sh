@@ -1,0 +1,610 @@
+#!/bin/bash
+# bench/smtp-bench.sh: postd and Postfix receiving SMTP side by side, driven
+# by Postfix's own smtp-source, interleaved in one run. See bench/SMTP.md.
+#
+#   bench/smtp-bench.sh [--quick] [--rounds N] [--only postd|postfix]
+#                       [--sizes 2048,102400] [--sessions 1,10,50]
+#                       [--reconnect] [--keep]
+#
+# --quick: fewer messages per run. --reconnect: one connection per message
+# (default: smtp-source -d, each session sends its messages over one
+# connection). --keep: keep the work directory (logs, Maildirs).
+# Needs root (apt-get, a private Postfix instance, postd dropping to nobody).
+# Every connection goes to 127.0.0.1. Both servers are stopped when it exits,
+# however it exits.
+set -euo pipefail
+
+POSTD_BUILD=${POSTD_BUILD:-/work/main/build}
+POSTD_BIN=$POSTD_BUILD/src/daemon/postd
+POSTCTL_BIN=$POSTD_BUILD/src/cli/postctl
+PD_PORT=${PD_PORT:-22526}
+PF_PORT=${PF_PORT:-22525}
+DOMAIN=bench.test
+RCPT_LOCAL=bench1
+RCPT=$RCPT_LOCAL@$DOMAIN
+SENDER=sender@example.org
+RUN_TIMEOUT=${RUN_TIMEOUT:-180}	# seconds, per run, until all are delivered
+
+QUICK=0
+ROUNDS=2
+ONLY=""
+SIZES="2048,102400"
+SESSIONS="1,10,50"
+RECONNECT=0
+KEEP=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--quick) QUICK=1 ;;
+	--rounds) ROUNDS=$2; shift ;;
+	--only) ONLY=$2; shift ;;
+	--sizes) SIZES=$2; shift ;;
+	--sessions) SESSIONS=$2; shift ;;
+	--reconnect) RECONNECT=1 ;;
+	--keep) KEEP=1 ;;
+	-h | --help)
+		sed -n '2,14p' "$0"
+		exit 0
+		;;
+	*)
+		echo "unknown argument: $1" >&2
+		exit 2
+		;;
+	esac
+	shift
+done
+case "$ROUNDS" in '' | *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
+case "$ONLY" in '' | postd | postfix) ;; *) echo "bad --only" >&2; exit 2 ;; esac
+SIZES=${SIZES//,/ }
+SESSIONS=${SESSIONS//,/ }
+for v in $SIZES $SESSIONS; do
+	case "$v" in *[!0-9]* | 0) echo "bad number: $v" >&2; exit 2 ;; esac
+done
+
+# Messages per run: each run should take a few seconds for the slower
+# server; large messages get fewer so the disk is not the only story.
+msg_count() { # size sessions
+	local n
+	if [ "$2" -le 1 ]; then n=500; else n=3000; fi
+	[ "$1" -gt 16384 ] && n=$((n / 2))
+	[ "$QUICK" = 1 ] && n=$((n / 5))
+	echo "$n"
+}
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "FATAL: $*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run me as root"
+
+# ---- packages -----------------------------------------------------------------
+
+SMTP_SOURCE=/usr/sbin/smtp-source
+need_pkgs=""
+if [ "$ONLY" != postd ] || [ ! -x "$SMTP_SOURCE" ]; then
+	{ [ -x "$SMTP_SOURCE" ] && [ -x /usr/sbin/postfix ]; } ||
+		need_pkgs="$need_pkgs postfix"
+fi
+command -v python3 >/dev/null || need_pkgs="$need_pkgs python3"
+if [ -n "$need_pkgs" ]; then
+	log "installing$need_pkgs"
+	# "No configuration": nothing of Postfix's own starts on port 25.
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections
+	export DEBIAN_FRONTEND=noninteractive
+	# shellcheck disable=SC2086
+	apt-get install -y $need_pkgs >/dev/null 2>&1 ||
+		{ apt-get update >/dev/null && apt-get install -y $need_pkgs >/dev/null; } ||
+		die "cannot install$need_pkgs"
+fi
+[ -x "$SMTP_SOURCE" ] || die "no $SMTP_SOURCE after installing postfix"
+PY=$(command -v python3)
+
+# ---- work directory -------------------------------------------------------------
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/smtp-bench.XXXXXX")
+chmod 755 "$WORK"	# postfix and nobody must reach their parts
+LOGS=$WORK/logs
+PF=$WORK/postfix	# etc/, queue/, data/
+PF_MAIL=$WORK/postfix-mail	# virtual_mailbox_base
+PD=$WORK/postd	# postd.conf, data/
+mkdir -p "$LOGS" "$PF/etc" "$PF/queue" "$PF/data" "$PF_MAIL" "$PD"
+MAIL_UID=$(id -u nobody)
+MAIL_GID=$(id -g nobody)
+
+POSTD_PID=""
+PF_STARTED=0
+FAILED=0
+
+cleanup() {
+	set +e
+	stop_postd
+	stop_postfix
+	if [ "$KEEP" = 1 ] || [ "$FAILED" != 0 ]; then
+		log "work dir kept: $WORK (logs in $LOGS)"
+		[ "$KEEP" = 1 ] || rm -rf "$PF_MAIL" "$PD/data/mail" "$PF/queue"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- helpers in Python: readiness, timing, disk probe --------------------------
+
+cat >"$WORK/helper.py" <<'PYEOF'
+import os, smtplib, subprocess, sys, threading, time
+
+
+def count(d):
+    try:
+        with os.scandir(d) as it:
+            return sum(1 for e in it if not e.name.startswith("."))
+    except FileNotFoundError:
+        return 0
+
+
+def ready(port, secs):
+    """Exit 0 once the server answers EHLO with 250."""
+    end = time.monotonic() + float(secs)
+    while time.monotonic() < end:
+        try:
+            s = smtplib.SMTP("127.0.0.1", int(port), timeout=2)
+            code = s.ehlo("probe.bench.test")[0]
+            s.quit()
+            if code == 250:
+                return 0
+        except (OSError, smtplib.SMTPException):
+            pass
+        time.sleep(0.1)
+    return 1
+
+
+def run(newdir, total, timeout, errfile, *cmd):
+    """Start smtp-source; time its exit (the last 250 and QUIT) and the
+    moment NEWDIR holds TOTAL messages. Prints: rc t250 tmaildir count."""
+    total, timeout = int(total), float(timeout)
+    done = {}
+    with open(errfile, "ab") as err:
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=err)
+
+        def waiter():
+            rc = p.wait()
+            done["t"] = time.monotonic() - t0
+            done["rc"] = rc
+
+        th = threading.Thread(target=waiter, daemon=True)
+        th.start()
+        tmd, n = None, 0
+        while True:
+            n = count(newdir)
+            now = time.monotonic() - t0
+            if tmd is None and n >= total:
+                tmd = now
+            if "t" in done and tmd is not None:
+                break
+            # smtp-source failed: what it got through is all there will be.
+            if "t" in done and done["rc"] != 0 and now > done["t"] + 5:
+                break
+            if now > timeout:
+                break
+            time.sleep(0.02)
+        if "t" not in done:
+            p.kill()
+            th.join()
+            done["rc"] = -9
+            done["t"] = None
+    fmt = lambda v: "-" if v is None else "%.3f" % v
+    print(done["rc"], fmt(done.get("t")), fmt(tmd), n)
+    return 0
+
+
+def probe(d, secs):
+    """Durable commit rates of the disk under D."""
+    secs = float(secs)
+    f = os.path.join(d, "probe")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    n, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < secs:
+        os.write(fd, b"x" * 512)
+        os.fsync(fd)
+        n += 1
+    a = n / (time.monotonic() - t0)
+    os.close(fd)
+    os.unlink(f)
+    # What a Maildir delivery needs: new file, fsync, rename, fsync dir.
+    tmp, new = os.path.join(d, "tmp"), os.path.join(d, "new")
+    os.makedirs(tmp, exist_ok=True)
+    os.makedirs(new, exist_ok=True)
+    dfd = os.open(new, os.O_RDONLY | os.O_DIRECTORY)
+    data = b"y" * 2048
+    n, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < secs:
+        src = os.path.join(tmp, str(n))
+        fd = os.open(src, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, data)
+        os.fsync(fd)
+        os.close(fd)
+        os.rename(src, os.path.join(new, str(n)))
+        os.fsync(dfd)
+        n += 1
+    b = n / (time.monotonic() - t0)
+    os.close(dfd)
+    print("%.0f %.0f" % (a, b))
+    return 0
+
+
+sys.exit({"ready": ready, "run": run, "probe": probe,
+          "count": lambda d: print(count(d)) or 0}[sys.argv[1]](*sys.argv[2:]))
+PYEOF
+helper() { "$PY" "$WORK/helper.py" "$@"; }
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ---- the machine -----------------------------------------------------------------
+
+machine_info() {
+	local cpu mem fs dev rot=""
+	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+	mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+	fs=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
+	dev=$(df -P "$WORK" | awk 'NR == 2 { print $1 }')
+	dev=${dev##*/}
+	[ -r "/sys/block/$dev/queue/rotational" ] &&
+		rot=$(sed 's/1/, rotational/; s/0/, non-rotational/' \
+			"/sys/block/$dev/queue/rotational")
+	echo "machine: $(nproc) CPUs ($cpu), $mem RAM, kernel $(uname -r)"
+	echo "work dir: $WORK on $fs$rot," \
+		"mount options $(findmnt -no OPTIONS -T "$WORK" 2>/dev/null || echo '?')"
+	echo "postfix $(postconf -d -h mail_version 2>/dev/null || echo '?')," \
+		"postd $POSTD_BIN"
+}
+
+# ---- Postfix -----------------------------------------------------------------------
+
+# A private instance: own config_directory, queue, data directory and log,
+# listening on 127.0.0.1:PF_PORT only, delivering bench.test to Maildirs
+# with virtual(8). Defaults otherwise (in particular: cleanup fsyncs the
+# queue file before smtpd answers 250; in_flow_delay = 1s; virtual
+# concurrency 20 per destination).
+setup_postfix() {
+	local etc=$PF/etc
+	cat >"$etc/main.cf" <<EOF
+# generated by bench/smtp-bench.sh
+compatibility_level = 3.6
+queue_directory = $PF/queue
+data_directory = $PF/data
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = $LOGS/postfix.log
+maillog_file_prefixes = $LOGS
+myhostname = mta.$DOMAIN
+mydomain = $DOMAIN
+myorigin = \$myhostname
+# the bench domain is a virtual mailbox domain, so not in mydestination
+mydestination = localhost
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+biff = no
+smtpd_banner = \$myhostname ESMTP
+virtual_mailbox_domains = $DOMAIN
+virtual_mailbox_base = $PF_MAIL
+virtual_mailbox_maps = texthash:$etc/vmailbox
+virtual_uid_maps = static:$MAIL_UID
+virtual_gid_maps = static:$MAIL_GID
+message_size_limit = 52428800
+EOF
+	# trailing slash: Maildir
+	echo "$RCPT $DOMAIN/$RCPT_LOCAL/" >"$etc/vmailbox"
+	# Debian's master.cf services without chroot (the private queue is no
+	# prepared chroot), smtpd on our port only.
+	cat >"$etc/master.cf" <<EOF
+# generated by bench/smtp-bench.sh
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+tlsmgr    unix  -       -       n       1000?   1       tlsmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+	chown postfix "$PF/data"
+	chown "$MAIL_UID:$MAIL_GID" "$PF_MAIL"
+	make_maildir "$PF_MAIL/$DOMAIN/$RCPT_LOCAL"
+	postfix -c "$etc" check >>"$LOGS/postfix.setup" 2>&1 ||
+		die "postfix check failed: $(tail -5 "$LOGS/postfix.setup")"
+}
+
+start_postfix() {
+	port_free "$PF_PORT" || die "port $PF_PORT is in use"
+	postfix -c "$PF/etc" start >>"$LOGS/postfix.setup" 2>&1 ||
+		die "postfix start failed: $(tail -5 "$LOGS/postfix.setup")"
+	PF_STARTED=1
+	helper ready "$PF_PORT" 20 || die "Postfix does not answer EHLO"
+}
+
+stop_postfix() {
+	[ "$PF_STARTED" = 1 ] || return 0
+	postfix -c "$PF/etc" stop >>"$LOGS/postfix.setup" 2>&1
+	local pidf=$PF/queue/pid/master.pid i pid
+	for i in $(seq 50); do
+		pid=$(tr -d ' ' <"$pidf" 2>/dev/null) || break
+		[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	pid=$(tr -d ' ' <"$pidf" 2>/dev/null) || true
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && {
+		log "Postfix master $pid still running: postfix abort"
+		postfix -c "$PF/etc" abort >/dev/null 2>&1
+	}
+	PF_STARTED=0
+}
+
+# Messages Postfix still holds (none once everything is delivered).
+postfix_queued() {
+	find "$PF/queue/incoming" "$PF/queue/active" "$PF/queue/deferred" \
+		"$PF/queue/maildrop" -type f 2>/dev/null | wc -l
+}
+
+# ---- postd ---------------------------------------------------------------------------
+
+make_maildir() {
+	mkdir -p "$1/new" "$1/cur" "$1/tmp"
+	chown -R "$MAIL_UID:$MAIL_GID" "$(dirname "$1")"
+}
+
+setup_postd() {
+	[ -x "$POSTD_BIN" ] && [ -x "$POSTCTL_BIN" ] ||
+		die "no postd at $POSTD_BIN (set POSTD_BUILD, or --only postfix)"
+	cat >"$PD/postd.conf" <<EOF
+# generated by bench/smtp-bench.sh
+hostname = mx.$DOMAIN
+domains = $DOMAIN
+auth_default_domain = $DOMAIN
+data_dir = $PD/data
+users_file = $PD/data/users
+user = nobody
+listen.smtp = 127.0.0.1:$PD_PORT
+# one worker per core
+workers = 0
+max_connections = 20000
+max_connections_per_peer = 20000
+max_message_size = 52428800
+log_level = info
+EOF
+	"$POSTD_BIN" -t -c "$PD/postd.conf" >"$LOGS/postd.check" 2>&1 ||
+		die "postd -t rejects the config: $(cat "$LOGS/postd.check")"
+	mkdir -p "$PD/data"
+	echo "bench-password-1" |
+		"$POSTCTL_BIN" -c "$PD/postd.conf" user add "$RCPT" \
+			>>"$LOGS/postd.setup" 2>&1 ||
+		die "postctl user add failed: $(tail -3 "$LOGS/postd.setup")"
+}
+
+start_postd() {
+	port_free "$PD_PORT" || die "port $PD_PORT is in use"
+	"$POSTD_BIN" -f -c "$PD/postd.conf" >>"$LOGS/postd.log" 2>&1 &
+	POSTD_PID=$!
+	helper ready "$PD_PORT" 20 ||
+		die "postd does not answer EHLO on $PD_PORT: $(tail -5 "$LOGS/postd.log")"
+	# postd creates data_dir/mail on start; the Maildir may come with the
+	# first delivery, which the bench does not need to wait for.
+}
+
+stop_postd() {
+	[ -n "$POSTD_PID" ] || return 0
+	kill "$POSTD_PID" 2>/dev/null
+	local i
+	for i in $(seq 50); do
+		kill -0 "$POSTD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$POSTD_PID" 2>/dev/null; then
+		log "postd $POSTD_PID ignores SIGTERM: SIGKILL"
+		kill -KILL "$POSTD_PID" 2>/dev/null
+	fi
+	wait "$POSTD_PID" 2>/dev/null
+	POSTD_PID=""
+}
+
+postd_alive() { [ -n "$POSTD_PID" ] && kill -0 "$POSTD_PID" 2>/dev/null; }
+
+# ---- one run ---------------------------------------------------------------------------
+
+maildir_of() {
+	if [ "$1" = postd ]; then
+		echo "$PD/data/mail/$DOMAIN/$RCPT_LOCAL"
+	else
+		echo "$PF_MAIL/$DOMAIN/$RCPT_LOCAL"
+	fi
+}
+port_of() { [ "$1" = postd ] && echo "$PD_PORT" || echo "$PF_PORT"; }
+
+empty_maildir() {
+	local d
+	d=$(maildir_of "$1")
+	[ -d "$d" ] || return 0
+	find "$d/new" "$d/cur" "$d/tmp" -mindepth 1 -delete 2>/dev/null || true
+}
+
+# Wait until Postfix has nothing left in its queue (from a failed run).
+postfix_drain() {
+	local i
+	for i in $(seq 100); do
+		[ "$(postfix_queued)" = 0 ] && return 0
+		sleep 0.1
+	done
+	log "Postfix queue not empty after a run: deleting $(postfix_queued)"
+	postsuper -c "$PF/etc" -d ALL >/dev/null 2>&1 || true
+}
+
+# run SERVER SIZE SESSIONS COUNT ROUND -> appends to $RESULTS:
+# server size sessions count round rc t250 tmaildir delivered
+run_one() {
+	local srv=$1 size=$2 sess=$3 n=$4 round=$5 out
+	local -a args=(-s "$sess" -m "$n" -l "$size" -f "$SENDER" -t "$RCPT"
+		-M "client.$DOMAIN")
+	[ "$RECONNECT" = 1 ] || args+=(-d)
+	empty_maildir "$srv"
+	[ "$srv" = postfix ] && postfix_drain
+	sync
+	echo "== $srv size=$size sessions=$sess messages=$n round=$round" \
+		>>"$LOGS/smtp-source.err"
+	out=$(helper run "$(maildir_of "$srv")/new" "$n" "$RUN_TIMEOUT" \
+		"$LOGS/smtp-source.err" "$SMTP_SOURCE" "${args[@]}" \
+		"127.0.0.1:$(port_of "$srv")")
+	echo "$srv $size $sess $n $round $out" >>"$RESULTS"
+	set -- $out
+	log "$srv ${size}B x$sess #$round: $n messages, smtp-source rc=$1," \
+		"last 250 at ${2}s, all in Maildir at ${3}s ($4 there)"
+	if [ "$1" != 0 ] || [ "$4" != "$n" ]; then
+		FAILED=1
+	fi
+	if [ "$srv" = postd ] && ! postd_alive; then
+		FAILED=1
+		log "postd died during this run: restarting it"
+		wait "$POSTD_PID" 2>/dev/null || true
+		POSTD_PID=""
+		start_postd
+	fi
+}
+
+# ---- main ------------------------------------------------------------------------------
+
+SERVERS="postd postfix"
+[ -n "$ONLY" ] && SERVERS=$ONLY
+
+machine_info | tee "$LOGS/machine.txt"
+mkdir -p "$WORK/probe"
+read -r FSYNC_APPEND FSYNC_MAILDIR < <(helper probe "$WORK/probe" 2)
+rm -rf "$WORK/probe"
+echo "disk: $FSYNC_APPEND append+fsync/s, $FSYNC_MAILDIR" \
+	"Maildir commits/s (2 KiB file: write, fsync, rename, fsync dir), one at a time" |
+	tee -a "$LOGS/machine.txt"
+
+case " $SERVERS " in *" postfix "*) setup_postfix; start_postfix ;; esac
+case " $SERVERS " in *" postd "*) setup_postd; start_postd ;; esac
+log "servers up:$(for s in $SERVERS; do printf ' %s on 127.0.0.1:%s' "$s" "$(port_of "$s")"; done)"
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+for size in $SIZES; do
+	for sess in $SESSIONS; do
+		n=$(msg_count "$size" "$sess")
+		for round in $(seq "$ROUNDS"); do
+			for srv in $SERVERS; do
+				run_one "$srv" "$size" "$sess" "$n" "$round"
+			done
+		done
+	done
+done
+
+# ---- report ----------------------------------------------------------------------------
+
+report() {
+	awk -v servers="$SERVERS" '
+	function rate(n, t) { return (t == "-" || t + 0 <= 0) ? "-" : n / t }
+	function median(list,   a, k, i, j, x) {
+		k = split(list, a, " ")
+		if (k == 0) return "-"
+		for (i = 2; i <= k; i++) {	# insertion sort, k is tiny
+			x = a[i] + 0
+			for (j = i - 1; j >= 1 && a[j] + 0 > x; j--) a[j + 1] = a[j]
+			a[j + 1] = x
+		}
+		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+	}
+	function fmt(v) { return v == "-" ? "-" : sprintf("%.0f", v) }
+	function ratio(a, b) {
+		return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.1fx", a / b)
+	}
+	{
+		key = $2 " " $3
+		if (!(key in seen)) { seen[key] = 1; keys[++nk] = key }
+		ok = ($6 == 0 && $9 == $4)
+		r250 = ok ? rate($4, $7) : "-"
+		rmd = ok ? rate($4, $8) : "-"
+		if (r250 != "-") l250[$1, key] = l250[$1, key] " " r250
+		if (rmd != "-") lmd[$1, key] = lmd[$1, key] " " rmd
+		raw[$1, key] = raw[$1, key] sprintf(" %s/%s", fmt(r250), fmt(rmd))
+		if (!ok) fails[$1, key]++
+	}
+	END {
+		printf "| size | sessions | postd msg/s (250) | postd msg/s (in Maildir) |"
+		printf " Postfix msg/s (250) | Postfix msg/s (in Maildir) |"
+		printf " ratio (250) | ratio (in Maildir) |\n"
+		printf "|---|---|---|---|---|---|---|---|\n"
+		for (i = 1; i <= nk; i++) {
+			k = keys[i]; split(k, p, " ")
+			sz = p[1] % 1024 ? p[1] " B" : p[1] / 1024 " KiB"
+			a = median(l250["postd", k]); b = median(lmd["postd", k])
+			c = median(l250["postfix", k]); d = median(lmd["postfix", k])
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", sz, p[2],
+				fmt(a), fmt(b), fmt(c), fmt(d), ratio(a, c), ratio(b, d)
+		}
+		printf "\nEach cell: median of the rounds. Raw per round (msg/s until the last 250 / until all in the Maildir):\n"
+		for (i = 1; i <= nk; i++) {
+			k = keys[i]; split(k, p, " ")
+			printf "  %6s B x %2s sessions:", p[1], p[2]
+			n = split(servers, s, " ")
+			for (j = 1; j <= n; j++) {
+				printf "  %s%s", s[j], raw[s[j], k]
+				if (fails[s[j], k]) printf " (%d failed)", fails[s[j], k]
+			}
+			printf "\n"
+		}
+	}' "$RESULTS"
+}
+
+echo
+echo "SMTP receiving, messages per second (smtp-source, 127.0.0.1, one recipient;" \
+	"$([ "$RECONNECT" = 1 ] && echo "one connection per message" || echo "one connection per session, -d"))"
+cat "$LOGS/machine.txt"
+echo
+report | tee "$LOGS/table.md"
+
+# ---- oddities ------------------------------------------------------------------------------
+
+echo
+if grep -v '^== ' "$LOGS/smtp-source.err" | grep -q .; then
+	echo "smtp-source said:"
+	grep -v '^== ' "$LOGS/smtp-source.err" | sort | uniq -c | sort -rn | head -10
+fi
+if [ -f "$LOGS/postfix.log" ] &&
+	grep -Eq 'warning|error|fatal|panic' "$LOGS/postfix.log"; then
+	echo "Postfix log (warning|error|fatal|panic):"
+	grep -E 'warning|error|fatal|panic' "$LOGS/postfix.log" |
+		sed 's/^[A-Z][a-z][a-z] [ 0-9]* [0-9:]* [^ ]* //' | sort | uniq -c |
+		sort -rn | head -10
+fi
+if [ -f "$LOGS/postd.log" ] &&
+	grep -Eiq 'error|fatal|crash|abort|refused|signal' "$LOGS/postd.log"; then
+	echo "postd log (error|fatal|crash|abort|refused|signal):"
+	grep -Ei 'error|fatal|crash|abort|refused|signal' "$LOGS/postd.log" |
+		sort | uniq -c | sort -rn | head -10
+fi
+if [ "$FAILED" != 0 ]; then
+	log "some runs failed (see above and $LOGS)"
+	exit 1
+fi

@@ -1,0 +1,660 @@
+/*
+ * The SMTP command table and handlers. A row carries a command's
+ * preconditions (greeting first, not inside a transaction); the
+ * dispatcher refuses a command that breaks them with the right reply and
+ * enhanced status code (RFC 3463), so handlers contain only the action.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "lib/log.h"
+#include "lib/parse.h"
+#include "lib/xmalloc.h"
+#include "proto/smtp/smtp_session.h"
+#include "storage/maildir.h"
+
+typedef void smtp_handler_fn(struct smtp_session *s,
+			     const struct smtp_command *cmd);
+
+struct smtp_command_row {
+	enum smtp_cmd cmd;
+	smtp_handler_fn *handler;
+	bool needs_greeting; /* HELO or EHLO first (RFC 5321 4.1.4) */
+	bool outside_txn;    /* not between MAIL and the end of DATA */
+};
+
+static smtp_handler_fn cmd_helo, cmd_ehlo, cmd_mail, cmd_rcpt, cmd_data,
+    cmd_bdat, cmd_rset, cmd_noop, cmd_quit, cmd_vrfy, cmd_expn, cmd_help,
+    cmd_starttls, cmd_auth;
+
+static const struct smtp_command_row smtp_commands[SMTP_CMD_COUNT] = {
+    [SMTP_CMD_HELO] = {SMTP_CMD_HELO, cmd_helo, false, false},
+    [SMTP_CMD_EHLO] = {SMTP_CMD_EHLO, cmd_ehlo, false, false},
+    [SMTP_CMD_MAIL] = {SMTP_CMD_MAIL, cmd_mail, true, true},
+    [SMTP_CMD_RCPT] = {SMTP_CMD_RCPT, cmd_rcpt, true, false},
+    [SMTP_CMD_DATA] = {SMTP_CMD_DATA, cmd_data, true, false},
+    [SMTP_CMD_BDAT] = {SMTP_CMD_BDAT, cmd_bdat, false, false},
+    [SMTP_CMD_RSET] = {SMTP_CMD_RSET, cmd_rset, false, false},
+    [SMTP_CMD_NOOP] = {SMTP_CMD_NOOP, cmd_noop, false, false},
+    [SMTP_CMD_QUIT] = {SMTP_CMD_QUIT, cmd_quit, false, false},
+    [SMTP_CMD_VRFY] = {SMTP_CMD_VRFY, cmd_vrfy, false, false},
+    [SMTP_CMD_EXPN] = {SMTP_CMD_EXPN, cmd_expn, false, false},
+    [SMTP_CMD_HELP] = {SMTP_CMD_HELP, cmd_help, false, false},
+    [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, cmd_starttls, false, true},
+    [SMTP_CMD_AUTH] = {SMTP_CMD_AUTH, cmd_auth, true, true},
+};
+
+static void smtp_greet(struct smtp_session *s, const struct smtp_command *cmd,
+		       bool esmtp);
+static bool smtp_storage_low(struct smtp_session *s);
+static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx);
+static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r);
+static void smtp_starttls_done(void *ctx, bool ok);
+static void smtp_auth_request(struct smtp_session *s, const char *user,
+			      size_t user_len, const char *password,
+			      size_t password_len);
+static void smtp_auth_done(const struct auth_reply *reply, void *ctx);
+static void smtp_set_user(struct smtp_session *s, const char *name, size_t len);
+
+void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
+{
+	struct smtp_command cmd;
+	const struct smtp_command_row *row;
+	const char *error;
+	unsigned flags = s->txn.params.smtputf8 ? SMTP_PARSE_F_UTF8 : 0;
+
+	if (!s->txn.active &&
+	    ++s->commands_before_mail > SMTP_MAX_COMMANDS_BEFORE_MAIL) {
+		smtp_reply(s,
+			   "421 4.7.0 %s Too many commands without a "
+			   "transaction, closing connection",
+			   s->env->cfg->hostname);
+		smtp_session_log_refusal(s, "too many commands before MAIL");
+		conn_close(s->conn, "too many commands before MAIL");
+		return;
+	}
+	if (smtp_parse_command(line, len, flags, &cmd, &error) !=
+	    SMTP_PARSE_OK) {
+		smtp_reply_error(s, "%s", error);
+		return;
+	}
+	row = &smtp_commands[cmd.cmd];
+	if (row->needs_greeting && !s->greeted) {
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: send "
+				    "EHLO first");
+		return;
+	}
+	if (row->outside_txn && s->txn.active) {
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: not "
+				    "inside a mail transaction");
+		return;
+	}
+	row->handler(s, &cmd);
+}
+
+/* HELO, EHLO: a new session state, any transaction forgotten. */
+static void smtp_greet(struct smtp_session *s, const struct smtp_command *cmd,
+		       bool esmtp)
+{
+	snprintf(s->helo, sizeof(s->helo), "%.*s", (int)cmd->arg_len, cmd->arg);
+	s->greeted = true;
+	s->esmtp = esmtp;
+	smtp_txn_reset(s);
+}
+
+static void cmd_helo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	smtp_greet(s, cmd, false);
+	smtp_reply(s, "250 %s", s->env->cfg->hostname);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	const char *lines[12];
+	char size[48], greet[300];
+	size_t n = 0;
+
+	smtp_greet(s, cmd, true);
+	snprintf(greet, sizeof(greet), "%s greets %s", s->env->cfg->hostname,
+		 s->helo);
+	snprintf(size, sizeof(size), "SIZE %u", s->env->cfg->max_message_size);
+	lines[n++] = greet;
+	lines[n++] = "PIPELINING";
+	lines[n++] = size;
+	lines[n++] = "8BITMIME";
+	lines[n++] = "SMTPUTF8";
+	lines[n++] = "ENHANCEDSTATUSCODES";
+	lines[n++] = "CHUNKING";
+	if (!conn_is_tls(s->conn) && s->env->ssl_ctx != NULL)
+		lines[n++] = "STARTTLS";
+	if (!s->authenticated && smtp_session_auth_offered(s))
+		lines[n++] = "AUTH PLAIN LOGIN";
+	for (size_t i = 0; i < n; i++)
+		smtp_reply(s, "250%c%s", i + 1 < n ? '-' : ' ', lines[i]);
+}
+
+/* INV-D5: refuse before accepting when the disk is nearly full. */
+static bool smtp_storage_low(struct smtp_session *s)
+{
+	struct statvfs st;
+	unsigned long long free_bytes;
+
+	if (fstatvfs(s->env->mail_root_fd, &st) < 0)
+		return false;
+	free_bytes = (unsigned long long)st.f_bavail * st.f_frsize;
+	if (free_bytes < SMTP_MIN_FREE_BYTES + s->txn.params.size)
+		return true;
+	return st.f_files != 0 && st.f_favail < SMTP_MIN_FREE_INODES;
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	char sender[SMTP_MAILBOX_BUF_SIZE], lower[SMTP_MAILBOX_BUF_SIZE];
+	char cause[SMTP_MAILBOX_BUF_SIZE + 64];
+
+	if (s->submission && !s->authenticated) {
+		smtp_reply_error(s, "530 5.7.0 Authentication required");
+		smtp_session_log_refusal(s, "MAIL without AUTH on submission");
+		return;
+	}
+	if (cmd->params.size_set &&
+	    cmd->params.size > s->env->cfg->max_message_size) {
+		smtp_reply_error(s,
+				 "552 5.3.4 Message size exceeds fixed "
+				 "maximum message size (%u)",
+				 s->env->cfg->max_message_size);
+		return;
+	}
+	if (cmd->params.body == SMTP_BODY_BINARYMIME) {
+		smtp_reply_error(s, "555 5.5.4 BODY=BINARYMIME is not "
+				    "supported");
+		return;
+	}
+	smtp_path_canonical(&cmd->path, false, sender, sizeof(sender));
+	if (s->submission && s->env->cfg->sender_login_match) {
+		smtp_path_canonical(&cmd->path, true, lower, sizeof(lower));
+		if (strcmp(lower, s->user) != 0) {
+			smtp_reply_error(s,
+					 "553 5.7.1 Sender address "
+					 "rejected: not owned by user %s",
+					 s->user);
+			snprintf(cause, sizeof(cause),
+				 "sender <%s> is not the user's own address",
+				 sender);
+			smtp_session_log_refusal(s, cause);
+			return;
+		}
+	}
+	s->txn.params = cmd->params;
+	if (smtp_storage_low(s)) {
+		memset(&s->txn.params, 0, sizeof(s->txn.params));
+		smtp_reply_error(s, "452 4.3.1 Insufficient system storage");
+		smtp_session_log_refusal(s, "disk nearly full");
+		return;
+	}
+	s->txn.active = true;
+	s->commands_before_mail = 0;
+	snprintf(s->txn.sender, sizeof(s->txn.sender), "%s", sender);
+	smtp_reply(s, "250 2.1.0 Sender OK");
+}
+
+static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r)
+{
+	struct smtp_txn *t = &s->txn;
+
+	t->rcpts = xreallocarray(t->rcpts, t->rcpt_count + 1, sizeof(*r));
+	t->rcpts[t->rcpt_count++] = *r;
+	if (r->local)
+		t->local_count++;
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_txn *t = &s->txn;
+	struct smtp_rcpt r = {.maildir_fd = -1};
+	struct auth_request req;
+	char domain[SMTP_MAX_DOMAIN + 1], cause[SMTP_MAILBOX_BUF_SIZE + 64];
+	bool local;
+
+	if (!t->active) {
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: MAIL "
+				    "first");
+		return;
+	}
+	if (t->rcpt_count >= s->env->cfg->max_recipients) {
+		smtp_reply_error(s, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (cmd->path.postmaster) {
+		/* RFC 5321 section 4.5.1: <Postmaster> always works. */
+		snprintf(r.addr, sizeof(r.addr), "postmaster@%s",
+			 s->env->cfg->domains[0]);
+		local = true;
+	} else {
+		snprintf(domain, sizeof(domain), "%s", cmd->path.domain);
+		ascii_lowercase(domain);
+		local = !cmd->path.literal &&
+			config_is_local_domain(s->env->cfg, domain);
+		smtp_path_canonical(&cmd->path, local, r.addr, sizeof(r.addr));
+	}
+	for (size_t i = 0; i < t->rcpt_count; i++) {
+		if (strcmp(t->rcpts[i].addr, r.addr) == 0) {
+			smtp_reply(s, "250 2.1.5 Recipient OK (duplicate)");
+			return;
+		}
+	}
+	if (!local) {
+		/* INV-R1: only an authenticated session relays. */
+		if (!s->authenticated) {
+			smtp_reply_error(s,
+					 "554 5.7.1 <%s>: Relay access "
+					 "denied",
+					 r.addr);
+			snprintf(cause, sizeof(cause), "relay to <%s> denied",
+				 r.addr);
+			smtp_session_log_refusal(s, cause);
+			return;
+		}
+		smtp_rcpt_add(s, &r);
+		smtp_reply(s, "250 2.1.5 Recipient OK");
+		return;
+	}
+	/* INV-R1, INV-S2: '%', '!', quotes and the like never make a
+	 * canonical user, so they end here. */
+	if (!username_is_canonical(r.addr)) {
+		smtp_reply_error(s,
+				 "550 5.1.1 <%s>: Recipient address "
+				 "rejected: User unknown",
+				 r.addr);
+		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
+			 r.addr);
+		smtp_session_log_refusal(s, cause);
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.type = AUTH_REQUEST_LOOKUP;
+	req.service = (uint8_t)conn_proto(s->conn);
+	snprintf(req.peer, sizeof(req.peer), "%s", conn_peer(s->conn));
+	snprintf(req.user, sizeof(req.user), "%s", r.addr);
+	t->pending = r;
+	s->auth_req =
+	    auth_client_send(s->env->auth, &req, smtp_rcpt_lookup_done, s);
+	if (s->auth_req == NULL) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		return;
+	}
+	smtp_session_set_busy(s, true);
+}
+
+static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	struct smtp_rcpt r = s->txn.pending;
+	char cause[SMTP_MAILBOX_BUF_SIZE + 64];
+	const char *error;
+
+	s->auth_req = NULL;
+	s->txn.pending.maildir_fd = -1;
+	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
+		smtp_reply(s, "451 4.3.0 Temporary lookup failure; try again "
+			      "later");
+		smtp_session_log_refusal(s, "recipient lookup failed");
+	} else if (reply->result != AUTH_RESULT_OK) {
+		smtp_reply_error(s,
+				 "550 5.1.1 <%s>: Recipient address "
+				 "rejected: User unknown",
+				 r.addr);
+		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
+			 r.addr);
+		smtp_session_log_refusal(s, cause);
+	} else {
+		r.local = true;
+		r.maildir_fd =
+		    maildir_open(s->env->mail_root_fd, r.addr, true, &error);
+		if (r.maildir_fd < 0) {
+			log_error("session=%s: Maildir of %s: %s",
+				  conn_id(s->conn), r.addr, error);
+			smtp_reply(s, "451 4.3.0 Mailbox temporarily "
+				      "unavailable");
+		} else {
+			smtp_rcpt_add(s, &r);
+			smtp_reply(s, "250 2.1.5 Recipient OK");
+		}
+	}
+	smtp_session_set_busy(s, false);
+}
+
+static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_txn *t = &s->txn;
+	unsigned flags =
+	    s->env->cfg->smtp_normalize_bare_lf ? SMTP_DATA_F_NORMALIZE : 0;
+
+	(void)cmd;
+	if (!t->active || t->bdat_started) {
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: MAIL "
+				    "first");
+		return;
+	}
+	if (t->rcpt_count == 0) {
+		smtp_reply_error(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (smtp_session_message_begin(s) < 0) {
+		smtp_txn_reset(s);
+		return;
+	}
+	smtp_data_init(&t->data, s->env->cfg->max_message_size, flags);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtp_session_enter_mode(s, SMTP_MODE_DATA);
+}
+
+static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	struct smtp_txn *t = &s->txn;
+	unsigned flags =
+	    s->env->cfg->smtp_normalize_bare_lf ? SMTP_DATA_F_NORMALIZE : 0;
+
+	if (!t->bdat_started && (!t->active || t->rcpt_count == 0)) {
+		/* The chunk is on its way: read it, then refuse it. */
+		smtp_bdat_init(&t->bdat, SMTP_DATA_NO_LIMIT,
+			       SMTP_DATA_F_DISCARD);
+		t->bdat_bogus = true;
+	} else if (!t->bdat_started) {
+		if (smtp_session_message_begin(s) < 0) {
+			smtp_bdat_init(&t->bdat, SMTP_DATA_NO_LIMIT,
+				       SMTP_DATA_F_DISCARD);
+			t->bdat_bogus = true;
+		} else {
+			smtp_bdat_init(&t->bdat, s->env->cfg->max_message_size,
+				       flags);
+			t->bdat_started = true;
+		}
+	}
+	t->chunk_size = cmd->bdat_size;
+	if (smtp_bdat_chunk(&t->bdat, cmd->bdat_size, cmd->bdat_last) < 0) {
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands");
+		return;
+	}
+	smtp_session_enter_mode(s, SMTP_MODE_BDAT);
+}
+
+static void cmd_rset(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_txn_reset(s);
+	smtp_reply(s, "250 2.0.0 OK");
+}
+
+static void cmd_noop(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, "250 2.0.0 OK");
+}
+
+static void cmd_quit(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, "221 2.0.0 %s Bye", s->env->cfg->hostname);
+	conn_close(s->conn, "QUIT");
+}
+
+static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	/* RFC 5321 section 3.5.3; telling who exists helps spammers. */
+	smtp_reply(s, "252 2.5.2 Cannot VRFY user; try RCPT to attempt "
+		      "delivery");
+}
+
+static void cmd_expn(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply_error(s, "502 5.5.1 EXPN is not supported");
+}
+
+static void cmd_help(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	smtp_reply(s, "214 2.0.0 postd: see RFC 5321");
+}
+
+static void cmd_starttls(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	(void)cmd;
+	if (conn_is_tls(s->conn)) {
+		smtp_reply_error(s, "503 5.5.1 TLS is already active");
+		return;
+	}
+	if (s->env->ssl_ctx == NULL) {
+		smtp_reply_error(s, "454 4.7.0 TLS not available: the server "
+				    "has no certificate");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	smtp_session_set_busy(s, true);
+	conn_starttls(s->conn, s->env->ssl_ctx, smtp_starttls_done);
+}
+
+/* RFC 3207 section 4.2: forget everything learnt before TLS (INV-S1). */
+static void smtp_starttls_done(void *ctx, bool ok)
+{
+	struct smtp_session *s = ctx;
+
+	if (!ok)
+		return;
+	s->greeted = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+	s->authenticated = false;
+	s->user[0] = '\0';
+	s->user_typed[0] = '\0';
+	s->sasl = SMTP_SASL_NONE;
+	smtp_txn_reset(s);
+	smtp_session_set_busy(s, false);
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
+{
+	enum sasl_mech mech;
+
+	if (!s->esmtp) {
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: send "
+				    "EHLO first");
+		return;
+	}
+	if (s->authenticated) {
+		smtp_reply_error(s, "503 5.5.1 Already authenticated");
+		return;
+	}
+	if (!s->submission && !s->env->cfg->smtp_auth) {
+		smtp_reply_error(s, "502 5.5.1 AUTH is not available on this "
+				    "port; use submission (587 or 465)");
+		return;
+	}
+	if (!smtp_session_plaintext_allowed(s)) {
+		smtp_reply_error(s, "538 5.7.11 Encryption required for "
+				    "requested authentication mechanism: "
+				    "enable STARTTLS or use port 465");
+		smtp_session_log_refusal(s, "plaintext AUTH without TLS");
+		return;
+	}
+	mech = sasl_mech_from_name(cmd->arg);
+	if (mech == SASL_MECH_UNKNOWN) {
+		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
+				    "type");
+		return;
+	}
+	s->mech = sasl_mech_name(mech);
+	if (mech == SASL_MECH_PLAIN) {
+		s->sasl = SMTP_SASL_PLAIN;
+		if (cmd->arg2 != NULL) {
+			smtp_commands_sasl_continue(s, (char *)cmd->arg2,
+						    cmd->arg2_len);
+			return;
+		}
+		smtp_reply(s, "334 ");
+		return;
+	}
+	s->sasl = SMTP_SASL_LOGIN_USER;
+	if (cmd->arg2 != NULL) {
+		smtp_commands_sasl_continue(s, (char *)cmd->arg2,
+					    cmd->arg2_len);
+		return;
+	}
+	smtp_reply(s, "334 VXNlcm5hbWU6"); /* "Username:" */
+}
+
+static void smtp_set_user(struct smtp_session *s, const char *name, size_t len)
+{
+	size_t n =
+	    len < sizeof(s->user_typed) - 1 ? len : sizeof(s->user_typed) - 1;
+
+	memcpy(s->user_typed, name, n);
+	s->user_typed[n] = '\0';
+}
+
+void smtp_commands_sasl_continue(struct smtp_session *s, char *line, size_t len)
+{
+	struct sasl_credentials creds;
+	const char *error;
+	char zid[USERNAME_BUF_SIZE], cid[USERNAME_BUF_SIZE];
+	enum smtp_sasl_step step = s->sasl;
+
+	s->sasl = SMTP_SASL_NONE;
+	if (sasl_is_cancel(line)) {
+		smtp_reply_error(s, "501 5.0.0 Authentication cancelled");
+		return;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		smtp_reply_error(s, "501 5.5.2 Invalid base64 data");
+		return;
+	}
+	if (step == SMTP_SASL_PLAIN) {
+		if (sasl_plain_decode(line, len, &creds, &error) < 0) {
+			smtp_reply_error(s, "501 5.5.2 %s", error);
+			return;
+		}
+		/* INV-A1: acting as somebody else is not offered. */
+		if (creds.authzid[0] != '\0' &&
+		    (username_normalize(creds.authzid, strlen(creds.authzid),
+					s->env->cfg->auth_default_domain, zid,
+					sizeof(zid)) < 0 ||
+		     username_normalize(creds.authcid, strlen(creds.authcid),
+					s->env->cfg->auth_default_domain, cid,
+					sizeof(cid)) < 0 ||
+		     strcmp(zid, cid) != 0)) {
+			smtp_set_user(s, creds.authcid, strlen(creds.authcid));
+			OPENSSL_cleanse(&creds, sizeof(creds));
+			smtp_reply_error(s, "535 5.7.8 The authorization "
+					    "identity must be empty or your "
+					    "own user name");
+			smtp_session_log_refusal(
+			    s, "authzid differs from authcid");
+			return;
+		}
+		smtp_auth_request(s, creds.authcid, strlen(creds.authcid),
+				  creds.password, strlen(creds.password));
+		OPENSSL_cleanse(&creds, sizeof(creds));
+		return;
+	}
+	if (step == SMTP_SASL_LOGIN_USER) {
+		if (sasl_login_decode(line, len, creds.authcid,
+				      sizeof(creds.authcid), &error) < 0) {
+			smtp_reply_error(s, "501 5.5.2 %s", error);
+			return;
+		}
+		smtp_set_user(s, creds.authcid, strlen(creds.authcid));
+		s->sasl = SMTP_SASL_LOGIN_PASS;
+		smtp_reply(s, "334 UGFzc3dvcmQ6"); /* "Password:" */
+		return;
+	}
+	if (sasl_login_decode(line, len, creds.password, sizeof(creds.password),
+			      &error) < 0) {
+		smtp_reply_error(s, "501 5.5.2 %s", error);
+		return;
+	}
+	smtp_auth_request(s, s->user_typed, strlen(s->user_typed),
+			  creds.password, strlen(creds.password));
+	OPENSSL_cleanse(&creds, sizeof(creds));
+}
+
+static void smtp_auth_request(struct smtp_session *s, const char *user,
+			      size_t user_len, const char *password,
+			      size_t password_len)
+{
+	struct auth_request req;
+	char canonical[USERNAME_BUF_SIZE];
+
+	smtp_set_user(s, user, user_len);
+	/* A name that cannot be a user goes on as an empty one, so it fails
+	 * with the same reply and timing as an unknown user (INV-A1). */
+	if (username_normalize(user, user_len, s->env->cfg->auth_default_domain,
+			       canonical, sizeof(canonical)) < 0)
+		canonical[0] = '\0';
+	memset(&req, 0, sizeof(req));
+	req.type = AUTH_REQUEST_PASSWORD;
+	req.service = (uint8_t)conn_proto(s->conn);
+	snprintf(req.peer, sizeof(req.peer), "%s", conn_peer(s->conn));
+	snprintf(req.user, sizeof(req.user), "%s", canonical);
+	if (password_len >= sizeof(req.secret))
+		password_len = sizeof(req.secret) - 1;
+	memcpy(req.secret, password, password_len);
+	s->auth_req = auth_client_send(s->env->auth, &req, smtp_auth_done, s);
+	OPENSSL_cleanse(&req, sizeof(req));
+	if (s->auth_req == NULL) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_session_log_refusal(s, "auth process unavailable");
+		return;
+	}
+	smtp_session_set_busy(s, true);
+}
+
+static void smtp_auth_done(const struct auth_reply *reply, void *ctx)
+{
+	struct smtp_session *s = ctx;
+	char user[AUTH_MAX_USER * 4 + 1];
+
+	s->auth_req = NULL;
+	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		smtp_session_log_refusal(s, "auth process unavailable");
+	} else if (reply->result != AUTH_RESULT_OK ||
+		   !username_is_canonical(reply->user)) {
+		log_escape(user, sizeof(user), s->user_typed,
+			   strlen(s->user_typed));
+		log_info("auth failed user=%s peer=%s session=%s proto=%s "
+			 "cause=%s mech=%s",
+			 user[0] ? user : "-", conn_peer(s->conn),
+			 conn_id(s->conn),
+			 config_proto_name(conn_proto(s->conn)),
+			 auth_cause_str(reply->cause), s->mech);
+		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
+				    "invalid");
+		if (++s->auth_failures >= SESSION_MAX_AUTH_FAILURES &&
+		    !conn_is_closing(s->conn)) {
+			smtp_reply(s,
+				   "421 4.7.0 %s Too many authentication "
+				   "failures, closing connection",
+				   s->env->cfg->hostname);
+			conn_close(s->conn, "too many authentication failures");
+		}
+	} else {
+		snprintf(s->user, sizeof(s->user), "%s", reply->user);
+		s->authenticated = true;
+		log_info("login user=%s peer=%s session=%s proto=%s mech=%s "
+			 "tls=%s",
+			 s->user, conn_peer(s->conn), conn_id(s->conn),
+			 config_proto_name(conn_proto(s->conn)), s->mech,
+			 conn_tls_version(s->conn));
+		smtp_reply(s, "235 2.7.0 Authentication successful");
+	}
+	if (!conn_is_closing(s->conn))
+		smtp_session_set_busy(s, false);
+}

@@ -1,0 +1,586 @@
+#include "proto/smtp/smtp_session.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "lib/log.h"
+#include "lib/parse.h"
+#include "lib/postd_limits.h"
+#include "lib/xmalloc.h"
+
+/* Wire bytes of a body handled per step: the output needs at most twice
+ * that (smtp_data_out_max). */
+#define SMTP_BODY_CHUNK (16 * 1024)
+
+static void smtp_on_readable(void *arg);
+static void smtp_on_drain(void *arg);
+static void smtp_on_timeout(void *arg);
+static void smtp_on_shutdown(void *arg);
+static void smtp_on_close(void *arg, const char *reason);
+static void smtp_process_input(struct smtp_session *s);
+static bool smtp_read_body(struct smtp_session *s);
+static void smtp_body_output(struct smtp_session *s, const char *data,
+			     size_t len);
+static void smtp_spool_write(struct smtp_session *s, const char *data,
+			     size_t len);
+static void smtp_header_complete(struct smtp_session *s);
+static void smtp_commit_done(void *ctx, int err, const char *error,
+			     const char *queue_id);
+static void smtp_new_id(struct smtp_session *s);
+
+static const struct conn_handler smtp_handler = {
+    .on_readable = smtp_on_readable,
+    .on_drain = smtp_on_drain,
+    .on_timeout = smtp_on_timeout,
+    .on_shutdown = smtp_on_shutdown,
+    .on_close = smtp_on_close,
+};
+
+static const char *const smtp_mode_names[] = {
+    [SMTP_MODE_COMMAND] = "command",
+    [SMTP_MODE_DATA] = "data",
+    [SMTP_MODE_BDAT] = "bdat",
+};
+
+void smtp_session_start(struct conn *conn, struct proto_env *env)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+	enum listen_proto proto = conn_proto(conn);
+
+	s->conn = conn;
+	s->env = env;
+	s->mode = SMTP_MODE_COMMAND;
+	s->submission =
+	    proto == LISTEN_SUBMISSION || proto == LISTEN_SUBMISSIONS;
+	s->txn.pending.maildir_fd = -1;
+	conn_set_timeout(conn, SMTP_TIMEOUT);
+	conn_set_input_limit(conn, CONN_INPUT_MAX_PREAUTH);
+	conn_start(conn, &smtp_handler, s);
+	smtp_new_id(s);
+	smtp_reply(s, "220 %s ESMTP postd ready", env->cfg->hostname);
+	log_debug("connect peer=%s session=%s proto=%s", conn_peer(conn),
+		  conn_id(conn), config_proto_name(proto));
+}
+
+static void smtp_new_id(struct smtp_session *s)
+{
+	unsigned char rnd[6];
+
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(s->id, sizeof(s->id), rnd, sizeof(rnd));
+}
+
+void smtp_session_enter_mode(struct smtp_session *s, enum smtp_mode mode)
+{
+	log_debug("session=%s mode %s -> %s", conn_id(s->conn),
+		  smtp_mode_names[s->mode], smtp_mode_names[mode]);
+	s->mode = mode;
+	/* A body streams through: a bigger input buffer means fewer
+	 * wake-ups. Commands get the small one back. */
+	conn_set_input_limit(s->conn,
+			     mode == SMTP_MODE_COMMAND && !s->authenticated
+				 ? CONN_INPUT_MAX_PREAUTH
+				 : CONN_INPUT_MAX);
+}
+
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	char text[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	conn_printf(s->conn, "%s\r\n", text);
+}
+
+void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+{
+	char text[600];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	conn_printf(s->conn, "%s\r\n", text);
+	if (++s->errors >= SMTP_MAX_ERRORS) {
+		smtp_reply(s,
+			   "421 4.7.0 %s Too many errors, closing "
+			   "connection",
+			   s->env->cfg->hostname);
+		smtp_session_log_refusal(s, "too many errors");
+		conn_close(s->conn, "too many errors");
+	}
+}
+
+void smtp_session_log_refusal(struct smtp_session *s, const char *cause)
+{
+	char user[AUTH_MAX_USER * 4 + 1];
+
+	log_escape(user, sizeof(user), s->user_typed, strlen(s->user_typed));
+	log_info("refused peer=%s session=%s proto=%s user=%s cause=%s",
+		 conn_peer(s->conn), conn_id(s->conn),
+		 config_proto_name(conn_proto(s->conn)),
+		 s->authenticated ? s->user : (user[0] ? user : "-"), cause);
+}
+
+bool smtp_session_plaintext_allowed(const struct smtp_session *s)
+{
+	if (conn_is_tls(s->conn))
+		return true;
+	switch (s->env->cfg->plaintext_auth) {
+	case PLAINTEXT_AUTH_YES:
+		return true;
+	case PLAINTEXT_AUTH_LOOPBACK:
+		return conn_peer_is_loopback(s->conn);
+	default:
+		return false;
+	}
+}
+
+/* RFC 4954: AUTH is offered on submission; on port 25 only if the
+ * configuration asks; never where it would send passwords in clear. */
+bool smtp_session_auth_offered(const struct smtp_session *s)
+{
+	if (!s->submission && !s->env->cfg->smtp_auth)
+		return false;
+	return smtp_session_plaintext_allowed(s);
+}
+
+void smtp_session_set_busy(struct smtp_session *s, bool busy)
+{
+	s->busy = busy;
+	if (busy) {
+		conn_pause_input(s->conn);
+		return;
+	}
+	conn_resume_input(s->conn);
+	if (!s->in_input_loop && !conn_is_closing(s->conn) &&
+	    conn_input_pending(s->conn) > 0)
+		smtp_process_input(s);
+}
+
+void smtp_txn_reset(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+
+	for (size_t i = 0; i < t->rcpt_count; i++) {
+		if (t->rcpts[i].maildir_fd >= 0)
+			close(t->rcpts[i].maildir_fd);
+	}
+	if (t->pending.maildir_fd >= 0)
+		close(t->pending.maildir_fd);
+	free(t->rcpts);
+	if (t->msg != NULL)
+		spool_msg_abort(&t->msg);
+	buf_free(&t->header);
+	/* A commit in progress completes on its own (INV-D1): only its
+	 * reply is no longer wanted. */
+	spool_forget(&t->job);
+	memset(t, 0, sizeof(*t));
+	t->pending.maildir_fd = -1;
+}
+
+static void smtp_process_input(struct smtp_session *s)
+{
+	char line[SASL_MAX_RESPONSE_LINE + 1];
+
+	s->in_input_loop = true;
+	while (!s->busy && !conn_is_closing(s->conn)) {
+		size_t len = 0;
+		int r;
+
+		if (s->mode != SMTP_MODE_COMMAND) {
+			if (!smtp_read_body(s))
+				break;
+			continue;
+		}
+		/* The parser enforces 512 octets for commands; AUTH lines may
+		 * be longer (RFC 4954), up to the input buffer. */
+		r = conn_read_line(s->conn, line, sizeof(line),
+				   SASL_MAX_RESPONSE_LINE - 2, &len);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			s->sasl = SMTP_SASL_NONE;
+			smtp_reply_error(s, "500 5.5.2 Line too long");
+			continue;
+		}
+		if (s->sasl != SMTP_SASL_NONE)
+			smtp_commands_sasl_continue(s, line, len);
+		else
+			smtp_commands_dispatch(s, line, len);
+		OPENSSL_cleanse(line, len);
+	}
+	s->in_input_loop = false;
+}
+
+/*
+ * Moves one step of body bytes from the connection to the spool. Returns
+ * false when it needs more input (or the session is now busy).
+ */
+static bool smtp_read_body(struct smtp_session *s)
+{
+	static char out[2 * SMTP_BODY_CHUNK + 8];
+	struct smtp_txn *t = &s->txn;
+	size_t avail, consumed = 0, out_len = 0;
+	const char *in = conn_input_peek(s->conn, &avail);
+	int done;
+
+	if (in == NULL) {
+		/* "BDAT 0 LAST" needs no bytes to complete. */
+		if (s->mode != SMTP_MODE_BDAT || t->bdat.remaining != 0)
+			return false;
+		in = "";
+		avail = 0;
+	}
+	if (avail > SMTP_BODY_CHUNK)
+		avail = SMTP_BODY_CHUNK;
+	if (s->mode == SMTP_MODE_DATA)
+		done = smtp_data_feed(&t->data, in, avail, &consumed, out,
+				      sizeof(out), &out_len);
+	else
+		done = smtp_bdat_feed(&t->bdat, in, avail, &consumed, out,
+				      sizeof(out), &out_len);
+	conn_input_consume(s->conn, consumed);
+	if (out_len > 0 && !t->bdat_bogus)
+		smtp_body_output(s, out, out_len);
+	if (!done)
+		return consumed > 0;
+	smtp_session_enter_mode(s, SMTP_MODE_COMMAND);
+	if (t->bdat_bogus) {
+		/* RFC 3030 section 2: a refused BDAT's chunk is read and
+		 * dropped, then refused. */
+		t->bdat_bogus = false;
+		t->bdat_started = false;
+		memset(&t->bdat, 0, sizeof(t->bdat));
+		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: "
+				    "MAIL and RCPT first");
+		return true;
+	}
+	if (t->bdat_started && !t->bdat.done) {
+		smtp_reply(s, "250 2.0.0 %llu octets received",
+			   (unsigned long long)t->chunk_size);
+		return true;
+	}
+	smtp_session_message_end(s);
+	return true;
+}
+
+static void smtp_spool_write(struct smtp_session *s, const char *data,
+			     size_t len)
+{
+	struct smtp_txn *t = &s->txn;
+	const char *error;
+
+	if (t->msg == NULL || t->write_error != NULL || len == 0)
+		return;
+	if (spool_msg_write(t->msg, data, len, &error) < 0)
+		t->write_error = error;
+}
+
+/* Body bytes after dot-unstuffing: through the header scan of a
+ * submission, then to the spool. */
+static void smtp_body_output(struct smtp_session *s, const char *data,
+			     size_t len)
+{
+	struct smtp_txn *t = &s->txn;
+
+	if (t->header == NULL || t->header_done) {
+		smtp_spool_write(s, data, len);
+		return;
+	}
+	if (buf_append(t->header, data, len) < 0) {
+		/* Too big to examine: pass it on as it is. */
+		t->header_done = true;
+		smtp_spool_write(s, buf_data(t->header), buf_len(t->header));
+		smtp_spool_write(s, data, len);
+		return;
+	}
+	if (strstr(buf_data(t->header), "\r\n\r\n") != NULL ||
+	    strncmp(buf_data(t->header), "\r\n", 2) == 0)
+		smtp_header_complete(s);
+}
+
+/* Finds header name (with its colon) at a line start in the header
+ * section; returns its value or NULL. */
+static const char *smtp_header_find(const char *headers, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = headers;
+
+	while (*p != '\0') {
+		if (ascii_strncaseeq(p, name, n))
+			return p + n;
+		p = strstr(p, "\r\n");
+		if (p == NULL || strncmp(p, "\r\n\r\n", 4) == 0)
+			return NULL;
+		p += 2;
+	}
+	return NULL;
+}
+
+/* The address in a From: value: inside the last <...>, else the bare
+ * value; copied into out (lowercased) up to the end of the line. */
+static void smtp_from_address(const char *value, char *out, size_t size)
+{
+	const char *end = strstr(value, "\r\n");
+	const char *lt, *gt;
+	size_t len;
+
+	if (end == NULL)
+		end = value + strlen(value);
+	lt = NULL;
+	for (const char *p = value; p < end; p++) {
+		if (*p == '<')
+			lt = p;
+	}
+	if (lt != NULL && (gt = memchr(lt, '>', (size_t)(end - lt))) != NULL) {
+		value = lt + 1;
+		end = gt;
+	}
+	while (value < end && (*value == ' ' || *value == '\t'))
+		value++;
+	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	len = (size_t)(end - value);
+	if (len >= size)
+		len = size - 1;
+	memcpy(out, value, len);
+	out[len] = '\0';
+	ascii_lowercase(out);
+}
+
+/*
+ * RFC 6409 section 8: the submission server may add a missing Date: and
+ * Message-ID:, and checks that From: is the user's own address.
+ */
+static void smtp_header_complete(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	const char *h = buf_data(t->header);
+	const char *from = smtp_header_find(h, "From:");
+	char line[300], addr[SMTP_MAILBOX_BUF_SIZE];
+
+	t->header_done = true;
+	if (from != NULL && s->env->cfg->sender_login_match) {
+		smtp_from_address(from, addr, sizeof(addr));
+		t->from_mismatch = strcmp(addr, s->user) != 0;
+	}
+	if (smtp_header_find(h, "Message-ID:") == NULL) {
+		snprintf(line, sizeof(line), "Message-ID: <%s.%ld@%s>\r\n",
+			 s->id, (long)time(NULL), s->env->cfg->hostname);
+		smtp_spool_write(s, line, strlen(line));
+	}
+	if (smtp_header_find(h, "Date:") == NULL) {
+		time_t now = time(NULL);
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		strftime(line, sizeof(line),
+			 "Date: %a, %d %b %Y %H:%M:%S %z\r\n", &tm);
+		smtp_spool_write(s, line, strlen(line));
+	}
+	smtp_spool_write(s, h, buf_len(t->header));
+}
+
+int smtp_session_message_begin(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	char date[64], hdr[1400];
+	const char *error;
+	time_t now = time(NULL);
+	struct tm tm;
+	int dir_fd = -1;
+
+	for (size_t i = 0; i < t->rcpt_count && dir_fd < 0; i++) {
+		if (t->rcpts[i].local)
+			dir_fd = t->rcpts[i].maildir_fd;
+	}
+	if (dir_fd < 0)
+		dir_fd = s->env->queue_fd;
+	t->msg = spool_msg_begin(dir_fd, &error);
+	if (t->msg == NULL) {
+		log_error("session=%s: cannot start a message: %s",
+			  conn_id(s->conn), error);
+		smtp_reply(s, "451 4.3.0 Local error in processing; try "
+			      "again later");
+		return -1;
+	}
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	/* Return-Path at final delivery (RFC 5321 section 4.4); a relay
+	 * skips it (spool_target.skip). */
+	snprintf(hdr, sizeof(hdr), "Return-Path: <%s>\r\n", t->sender);
+	smtp_spool_write(s, hdr, strlen(hdr));
+	/* RFC 5321 section 4.4 trace; RFC 3848 protocol names. */
+	snprintf(hdr, sizeof(hdr),
+		 "Received: from %s ([%s])\r\n"
+		 "\tby %s (postd) with %s%s%s id %s%s%s%s;\r\n"
+		 "\t%s\r\n",
+		 s->helo[0] ? s->helo : "unknown", conn_peer(s->conn),
+		 s->env->cfg->hostname, s->esmtp ? "ESMTP" : "SMTP",
+		 conn_is_tls(s->conn) && s->esmtp ? "S" : "",
+		 s->authenticated && s->esmtp ? "A" : "", s->id,
+		 conn_is_tls(s->conn) ? " (" : "",
+		 conn_is_tls(s->conn) ? conn_tls_version(s->conn) : "",
+		 conn_is_tls(s->conn) ? ")" : "", date);
+	smtp_spool_write(s, hdr, strlen(hdr));
+	if (s->submission)
+		t->header = buf_new(SMTP_MAX_HEADER_SCAN);
+	return 0;
+}
+
+void smtp_session_message_end(struct smtp_session *s)
+{
+	struct smtp_txn *t = &s->txn;
+	struct spool_target target;
+	int *fds;
+	const char **remote;
+	size_t nfd = 0, nremote = 0;
+	const char *refusal = t->refusal;
+	char cause[300];
+
+	if (t->header != NULL && !t->header_done && t->msg != NULL) {
+		/* The whole message was header. */
+		smtp_header_complete(s);
+	}
+	if (refusal == NULL)
+		refusal = smtp_content_refusal(
+		    t->bdat_started ? &t->bdat.content : &t->data.content);
+	if (refusal == NULL && t->from_mismatch)
+		refusal = "553 5.7.1 The From: header is not your own "
+			  "address";
+	if (refusal == NULL && t->write_error != NULL) {
+		log_error("session=%s: writing a message: %s", conn_id(s->conn),
+			  t->write_error);
+		refusal = "451 4.3.0 Local error in processing; try again "
+			  "later";
+	}
+	if (refusal != NULL) {
+		snprintf(cause, sizeof(cause), "message refused: %s", refusal);
+		smtp_session_log_refusal(s, cause);
+		smtp_reply_error(s, "%s", refusal);
+		smtp_txn_reset(s);
+		return;
+	}
+	fds = xcalloc(t->rcpt_count, sizeof(*fds));
+	remote = xcalloc(t->rcpt_count, sizeof(*remote));
+	for (size_t i = 0; i < t->rcpt_count; i++) {
+		if (t->rcpts[i].local)
+			fds[nfd++] = t->rcpts[i].maildir_fd;
+		else
+			remote[nremote++] = t->rcpts[i].addr;
+	}
+	memset(&target, 0, sizeof(target));
+	target.maildir_fds = fds;
+	target.maildir_count = nfd;
+	target.queue_fd = nremote > 0 ? s->env->queue_fd : -1;
+	target.sender = t->sender;
+	target.remote_rcpts = remote;
+	target.remote_count = nremote;
+	target.skip = strlen("Return-Path: <>\n") + strlen(t->sender);
+	t->job =
+	    spool_commit(s->env->spool, &t->msg, &target, smtp_commit_done, s);
+	free(fds);
+	free(remote);
+	smtp_session_set_busy(s, true);
+}
+
+/* INV-D1: the 250 goes out only now, with the message on disk. */
+static void smtp_commit_done(void *ctx, int err, const char *error,
+			     const char *queue_id)
+{
+	struct smtp_session *s = ctx;
+	struct smtp_txn *t = &s->txn;
+
+	t->job = NULL;
+	if (err != 0) {
+		log_error("session=%s: delivery failed: %s", conn_id(s->conn),
+			  error);
+		if (err == ENOSPC || err == EDQUOT)
+			smtp_reply(s, "452 4.3.1 Insufficient system storage");
+		else
+			smtp_reply(s, "451 4.3.0 Local error in processing; "
+				      "try again later");
+	} else {
+		uint64_t size = t->bdat_started ? t->bdat.content.size
+						: t->data.content.size;
+
+		log_info("received session=%s id=%s peer=%s proto=%s user=%s "
+			 "from=<%s> rcpts=%zu local=%zu queued=%s size=%llu",
+			 conn_id(s->conn), s->id, conn_peer(s->conn),
+			 config_proto_name(conn_proto(s->conn)),
+			 s->authenticated ? s->user : "-", t->sender,
+			 t->rcpt_count, t->local_count,
+			 queue_id != NULL ? queue_id : "-",
+			 (unsigned long long)size);
+		if (queue_id != NULL)
+			log_info("queued id=%s: outbound delivery is not "
+				 "implemented yet; the message waits in the "
+				 "queue",
+				 queue_id);
+		smtp_reply(s, "250 2.0.0 OK id=%s", s->id);
+		s->messages++;
+	}
+	smtp_txn_reset(s);
+	smtp_new_id(s);
+	smtp_session_set_busy(s, false);
+}
+
+static void smtp_on_readable(void *arg)
+{
+	smtp_process_input(arg);
+}
+
+static void smtp_on_drain(void *arg)
+{
+	(void)arg;
+}
+
+static void smtp_on_timeout(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
+		   s->env->cfg->hostname);
+	smtp_session_log_refusal(s, "idle timeout");
+	conn_close(s->conn, "idle timeout");
+}
+
+static void smtp_on_shutdown(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	/* A message not yet acknowledged is dropped; the client retries.
+	 * One being committed finishes in the spool's thread. */
+	smtp_reply(s, "421 4.3.2 %s Service shutting down",
+		   s->env->cfg->hostname);
+	conn_close(s->conn, "server shutting down");
+}
+
+static void smtp_on_close(void *arg, const char *reason)
+{
+	struct smtp_session *s = arg;
+
+	auth_client_cancel(&s->auth_req);
+	smtp_txn_reset(s);
+	log_debug("disconnect peer=%s session=%s messages=%u reason=%s",
+		  conn_peer(s->conn), conn_id(s->conn), s->messages, reason);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
