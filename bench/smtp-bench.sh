@@ -64,7 +64,7 @@ done
 # server; large messages get fewer so the disk is not the only story.
 msg_count() { # size sessions
 	local n
-	if [ "$2" -le 1 ]; then n=500; else n=3000; fi
+	if [ "$2" -le 1 ]; then n=2000; else n=10000; fi
 	[ "$1" -gt 16384 ] && n=$((n / 2))
 	[ "$QUICK" = 1 ] && n=$((n / 5))
 	echo "$n"
@@ -133,6 +133,8 @@ trap 'exit 130' INT TERM
 cat >"$WORK/helper.py" <<'PYEOF'
 import os, smtplib, subprocess, sys, threading, time
 
+STALL = 30
+
 
 def count(d):
     try:
@@ -140,6 +142,14 @@ def count(d):
             return sum(1 for e in it if not e.name.startswith("."))
     except FileNotFoundError:
         return 0
+
+
+def cpu_times():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v) - idle, sum(v)
 
 
 def ready(port, secs):
@@ -158,27 +168,58 @@ def ready(port, secs):
     return 1
 
 
-def run(newdir, total, timeout, errfile, *cmd):
+def tree_cpu(root):
+    """CPU seconds used so far by process ROOT and all its descendants,
+    living or reaped (a reaped child's time is in its parent's cutime)."""
+    procs = {}
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % e) as f:
+                st = f.read()
+        except OSError:
+            continue
+        v = st[st.rindex(")") + 2:].split()
+        # fields after comm: state ppid ... utime(12) stime cutime cstime
+        procs[int(e)] = (int(v[1]), sum(int(x) for x in v[11:15]))
+    tree, todo = set(), [int(root)]
+    while todo:
+        pid = todo.pop()
+        if pid in tree or pid not in procs:
+            continue
+        tree.add(pid)
+        todo.extend(c for c, (pp, _) in procs.items() if pp == pid)
+    return sum(procs[q][1] for q in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def run(newdir, total, timeout, errfile, server_pid, *cmd):
     """Start smtp-source; time its exit (the last 250 and QUIT) and the
-    moment NEWDIR holds TOTAL messages. Prints: rc t250 tmaildir count."""
+    moment NEWDIR holds TOTAL messages. Prints: rc t250 tmaildir count
+    cpu% (all CPUs busy during the run, any process, neighbours included)
+    server_cpu_s (the server's process tree) client_cpu_s (smtp-source)."""
     total, timeout = int(total), float(timeout)
     done = {}
+    cpu0, srv0 = cpu_times(), tree_cpu(server_pid)
     with open(errfile, "ab") as err:
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=err)
 
         def waiter():
-            rc = p.wait()
+            _, status, ru = os.wait4(p.pid, 0)
+            done["cli"] = ru.ru_utime + ru.ru_stime
+            done["rc"] = os.waitstatus_to_exitcode(status)
             done["t"] = time.monotonic() - t0
-            done["rc"] = rc
 
         th = threading.Thread(target=waiter, daemon=True)
         th.start()
-        tmd, n = None, 0
+        tmd, n, last_n, last_change = None, 0, -1, 0.0
         while True:
             n = count(newdir)
             now = time.monotonic() - t0
+            if n != last_n:
+                last_n, last_change = n, now
             if tmd is None and n >= total:
                 tmd = now
             if "t" in done and tmd is not None:
@@ -186,16 +227,31 @@ def run(newdir, total, timeout, errfile, *cmd):
             # smtp-source failed: what it got through is all there will be.
             if "t" in done and done["rc"] != 0 and now > done["t"] + 5:
                 break
+            # Delivery stalled for STALL seconds after the last 250.
+            if "t" in done and now > max(done["t"], last_change) + STALL:
+                break
             if now > timeout:
                 break
             time.sleep(0.02)
         if "t" not in done:
             p.kill()
             th.join()
-            done["rc"] = -9
-            done["t"] = None
+            done["rc"], done["t"] = -9, None
+    busy, all_ = [b - a for a, b in zip(cpu0, cpu_times())]
+    srv = tree_cpu(server_pid) - srv0
     fmt = lambda v: "-" if v is None else "%.3f" % v
-    print(done["rc"], fmt(done.get("t")), fmt(tmd), n)
+    print(done["rc"], fmt(done["t"]), fmt(tmd), n,
+          "%.0f" % (100.0 * busy / all_ if all_ else 0),
+          "%.2f" % srv, "%.2f" % done.get("cli", 0))
+    return 0
+
+
+def busy(secs):
+    """Percent of all CPUs busy over SECS, whoever uses them."""
+    a = cpu_times()
+    time.sleep(float(secs))
+    b, t = [y - x for x, y in zip(a, cpu_times())]
+    print("%.0f" % (100.0 * b / t if t else 0))
     return 0
 
 
@@ -234,7 +290,7 @@ def probe(d, secs):
     return 0
 
 
-sys.exit({"ready": ready, "run": run, "probe": probe,
+sys.exit({"ready": ready, "run": run, "probe": probe, "busy": busy,
           "count": lambda d: print(count(d)) or 0}[sys.argv[1]](*sys.argv[2:]))
 PYEOF
 helper() { "$PY" "$WORK/helper.py" "$@"; }
@@ -296,6 +352,7 @@ virtual_mailbox_maps = texthash:$etc/vmailbox
 virtual_uid_maps = static:$MAIL_UID
 virtual_gid_maps = static:$MAIL_GID
 message_size_limit = 52428800
+virtual_mailbox_limit = 0
 EOF
 	# trailing slash: Maildir
 	echo "$RCPT $DOMAIN/$RCPT_LOCAL/" >"$etc/vmailbox"
@@ -440,6 +497,13 @@ maildir_of() {
 	fi
 }
 port_of() { [ "$1" = postd ] && echo "$PD_PORT" || echo "$PF_PORT"; }
+server_pid() {
+	if [ "$1" = postd ]; then
+		echo "$POSTD_PID"
+	else
+		tr -d ' ' <"$PF/queue/pid/master.pid"
+	fi
+}
 
 empty_maildir() {
 	local d
@@ -460,7 +524,8 @@ postfix_drain() {
 }
 
 # run SERVER SIZE SESSIONS COUNT ROUND -> appends to $RESULTS:
-# server size sessions count round rc t250 tmaildir delivered
+# server size sessions count round rc t250 tmaildir delivered cpu%
+# server_cpu_s client_cpu_s
 run_one() {
 	local srv=$1 size=$2 sess=$3 n=$4 round=$5 out
 	local -a args=(-s "$sess" -m "$n" -l "$size" -f "$SENDER" -t "$RCPT"
@@ -472,12 +537,14 @@ run_one() {
 	echo "== $srv size=$size sessions=$sess messages=$n round=$round" \
 		>>"$LOGS/smtp-source.err"
 	out=$(helper run "$(maildir_of "$srv")/new" "$n" "$RUN_TIMEOUT" \
-		"$LOGS/smtp-source.err" "$SMTP_SOURCE" "${args[@]}" \
+		"$LOGS/smtp-source.err" "$(server_pid "$srv")" \
+		"$SMTP_SOURCE" "${args[@]}" \
 		"127.0.0.1:$(port_of "$srv")")
 	echo "$srv $size $sess $n $round $out" >>"$RESULTS"
 	set -- $out
 	log "$srv ${size}B x$sess #$round: $n messages, smtp-source rc=$1," \
-		"last 250 at ${2}s, all in Maildir at ${3}s ($4 there)"
+		"last 250 at ${2}s, all in Maildir at ${3}s ($4 there)," \
+		"CPUs $5% busy, server ${6}s CPU, smtp-source ${7}s CPU"
 	if [ "$1" != 0 ] || [ "$4" != "$n" ]; then
 		FAILED=1
 	fi
@@ -502,6 +569,9 @@ rm -rf "$WORK/probe"
 echo "disk: $FSYNC_APPEND append+fsync/s, $FSYNC_MAILDIR" \
 	"Maildir commits/s (2 KiB file: write, fsync, rename, fsync dir), one at a time" |
 	tee -a "$LOGS/machine.txt"
+# Neighbours (other jobs on a shared machine) skew every figure: say so.
+echo "before the runs: CPUs $(helper busy 2)% busy with other work," \
+	"load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/machine.txt"
 
 case " $SERVERS " in *" postfix "*) setup_postfix; start_postfix ;; esac
 case " $SERVERS " in *" postd "*) setup_postd; start_postd ;; esac
@@ -536,6 +606,7 @@ report() {
 		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
 	}
 	function fmt(v) { return v == "-" ? "-" : sprintf("%.0f", v) }
+	function fmt2(v) { return v == "-" ? "-" : sprintf("%.2f", v) }
 	function ratio(a, b) {
 		return (a == "-" || b == "-" || b + 0 == 0) ? "-" : sprintf("%.1fx", a / b)
 	}
@@ -548,6 +619,9 @@ report() {
 		if (r250 != "-") l250[$1, key] = l250[$1, key] " " r250
 		if (rmd != "-") lmd[$1, key] = lmd[$1, key] " " rmd
 		raw[$1, key] = raw[$1, key] sprintf(" %s/%s", fmt(r250), fmt(rmd))
+		if (ok) lcpu[$1, key] = lcpu[$1, key] " " 1000 * $11 / $4
+		if (ok) lcli[$1, key] = lcli[$1, key] " " 1000 * $12 / $4
+		if (ok) lbusy[$1, key] = lbusy[$1, key] " " $10
 		if (!ok) fails[$1, key]++
 	}
 	END {
@@ -563,7 +637,24 @@ report() {
 			printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", sz, p[2],
 				fmt(a), fmt(b), fmt(c), fmt(d), ratio(a, c), ratio(b, d)
 		}
-		printf "\nEach cell: median of the rounds. Raw per round (msg/s until the last 250 / until all in the Maildir):\n"
+		printf "\nEach cell: median of the rounds. Ratios: postd / Postfix.\n"
+		printf "\nCPU time per message, median (server: its whole process tree;"
+		printf " client: smtp-source; busy: all CPUs during the run, anyone):\n\n"
+		printf "| size | sessions | postd ms/msg | Postfix ms/msg |"
+		printf " smtp-source ms/msg (postd / Postfix) | CPUs busy (postd / Postfix) |\n"
+		printf "|---|---|---|---|---|---|\n"
+		for (i = 1; i <= nk; i++) {
+			k = keys[i]; split(k, p, " ")
+			sz = p[1] % 1024 ? p[1] " B" : p[1] / 1024 " KiB"
+			printf "| %s | %s | %s | %s | %s / %s | %s%% / %s%% |\n", sz, p[2],
+				fmt2(median(lcpu["postd", k])),
+				fmt2(median(lcpu["postfix", k])),
+				fmt2(median(lcli["postd", k])),
+				fmt2(median(lcli["postfix", k])),
+				fmt(median(lbusy["postd", k])),
+				fmt(median(lbusy["postfix", k]))
+		}
+		printf "\nRaw per round: msg/s until the last 250 / until all in the Maildir:\n"
 		for (i = 1; i <= nk; i++) {
 			k = keys[i]; split(k, p, " ")
 			printf "  %6s B x %2s sessions:", p[1], p[2]
@@ -586,6 +677,9 @@ report | tee "$LOGS/table.md"
 
 # ---- oddities ------------------------------------------------------------------------------
 
+# Stopped first, so that their shutdown is in the logs scanned below.
+stop_postd
+stop_postfix
 echo
 if grep -v '^== ' "$LOGS/smtp-source.err" | grep -q .; then
 	echo "smtp-source said:"
@@ -602,6 +696,8 @@ if [ -f "$LOGS/postd.log" ] &&
 	grep -Eiq 'error|fatal|crash|abort|refused|signal' "$LOGS/postd.log"; then
 	echo "postd log (error|fatal|crash|abort|refused|signal):"
 	grep -Ei 'error|fatal|crash|abort|refused|signal' "$LOGS/postd.log" |
+		grep -v 'signal 15' |
+		sed 's/^[0-9-]* [0-9:]* //; s/\[[0-9]*\]//' |
 		sort | uniq -c | sort -rn | head -10
 fi
 if [ "$FAILED" != 0 ]; then

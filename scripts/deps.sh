@@ -8,7 +8,7 @@ set -eu
 BUILD="gcc pkg-config meson ninja-build libevent-dev libssl-dev
        libsodium-dev libcrypt-dev libcmocka-dev"
 TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
-      libclang-rt-14-dev cppcheck clang-format procps"
+      libclang-rt-14-dev cppcheck clang-format procps swaks msmtp"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"

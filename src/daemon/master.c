@@ -76,6 +76,7 @@ static unsigned master_worker_count(const struct config *cfg);
 static void master_child_setup(void);
 static void master_auth_confine(struct config *cfg);
 static void master_open_queue(struct master *m);
+static void master_free(struct master *m);
 static struct master_child *master_child_slot(struct master *m);
 
 static sigset_t master_signals;
@@ -410,6 +411,21 @@ static void master_reload(struct master *m)
 	master_spawn(m);
 }
 
+/* Everything the parent holds, so that a leak checker sees only real
+ * leaks at exit. */
+static void master_free(struct master *m)
+{
+	for (size_t i = 0; i < m->listener_count; i++)
+		close(m->listeners[i].fd);
+	if (m->mail_root_fd >= 0)
+		close(m->mail_root_fd);
+	if (m->queue_fd >= 0)
+		close(m->queue_fd);
+	SSL_CTX_free(m->ssl_ctx);
+	config_free(&m->cfg);
+	free(m);
+}
+
 static int master_stop(struct master *m)
 {
 	time_t deadline = time(NULL) + MASTER_STOP_GRACE_SECS;
@@ -471,6 +487,8 @@ int master_run(struct config *cfg, const struct master_options *opts)
 
 	m->cfg = cfg;
 	m->opts = opts;
+	m->mail_root_fd = -1;
+	m->queue_fd = -1;
 	if (sodium_init() < 0)
 		fatal("libsodium failed to initialise");
 	if (privdrop_is_root()) {
@@ -488,11 +506,11 @@ int master_run(struct config *cfg, const struct master_options *opts)
 	if (opts->config_path == NULL)
 		firststart_prepare(cfg);
 	m->ssl_ctx = master_tls(cfg, &tls_failed);
-	if (tls_failed)
+	if (tls_failed || master_bind(m, cfg, m->listeners, m->listener_keys,
+				      &m->listener_count) < 0) {
+		master_free(m);
 		return 1;
-	if (master_bind(m, cfg, m->listeners, m->listener_keys,
-			&m->listener_count) < 0)
-		return 1;
+	}
 	if (m->listener_count == 0)
 		fatal("no listener that this version serves is configured");
 	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
@@ -519,8 +537,12 @@ int master_run(struct config *cfg, const struct master_options *opts)
 		struct timespec tick = {1, 0};
 		int sig = sigtimedwait(&master_signals, NULL, &tick);
 
-		if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
-			return master_stop(m);
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+			int rc = master_stop(m);
+
+			master_free(m);
+			return rc;
+		}
 		if (sig == SIGHUP)
 			master_reload(m);
 		master_reap(m);

@@ -52,12 +52,16 @@ bool worker_proto_supported(enum listen_proto proto)
 static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
 			  const char *why)
 {
-	static const char reply[] = "-ERR [SYS/TEMP] Too many connections; "
-				    "try again later.\r\n";
+	static const char pop3_reply[] = "-ERR [SYS/TEMP] Too many "
+					 "connections; try again later.\r\n";
+	/* RFC 5321 section 3.8: a server may open with 421. */
+	static const char smtp_reply[] = "421 4.7.0 Too many connections; "
+					 "try again later\r\n";
+	const char *reply = proto == LISTEN_POP3 ? pop3_reply : smtp_reply;
 
 	/* A plaintext listener can say why; a TLS one can only close. */
 	if (!config_proto_implicit_tls(proto))
-		(void)send(fd, reply, sizeof(reply) - 1,
+		(void)send(fd, reply, strlen(reply),
 			   MSG_DONTWAIT | MSG_NOSIGNAL);
 	log_info("refused peer=%s session=- proto=%s user=- cause=%s", peer,
 		 config_proto_name(proto), why);

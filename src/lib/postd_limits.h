@@ -137,9 +137,9 @@
 /* RFC 5321 section 4.5.3.2.7: the server waits at least 5 minutes for
  * the next command. */
 #define SMTP_TIMEOUT 300
-/* A header section bigger than this is passed through unexamined (the
- * submission From:/Message-ID:/Date: checks look only this far). */
-#define SMTP_MAX_HEADER_SCAN (64 * 1024)
+/* The From: field a submission checks, folded lines included: real ones
+ * are under 1 KiB; a longer one is refused rather than half-checked. */
+#define SMTP_HEADER_MAX_FROM 4096
 /* Free space and inodes below which MAIL gets 452 4.3.1 (INV-D5). */
 #define SMTP_MIN_FREE_BYTES (64ull * 1024 * 1024)
 #define SMTP_MIN_FREE_INODES 1000

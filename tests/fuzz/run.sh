@@ -36,6 +36,7 @@ fuzz_msg_wire:4096
 fuzz_passwd_file:8192
 fuzz_smtp_parse:12300
 fuzz_smtp_data:4096
+fuzz_smtp_header:8192
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \

@@ -8,7 +8,8 @@ Env: POSTD_BUILD (default /work/main/build) holds src/daemon/postd and
      of postd-specific texts and logs then fail, as expected).
 
 Each PostdServer gets its own directory (mkdtemp, mode 0755 so the
-unprivileged `user` can reach data_dir), free ports, a config file, users
+unprivileged `user` can reach data_dir), free ports (pop3, pop3s, smtp,
+submission, submissions), a config file, users
 added with `postctl user add` and mail delivered with `postctl deliver`.
 The daemon runs with -f; its stderr is the log file. On teardown it gets
 SIGTERM, and the test fails if it crashed, left children behind, or wrote

@@ -289,3 +289,25 @@ def test_tls_version_in_received(shared_server):
         c.sendmail(SENDER, [ALICE], msg)
     rest = check_trace(only_message(srv), SENDER, "ESMTPS", tls=True)
     assert rest == msg
+
+
+def test_smtputf8_sender(shared_server):
+    """RFC 6531: a UTF-8 reverse-path needs the SMTPUTF8 parameter."""
+    srv = shared_server
+    srv.clear_mailbox()
+    sender = "jörg@bücher.example"
+    msg = wire("From: Jörg <jörg@bücher.example>\nSubject: utf8 "
+               "address\n\nGrüße\n".encode("utf-8"))
+    with SmtpConn(srv.smtp_port) as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<%s>" % sender)
+        assert r.startswith("553 5.6.7") or r.startswith("501"), r
+        r = c.cmd("MAIL FROM:<%s> SMTPUTF8 BODY=8BITMIME" % sender)
+        assert r.startswith("250"), r
+        assert c.cmd("RCPT TO:<%s>" % ALICE).startswith("250")
+        assert c.cmd("DATA").startswith("354")
+        c.send(msg + b".\r\n")
+        assert c.reply_line().startswith("250 2.0.0")
+        c.cmd("QUIT")
+    rest = check_trace(only_message(srv), sender, "ESMTP")
+    assert rest == msg

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import ALICE, ALICE_PW, DOMAIN
-from pop3util import plain_ir, simple_msg, wire
+from pop3util import plain_ir, wire
 from smtputil import (SmtpConn, check_trace, pop3_fetch_all, queue_entries)
 
 BOB = "bob@" + DOMAIN
@@ -308,15 +308,17 @@ def test_missing_message_id_and_date_added(shared_server):
         c.sendmail(ALICE, [BOB], msg)
     (_, got), = pop3_fetch_all(srv, BOB)
     rest = check_trace(got, ALICE, "ESMTPSA", tls=True)
-    lines = rest.split(b"\r\n")
+    # The missing fields are added where the header section ends.
+    head, body = rest.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
     added = {}
-    while lines and (lines[0].startswith(b"Message-ID: ") or
-                     lines[0].startswith(b"Date: ")):
-        k, v = lines.pop(0).split(b": ", 1)
+    while lines and (lines[-1].startswith(b"Message-ID: ") or
+                     lines[-1].startswith(b"Date: ")):
+        k, v = lines.pop().split(b": ", 1)
         assert k not in added, "two %s headers" % k
         added[k] = v.decode()
     assert set(added) == {b"Message-ID", b"Date"}, rest[:300]
-    assert b"\r\n".join(lines) == msg
+    assert b"\r\n".join(lines) + b"\r\n\r\n" + body == msg
     assert re.match(r"^<[^<>@\s]+@[^<>@\s]+>$", added[b"Message-ID"]), added
     d = email.utils.parsedate_to_datetime(added[b"Date"])
     assert abs(d.timestamp() - time.time()) < 300, added
@@ -427,3 +429,49 @@ def test_submissions_requires_auth(shared_server):
         r = c.cmd("MAIL FROM:<%s>" % ALICE)
         assert r.startswith("530"), r
         c.cmd("QUIT")
+
+
+def test_auth_without_tls_esmtpa(shared_server):
+    """plaintext_auth = loopback: AUTH before TLS from 127.0.0.1 works and
+    the trace says ESMTPA (RFC 3848), with no TLS version."""
+    srv = shared_server
+    srv.clear_mailbox(BOB)
+    msg = msg_from(ALICE, "esmtpa")
+    with smtplib.SMTP("127.0.0.1", srv.submission_port,
+                      local_hostname="laptop.example", timeout=30) as c:
+        c.ehlo()
+        c.login(ALICE, ALICE_PW)
+        c.sendmail(ALICE, [BOB], msg)
+    (_, got), = pop3_fetch_all(srv, BOB)
+    assert check_trace(got, ALICE, "ESMTPA", helo="laptop.example") == msg
+
+
+def test_smtp_auth_yes_on_port_25(make_server):
+    """smtp_auth = yes offers AUTH on listen.smtp (over TLS, or per
+    plaintext_auth) and lets an authenticated session relay."""
+    srv = make_server(overrides={"smtp_auth": "yes"})
+    mark = srv.log_mark()
+    with SmtpConn(srv.smtp_port) as c:
+        code, exts, texts = c.ehlo()
+        assert "AUTH" in exts, texts
+        c.send(b"STARTTLS\r\n")
+        assert c.read_reply_unbuffered().startswith(b"220")
+        c.starttls(srv.ctx())
+        code, exts, texts = c.ehlo()
+        assert "AUTH" in exts, texts
+        r = c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW))
+        assert r.startswith("235"), r
+        assert c.cmd("MAIL FROM:<%s>" % ALICE).startswith("250")
+        r = c.cmd("RCPT TO:<%s>" % REMOTE)
+        assert r.startswith("250"), r
+        assert c.cmd("DATA").startswith("354")
+        c.send(msg_from(ALICE, "port 25 auth", to=REMOTE) + b".\r\n")
+        r = c.reply_line()
+        assert r.startswith("250 2.0.0"), r
+        c.cmd("QUIT")
+    qid = srv.wait_log(r"received .*proto=smtp user=alice@example\.org .*"
+                       r"queued=([0-9A-Za-z]+) ", since=mark).group(1)
+    assert qid in queue_entries(srv)
+    with open(os.path.join(srv.data_dir, "queue", "msg", qid), "rb") as f:
+        stored = f.read()
+    assert b" with ESMTPSA " in stored.replace(b"\n\t", b" "), stored[:300]

@@ -31,7 +31,8 @@ static void smtp_body_output(struct smtp_session *s, const char *data,
 			     size_t len);
 static void smtp_spool_write(struct smtp_session *s, const char *data,
 			     size_t len);
-static void smtp_header_complete(struct smtp_session *s);
+static void smtp_header_out(void *ctx, const char *data, size_t len);
+static void smtp_header_end(void *ctx, bool have_message_id, bool have_date);
 static void smtp_commit_done(void *ctx, int err, const char *error,
 			     const char *queue_id);
 static void smtp_new_id(struct smtp_session *s);
@@ -187,7 +188,7 @@ void smtp_txn_reset(struct smtp_session *s)
 	free(t->rcpts);
 	if (t->msg != NULL)
 		spool_msg_abort(&t->msg);
-	buf_free(&t->header);
+	free(t->header);
 	/* A commit in progress completes on its own (INV-D1): only its
 	 * reply is no longer wanted. */
 	spool_forget(&t->job);
@@ -289,104 +290,44 @@ static void smtp_spool_write(struct smtp_session *s, const char *data,
 
 	if (t->msg == NULL || t->write_error != NULL || len == 0)
 		return;
-	if (spool_msg_write(t->msg, data, len, &error) < 0)
+	if (spool_msg_write(t->msg, data, len, &error) < 0) {
+		t->write_errno = errno;
 		t->write_error = error;
+	}
 }
 
-/* Body bytes after dot-unstuffing: through the header scan of a
+/* Body bytes after dot-unstuffing: through the header checks of a
  * submission, then to the spool. */
 static void smtp_body_output(struct smtp_session *s, const char *data,
 			     size_t len)
 {
-	struct smtp_txn *t = &s->txn;
-
-	if (t->header == NULL || t->header_done) {
+	if (s->txn.header != NULL)
+		smtp_header_feed(s->txn.header, data, len);
+	else
 		smtp_spool_write(s, data, len);
-		return;
-	}
-	if (buf_append(t->header, data, len) < 0) {
-		/* Too big to examine: pass it on as it is. */
-		t->header_done = true;
-		smtp_spool_write(s, buf_data(t->header), buf_len(t->header));
-		smtp_spool_write(s, data, len);
-		return;
-	}
-	if (strstr(buf_data(t->header), "\r\n\r\n") != NULL ||
-	    strncmp(buf_data(t->header), "\r\n", 2) == 0)
-		smtp_header_complete(s);
 }
 
-/* Finds header name (with its colon) at a line start in the header
- * section; returns its value or NULL. */
-static const char *smtp_header_find(const char *headers, const char *name)
+/* The header scanner's output goes to the spool. */
+static void smtp_header_out(void *ctx, const char *data, size_t len)
 {
-	size_t n = strlen(name);
-	const char *p = headers;
-
-	while (*p != '\0') {
-		if (ascii_strncaseeq(p, name, n))
-			return p + n;
-		p = strstr(p, "\r\n");
-		if (p == NULL || strncmp(p, "\r\n\r\n", 4) == 0)
-			return NULL;
-		p += 2;
-	}
-	return NULL;
-}
-
-/* The address in a From: value: inside the last <...>, else the bare
- * value; copied into out (lowercased) up to the end of the line. */
-static void smtp_from_address(const char *value, char *out, size_t size)
-{
-	const char *end = strstr(value, "\r\n");
-	const char *lt, *gt;
-	size_t len;
-
-	if (end == NULL)
-		end = value + strlen(value);
-	lt = NULL;
-	for (const char *p = value; p < end; p++) {
-		if (*p == '<')
-			lt = p;
-	}
-	if (lt != NULL && (gt = memchr(lt, '>', (size_t)(end - lt))) != NULL) {
-		value = lt + 1;
-		end = gt;
-	}
-	while (value < end && (*value == ' ' || *value == '\t'))
-		value++;
-	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	len = (size_t)(end - value);
-	if (len >= size)
-		len = size - 1;
-	memcpy(out, value, len);
-	out[len] = '\0';
-	ascii_lowercase(out);
+	smtp_spool_write(ctx, data, len);
 }
 
 /*
- * RFC 6409 section 8: the submission server may add a missing Date: and
- * Message-ID:, and checks that From: is the user's own address.
+ * RFC 6409 section 8: the submission server adds a missing Message-ID:
+ * and Date: where the header section ends.
  */
-static void smtp_header_complete(struct smtp_session *s)
+static void smtp_header_end(void *ctx, bool have_message_id, bool have_date)
 {
-	struct smtp_txn *t = &s->txn;
-	const char *h = buf_data(t->header);
-	const char *from = smtp_header_find(h, "From:");
-	char line[300], addr[SMTP_MAILBOX_BUF_SIZE];
+	struct smtp_session *s = ctx;
+	char line[300];
 
-	t->header_done = true;
-	if (from != NULL && s->env->cfg->sender_login_match) {
-		smtp_from_address(from, addr, sizeof(addr));
-		t->from_mismatch = strcmp(addr, s->user) != 0;
-	}
-	if (smtp_header_find(h, "Message-ID:") == NULL) {
+	if (!have_message_id) {
 		snprintf(line, sizeof(line), "Message-ID: <%s.%ld@%s>\r\n",
 			 s->id, (long)time(NULL), s->env->cfg->hostname);
 		smtp_spool_write(s, line, strlen(line));
 	}
-	if (smtp_header_find(h, "Date:") == NULL) {
+	if (!have_date) {
 		time_t now = time(NULL);
 		struct tm tm;
 
@@ -395,7 +336,6 @@ static void smtp_header_complete(struct smtp_session *s)
 			 "Date: %a, %d %b %Y %H:%M:%S %z\r\n", &tm);
 		smtp_spool_write(s, line, strlen(line));
 	}
-	smtp_spool_write(s, h, buf_len(t->header));
 }
 
 int smtp_session_message_begin(struct smtp_session *s)
@@ -440,8 +380,15 @@ int smtp_session_message_begin(struct smtp_session *s)
 		 conn_is_tls(s->conn) ? conn_tls_version(s->conn) : "",
 		 conn_is_tls(s->conn) ? ")" : "", date);
 	smtp_spool_write(s, hdr, strlen(hdr));
-	if (s->submission)
-		t->header = buf_new(SMTP_MAX_HEADER_SCAN);
+	if (s->submission && s->env->cfg->sender_login_match) {
+		t->header = xmalloc(sizeof(*t->header));
+		smtp_header_init(t->header, s->user, smtp_header_out,
+				 smtp_header_end, s);
+	} else if (s->submission) {
+		t->header = xmalloc(sizeof(*t->header));
+		smtp_header_init(t->header, NULL, smtp_header_out,
+				 smtp_header_end, s);
+	}
 	return 0;
 }
 
@@ -455,21 +402,22 @@ void smtp_session_message_end(struct smtp_session *s)
 	const char *refusal = t->refusal;
 	char cause[300];
 
-	if (t->header != NULL && !t->header_done && t->msg != NULL) {
-		/* The whole message was header. */
-		smtp_header_complete(s);
-	}
+	if (t->header != NULL)
+		smtp_header_finish(t->header);
 	if (refusal == NULL)
 		refusal = smtp_content_refusal(
 		    t->bdat_started ? &t->bdat.content : &t->data.content);
-	if (refusal == NULL && t->from_mismatch)
+	if (refusal == NULL && t->header != NULL && t->header->user != NULL &&
+	    t->header->from_mismatch)
 		refusal = "553 5.7.1 The From: header is not your own "
 			  "address";
 	if (refusal == NULL && t->write_error != NULL) {
 		log_error("session=%s: writing a message: %s", conn_id(s->conn),
 			  t->write_error);
-		refusal = "451 4.3.0 Local error in processing; try again "
-			  "later";
+		refusal = t->write_errno == ENOSPC || t->write_errno == EDQUOT
+			      ? "452 4.3.1 Insufficient system storage"
+			      : "451 4.3.0 Local error in processing; try "
+				"again later";
 	}
 	if (refusal != NULL) {
 		snprintf(cause, sizeof(cause), "message refused: %s", refusal);

@@ -17,6 +17,7 @@
 #include "proto/common/proto_env.h"
 #include "proto/common/sasl.h"
 #include "proto/smtp/smtp_data.h"
+#include "proto/smtp/smtp_header.h"
 #include "proto/smtp/smtp_parse.h"
 #include "storage/spool.h"
 
@@ -55,10 +56,9 @@ struct smtp_txn {
 	uint64_t chunk_size; /* octets of the current BDAT chunk */
 	const char *refusal; /* reply for the message, once read */
 	const char *write_error; /* the spool could not take the bytes */
-	struct buf *header;	 /* submission: the header section so far */
-	bool header_done;
-	bool from_mismatch;
-	char message_id[160]; /* for the log */
+	int write_errno;
+	struct smtp_header_scan *header; /* submission: the header checks */
+	char message_id[160];		 /* for the log */
 	struct spool_job *job;
 	/* RCPT waiting for the auth process's answer */
 	struct smtp_rcpt pending;

@@ -1,0 +1,178 @@
+/* Unit tests for the submission header checks (RFC 6409 section 8,
+ * RFC 5322 address lists). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/smtp/smtp_header.h"
+
+#define USER "alice@example.org"
+
+struct from_case {
+	const char *value;
+	bool want;
+};
+
+static const struct from_case from_cases[] = {
+    {" alice@example.org", true},
+    {" ALICE@Example.ORG", true},
+    {" Alice <alice@example.org>", true},
+    {" \"Smith, Alice\" <alice@example.org>", true},
+    {" alice@example.org (Alice)", true},
+    {" <@relay.example:alice@example.org>", true},
+    {" \"alice\"@example.org", true},
+    {" team: alice@example.org;", true},
+    {" bob@example.org", false},
+    {" Bob <bob@example.org>, <alice@example.org>", false},
+    {" <alice@example.org>, <bob@example.org>", false},
+    {" alice@example.org <bob@example.org>", false},
+    {" \"alice@example.org\" <bob@example.org>", false},
+    {" alice@example.org.evil", false},
+    {" ", false},
+    {"", false},
+    {" <alice@example.org", false},
+    {" (unclosed alice@example.org", false},
+};
+
+static void test_from_lists(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(from_cases) / sizeof(from_cases[0]);
+	     i++) {
+		const struct from_case *c = &from_cases[i];
+		bool got =
+		    smtp_header_from_is(c->value, strlen(c->value), USER);
+
+		if (got != c->want)
+			fail_msg("From:%s: got %d, want %d", c->value, got,
+				 c->want);
+	}
+}
+
+struct capture {
+	char out[8192];
+	size_t len;
+	int ends;
+};
+
+static void cap_out(void *ctx, const char *data, size_t len)
+{
+	struct capture *c = ctx;
+
+	assert_true(c->len + len < sizeof(c->out));
+	memcpy(c->out + c->len, data, len);
+	c->len += len;
+}
+
+static void cap_end(void *ctx, bool have_id, bool have_date)
+{
+	struct capture *c = ctx;
+	char line[64];
+
+	c->ends++;
+	snprintf(line, sizeof(line), "[end id=%d date=%d]", have_id, have_date);
+	cap_out(ctx, line, strlen(line));
+}
+
+struct scan_case {
+	const char *in;
+	const char *out;
+	bool mismatch;
+};
+
+static const struct scan_case scan_cases[] = {
+    {"From: alice@example.org\r\nSubject: x\r\n\r\nbody\r\n",
+     "From: alice@example.org\r\nSubject: x\r\n[end id=0 date=0]\r\n"
+     "body\r\n",
+     false},
+    {"Message-ID: <a@b>\r\nDate: x\r\nFrom: <alice@example.org>\r\n\r\n"
+     "From: bob@example.org\r\n",
+     "Message-ID: <a@b>\r\nDate: x\r\nFrom: <alice@example.org>\r\n"
+     "[end id=1 date=1]\r\nFrom: bob@example.org\r\n",
+     false},
+    /* a second From: field */
+    {"From: alice@example.org\r\nFrom: bob@example.org\r\n\r\n",
+     "From: alice@example.org\r\nFrom: bob@example.org\r\n"
+     "[end id=0 date=0]\r\n",
+     true},
+    /* a folded list hiding another address */
+    {"From: <alice@example.org>,\r\n <bob@example.org>\r\n\r\nx\r\n",
+     "From: <alice@example.org>,\r\n <bob@example.org>\r\n"
+     "[end id=0 date=0]\r\nx\r\n",
+     true},
+    /* obsolete white space before the colon */
+    {"From : bob@example.org\r\n\r\n",
+     "From : bob@example.org\r\n[end id=0 date=0]\r\n", true},
+    /* all header, no empty line: the fields go before the tail */
+    {"From: alice@example.org\r\nSubject: y",
+     "From: alice@example.org\r\n[end id=0 date=0]Subject: y", false},
+    /* no From: at all is not a mismatch */
+    {"Subject: z\r\n\r\n", "Subject: z\r\n[end id=0 date=0]\r\n", false},
+};
+
+static void run_scan(const struct scan_case *c, size_t step)
+{
+	struct smtp_header_scan h;
+	struct capture cap;
+	size_t len = strlen(c->in);
+
+	memset(&cap, 0, sizeof(cap));
+	smtp_header_init(&h, USER, cap_out, cap_end, &cap);
+	for (size_t i = 0; i < len; i += step)
+		smtp_header_feed(&h, c->in + i,
+				 len - i < step ? len - i : step);
+	smtp_header_finish(&h);
+	cap.out[cap.len] = '\0';
+	if (strcmp(cap.out, c->out) != 0)
+		fail_msg("step %zu: got '%s', want '%s'", step, cap.out,
+			 c->out);
+	assert_int_equal(cap.ends, 1);
+	assert_int_equal(h.from_mismatch, c->mismatch);
+}
+
+/* Each case whole, then one byte at a time (STYLE habit 12). */
+static void test_scan_stream(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(scan_cases) / sizeof(scan_cases[0]);
+	     i++) {
+		run_scan(&scan_cases[i], 100000);
+		run_scan(&scan_cases[i], 1);
+	}
+}
+
+/* A line longer than the scanner holds stops the scan and refuses. */
+static void test_scan_overlong_line(void **state)
+{
+	static char in[3 * SMTP_MAX_TEXT_LINE];
+	struct smtp_header_scan h;
+	static struct capture cap;
+
+	(void)state;
+	memset(in, 'x', sizeof(in) - 1);
+	memcpy(in, "X-Long: ", 8);
+	memset(&cap, 0, sizeof(cap));
+	smtp_header_init(&h, USER, cap_out, cap_end, &cap);
+	smtp_header_feed(&h, in, strlen(in));
+	smtp_header_finish(&h);
+	assert_true(h.from_mismatch);
+	assert_int_equal(cap.ends, 1);
+	/* every byte passed on, plus the end marker */
+	assert_int_equal(cap.len, strlen(in) + strlen("[end id=0 date=0]"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_from_lists),
+	    cmocka_unit_test(test_scan_stream),
+	    cmocka_unit_test(test_scan_overlong_line),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
