@@ -47,7 +47,6 @@ static bool maildir_safe_component(const char *s, size_t len);
 static int maildir_open_sub(int dir_fd, const char *name, bool create,
 			    const char **error_r);
 static size_t maildir_host(char *out, size_t out_size);
-static int maildir_unique_name(char *out, size_t out_size);
 static int maildir_flush(struct maildir_delivery *d);
 static void maildir_store(struct maildir_delivery *d, char c);
 static int maildir_store_checked(struct maildir_delivery *d, char c);
@@ -171,7 +170,7 @@ static size_t maildir_host(char *out, size_t out_size)
 /* SECS.MUSECPPIDQCOUNTERRRANDOM.HOST (INV-D3): time, pid and a
  * per-process counter make it unique on this host; the random part
  * guards against a recycled pid after a clock step. */
-static int maildir_unique_name(char *out, size_t out_size)
+int maildir_unique_name(char *out, size_t out_size)
 {
 	static unsigned long counter;
 	unsigned char rnd[8];

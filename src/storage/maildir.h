@@ -52,6 +52,13 @@ int maildir_delivery_commit(struct maildir_delivery **d, char *name_r,
 /* Removes the tmp file and frees *d. */
 void maildir_delivery_abort(struct maildir_delivery **d);
 
+/*
+ * A new unique base name, SECS.MUSECPPIDQCOUNTERRRANDOM.HOST (INV-D3),
+ * for a file in tmp/ (and then new/). Thread-safe. Returns 0, or -1 with
+ * errno when out is too small.
+ */
+int maildir_unique_name(char *out, size_t out_size);
+
 /* Removes files in tmp/ older than 36 hours (INV-D3). Returns the number
  * removed. */
 int maildir_reap_tmp(int maildir_fd, time_t now);

@@ -11,6 +11,7 @@
  * file and every directory holding one of its names was fsynced (INV-D1).
  */
 #include "storage/spool.h"
+#include "storage/maildir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,8 +110,6 @@ struct spool_pool {
 };
 
 static void spool_set_error(char *buf, const char *what, int err);
-static size_t spool_host(char *out, size_t out_size);
-static int spool_unique_name(char *out, size_t out_size);
 static int spool_flush(struct spool_msg *m);
 static void spool_store(struct spool_msg *m, char c);
 static int spool_store_checked(struct spool_msg *m, char c);
@@ -144,66 +143,6 @@ static void spool_set_error(char *buf, const char *what, int err)
 		 what != NULL ? what : "commit", s);
 }
 
-/* As maildir.c: gethostname() with '/', ':', ',', '\' and anything
- * unprintable written as \ooo, cut at MAILDIR_MAX_HOST. */
-static size_t spool_host(char *out, size_t out_size)
-{
-	char host[256];
-	size_t n = 0;
-
-	if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	for (const char *p = host; *p != '\0'; p++) {
-		unsigned char c = (unsigned char)*p;
-		bool plain = c > 0x20 && c < 0x7f && c != '/' && c != ':' &&
-			     c != ',' && c != '\\';
-
-		if (n + (plain ? 1 : 4) >= out_size || n >= MAILDIR_MAX_HOST)
-			break;
-		if (plain) {
-			out[n++] = (char)c;
-		} else {
-			snprintf(out + n, out_size - n, "\\%03o", c);
-			n += 4;
-		}
-	}
-	out[n] = '\0';
-	return n;
-}
-
-/* SECS.MUSECPPIDQCOUNTERRRANDOM.HOST, the Maildir unique name of
- * maildir.c (INV-D3); the random part also keeps it apart from names
- * maildir.c makes in the same microsecond with its own counter. */
-static int spool_unique_name(char *out, size_t out_size)
-{
-	static unsigned long counter;
-	unsigned char rnd[8];
-	char hex[sizeof(rnd) * 2 + 1];
-	char host[MAILDIR_MAX_HOST + 8];
-	struct timeval tv;
-	unsigned long q;
-	int n;
-
-	if (sodium_init() < 0) {
-		errno = EIO;
-		return -1;
-	}
-	randombytes_buf(rnd, sizeof(rnd));
-	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
-	gettimeofday(&tv, NULL);
-	q = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-	spool_host(host, sizeof(host));
-	n = snprintf(out, out_size, "%lld.M%ldP%ldQ%luR%s.%s",
-		     (long long)tv.tv_sec, (long)tv.tv_usec, (long)getpid(), q,
-		     hex, host);
-	if (n < 0 || (size_t)n >= out_size) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
 struct spool_msg *spool_msg_begin(int dir_fd, const char **error_r)
 {
 	static __thread char errbuf[SPOOL_ERROR_SIZE];
@@ -224,7 +163,7 @@ struct spool_msg *spool_msg_begin(int dir_fd, const char **error_r)
 		spool_set_error(errbuf, "open tmp/", errno);
 		goto fail;
 	}
-	if (spool_unique_name(m->name, sizeof(m->name)) < 0) {
+	if (maildir_unique_name(m->name, sizeof(m->name)) < 0) {
 		spool_set_error(errbuf, "make a unique name", errno);
 		m->name[0] = '\0';
 		goto fail;
@@ -448,7 +387,8 @@ static int spool_copy(struct spool_msg *m, int base_fd, int dst_fd,
 
 	src = openat(m->tmp_fd, m->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	tmp_dir = openat(base_fd, "tmp", SPOOL_DIR_FLAGS);
-	if (src < 0 || tmp_dir < 0 || spool_unique_name(name, sizeof(name)) < 0)
+	if (src < 0 || tmp_dir < 0 ||
+	    maildir_unique_name(name, sizeof(name)) < 0)
 		goto fail;
 	out =
 	    openat(tmp_dir, name,
@@ -537,7 +477,7 @@ static int spool_link_maildir(struct spool_job *job, struct spool_batch *b,
 		return errno;
 	}
 	for (int tries = 0;; tries++) {
-		if (spool_unique_name(base, sizeof(base)) < 0) {
+		if (maildir_unique_name(base, sizeof(base)) < 0) {
 			spool_set_error(job->error, "make a unique name",
 					errno);
 			return errno;

@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
+#include "proto/common/login_policy.h"
 
 /* Bytes of a message file read per step of a RETR job. */
 #define POP3_READ_CHUNK (64 * 1024)
@@ -124,16 +125,7 @@ void pop3_session_log_refusal(struct pop3_session *s, const char *cause)
 
 bool pop3_session_plaintext_allowed(const struct pop3_session *s)
 {
-	if (conn_is_tls(s->conn))
-		return true;
-	switch (s->env->cfg->plaintext_auth) {
-	case PLAINTEXT_AUTH_YES:
-		return true;
-	case PLAINTEXT_AUTH_LOOPBACK:
-		return conn_peer_is_loopback(s->conn);
-	default:
-		return false;
-	}
+	return login_plaintext_allowed(s->conn, s->env->cfg);
 }
 
 void pop3_session_set_busy(struct pop3_session *s, bool busy)

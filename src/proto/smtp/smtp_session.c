@@ -15,6 +15,7 @@
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
+#include "proto/common/login_policy.h"
 
 /* Wire bytes of a body handled per step: the output needs at most twice
  * that (smtp_data_out_max). */
@@ -141,16 +142,7 @@ void smtp_session_log_refusal(struct smtp_session *s, const char *cause)
 
 bool smtp_session_plaintext_allowed(const struct smtp_session *s)
 {
-	if (conn_is_tls(s->conn))
-		return true;
-	switch (s->env->cfg->plaintext_auth) {
-	case PLAINTEXT_AUTH_YES:
-		return true;
-	case PLAINTEXT_AUTH_LOOPBACK:
-		return conn_peer_is_loopback(s->conn);
-	default:
-		return false;
-	}
+	return login_plaintext_allowed(s->conn, s->env->cfg);
 }
 
 /* RFC 4954: AUTH is offered on submission; on port 25 only if the

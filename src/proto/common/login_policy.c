@@ -1,0 +1,15 @@
+#include "proto/common/login_policy.h"
+
+bool login_plaintext_allowed(const struct conn *conn, const struct config *cfg)
+{
+	if (conn_is_tls(conn))
+		return true;
+	switch (cfg->plaintext_auth) {
+	case PLAINTEXT_AUTH_YES:
+		return true;
+	case PLAINTEXT_AUTH_LOOPBACK:
+		return conn_peer_is_loopback(conn);
+	default:
+		return false;
+	}
+}
