@@ -120,6 +120,7 @@ static void auth_reply_init(struct auth_reply *reply, uint32_t id,
 			    enum auth_result result, enum auth_cause cause);
 static void auth_job_free(struct auth_job *job);
 static void *auth_pool_thread(void *arg);
+static bool auth_job_is_fast(const struct auth_job *job);
 static void auth_job_run(struct auth_job *job);
 static void auth_job_apop(struct auth_job *job, const char *plain);
 static void auth_server_wake(evutil_socket_t fd, short what, void *arg);
@@ -378,6 +379,13 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		job->stored = xstrdup(e->password);
 		job->decoy = true;
 	}
+	/* A digest scheme ({PLAIN}, {SSHA512}, ...) costs microseconds:
+	 * handing it to a thread would cost more than verifying it here. */
+	if (auth_job_is_fast(job)) {
+		auth_job_run(job);
+		auth_job_done(s, job);
+		return;
+	}
 	pthread_mutex_lock(&s->lock);
 	if (s->queue_tail != NULL)
 		s->queue_tail->next = job;
@@ -386,6 +394,26 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	s->queue_tail = job;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/* True for schemes that are one digest, not a deliberately slow hash. */
+static bool auth_job_is_fast(const struct auth_job *job)
+{
+	static const char *const slow[] = {
+	    "CRYPT",	 "MD5-CRYPT", "SHA256-CRYPT", "SHA512-CRYPT",
+	    "BLF-CRYPT", "ARGON2I",   "ARGON2ID"};
+	const char *scheme = NULL, *error;
+	bool weak;
+
+	if (job->stored == NULL ||
+	    password_check_stored(job->stored, &weak, &scheme, &error) < 0 ||
+	    scheme == NULL)
+		return false;
+	for (size_t i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
+		if (strcmp(scheme, slow[i]) == 0)
+			return false;
+	}
+	return true;
 }
 
 /*

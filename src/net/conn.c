@@ -25,6 +25,7 @@ struct conn {
 	struct event_base *base;
 	struct bufferevent *bev;
 	struct event *destroy_ev;
+	struct event *eof_ev; /* finishes input after the peer's EOF */
 	const struct conn_handler *handler;
 	void *session;
 	struct sockaddr_storage peer;
@@ -55,6 +56,8 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_eof_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_finish_input(struct conn *conn);
 static void conn_schedule_destroy(struct conn *conn, const char *reason);
 static void conn_apply_timeouts(struct conn *conn);
 static void conn_apply_watermarks(struct conn *conn);
@@ -100,6 +103,7 @@ struct conn *conn_new(struct event_base *base, int fd,
 	conn->input_limit = CONN_INPUT_MAX_PREAUTH;
 	conn->timeout = TIMEOUT_PREAUTH_DEFAULT;
 	conn->destroy_ev = event_new(base, -1, 0, conn_destroy_cb, conn);
+	conn->eof_ev = event_new(base, -1, 0, conn_eof_cb, conn);
 	conn->next = conn_list;
 	if (conn_list != NULL)
 		conn_list->prev = conn;
@@ -359,20 +363,47 @@ bool conn_output_full(const struct conn *conn)
 	       CONN_OUTPUT_HIGH_WATER;
 }
 
+/*
+ * Pausing is a flag, not an epoll change: while paused, what arrives
+ * waits in the input buffer, and the read watermark stops reading from
+ * the socket once that is full (back-pressure). A pause around every
+ * auth request cost two epoll_ctl calls per login.
+ */
 void conn_pause_input(struct conn *conn)
 {
 	conn->paused = true;
-	if (!conn->destroying)
-		bufferevent_disable(conn->bev, EV_READ);
 }
 
 void conn_resume_input(struct conn *conn)
 {
 	conn->paused = false;
-	if (conn->destroying || conn->closing)
+	/* The peer finished sending while a command was running: answer
+	 * the rest of what it sent, from the loop, not from this call. */
+	if (conn->eof && !conn->closing && !conn->destroying)
+		event_active(conn->eof_ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * The peer closed its side. What it sent before is still answered (a
+ * pipelined QUIT must be handled, a script that half-closes gets its
+ * replies); then the connection goes. While a command runs (paused), this
+ * waits for conn_resume_input().
+ */
+static void conn_finish_input(struct conn *conn)
+{
+	if (conn->closing || conn->destroying || conn->paused)
 		return;
-	if (!conn->eof)
-		bufferevent_enable(conn->bev, EV_READ);
+	if (conn_input_pending(conn) > 0)
+		conn->handler->on_readable(conn->session);
+	if (!conn->paused && !conn->closing)
+		conn_close(conn, "connection closed by peer");
+}
+
+static void conn_eof_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	conn_finish_input(arg);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -445,15 +476,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_EOF) {
 		conn->eof = true;
-		/* Answer what the peer sent before closing (a pipelined
-		 * QUIT must still be handled), then go. */
-		if (!conn->closing && !conn->paused && conn_input_pending(conn))
-			conn->handler->on_readable(conn->session);
-		if (!conn->closing ||
-		    evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_schedule_destroy(
-			    conn, conn->closing ? conn->close_reason
-						: "connection closed by peer");
+		conn_finish_input(conn);
 		return;
 	}
 	if (what & BEV_EVENT_ERROR) {
@@ -582,6 +605,7 @@ static void conn_destroy_cb(evutil_socket_t fd, short what, void *arg)
 	conn_live--;
 	bufferevent_free(conn->bev);
 	event_free(conn->destroy_ev);
+	event_free(conn->eof_ev);
 	free(conn);
 }
 

@@ -76,13 +76,17 @@ static bool maildir_safe_component(const char *s, size_t len)
 static int maildir_open_sub(int dir_fd, const char *name, bool create,
 			    const char **error_r)
 {
-	int fd;
+	/* Opened first: the folder exists on every login but the first, and
+	 * a mkdir that fails with EEXIST costs a system call for nothing. */
+	int fd = openat(dir_fd, name, MAILDIR_DIR_FLAGS);
 
-	if (create && mkdirat(dir_fd, name, 0700) < 0 && errno != EEXIST) {
-		*error_r = maildir_error("mkdir", errno);
-		return -1;
+	if (fd < 0 && errno == ENOENT && create) {
+		if (mkdirat(dir_fd, name, 0700) < 0 && errno != EEXIST) {
+			*error_r = maildir_error("mkdir", errno);
+			return -1;
+		}
+		fd = openat(dir_fd, name, MAILDIR_DIR_FLAGS);
 	}
-	fd = openat(dir_fd, name, MAILDIR_DIR_FLAGS);
 	if (fd < 0)
 		*error_r = maildir_error("open directory", errno);
 	return fd;
@@ -124,8 +128,14 @@ int maildir_open(int root_fd, const char *user, bool create,
 	if (fd < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
-		int sub = maildir_open_sub(fd, subdirs[i], create, error_r);
+		struct stat st;
+		int sub;
 
+		/* The usual case, all three present, takes one stat each. */
+		if (fstatat(fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISDIR(st.st_mode))
+			continue;
+		sub = maildir_open_sub(fd, subdirs[i], create, error_r);
 		if (sub < 0) {
 			saved = errno;
 			close(fd);
