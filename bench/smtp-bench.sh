@@ -20,8 +20,12 @@ POSTCTL_BIN=$POSTD_BUILD/src/cli/postctl
 PD_PORT=${PD_PORT:-22526}
 PF_PORT=${PF_PORT:-22525}
 DOMAIN=bench.test
-RCPT_LOCAL=bench1
-RCPT=$RCPT_LOCAL@$DOMAIN
+# Every run delivers to a Maildir of its own (recipient rK@bench.test for
+# run K), and no mail is deleted until the end: on ext4, removing thousands
+# of files just before a run makes the next inode allocations scan past the
+# freed inodes (recently_deleted()), which would measure the bench, not the
+# servers.
+RCPT_PREFIX=r
 SENDER=sender@example.org
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}	# seconds, per run, until all are delivered
 
@@ -300,7 +304,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # ---- the machine -----------------------------------------------------------------
 
 machine_info() {
-	local cpu mem fs dev rot=""
+	local cpu mem fs dev rot="" jrn=""
 	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 	mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 	fs=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
@@ -309,8 +313,13 @@ machine_info() {
 	[ -r "/sys/block/$dev/queue/rotational" ] &&
 		rot=$(sed 's/1/, rotational/; s/0/, non-rotational/' \
 			"/sys/block/$dev/queue/rotational")
+	# ext4 without a journal: an fsync of a file does not make its name
+	# durable; only an fsync of the directory does.
+	[ -r "/sys/fs/ext4/$dev/journal_task" ] &&
+		[ "$(cat "/sys/fs/ext4/$dev/journal_task")" = "<none>" ] &&
+		jrn=", no journal"
 	echo "machine: $(nproc) CPUs ($cpu), $mem RAM, kernel $(uname -r)"
-	echo "work dir: $WORK on $fs$rot," \
+	echo "work dir: $WORK on $fs$rot$jrn," \
 		"mount options $(findmnt -no OPTIONS -T "$WORK" 2>/dev/null || echo '?')"
 	echo "postfix $(postconf -d -h mail_version 2>/dev/null || echo '?')," \
 		"postd $POSTD_BIN"
@@ -355,7 +364,10 @@ message_size_limit = 52428800
 virtual_mailbox_limit = 0
 EOF
 	# trailing slash: Maildir
-	echo "$RCPT $DOMAIN/$RCPT_LOCAL/" >"$etc/vmailbox"
+	local k
+	for k in $(seq "$TOTAL_RUNS"); do
+		echo "$RCPT_PREFIX$k@$DOMAIN $DOMAIN/$RCPT_PREFIX$k/"
+	done >"$etc/vmailbox"
 	# Debian's master.cf services without chroot (the private queue is no
 	# prepared chroot), smtpd on our port only.
 	cat >"$etc/master.cf" <<EOF
@@ -388,7 +400,6 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 	chown postfix "$PF/data"
 	chown "$MAIL_UID:$MAIL_GID" "$PF_MAIL"
-	make_maildir "$PF_MAIL/$DOMAIN/$RCPT_LOCAL"
 	postfix -c "$etc" check >>"$LOGS/postfix.setup" 2>&1 ||
 		die "postfix check failed: $(tail -5 "$LOGS/postfix.setup")"
 }
@@ -428,11 +439,6 @@ postfix_queued() {
 
 # ---- postd ---------------------------------------------------------------------------
 
-make_maildir() {
-	mkdir -p "$1/new" "$1/cur" "$1/tmp"
-	chown -R "$MAIL_UID:$MAIL_GID" "$(dirname "$1")"
-}
-
 setup_postd() {
 	if [ ! -x "$POSTD_BIN" ] || [ ! -x "$POSTCTL_BIN" ]; then
 		die "no postd at $POSTD_BIN (set POSTD_BUILD, or --only postfix)"
@@ -456,10 +462,13 @@ EOF
 	"$POSTD_BIN" -t -c "$PD/postd.conf" >"$LOGS/postd.check" 2>&1 ||
 		die "postd -t rejects the config: $(cat "$LOGS/postd.check")"
 	mkdir -p "$PD/data"
-	echo "bench-password-1" |
-		"$POSTCTL_BIN" -c "$PD/postd.conf" user add "$RCPT" \
-			>>"$LOGS/postd.setup" 2>&1 ||
-		die "postctl user add failed: $(tail -3 "$LOGS/postd.setup")"
+	local k
+	for k in $(seq "$TOTAL_RUNS"); do
+		echo "bench-password-$k" |
+			"$POSTCTL_BIN" -c "$PD/postd.conf" user add \
+				"$RCPT_PREFIX$k@$DOMAIN" >>"$LOGS/postd.setup" 2>&1 ||
+			die "postctl user add failed: $(tail -3 "$LOGS/postd.setup")"
+	done
 }
 
 start_postd() {
@@ -502,11 +511,11 @@ postd_alive() {
 
 # ---- one run ---------------------------------------------------------------------------
 
-maildir_of() {
+maildir_of() { # server run-number
 	if [ "$1" = postd ]; then
-		echo "$PD/data/mail/$DOMAIN/$RCPT_LOCAL"
+		echo "$PD/data/mail/$DOMAIN/$RCPT_PREFIX$2"
 	else
-		echo "$PF_MAIL/$DOMAIN/$RCPT_LOCAL"
+		echo "$PF_MAIL/$DOMAIN/$RCPT_PREFIX$2"
 	fi
 }
 port_of() { [ "$1" = postd ] && echo "$PD_PORT" || echo "$PF_PORT"; }
@@ -516,13 +525,6 @@ server_pid() {
 	else
 		tr -d ' ' <"$PF/queue/pid/master.pid"
 	fi
-}
-
-empty_maildir() {
-	local d
-	d=$(maildir_of "$1")
-	[ -d "$d" ] || return 0
-	find "$d/new" "$d/cur" "$d/tmp" -mindepth 1 -delete 2>/dev/null || true
 }
 
 # Wait until Postfix has nothing left in its queue (from a failed run).
@@ -535,20 +537,19 @@ postfix_drain() {
 	postsuper -c "$PF/etc" -d ALL >/dev/null 2>&1 || true
 }
 
-# run SERVER SIZE SESSIONS COUNT ROUND -> appends to $RESULTS:
+# run_one SERVER SIZE SESSIONS COUNT ROUND RUN-NUMBER -> appends to $RESULTS:
 # server size sessions count round rc t250 tmaildir delivered cpu%
 # server_cpu_s client_cpu_s
 run_one() {
-	local srv=$1 size=$2 sess=$3 n=$4 round=$5 out
-	local -a args=(-s "$sess" -m "$n" -l "$size" -f "$SENDER" -t "$RCPT"
-		-M "client.$DOMAIN")
+	local srv=$1 size=$2 sess=$3 n=$4 round=$5 k=$6 out
+	local -a args=(-s "$sess" -m "$n" -l "$size" -f "$SENDER"
+		-t "$RCPT_PREFIX$k@$DOMAIN" -M "client.$DOMAIN")
 	[ "$RECONNECT" = 1 ] || args+=(-d)
-	empty_maildir "$srv"
 	[ "$srv" = postfix ] && postfix_drain
 	sync
 	echo "== $srv size=$size sessions=$sess messages=$n round=$round" \
 		>>"$LOGS/smtp-source.err"
-	out=$(helper run "$(maildir_of "$srv")/new" "$n" "$RUN_TIMEOUT" \
+	out=$(helper run "$(maildir_of "$srv" "$k")/new" "$n" "$RUN_TIMEOUT" \
 		"$LOGS/smtp-source.err" "$(server_pid "$srv")" \
 		"$SMTP_SOURCE" "${args[@]}" \
 		"127.0.0.1:$(port_of "$srv")")
@@ -586,18 +587,21 @@ echo "disk: $FSYNC_APPEND append+fsync/s, $FSYNC_MAILDIR" \
 echo "before the runs: CPUs $(helper busy 2)% busy with other work," \
 	"load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/machine.txt"
 
+TOTAL_RUNS=$(($(wc -w <<<"$SIZES") * $(wc -w <<<"$SESSIONS") * ROUNDS * 2))
 case " $SERVERS " in *" postfix "*) setup_postfix; start_postfix ;; esac
 case " $SERVERS " in *" postd "*) setup_postd; start_postd ;; esac
 log "servers up:$(for s in $SERVERS; do printf ' %s on 127.0.0.1:%s' "$s" "$(port_of "$s")"; done)"
 
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
+k=0
 for size in $SIZES; do
 	for sess in $SESSIONS; do
 		n=$(msg_count "$size" "$sess")
 		for round in $(seq "$ROUNDS"); do
 			for srv in $SERVERS; do
-				run_one "$srv" "$size" "$sess" "$n" "$round"
+				k=$((k + 1))
+				run_one "$srv" "$size" "$sess" "$n" "$round" "$k"
 			done
 		done
 	done

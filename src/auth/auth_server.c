@@ -142,6 +142,24 @@ static uint64_t auth_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Users read by auth_server_preload() before privileges were dropped. */
+static struct passwd_db *auth_server_preloaded;
+
+int auth_server_preload(const struct config *cfg)
+{
+	const char *error;
+
+	if (cfg->users_file == NULL)
+		return -1;
+	if (passwd_db_load(cfg->users_file, &auth_server_preloaded, &error) <
+	    0) {
+		log_error("cannot load users file %s: %s", cfg->users_file,
+			  error);
+		return -1;
+	}
+	return 0;
+}
+
 /* Loads the users file; on a reload failure the old users stay. */
 static void auth_server_load(struct auth_server *s, bool reload)
 {
@@ -661,12 +679,10 @@ static void auth_job_done(struct auth_server *s, struct auth_job *job)
 				     strlen(job->req.user)),
 			  job->error != NULL ? job->error : "internal error");
 	if (job->result == AUTH_RESULT_OK) {
-		struct auth_peer *p = auth_peer_find(
-		    s, job->req.peer[0] != '\0' ? job->req.peer : "unknown",
-		    auth_now_ms(), false);
-
-		if (p != NULL)
-			p->failures = 0; /* a success forgives the peer */
+		/* A success does not forgive the peer: otherwise an attacker
+		 * with an account of its own could log into it between
+		 * guesses and never be slowed down. Failures are forgotten
+		 * only after a quiet while. */
 		snprintf(reply->user, sizeof(reply->user), "%s", job->req.user);
 		snprintf(reply->extra, sizeof(reply->extra), "%s", job->extra);
 	} else if (job->result == AUTH_RESULT_FAIL) {
@@ -866,7 +882,14 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 		w->open = true;
 		s->workers_open++;
 	}
-	auth_server_load(s, false);
+	if (auth_server_preloaded != NULL) {
+		s->db = auth_server_preloaded;
+		auth_server_preloaded = NULL;
+		log_info("users file %s loaded: %zu users", cfg->users_file,
+			 passwd_db_count(s->db));
+	} else {
+		auth_server_load(s, false);
+	}
 	auth_server_start_pool(s);
 	if (s->workers_open > 0)
 		event_base_dispatch(s->base);

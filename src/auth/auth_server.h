@@ -14,6 +14,15 @@
 
 #include "config/config.h"
 
+/*
+ * Loads the users file now, while the process still runs as root, so
+ * that the file can stay readable by root alone (0600): the run user,
+ * which the workers share, never reads a hash. auth_server_run() then
+ * starts from these users. A new generation of processes reads the file
+ * afresh on the parent's SIGHUP. Returns 0, or -1 (logged).
+ */
+int auth_server_preload(const struct config *cfg);
+
 /* Runs the auth process until all worker_fds have closed or SIGTERM.
  * Returns the process exit code. */
 int auth_server_run(const struct config *cfg, const int *worker_fds,

@@ -433,7 +433,7 @@ static int passwd_file_edit(const char *path, struct passwd_edit *edit,
 	struct stat st;
 	FILE *in = NULL, *out = NULL;
 	int lock_fd, fd = -1, ret = -1;
-	mode_t mode = 0640;
+	mode_t mode = 0600;
 	bool have_st = false, tmp_created = false;
 
 	if ((size_t)snprintf(lock_path, sizeof(lock_path), "%s.lock", path) >=

@@ -44,7 +44,7 @@ void passwd_db_free(struct passwd_db **db);
  * The edit is atomic: an exclusive lock on path.lock, a new file written
  * next to it, fsynced, renamed over path, directory fsynced. Other lines,
  * comments and extra fields are kept as they were. A missing file is
- * created with mode 0640. Returns 0 or -1 with error_r (static or
+ * created with mode 0600. Returns 0 or -1 with error_r (static or
  * thread-local text).
  */
 int passwd_file_set(const char *path, const char *name, const char *hash,

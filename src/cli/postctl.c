@@ -328,32 +328,19 @@ static int postctl_read_password(struct postctl_password *pw)
 }
 
 /*
- * The auth process runs as cfg->user and must read the users file, which
- * holds hashes nobody else should see: root:GROUP 0640.
+ * The users file holds hashes nobody but root should see: root:root 0600.
+ * The auth process reads it while still root, before it drops privileges.
  */
 static int postctl_fix_owner(const struct config *cfg)
 {
-	struct passwd *pw;
-
 	if (geteuid() != 0)
 		return 0;
-	errno = 0;
-	pw = getpwnam(cfg->user);
-	if (pw == NULL) {
+	if (chown(cfg->users_file, 0, 0) < 0 ||
+	    chmod(cfg->users_file, 0600) < 0) {
 		fprintf(stderr,
-			"postctl: cannot set the group of %s: account '%s' "
-			"not found%s%s\n",
-			cfg->users_file, cfg->user, errno != 0 ? ": " : "",
-			errno != 0 ? strerror(errno) : "");
-		return -1;
-	}
-	if (chown(cfg->users_file, 0, pw->pw_gid) < 0 ||
-	    chmod(cfg->users_file, 0640) < 0) {
-		fprintf(stderr,
-			"postctl: cannot set owner root:%lu mode 0640 on %s: "
+			"postctl: cannot set owner root:root mode 0600 on %s: "
 			"%s\n",
-			(unsigned long)pw->pw_gid, cfg->users_file,
-			strerror(errno));
+			cfg->users_file, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -386,7 +373,8 @@ static int postctl_ensure_data_dir(const struct config *cfg, bool mail)
 			cfg->data_dir);
 		return -1;
 	}
-	if (postctl_mkdir_owned(cfg->data_dir, pw) < 0)
+	/* DATA_DIR stays root's: only mail/ is the run user's. */
+	if (postctl_mkdir_owned(cfg->data_dir, NULL) < 0)
 		return -1;
 	if (mail && postctl_mkdir_owned(path, pw) < 0)
 		return -1;
@@ -634,7 +622,7 @@ static int postctl_deliver(const struct config *cfg, const char *arg)
 		return EX_NOUSER;
 	}
 	/* The users file is read before dropping privileges: it is
-	 * root:GROUP 0640 and the group may differ from the user's own. */
+	 * root's alone (0600). */
 	if (access(cfg->users_file, F_OK) < 0 && errno == ENOENT) {
 		known = false;
 	} else if (passwd_db_load(cfg->users_file, &db, &error) < 0) {

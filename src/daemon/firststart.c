@@ -23,45 +23,81 @@
 #define DEMO_LOCALPART "demo"
 #define DEMO_PASSWORD_LEN 16
 
-static void firststart_mkdir(const char *path, mode_t mode,
-			     const struct config *cfg, bool give_to_user);
+static void firststart_mkdir(const char *path, mode_t mode);
+static int firststart_dir_at(int parent_fd, const char *parent,
+			     const char *name, const struct config *cfg);
 static void firststart_demo_user(const struct config *cfg);
 static void firststart_welcome(const struct config *cfg, const char *user);
 static int firststart_deliver(int root_fd, const char *user, const char *text);
 
-static void firststart_mkdir(const char *path, mode_t mode,
-			     const struct config *cfg, bool give_to_user)
+static void firststart_mkdir(const char *path, mode_t mode)
 {
-	char error[256];
-	uid_t uid;
-	gid_t gid;
-
 	if (mkdir(path, mode) < 0 && errno != EEXIST)
 		fatal("cannot create %s: %s", path, strerror(errno));
-	if (!give_to_user || !privdrop_is_root())
-		return;
-	if (privdrop_lookup(cfg->user, &uid, &gid, error, sizeof(error)) < 0)
-		fatal("%s", error);
-	if (chown(path, uid, gid) < 0)
-		fatal("cannot chown %s: %s", path, strerror(errno));
 }
 
+/*
+ * Opens the folder name beneath parent_fd, creating it if missing,
+ * without following a symbolic link, and gives it to the run user by
+ * descriptor. Root never changes the owner of whatever a path names: the
+ * run user owns these folders and could have put a link in their place.
+ */
+static int firststart_dir_at(int parent_fd, const char *parent,
+			     const char *name, const struct config *cfg)
+{
+	char error[256];
+	struct stat st;
+	uid_t uid;
+	gid_t gid;
+	int fd;
+
+	if (mkdirat(parent_fd, name, 0700) < 0 && errno != EEXIST)
+		fatal("cannot create %s/%s: %s", parent, name, strerror(errno));
+	fd = openat(parent_fd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		fatal("%s/%s: %s (it must be a folder, not a link)", parent,
+		      name, strerror(errno));
+	if (!privdrop_is_root())
+		return fd;
+	if (privdrop_lookup(cfg->user, &uid, &gid, error, sizeof(error)) < 0)
+		fatal("%s", error);
+	if (fstat(fd, &st) < 0)
+		fatal("%s/%s: %s", parent, name, strerror(errno));
+	if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+		fatal("cannot give %s/%s to %s: %s", parent, name, cfg->user,
+		      strerror(errno));
+	return fd;
+}
+
+/*
+ * DATA_DIR stays root's (it also holds tls/ and, in the embedded default,
+ * the users file); mail/ and queue/ beneath it belong to the run user.
+ */
 void firststart_data_dirs(const struct config *cfg)
 {
-	char mail[4096];
+	static const char *const queue_dirs[] = {"tmp", "msg", "env",
+						 "quarantine"};
+	char queue[4096];
+	struct stat st;
+	int data_fd, queue_fd;
 
-	firststart_mkdir(cfg->data_dir, 0755, cfg, true);
-	snprintf(mail, sizeof(mail), "%s/mail", cfg->data_dir);
-	firststart_mkdir(mail, 0700, cfg, true);
-	/* The outbound queue and its folders (storage/queue.h). */
-	static const char *const queue_dirs[] = {"", "/tmp", "/msg", "/env",
-						 "/quarantine"};
-	for (size_t i = 0; i < sizeof(queue_dirs) / sizeof(queue_dirs[0]);
-	     i++) {
-		snprintf(mail, sizeof(mail), "%s/queue%s", cfg->data_dir,
-			 queue_dirs[i]);
-		firststart_mkdir(mail, 0700, cfg, true);
-	}
+	firststart_mkdir(cfg->data_dir, 0755);
+	data_fd = open(cfg->data_dir,
+		       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (data_fd < 0)
+		fatal("%s: %s", cfg->data_dir, strerror(errno));
+	if (privdrop_is_root() && fstat(data_fd, &st) == 0 && st.st_uid != 0)
+		log_warn("%s is not owned by root: its owner could replace "
+			 "what postd keeps there (chown root %s)",
+			 cfg->data_dir, cfg->data_dir);
+	close(firststart_dir_at(data_fd, cfg->data_dir, "mail", cfg));
+	queue_fd = firststart_dir_at(data_fd, cfg->data_dir, "queue", cfg);
+	snprintf(queue, sizeof(queue), "%s/queue", cfg->data_dir);
+	for (size_t i = 0; i < sizeof(queue_dirs) / sizeof(queue_dirs[0]); i++)
+		close(firststart_dir_at(queue_fd, queue, queue_dirs[i], cfg));
+	close(queue_fd);
+	close(data_fd);
 }
 
 void firststart_prepare(const struct config *cfg)
@@ -73,7 +109,7 @@ void firststart_prepare(const struct config *cfg)
 	if (slash != NULL) {
 		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg->tls_cert),
 			 cfg->tls_cert);
-		firststart_mkdir(dir, 0700, cfg, false);
+		firststart_mkdir(dir, 0700);
 	}
 	made = tls_make_self_signed(cfg->tls_cert, cfg->tls_key, cfg->hostname,
 				    error, sizeof(error));
@@ -91,11 +127,9 @@ static void firststart_demo_user(const struct config *cfg)
 {
 	static const char alphabet[] = "abcdefghijkmnopqrstuvwxyz"
 				       "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-	char password[DEMO_PASSWORD_LEN + 1], user[320], error_buf[256];
+	char password[DEMO_PASSWORD_LEN + 1], user[320];
 	const char *error;
 	char *hash;
-	uid_t uid;
-	gid_t gid;
 
 	for (int i = 0; i < DEMO_PASSWORD_LEN; i++)
 		password[i] =
@@ -109,16 +143,11 @@ static void firststart_demo_user(const struct config *cfg)
 	    0)
 		fatal("creating %s: %s", cfg->users_file, error);
 	free(hash);
-	if (privdrop_is_root()) {
-		if (privdrop_lookup(cfg->user, &uid, &gid, error_buf,
-				    sizeof(error_buf)) < 0)
-			fatal("%s", error_buf);
-		/* The auth process runs as cfg->user and reads it. */
-		if (chown(cfg->users_file, 0, gid) < 0 ||
-		    chmod(cfg->users_file, 0640) < 0)
-			fatal("cannot set owner of %s: %s", cfg->users_file,
-			      strerror(errno));
-	}
+	/* Root's alone: the auth process reads it before it drops
+	 * privileges, and the run user never sees a hash. */
+	if (chmod(cfg->users_file, 0600) < 0)
+		fatal("cannot set the mode of %s: %s", cfg->users_file,
+		      strerror(errno));
 	fprintf(stderr,
 		"\npostd: first start: demo user: %s password: %s\n"
 		"postd: (shown once; change it with: postctl user passwd "

@@ -184,24 +184,34 @@ static void master_child_setup(void)
 
 /*
  * The auth process sees only the folder of the users file: it is chrooted
- * there (when root), which also spares the unprivileged user from needing
- * to walk the path to it. The file is found again by name on SIGHUP, so
- * postctl's atomic replacement of it is seen.
+ * there and reads the file while still root (so it may be root's alone),
+ * then drops privileges. A SIGHUP to the parent starts a new generation,
+ * whose auth process reads the file afresh.
  */
 static void master_auth_confine(struct config *cfg)
 {
-	char dir[4096];
+	char dir[4096], error[256];
 	const char *slash = strrchr(cfg->users_file, '/');
+	uid_t uid;
+	gid_t gid;
 
 	if (!privdrop_is_root() || slash == NULL) {
 		privdrop_to(cfg->user, NULL);
 		return;
 	}
+	/* The account is looked up before the chroot hides /etc/passwd. */
+	if (privdrop_lookup(cfg->user, &uid, &gid, error, sizeof(error)) < 0)
+		fatal("cannot drop privileges: %s", error);
 	snprintf(dir, sizeof(dir), "%.*s",
 		 slash == cfg->users_file ? 1 : (int)(slash - cfg->users_file),
 		 cfg->users_file);
-	privdrop_to(cfg->user, dir);
+	tzset();
+	if (chroot(dir) < 0 || chdir("/") < 0)
+		fatal("chroot %s: %s", dir, strerror(errno));
 	memmove(cfg->users_file, slash, strlen(slash) + 1);
+	/* Read as root: the file need not be readable by the run user. */
+	(void)auth_server_preload(cfg);
+	privdrop_ids(uid, gid);
 }
 
 static void master_child_main_auth(struct master *m, int *pairs, int n)
@@ -235,8 +245,11 @@ static void master_child_main_worker(struct master *m, int *pairs, int n,
 		if (i != index)
 			close(pairs[2 * i]);
 	}
-	/* The worker sees nothing but the Maildirs (INV-U1). */
-	snprintf(chroot_dir, sizeof(chroot_dir), "%s/mail", m->cfg->data_dir);
+	/* The worker sees the data folder and nothing else: the Maildirs
+	 * and the queue it is handed as descriptors lie inside, so none of
+	 * its descriptors leads out (INV-U1); the users file and the TLS
+	 * key there are root's alone. */
+	snprintf(chroot_dir, sizeof(chroot_dir), "%s", m->cfg->data_dir);
 	privdrop_to(m->cfg->user, chroot_dir);
 	params.cfg = m->cfg;
 	params.listeners = m->listeners;

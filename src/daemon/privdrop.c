@@ -58,6 +58,11 @@ void privdrop_to(const char *user, const char *chroot_dir)
 		if (chroot(chroot_dir) < 0 || chdir("/") < 0)
 			fatal("chroot %s: %s", chroot_dir, strerror(errno));
 	}
+	privdrop_ids(uid, gid);
+}
+
+void privdrop_ids(uid_t uid, gid_t gid)
+{
 	if (setgroups(1, &gid) < 0)
 		fatal("setgroups: %s", strerror(errno));
 	if (setresgid(gid, gid, gid) < 0)

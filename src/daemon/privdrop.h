@@ -19,5 +19,8 @@ int privdrop_lookup(const char *user, uid_t *uid_r, gid_t *gid_r, char *error,
  */
 void privdrop_to(const char *user, const char *chroot_dir);
 bool privdrop_is_root(void);
+/* The last step of privdrop_to(), for a caller that looked the ids up
+ * before a chroot (after which the account database is out of reach). */
+void privdrop_ids(uid_t uid, gid_t gid);
 
 #endif

@@ -75,7 +75,21 @@ void fatal(const char *fmt, ...)
 	exit(1);
 }
 
+static char *log_escape_set(char *dst, size_t dstsize, const char *src,
+			    size_t len, const char *also);
+
 char *log_escape(char *dst, size_t dstsize, const char *src, size_t len)
+{
+	return log_escape_set(dst, dstsize, src, len, "");
+}
+
+char *log_escape_word(char *dst, size_t dstsize, const char *src)
+{
+	return log_escape_set(dst, dstsize, src, strlen(src), " \"=");
+}
+
+static char *log_escape_set(char *dst, size_t dstsize, const char *src,
+			    size_t len, const char *also)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t o = 0;
@@ -85,7 +99,8 @@ char *log_escape(char *dst, size_t dstsize, const char *src, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)src[i];
 
-		if (c >= 0x20 && c < 0x7f && c != '\\') {
+		if (c >= 0x20 && c < 0x7f && c != '\\' &&
+		    strchr(also, c) == NULL) {
 			if (o + 1 >= dstsize)
 				break;
 			dst[o++] = (char)c;

@@ -40,4 +40,11 @@ void fatal(const char *fmt, ...)
  */
 char *log_escape(char *dst, size_t dstsize, const char *src, size_t len);
 
+/*
+ * As log_escape(), and also space, '"' and '=': for a value from the
+ * network (an address) that sits inside a "key=value" log line, so it
+ * cannot pose as further fields. Returns dst.
+ */
+char *log_escape_word(char *dst, size_t dstsize, const char *src);
+
 #endif

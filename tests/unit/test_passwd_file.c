@@ -279,12 +279,12 @@ static void test_passwd_set_delete_round_trip(void **state)
 	struct stat st;
 
 	(void)state;
-	/* A missing file is created, mode 0640. */
+	/* A missing file is created, mode 0600: root's alone. */
 	assert_int_equal(passwd_file_set(path, "alice@example.org",
 					 SHA512_SECRET, true, false, &error),
 			 0);
 	assert_int_equal(stat(path, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0640);
+	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_string_equal(read_file(),
 			    "alice@example.org:" SHA512_SECRET "\n");
 

@@ -155,7 +155,11 @@ static void pop3_process_input(struct pop3_session *s)
 	char line[SASL_MAX_RESPONSE_LINE + 1];
 
 	s->in_input_loop = true;
-	while (!s->busy && !conn_is_closing(s->conn)) {
+	/* A client that sends commands but never reads the replies stops
+	 * being read once its replies fill the output queue (on_drain
+	 * goes on): output stays bounded per connection. */
+	while (!s->busy && !conn_is_closing(s->conn) &&
+	       !conn_output_full(s->conn)) {
 		/* The limits count the CRLF; the line read here has none. */
 		size_t max = s->sasl != POP3_SASL_NONE
 				 ? SASL_MAX_RESPONSE_LINE - 2
@@ -197,6 +201,9 @@ static void pop3_on_drain(void *arg)
 
 	if (s->job.kind != POP3_JOB_NONE)
 		pop3_job_run(s);
+	else if (!s->busy && !s->in_input_loop &&
+		 conn_input_pending(s->conn) > 0)
+		pop3_process_input(s);
 }
 
 static void pop3_on_timeout(void *arg)

@@ -156,7 +156,8 @@ static bool smtp_storage_low(struct smtp_session *s)
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	char sender[SMTP_MAILBOX_BUF_SIZE], lower[SMTP_MAILBOX_BUF_SIZE];
-	char cause[SMTP_MAILBOX_BUF_SIZE + 64];
+	char cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
+	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
 
 	if (s->submission && !s->authenticated) {
 		smtp_reply_error(s, "530 5.7.0 Authentication required");
@@ -176,17 +177,23 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 				    "supported");
 		return;
 	}
-	smtp_path_canonical(&cmd->path, false, sender, sizeof(sender));
+	if (smtp_path_canonical(&cmd->path, false, sender, sizeof(sender)) <
+	    0) {
+		smtp_reply_error(s, "501 5.1.7 Bad sender address syntax");
+		return;
+	}
 	if (s->submission && s->env->cfg->sender_login_match) {
-		smtp_path_canonical(&cmd->path, true, lower, sizeof(lower));
-		if (strcmp(lower, s->user) != 0) {
+		if (smtp_path_canonical(&cmd->path, true, lower,
+					sizeof(lower)) < 0 ||
+		    strcmp(lower, s->user) != 0) {
 			smtp_reply_error(s,
 					 "553 5.7.1 Sender address "
 					 "rejected: not owned by user %s",
 					 s->user);
-			snprintf(cause, sizeof(cause),
-				 "sender <%s> is not the user's own address",
-				 sender);
+			snprintf(
+			    cause, sizeof(cause),
+			    "sender <%s> is not the user's own address",
+			    log_escape_word(logged, sizeof(logged), sender));
 			smtp_session_log_refusal(s, cause);
 			return;
 		}
@@ -219,7 +226,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_txn *t = &s->txn;
 	struct smtp_rcpt r = {.maildir_fd = -1};
 	struct auth_request req;
-	char domain[SMTP_MAX_DOMAIN + 1], cause[SMTP_MAILBOX_BUF_SIZE + 64];
+	char domain[SMTP_MAX_DOMAIN + 1], cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
+	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
 	bool local;
 
 	if (!t->active) {
@@ -241,7 +249,12 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		ascii_lowercase(domain);
 		local = !cmd->path.literal &&
 			config_is_local_domain(s->env->cfg, domain);
-		smtp_path_canonical(&cmd->path, local, r.addr, sizeof(r.addr));
+		if (smtp_path_canonical(&cmd->path, local, r.addr,
+					sizeof(r.addr)) < 0) {
+			smtp_reply_error(s, "501 5.1.3 Bad recipient address "
+					    "syntax");
+			return;
+		}
 	}
 	for (size_t i = 0; i < t->rcpt_count; i++) {
 		if (strcmp(t->rcpts[i].addr, r.addr) == 0) {
@@ -256,8 +269,9 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 					 "554 5.7.1 <%s>: Relay access "
 					 "denied",
 					 r.addr);
-			snprintf(cause, sizeof(cause), "relay to <%s> denied",
-				 r.addr);
+			snprintf(
+			    cause, sizeof(cause), "relay to <%s> denied",
+			    log_escape_word(logged, sizeof(logged), r.addr));
 			smtp_session_log_refusal(s, cause);
 			return;
 		}
@@ -273,7 +287,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 				 "rejected: User unknown",
 				 r.addr);
 		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
-			 r.addr);
+			 log_escape_word(logged, sizeof(logged), r.addr));
 		smtp_session_log_refusal(s, cause);
 		return;
 	}
@@ -296,7 +310,8 @@ static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
 {
 	struct smtp_session *s = ctx;
 	struct smtp_rcpt r = s->txn.pending;
-	char cause[SMTP_MAILBOX_BUF_SIZE + 64];
+	char cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
+	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
 	const char *error;
 
 	s->auth_req = NULL;
@@ -311,7 +326,7 @@ static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
 				 "rejected: User unknown",
 				 r.addr);
 		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
-			 r.addr);
+			 log_escape_word(logged, sizeof(logged), r.addr));
 		smtp_session_log_refusal(s, cause);
 	} else {
 		r.local = true;

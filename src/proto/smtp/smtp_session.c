@@ -193,7 +193,10 @@ static void smtp_process_input(struct smtp_session *s)
 	char line[SASL_MAX_RESPONSE_LINE + 1];
 
 	s->in_input_loop = true;
-	while (!s->busy && !conn_is_closing(s->conn)) {
+	/* Replies that the client does not read stop the reading of its
+	 * commands (resumed from on_drain): output stays bounded. */
+	while (!s->busy && !conn_is_closing(s->conn) &&
+	       !conn_output_full(s->conn)) {
 		size_t len = 0;
 		int r;
 
@@ -460,12 +463,17 @@ static void smtp_commit_done(void *ctx, int err, const char *error,
 	} else {
 		uint64_t size = t->bdat_started ? t->bdat.content.size
 						: t->data.content.size;
+		char sender[SMTP_MAILBOX_BUF_SIZE * 4];
+
+		/* A quoted local part may hold spaces and '=': escaped, it
+		 * cannot pose as more fields of the line. */
+		log_escape_word(sender, sizeof(sender), t->sender);
 
 		log_info("received session=%s id=%s peer=%s proto=%s user=%s "
 			 "from=<%s> rcpts=%zu local=%zu queued=%s size=%llu",
 			 conn_id(s->conn), s->id, conn_peer(s->conn),
 			 config_proto_name(conn_proto(s->conn)),
-			 s->authenticated ? s->user : "-", t->sender,
+			 s->authenticated ? s->user : "-", sender,
 			 t->rcpt_count, t->local_count,
 			 queue_id != NULL ? queue_id : "-",
 			 (unsigned long long)size);
@@ -489,7 +497,10 @@ static void smtp_on_readable(void *arg)
 
 static void smtp_on_drain(void *arg)
 {
-	(void)arg;
+	struct smtp_session *s = arg;
+
+	if (!s->busy && !s->in_input_loop && conn_input_pending(s->conn) > 0)
+		smtp_process_input(s);
 }
 
 static void smtp_on_timeout(void *arg)
