@@ -57,7 +57,10 @@ while [ $# -gt 0 ]; do
 	shift
 done
 case "$ROUNDS" in '' | *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
-case "$ONLY" in '' | postd | postfix) ;; *) echo "bad --only" >&2; exit 2 ;; esac
+case "$ONLY" in
+'' | postd | postfix) ;;
+*) echo "bad --only" >&2; exit 2 ;;
+esac
 SIZES=${SIZES//,/ }
 SESSIONS=${SESSIONS//,/ }
 for v in $SIZES $SESSIONS; do
@@ -79,7 +82,7 @@ die() { log "FATAL: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run me as root"
 
-# ---- packages -----------------------------------------------------------------
+# ---- packages --------------------------------------------------------------
 
 SMTP_SOURCE=/usr/sbin/smtp-source
 need_pkgs=""
@@ -102,7 +105,7 @@ fi
 [ -x "$SMTP_SOURCE" ] || die "no $SMTP_SOURCE after installing postfix"
 PY=$(command -v python3)
 
-# ---- work directory -------------------------------------------------------------
+# ---- work directory --------------------------------------------------------
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/smtp-bench.XXXXXX")
 chmod 755 "$WORK"	# postfix and nobody must reach their parts
@@ -132,7 +135,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- helpers in Python: readiness, timing, disk probe --------------------------
+# ---- helpers in Python: readiness, timing, disk probe ----------------------
 
 cat >"$WORK/helper.py" <<'PYEOF'
 import os, smtplib, subprocess, sys, threading, time
@@ -301,7 +304,7 @@ helper() { "$PY" "$WORK/helper.py" "$@"; }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# ---- the machine -----------------------------------------------------------------
+# ---- the machine -----------------------------------------------------------
 
 machine_info() {
 	local cpu mem fs dev rot="" jrn=""
@@ -325,7 +328,7 @@ machine_info() {
 		"postd $POSTD_BIN"
 }
 
-# ---- Postfix -----------------------------------------------------------------------
+# ---- Postfix ---------------------------------------------------------------
 
 # A private instance: own config_directory, queue, data directory and log,
 # listening on 127.0.0.1:PF_PORT only, delivering bench.test to Maildirs
@@ -437,7 +440,7 @@ postfix_queued() {
 		"$PF/queue/maildrop" -type f 2>/dev/null | wc -l
 }
 
-# ---- postd ---------------------------------------------------------------------------
+# ---- postd -----------------------------------------------------------------
 
 setup_postd() {
 	if [ ! -x "$POSTD_BIN" ] || [ ! -x "$POSTCTL_BIN" ]; then
@@ -509,7 +512,7 @@ postd_alive() {
 	return 0
 }
 
-# ---- one run ---------------------------------------------------------------------------
+# ---- one run ---------------------------------------------------------------
 
 maildir_of() { # server run-number
 	if [ "$1" = postd ]; then
@@ -571,7 +574,7 @@ run_one() {
 	fi
 }
 
-# ---- main ------------------------------------------------------------------------------
+# ---- main ------------------------------------------------------------------
 
 SERVERS="postd postfix"
 [ -n "$ONLY" ] && SERVERS=$ONLY
@@ -580,8 +583,8 @@ machine_info | tee "$LOGS/machine.txt"
 mkdir -p "$WORK/probe"
 read -r FSYNC_APPEND FSYNC_MAILDIR < <(helper probe "$WORK/probe" 2)
 rm -rf "$WORK/probe"
-echo "disk: $FSYNC_APPEND append+fsync/s, $FSYNC_MAILDIR" \
-	"Maildir commits/s (2 KiB file: write, fsync, rename, fsync dir), one at a time" |
+echo "disk: $FSYNC_APPEND append+fsync/s, $FSYNC_MAILDIR Maildir" \
+	"commits/s (2 KiB file: write, fsync, rename, fsync dir), one at a time" |
 	tee -a "$LOGS/machine.txt"
 # Neighbours (other jobs on a shared machine) skew every figure: say so.
 echo "before the runs: CPUs $(helper busy 2)% busy with other work," \
@@ -590,7 +593,9 @@ echo "before the runs: CPUs $(helper busy 2)% busy with other work," \
 TOTAL_RUNS=$(($(wc -w <<<"$SIZES") * $(wc -w <<<"$SESSIONS") * ROUNDS * 2))
 case " $SERVERS " in *" postfix "*) setup_postfix; start_postfix ;; esac
 case " $SERVERS " in *" postd "*) setup_postd; start_postd ;; esac
-log "servers up:$(for s in $SERVERS; do printf ' %s on 127.0.0.1:%s' "$s" "$(port_of "$s")"; done)"
+for s in $SERVERS; do
+	log "$s is up on 127.0.0.1:$(port_of "$s")"
+done
 
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
@@ -607,7 +612,7 @@ for size in $SIZES; do
 	done
 done
 
-# ---- report ----------------------------------------------------------------------------
+# ---- report ----------------------------------------------------------------
 
 report() {
 	awk -v servers="$SERVERS" '
@@ -686,13 +691,18 @@ report() {
 }
 
 echo
-echo "SMTP receiving, messages per second (smtp-source, 127.0.0.1, one recipient;" \
-	"$([ "$RECONNECT" = 1 ] && echo "one connection per message" || echo "one connection per session, -d"))"
+if [ "$RECONNECT" = 1 ]; then
+	CONNS="one connection per message"
+else
+	CONNS="one connection per session, -d"
+fi
+echo "SMTP receiving, messages per second (smtp-source, 127.0.0.1," \
+	"one recipient; $CONNS)"
 cat "$LOGS/machine.txt"
 echo
 report | tee "$LOGS/table.md"
 
-# ---- oddities ------------------------------------------------------------------------------
+# ---- oddities --------------------------------------------------------------
 
 # Stopped first, so that their shutdown is in the logs scanned below.
 stop_postd

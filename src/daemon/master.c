@@ -447,8 +447,10 @@ static int master_stop(struct master *m)
 
 	log_info("stopping");
 	m->stopping = true;
+	/* Workers first: an auth process leaves by itself once its workers'
+	 * sockets have closed, so no worker sees it go away mid-session. */
 	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
-		if (m->children[i].pid != 0)
+		if (m->children[i].pid != 0 && !m->children[i].is_auth)
 			kill(m->children[i].pid, SIGTERM);
 	}
 	while (left && time(NULL) < deadline) {
