@@ -234,8 +234,10 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len,
 
 	if (m->failed)
 		goto fail;
-	for (size_t i = 0; i < len; i++) {
+	for (size_t i = 0; i < len;) {
 		char c = p[i];
+		const char *cr;
+		size_t run;
 
 		if (m->held_cr) {
 			m->held_cr = false;
@@ -245,10 +247,30 @@ int spool_msg_write(struct spool_msg *m, const void *data, size_t len,
 		}
 		if (c == '\r') {
 			m->held_cr = true;
+			i++;
 			continue;
 		}
-		if (spool_store_checked(m, c) < 0)
-			goto fail;
+		/* The bytes up to the next CR are stored as they are, in
+		 * one copy. A stored CR is never followed by a stored LF
+		 * (that pair was an LF), so every LF in the run is one the
+		 * wire turns into CRLF. */
+		cr = memchr(p + i, '\r', len - i);
+		run = (cr != NULL ? (size_t)(cr - p) : len) - i;
+		if (run > sizeof(m->buf) - m->buf_len) {
+			if (spool_flush(m) < 0)
+				goto fail;
+			if (run > sizeof(m->buf))
+				run = sizeof(m->buf);
+		}
+		memcpy(m->buf + m->buf_len, p + i, run);
+		m->buf_len += run;
+		m->stored += run;
+		m->wire += run;
+		for (const char *lf = memchr(p + i, '\n', run); lf != NULL;
+		     lf = memchr(lf + 1, '\n', (size_t)(p + i + run - lf - 1)))
+			m->wire++;
+		m->last = p[i + run - 1];
+		i += run;
 	}
 	return 0;
 fail:
