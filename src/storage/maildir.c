@@ -24,22 +24,15 @@
 #include "lib/postd_limits.h"
 #include "lib/username.h"
 #include "lib/xmalloc.h"
+#include "storage/msg_file.h"
 
 #define MAILDIR_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 
 struct maildir_delivery {
-	int tmp_fd;  /* tmp/ */
-	int new_fd;  /* new/ */
-	int fd;	     /* the message file in tmp/, -1 once closed */
-	bool failed; /* a write failed: only abort is left */
-	int saved_errno;
-	bool held_cr; /* input ended with CR: it may start a CRLF */
-	char last;    /* last stored byte */
-	uint64_t stored;
-	uint64_t wire;
-	size_t buf_len;
+	int tmp_fd; /* tmp/ */
+	int new_fd; /* new/ */
 	char name[MAILDIR_MAX_NAME + 1];
-	char buf[MAILDIR_IO_BUFFER];
+	struct msg_file file; /* the message in tmp/ */
 };
 
 static const char *maildir_error(const char *what, int err);
@@ -47,9 +40,6 @@ static bool maildir_safe_component(const char *s, size_t len);
 static int maildir_open_sub(int dir_fd, const char *name, bool create,
 			    const char **error_r);
 static size_t maildir_host(char *out, size_t out_size);
-static int maildir_flush(struct maildir_delivery *d);
-static void maildir_store(struct maildir_delivery *d, char c);
-static int maildir_store_checked(struct maildir_delivery *d, char c);
 static void maildir_delivery_free(struct maildir_delivery **d, bool unlink_tmp);
 
 /* Error strings live in a per-thread buffer until the next call. */
@@ -216,14 +206,7 @@ struct maildir_delivery *maildir_delivery_begin(int maildir_fd,
 	int saved;
 
 	d->new_fd = -1;
-	d->fd = -1;
-	d->failed = false;
-	d->saved_errno = 0;
-	d->held_cr = false;
-	d->last = '\n';
-	d->stored = 0;
-	d->wire = 0;
-	d->buf_len = 0;
+	msg_file_init(&d->file, -1);
 	d->name[0] = '\0';
 	d->tmp_fd = openat(maildir_fd, "tmp", MAILDIR_DIR_FLAGS);
 	if (d->tmp_fd < 0) {
@@ -239,10 +222,10 @@ struct maildir_delivery *maildir_delivery_begin(int maildir_fd,
 		*error_r = maildir_error("make a unique name", errno);
 		goto fail;
 	}
-	d->fd =
+	d->file.fd =
 	    openat(d->tmp_fd, d->name,
 		   O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (d->fd < 0) {
+	if (d->file.fd < 0) {
 		*error_r = maildir_error("create tmp file", errno);
 		d->name[0] = '\0';
 		goto fail;
@@ -255,76 +238,15 @@ fail:
 	return NULL;
 }
 
-static int maildir_flush(struct maildir_delivery *d)
-{
-	size_t off = 0;
-
-	while (off < d->buf_len) {
-		ssize_t w = write(d->fd, d->buf + off, d->buf_len - off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			d->failed = true;
-			d->saved_errno = errno;
-			return -1;
-		}
-		off += (size_t)w;
-	}
-	d->buf_len = 0;
-	return 0;
-}
-
-/* One stored byte; the wire size counts what msg_wire would send. */
-static void maildir_store(struct maildir_delivery *d, char c)
-{
-	d->buf[d->buf_len++] = c;
-	d->stored++;
-	d->wire++;
-	if (c == '\n' && d->last != '\r')
-		d->wire++;
-	d->last = c;
-}
-
-static int maildir_store_checked(struct maildir_delivery *d, char c)
-{
-	if (d->buf_len == sizeof(d->buf) && maildir_flush(d) < 0)
-		return -1;
-	maildir_store(d, c);
-	return 0;
-}
-
 int maildir_delivery_write(struct maildir_delivery *d, const void *data,
 			   size_t len, const char **error_r)
 {
-	const char *p = data;
-
-	if (d->failed) {
-		*error_r = maildir_error("write", d->saved_errno);
-		errno = d->saved_errno;
+	if (msg_file_write(&d->file, data, len) < 0) {
+		*error_r = maildir_error("write", d->file.saved_errno);
+		errno = d->file.saved_errno;
 		return -1;
 	}
-	for (size_t i = 0; i < len; i++) {
-		char c = p[i];
-
-		if (d->held_cr) {
-			d->held_cr = false;
-			/* CRLF is stored as LF; any other CR is kept. */
-			if (c != '\n' && maildir_store_checked(d, '\r') < 0)
-				goto fail;
-		}
-		if (c == '\r') {
-			d->held_cr = true;
-			continue;
-		}
-		if (maildir_store_checked(d, c) < 0)
-			goto fail;
-	}
 	return 0;
-fail:
-	*error_r = maildir_error("write", d->saved_errno);
-	errno = d->saved_errno;
-	return -1;
 }
 
 int maildir_delivery_commit(struct maildir_delivery **dp, char *name_r,
@@ -336,36 +258,24 @@ int maildir_delivery_commit(struct maildir_delivery **dp, char *name_r,
 	int n, r, fd;
 
 	*errno_r = 0;
-	if (d->failed) {
-		*errno_r = d->saved_errno;
-		*error_r = maildir_error("write", d->saved_errno);
-		goto fail;
-	}
-	if (d->held_cr) {
-		d->held_cr = false;
-		if (maildir_store_checked(d, '\r') < 0)
-			goto write_fail;
-	}
-	if (maildir_flush(d) < 0)
+	if (msg_file_finish(&d->file) < 0)
 		goto write_fail;
-	if (d->stored > 0 && d->last != '\n')
-		d->wire += 2;
 	/* INV-D1: fsync, close, each checked; a failed fsync is never
 	 * retried, the file is thrown away. */
-	if (fsync(d->fd) < 0) {
+	if (fsync(d->file.fd) < 0) {
 		*errno_r = errno;
 		*error_r = maildir_error("fsync", errno);
 		goto fail;
 	}
-	fd = d->fd;
-	d->fd = -1;
+	fd = d->file.fd;
+	d->file.fd = -1;
 	if (close(fd) < 0) {
 		*errno_r = errno;
 		*error_r = maildir_error("close", errno);
 		goto fail;
 	}
 	n = snprintf(final, sizeof(final), "%s,S=%" PRIu64 ",W=%" PRIu64,
-		     d->name, d->stored, d->wire);
+		     d->name, d->file.stored, d->file.wire);
 	if (n < 0 || (size_t)n >= sizeof(final) || (size_t)n >= name_size) {
 		*errno_r = ENAMETOOLONG;
 		*error_r = maildir_error("final name", ENAMETOOLONG);
@@ -394,8 +304,8 @@ int maildir_delivery_commit(struct maildir_delivery **dp, char *name_r,
 	maildir_delivery_free(dp, false);
 	return 0;
 write_fail:
-	*errno_r = d->saved_errno;
-	*error_r = maildir_error("write", d->saved_errno);
+	*errno_r = d->file.saved_errno;
+	*error_r = maildir_error("write", d->file.saved_errno);
 fail:
 	maildir_delivery_free(dp, true);
 	errno = *errno_r;
@@ -412,8 +322,8 @@ static void maildir_delivery_free(struct maildir_delivery **dp, bool unlink_tmp)
 {
 	struct maildir_delivery *d = *dp;
 
-	if (d->fd >= 0)
-		close(d->fd);
+	if (d->file.fd >= 0)
+		close(d->file.fd);
 	if (unlink_tmp && d->name[0] != '\0' && d->tmp_fd >= 0)
 		unlinkat(d->tmp_fd, d->name, 0);
 	if (d->tmp_fd >= 0)

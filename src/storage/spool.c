@@ -12,6 +12,7 @@
  */
 #include "storage/spool.h"
 #include "storage/maildir.h"
+#include "storage/msg_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,17 +40,9 @@
 #define SPOOL_ERROR_SIZE 256
 
 struct spool_msg {
-	int tmp_fd;  /* the tmp/ folder */
-	int fd;	     /* the file in tmp/, -1 once closed */
-	bool failed; /* a write failed: only abort (or a failing commit) */
-	int saved_errno;
-	bool held_cr; /* input ended with CR: it may start a CRLF */
-	char last;    /* last stored byte */
-	uint64_t stored;
-	uint64_t wire;
-	size_t buf_len;
+	int tmp_fd; /* the tmp/ folder */
 	char name[MAILDIR_MAX_NAME + 1];
-	char buf[MAILDIR_IO_BUFFER];
+	struct msg_file file; /* the message in tmp/ */
 };
 
 /* A name this commit made visible, to be removed if it fails. */
@@ -110,9 +103,6 @@ struct spool_pool {
 };
 
 static void spool_set_error(char *buf, const char *what, int err);
-static int spool_flush(struct spool_msg *m);
-static void spool_store(struct spool_msg *m, char c);
-static int spool_store_checked(struct spool_msg *m, char c);
 static void spool_msg_free(struct spool_msg **m, bool unlink_tmp);
 static void spool_job_fail(struct spool_job *job, struct spool_batch *b,
 			   int err, const char *what);
@@ -149,14 +139,7 @@ struct spool_msg *spool_msg_begin(int dir_fd, const char **error_r)
 	struct spool_msg *m = xmalloc(sizeof(*m));
 	int saved;
 
-	m->fd = -1;
-	m->failed = false;
-	m->saved_errno = 0;
-	m->held_cr = false;
-	m->last = '\n';
-	m->stored = 0;
-	m->wire = 0;
-	m->buf_len = 0;
+	msg_file_init(&m->file, -1);
 	m->name[0] = '\0';
 	m->tmp_fd = openat(dir_fd, "tmp", SPOOL_DIR_FLAGS);
 	if (m->tmp_fd < 0) {
@@ -169,10 +152,10 @@ struct spool_msg *spool_msg_begin(int dir_fd, const char **error_r)
 		goto fail;
 	}
 	/* INV-D3: a fresh file, never an existing one or a symlink. */
-	m->fd =
+	m->file.fd =
 	    openat(m->tmp_fd, m->name,
 		   O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (m->fd < 0) {
+	if (m->file.fd < 0) {
 		spool_set_error(errbuf, "create tmp file", errno);
 		m->name[0] = '\0';
 		goto fail;
@@ -186,104 +169,24 @@ fail:
 	return NULL;
 }
 
-static int spool_flush(struct spool_msg *m)
-{
-	size_t off = 0;
-
-	while (off < m->buf_len) {
-		ssize_t w = write(m->fd, m->buf + off, m->buf_len - off);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			m->failed = true;
-			m->saved_errno = errno;
-			return -1;
-		}
-		off += (size_t)w;
-	}
-	m->buf_len = 0;
-	return 0;
-}
-
-/* One stored byte; W counts what msg_wire sends (bare LF -> CRLF), as
- * maildir.c does, so that POP3 LIST can trust the name. */
-static void spool_store(struct spool_msg *m, char c)
-{
-	m->buf[m->buf_len++] = c;
-	m->stored++;
-	m->wire++;
-	if (c == '\n' && m->last != '\r')
-		m->wire++;
-	m->last = c;
-}
-
-static int spool_store_checked(struct spool_msg *m, char c)
-{
-	if (m->buf_len == sizeof(m->buf) && spool_flush(m) < 0)
-		return -1;
-	spool_store(m, c);
-	return 0;
-}
-
 int spool_msg_write(struct spool_msg *m, const void *data, size_t len,
 		    const char **error_r)
 {
 	static __thread char errbuf[SPOOL_ERROR_SIZE];
-	const char *p = data;
 
-	if (m->failed)
-		goto fail;
-	for (size_t i = 0; i < len;) {
-		char c = p[i];
-		const char *cr;
-		size_t run;
-
-		if (m->held_cr) {
-			m->held_cr = false;
-			/* CRLF is stored as LF; any other CR is kept. */
-			if (c != '\n' && spool_store_checked(m, '\r') < 0)
-				goto fail;
-		}
-		if (c == '\r') {
-			m->held_cr = true;
-			i++;
-			continue;
-		}
-		/* The bytes up to the next CR are stored as they are, in
-		 * one copy. A stored CR is never followed by a stored LF
-		 * (that pair was an LF), so every LF in the run is one the
-		 * wire turns into CRLF. */
-		cr = memchr(p + i, '\r', len - i);
-		run = (cr != NULL ? (size_t)(cr - p) : len) - i;
-		if (run > sizeof(m->buf) - m->buf_len) {
-			if (spool_flush(m) < 0)
-				goto fail;
-			if (run > sizeof(m->buf))
-				run = sizeof(m->buf);
-		}
-		memcpy(m->buf + m->buf_len, p + i, run);
-		m->buf_len += run;
-		m->stored += run;
-		m->wire += run;
-		for (const char *lf = memchr(p + i, '\n', run); lf != NULL;
-		     lf = memchr(lf + 1, '\n', (size_t)(p + i + run - lf - 1)))
-			m->wire++;
-		m->last = p[i + run - 1];
-		i += run;
+	if (msg_file_write(&m->file, data, len) < 0) {
+		spool_set_error(errbuf, "write", m->file.saved_errno);
+		*error_r = errbuf;
+		errno = m->file.saved_errno;
+		return -1;
 	}
 	return 0;
-fail:
-	spool_set_error(errbuf, "write", m->saved_errno);
-	*error_r = errbuf;
-	errno = m->saved_errno;
-	return -1;
 }
 
 uint64_t spool_msg_size(const struct spool_msg *m)
 {
 	/* A held CR is stored later, as CR or as part of an LF. */
-	return m->stored;
+	return m->file.stored;
 }
 
 void spool_msg_abort(struct spool_msg **m)
@@ -296,8 +199,8 @@ static void spool_msg_free(struct spool_msg **mp, bool unlink_tmp)
 {
 	struct spool_msg *m = *mp;
 
-	if (m->fd >= 0)
-		close(m->fd);
+	if (m->file.fd >= 0)
+		close(m->file.fd);
 	if (unlink_tmp && m->name[0] != '\0' && m->tmp_fd >= 0)
 		unlinkat(m->tmp_fd, m->name, 0);
 	if (m->tmp_fd >= 0)
@@ -334,35 +237,24 @@ static int spool_finish_file(struct spool_job *job)
 	struct spool_msg *m = job->msg;
 	int fd;
 
-	if (m->failed) {
-		spool_set_error(job->error, "write", m->saved_errno);
-		return m->saved_errno;
-	}
-	if (m->held_cr) {
-		m->held_cr = false;
-		if (spool_store_checked(m, '\r') < 0)
-			goto write_fail;
-	}
-	if (spool_flush(m) < 0)
+	if (msg_file_finish(&m->file) < 0)
 		goto write_fail;
-	if (m->stored > 0 && m->last != '\n')
-		m->wire += 2;
 	/* A failed fsync is never retried: the kernel may have dropped the
 	 * dirty pages and a second fsync would report success. */
-	if (fsync(m->fd) < 0) {
+	if (fsync(m->file.fd) < 0) {
 		spool_set_error(job->error, "fsync", errno);
 		return errno;
 	}
-	fd = m->fd;
-	m->fd = -1;
+	fd = m->file.fd;
+	m->file.fd = -1;
 	if (close(fd) < 0) {
 		spool_set_error(job->error, "close", errno);
 		return errno;
 	}
 	return 0;
 write_fail:
-	spool_set_error(job->error, "write", m->saved_errno);
-	return m->saved_errno;
+	spool_set_error(job->error, "write", m->file.saved_errno);
+	return m->file.saved_errno;
 }
 
 /* Takes fd; returns the index of its directory in the batch, sharing
@@ -419,9 +311,9 @@ static int spool_copy(struct spool_msg *m, int base_fd, int dst_fd,
 		goto fail;
 	created = true;
 	/* The message's buffer is free: its data was flushed. */
-	m->buf_len = 0;
+	m->file.buf_len = 0;
 	for (;;) {
-		ssize_t n = read(src, m->buf, sizeof(m->buf));
+		ssize_t n = read(src, m->file.buf, sizeof(m->file.buf));
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -430,7 +322,8 @@ static int spool_copy(struct spool_msg *m, int base_fd, int dst_fd,
 		if (n == 0)
 			break;
 		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, m->buf + off, (size_t)(n - off));
+			ssize_t w =
+			    write(out, m->file.buf + off, (size_t)(n - off));
 
 			if (w < 0 && errno == EINTR)
 				continue;
@@ -505,8 +398,8 @@ static int spool_link_maildir(struct spool_job *job, struct spool_batch *b,
 			return errno;
 		}
 		n = snprintf(final, sizeof(final),
-			     "%s,S=%" PRIu64 ",W=%" PRIu64, base, m->stored,
-			     m->wire);
+			     "%s,S=%" PRIu64 ",W=%" PRIu64, base,
+			     m->file.stored, m->file.wire);
 		if (n < 0 || (size_t)n >= sizeof(final)) {
 			spool_set_error(job->error, "final name", ENAMETOOLONG);
 			return ENAMETOOLONG;
@@ -551,7 +444,7 @@ static int spool_link_queue(struct spool_job *job, struct spool_batch *b)
 		}
 	}
 	env.created = (uint64_t)time(NULL);
-	env.size = job->msg->stored;
+	env.size = job->msg->file.stored;
 	env.skip = job->skip;
 	env.sender = job->sender;
 	env.rcpt_count = job->rcpt_count;
@@ -625,8 +518,9 @@ static void spool_batch_run(struct spool_job *jobs)
 	for (struct spool_job *j = jobs; j != NULL; j = j->next) {
 		struct spool_msg *m = j->msg;
 
-		if (j->err == 0 && !m->failed && spool_flush(m) == 0)
-			sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+		if (j->err == 0 && msg_file_flush(&m->file) == 0)
+			sync_file_range(m->file.fd, 0, 0,
+					SYNC_FILE_RANGE_WRITE);
 	}
 	for (struct spool_job *j = jobs; j != NULL; j = j->next)
 		spool_job_prepare(j, &b);

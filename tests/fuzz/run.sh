@@ -33,6 +33,7 @@ fuzz_sasl:12800
 fuzz_config:8192
 fuzz_username:512
 fuzz_msg_wire:4096
+fuzz_msg_file:4096
 fuzz_passwd_file:8192
 fuzz_smtp_parse:12300
 fuzz_smtp_data:4096
