@@ -37,6 +37,8 @@ static void smtp_header_end(void *ctx, bool have_message_id, bool have_date);
 static void smtp_commit_done(void *ctx, int err, const char *error,
 			     const char *queue_id);
 static void smtp_new_id(struct smtp_session *s);
+static void smtp_vreply(struct smtp_session *s, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 static const struct conn_handler smtp_handler = {
     .on_readable = smtp_on_readable,
@@ -93,32 +95,32 @@ void smtp_session_enter_mode(struct smtp_session *s, enum smtp_mode mode)
 				 : CONN_INPUT_MAX);
 }
 
-void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+/* One reply line, cut at 600 octets (RFC 5321 allows 512 with CRLF;
+ * none of ours comes near). */
+static void smtp_vreply(struct smtp_session *s, const char *fmt, va_list ap)
 {
 	char text[600];
+
+	if (vsnprintf(text, sizeof(text), fmt, ap) >= 0)
+		conn_printf(s->conn, "%s\r\n", text);
+}
+
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+{
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
+	smtp_vreply(s, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	conn_printf(s->conn, "%s\r\n", text);
 }
 
 void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 {
-	char text[600];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
+	smtp_vreply(s, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	conn_printf(s->conn, "%s\r\n", text);
 	if (++s->errors >= SMTP_MAX_ERRORS) {
 		smtp_reply(s,
 			   "421 4.7.0 %s Too many errors, closing "
