@@ -469,6 +469,14 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			conn_schedule_destroy(conn, "timeout while closing");
 			return;
 		}
+		/* A long response (RETR of a big message on a slow link) is
+		 * being written and the client is quietly reading it: that is
+		 * not idleness. The write timeout guards its progress. */
+		if ((what & BEV_EVENT_READING) && conn->paused &&
+		    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
 		conn->handler->on_timeout(conn->session);
 		if (!conn->closing)
 			conn_close(conn, "idle timeout");
