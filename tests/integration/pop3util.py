@@ -8,57 +8,21 @@ buffering and hostile input that poplib would refuse to send.
 
 import base64
 import re
-import socket
 import ssl
-import time
+
+from lineconn import LineConn, ServerClosed  # noqa: F401 (re-exported)
 
 DEFAULT_TIMEOUT = 10.0
 
 
-class ServerClosed(Exception):
-    """The server closed the connection (EOF) while we expected data."""
-
-
-class Pop3Conn:
+class Pop3Conn(LineConn):
     def __init__(self, port, host="127.0.0.1", tls_ctx=None,
                  server_hostname="localhost", timeout=DEFAULT_TIMEOUT,
                  greeting=True):
-        self.host = host
-        self.port = port
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.timeout = timeout
-        self.buf = bytearray()
-        self.tls = False
-        if tls_ctx is not None:
-            self.sock = tls_ctx.wrap_socket(self.sock,
-                                            server_hostname=server_hostname)
-            self.tls = True
+        super().__init__(port, host, tls_ctx, server_hostname, timeout)
         self.greeting = self.line() if greeting else None
 
-    # -- low level -------------------------------------------------------
-    def _recv_more(self, size=65536):
-        data = self.sock.recv(size)
-        if not data:
-            raise ServerClosed("connection closed by server; buffered: %r"
-                               % bytes(self.buf[:200]))
-        self.buf += data
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("latin-1")
-        self.sock.sendall(data)
-
-    def readline_raw(self):
-        """One line including its CRLF (or LF), as bytes."""
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line = bytes(self.buf[:i + 1])
-                del self.buf[:i + 1]
-                return line
-            self._recv_more()
-
+    # -- low level: see lineconn.LineConn --------------------------------
     def readline_exact_unbuffered(self):
         """Reads one line one byte at a time so that nothing after the
         line is consumed from the socket (used before a TLS handshake)."""
@@ -125,75 +89,6 @@ class Pop3Conn:
         if not r.startswith("+OK"):
             return r
         return self.cmd("PASS " + password)
-
-    def starttls(self, ctx, server_hostname="localhost"):
-        assert not self.buf, \
-            "plaintext bytes buffered after STLS reply: %r" % bytes(self.buf)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
-        self.tls = True
-
-    def wait_closed(self, timeout=5.0):
-        """Reads until EOF. Returns the bytes received before EOF, or
-        raises AssertionError if the connection stays open."""
-        deadline = time.monotonic() + timeout
-        got = bytes(self.buf)
-        self.buf.clear()
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, "connection still open after %.1fs; got %r" % (
-                timeout, got[:300])
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except (ConnectionResetError, ssl.SSLError, OSError):
-                return got
-            if not data:
-                return got
-            got += data
-
-    def nothing_pending(self, wait=0.3):
-        """True if no byte arrives within wait seconds (and none buffered)."""
-        if self.buf:
-            return False
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return True
-        except ssl.SSLWantReadError:
-            return True
-        finally:
-            self.sock.settimeout(self.timeout)
-        if data:
-            self.buf += data
-            return False
-        return True  # EOF: nothing more will come either
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def abort(self):
-        """Closes with RST (SO_LINGER 0) instead of FIN."""
-        try:
-            raw = self.sock
-            if isinstance(raw, ssl.SSLSocket):
-                raw = socket.socket(fileno=raw.detach())
-            raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                           b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            raw.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # -- message forms ---------------------------------------------------------

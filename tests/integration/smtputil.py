@@ -11,10 +11,10 @@ import os
 import re
 import smtplib
 import socket
-import ssl
 import time
 
 import pop3util
+from lineconn import LineConn, ServerClosed  # noqa: F401 (re-exported)
 
 DEFAULT_TIMEOUT = 15.0
 
@@ -22,47 +22,16 @@ DEFAULT_TIMEOUT = 15.0
 REPLY_RE = re.compile(r"^([2-5][0-9][0-9])([ -])(.*)$")
 
 
-class ServerClosed(Exception):
-    """The server closed the connection while a reply was expected."""
+class SmtpConn(LineConn):
+    ENCODING = "utf-8"
 
-
-class SmtpConn:
     def __init__(self, port, host="127.0.0.1", tls_ctx=None,
                  server_hostname="localhost", timeout=DEFAULT_TIMEOUT,
                  greeting=True):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.settimeout(timeout)
-        self.timeout = timeout
-        self.buf = bytearray()
-        self.tls = False
-        if tls_ctx is not None:
-            self.sock = tls_ctx.wrap_socket(self.sock,
-                                            server_hostname=server_hostname)
-            self.tls = True
+        super().__init__(port, host, tls_ctx, server_hostname, timeout)
         self.greeting = self.reply() if greeting else None
 
-    # -- low level -------------------------------------------------------
-    def _recv_more(self):
-        data = self.sock.recv(1 << 20)
-        if not data:
-            raise ServerClosed("connection closed by server; buffered: %r"
-                               % bytes(self.buf[:200]))
-        self.buf += data
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.sock.sendall(data)
-
-    def readline_raw(self):
-        while True:
-            i = self.buf.find(b"\n")
-            if i >= 0:
-                line = bytes(self.buf[:i + 1])
-                del self.buf[:i + 1]
-                return line
-            self._recv_more()
-
+    # -- low level: see lineconn.LineConn --------------------------------
     def reply(self):
         """One (possibly multi-line) reply: (code, [texts]). Each line must
         end in CRLF and carry the same code (RFC 5321 section 4.2.1)."""
@@ -115,12 +84,6 @@ class SmtpConn:
             out += b
         return bytes(out)
 
-    def starttls(self, ctx, server_hostname="localhost"):
-        assert not self.buf, \
-            "plaintext buffered after STARTTLS reply: %r" % bytes(self.buf)
-        self.sock = ctx.wrap_socket(self.sock, server_hostname=server_hostname)
-        self.tls = True
-
     def read_all_replies(self, timeout=10.0):
         """Reads replies until EOF; returns them as "CODE text" strings
         (for tests that send a whole session in one write)."""
@@ -139,52 +102,6 @@ class SmtpConn:
                 return out
             except socket.timeout:
                 continue
-
-    def wait_closed(self, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        got = bytes(self.buf)
-        self.buf.clear()
-        while True:
-            left = deadline - time.monotonic()
-            assert left > 0, "connection still open after %.1fs; got %r" % (
-                timeout, got[:300])
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except (ConnectionResetError, ssl.SSLError, OSError):
-                return got
-            if not data:
-                return got
-            got += data
-
-    def nothing_pending(self, wait=0.3):
-        if self.buf:
-            return False
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(65536)
-        except (socket.timeout, ssl.SSLWantReadError):
-            return True
-        finally:
-            self.sock.settimeout(self.timeout)
-        if data:
-            self.buf += data
-            return False
-        return True
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def data_wire(msg):
