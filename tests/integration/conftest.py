@@ -62,12 +62,25 @@ _RUNNING = []  # servers currently running, for per-test crash checks
 _OPEN_CONNS = []  # client connections made by the current test
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A free loopback port not handed out before in this test run.
+
+    The kernel may give the same ephemeral port to two binds in a row once
+    the first socket is closed, so remember every port given: two
+    listeners of one server must never be configured on the same port.
+    """
+    for _ in range(1000):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
 
 
 # --------------------------------------------------------------------------
