@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -29,7 +30,14 @@
 /* Postfix's default is 10 MB; attachments have grown since. */
 #define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
 #define CONFIG_EMBEDDED_NAME "embedded default"
-#define CONFIG_KEY_SLOTS 32
+#define CONFIG_KEY_SLOTS 96
+#define CONFIG_DEFAULT_EXPIRE_INTERVAL 3600
+#define CONFIG_DEFAULT_QUEUE_LIFETIME (5 * 86400)
+#define CONFIG_DEFAULT_DELAY_WARNING (4 * 3600)
+#define CONFIG_DEFAULT_RETRY_MIN 300
+#define CONFIG_DEFAULT_RETRY_MAX 3600
+/* Postfix's default_destination_concurrency_limit. */
+#define CONFIG_DEFAULT_CONNECTIONS_PER_DESTINATION 20
 
 struct config_parser;
 struct config_key;
@@ -46,6 +54,7 @@ struct config_key {
 	bool store_ms;		 /* durations: store ms instead of seconds */
 	enum listen_proto proto; /* listen.* keys */
 	bool repeatable;
+	bool prefix; /* name ends in '.': "transport." matches transport.D */
 };
 
 struct config_parser {
@@ -54,6 +63,7 @@ struct config_parser {
 	FILE *errors;
 	int error_count;
 	int line;
+	const char *suffix; /* the DOMAIN of a prefix key being set */
 	struct config *cfg;
 	/* per key: where it was first set, 0 if not */
 	int first_line[CONFIG_KEY_SLOTS];
@@ -67,7 +77,8 @@ static const char *config_quote(char *dst, size_t size, const char *s);
 static int config_read_line(FILE *in, char *line, size_t size, bool *too_long_r,
 			    bool *nul_r);
 static void config_parse_line(struct config_parser *p, char *line);
-static const struct config_key *config_find_key(const char *name);
+static const struct config_key *config_find_key(const char *name,
+						const char **suffix_r);
 static char *config_trim(char *s);
 static char *config_next_word(char **cursor);
 static bool config_valid_hostname(const char *s, size_t max);
@@ -84,7 +95,10 @@ static char *config_default_hostname(void);
 static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_path, config_set_account, config_set_listen,
     config_set_plaintext_auth, config_set_bool, config_set_uint,
-    config_set_duration, config_set_log_level;
+    config_set_duration, config_set_log_level, config_set_retention,
+    config_set_domain_retention, config_set_relay_host, config_set_transport,
+    config_set_dns_servers, config_set_tls_policy, config_set_domain_tls,
+    config_set_selector, config_set_dkim_key;
 
 #define OFF(field) offsetof(struct config, field)
 
@@ -181,6 +195,80 @@ static const struct config_key config_keys[] = {
     {.name = "smtp_normalize_bare_lf",
      .set = config_set_bool,
      .offset = OFF(smtp_normalize_bare_lf)},
+    {.name = "listen.http",
+     .set = config_set_listen,
+     .proto = LISTEN_HTTP,
+     .repeatable = true},
+    {.name = "retention",
+     .set = config_set_retention,
+     .offset = OFF(retention)},
+    {.name = "retention_unread",
+     .set = config_set_retention,
+     .offset = OFF(retention_unread)},
+    {.name = "retention.",
+     .set = config_set_domain_retention,
+     .prefix = true,
+     .repeatable = true},
+    {.name = "retention_unread.",
+     .set = config_set_domain_retention,
+     .prefix = true,
+     .repeatable = true},
+    {.name = "login_delay",
+     .set = config_set_duration,
+     .offset = OFF(login_delay),
+     .max = CONFIG_MAX_TIMEOUT * 1000ull},
+    {.name = "expire_interval",
+     .set = config_set_duration,
+     .offset = OFF(expire_interval),
+     .min = 1000,
+     .max = CONFIG_MAX_TIMEOUT * 1000ull},
+    {.name = "relay_host", .set = config_set_relay_host},
+    {.name = "relay_auth", .set = config_set_path, .offset = OFF(relay_auth)},
+    {.name = "dns_servers", .set = config_set_dns_servers},
+    {.name = "transport.",
+     .set = config_set_transport,
+     .prefix = true,
+     .repeatable = true},
+    {.name = "tls_policy",
+     .set = config_set_tls_policy,
+     .offset = OFF(tls_policy)},
+    {.name = "tls_policy.",
+     .set = config_set_domain_tls,
+     .prefix = true,
+     .repeatable = true},
+    {.name = "tls_ca_file",
+     .set = config_set_path,
+     .offset = OFF(tls_ca_file)},
+    {.name = "queue_lifetime",
+     .set = config_set_duration,
+     .offset = OFF(queue_lifetime),
+     .min = 1000,
+     .max = CONFIG_MAX_QUEUE_TIME * 1000ull},
+    {.name = "delay_warning_time",
+     .set = config_set_duration,
+     .offset = OFF(delay_warning_time),
+     .max = CONFIG_MAX_QUEUE_TIME * 1000ull},
+    {.name = "queue_retry_min",
+     .set = config_set_duration,
+     .offset = OFF(queue_retry_min),
+     .min = 1000,
+     .max = CONFIG_MAX_QUEUE_TIME * 1000ull},
+    {.name = "queue_retry_max",
+     .set = config_set_duration,
+     .offset = OFF(queue_retry_max),
+     .min = 1000,
+     .max = CONFIG_MAX_QUEUE_TIME * 1000ull},
+    {.name = "max_connections_per_destination",
+     .set = config_set_uint,
+     .offset = OFF(max_connections_per_destination),
+     .min = 1,
+     .max = CONFIG_MAX_CONNECTIONS},
+    {.name = "dkim_selector", .set = config_set_selector},
+    {.name = "dkim_key", .set = config_set_dkim_key},
+    {.name = "dkim_key.",
+     .set = config_set_dkim_key,
+     .prefix = true,
+     .repeatable = true},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -194,6 +282,7 @@ static const char *const config_proto_names[LISTEN_PROTO_COUNT] = {
     [LISTEN_SUBMISSIONS] = "submissions",
     [LISTEN_IMAP] = "imap",
     [LISTEN_IMAPS] = "imaps",
+    [LISTEN_HTTP] = "http",
 };
 
 const char *config_proto_name(enum listen_proto proto)
@@ -231,6 +320,18 @@ static void config_set_defaults(struct config *cfg)
 	cfg->smtp_auth = false;
 	cfg->sender_login_match = true;
 	cfg->smtp_normalize_bare_lf = false;
+	cfg->retention = CONFIG_NEVER;
+	cfg->retention_unread = CONFIG_NEVER;
+	cfg->login_delay = 0;
+	cfg->expire_interval = CONFIG_DEFAULT_EXPIRE_INTERVAL;
+	cfg->dns_servers = xcalloc(1, sizeof(*cfg->dns_servers));
+	cfg->tls_policy = TLS_POLICY_MAY;
+	cfg->queue_lifetime = CONFIG_DEFAULT_QUEUE_LIFETIME;
+	cfg->delay_warning_time = CONFIG_DEFAULT_DELAY_WARNING;
+	cfg->queue_retry_min = CONFIG_DEFAULT_RETRY_MIN;
+	cfg->queue_retry_max = CONFIG_DEFAULT_RETRY_MAX;
+	cfg->max_connections_per_destination =
+	    CONFIG_DEFAULT_CONNECTIONS_PER_DESTINATION;
 }
 
 static char *config_default_hostname(void)
@@ -304,7 +405,8 @@ int config_load(const char *path, FILE *errors, struct config **cfg_r)
 	free(line);
 	free(p.dir);
 
-	if (p.first_line[config_find_key("domains") - config_keys] == 0)
+	if (p.first_line[config_find_key("domains", &p.suffix) - config_keys] ==
+	    0)
 		config_error(&p, 0, "domains is required");
 	if (p.error_count > 0) {
 		config_free(&p.cfg);
@@ -356,11 +458,26 @@ static char *config_trim(char *s)
 	return s;
 }
 
-static const struct config_key *config_find_key(const char *name)
+/* The key named name, or the prefix key it begins with ("transport." for
+ * "transport.example.org"); then *suffix_r is the rest. */
+static const struct config_key *config_find_key(const char *name,
+						const char **suffix_r)
 {
+	*suffix_r = NULL;
 	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
-		if (strcmp(config_keys[i].name, name) == 0)
+		if (!config_keys[i].prefix &&
+		    strcmp(config_keys[i].name, name) == 0)
 			return &config_keys[i];
+	}
+	for (size_t i = 0; i < CONFIG_KEY_COUNT; i++) {
+		size_t len = strlen(config_keys[i].name);
+
+		if (config_keys[i].prefix &&
+		    strncmp(config_keys[i].name, name, len) == 0 &&
+		    name[len] != '\0') {
+			*suffix_r = name + len;
+			return &config_keys[i];
+		}
 	}
 	return NULL;
 }
@@ -395,7 +512,7 @@ static void config_parse_line(struct config_parser *p, char *line)
 		config_error(p, p->line, "missing key before '='");
 		return;
 	}
-	k = config_find_key(key);
+	k = config_find_key(key, &p->suffix);
 	if (k == NULL) {
 		config_error(p, p->line, "unknown key '%s'",
 			     config_quote(quoted, sizeof(quoted), key));
@@ -414,6 +531,20 @@ static void config_parse_line(struct config_parser *p, char *line)
 	}
 	if (p->first_line[idx] == 0)
 		p->first_line[idx] = p->line;
+	if (p->suffix != NULL) {
+		/* The DOMAIN of a prefix key: a domain name, lowercase. */
+		char *domain = strchr(key, '.') + 1;
+
+		ascii_lowercase(domain);
+		if (!config_valid_hostname(domain, MAILBOX_MAX_DOMAIN)) {
+			config_error(p, p->line, "%s: '%s' is not a domain",
+				     key,
+				     config_quote(quoted, sizeof(quoted),
+						  domain));
+			return;
+		}
+		p->suffix = domain;
+	}
 	k->set(p, k, value);
 }
 
@@ -654,13 +785,17 @@ static void config_add_listen(struct config *cfg, enum listen_proto proto,
 	l->line = line;
 }
 
-/* "HOST:PORT", "[IPV6]:PORT" or "*:PORT". */
-static int config_parse_listen_addr(struct config_parser *p,
-				    enum listen_proto proto, const char *word)
+/*
+ * Splits "HOST:PORT", "[IPV6]:PORT" or "*:PORT" (and "HOST" alone when
+ * default_port is not NULL) into host and port, checking both. key names
+ * the config key in messages.
+ */
+static int config_split_hostport(struct config_parser *p, const char *key,
+				 const char *word, const char *default_port,
+				 char *host, size_t host_size, char *port,
+				 size_t port_size)
 {
-	const char *name = config_proto_name(proto);
-	char host[CONFIG_MAX_HOSTNAME + 1], quoted[CONFIG_MAX_LINE];
-	char port[16];
+	char quoted[CONFIG_MAX_LINE];
 	const char *colon, *pp;
 	struct in6_addr in6;
 	uint32_t portnum;
@@ -670,71 +805,88 @@ static int config_parse_listen_addr(struct config_parser *p,
 	if (word[0] == '[') {
 		const char *close = strchr(word, ']');
 
-		if (close == NULL || close[1] != ':') {
+		if (close == NULL ||
+		    (close[1] != ':' &&
+		     !(close[1] == '\0' && default_port != NULL))) {
 			config_error(p, p->line,
-				     "listen.%s: '%s': expected [IPV6]:PORT",
-				     name, quoted);
+				     "%s: '%s': expected [IPV6]:PORT", key,
+				     quoted);
 			return -1;
 		}
 		hlen = (size_t)(close - word - 1);
-		colon = close + 1;
-		if (hlen >= sizeof(host)) {
-			config_error(p, p->line,
-				     "listen.%s: '%s': address too long", name,
-				     quoted);
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (hlen >= host_size) {
+			config_error(p, p->line, "%s: '%s': address too long",
+				     key, quoted);
 			return -1;
 		}
 		memcpy(host, word + 1, hlen);
 		host[hlen] = '\0';
 		if (inet_pton(AF_INET6, host, &in6) != 1) {
 			config_error(p, p->line,
-				     "listen.%s: '%s': invalid IPv6 address",
-				     name, quoted);
+				     "%s: '%s': invalid IPv6 address", key,
+				     quoted);
 			return -1;
 		}
 	} else {
 		colon = strrchr(word, ':');
-		if (colon == NULL) {
-			config_error(p, p->line,
-				     "listen.%s: '%s': missing ':PORT'", name,
-				     quoted);
+		if (colon == NULL && default_port == NULL) {
+			config_error(p, p->line, "%s: '%s': missing ':PORT'",
+				     key, quoted);
 			return -1;
 		}
-		if (memchr(word, ':', (size_t)(colon - word)) != NULL) {
+		hlen = colon != NULL ? (size_t)(colon - word) : strlen(word);
+		if (memchr(word, ':', hlen) != NULL) {
 			config_error(p, p->line,
-				     "listen.%s: '%s': write IPv6 addresses "
+				     "%s: '%s': write IPv6 addresses "
 				     "in brackets, as [::1]:110",
-				     name, quoted);
+				     key, quoted);
 			return -1;
 		}
-		hlen = (size_t)(colon - word);
-		if (hlen >= sizeof(host)) {
+		if (hlen >= host_size) {
 			config_error(p, p->line,
-				     "listen.%s: '%s': host name too long",
-				     name, quoted);
+				     "%s: '%s': host name too long", key,
+				     quoted);
 			return -1;
 		}
 		memcpy(host, word, hlen);
 		host[hlen] = '\0';
-		if (strcmp(host, "*") != 0 &&
+		if ((strcmp(host, "*") != 0 || default_port != NULL) &&
 		    !config_valid_hostname(host, CONFIG_MAX_HOSTNAME)) {
 			config_error(p, p->line,
-				     "listen.%s: '%s': invalid address or host "
-				     "name",
-				     name, quoted);
+				     "%s: '%s': invalid address or host name",
+				     key, quoted);
 			return -1;
 		}
+	}
+	if (colon == NULL) {
+		snprintf(port, port_size, "%s", default_port);
+		return 0;
 	}
 	pp = colon + 1;
 	if (parse_uint32(&pp, 65535, &portnum) < 0 || parse_end(&pp) < 0 ||
 	    portnum == 0) {
 		config_error(p, p->line,
-			     "listen.%s: '%s': port must be a number from 1 "
-			     "to 65535",
-			     name, quoted);
+			     "%s: '%s': port must be a number from 1 to 65535",
+			     key, quoted);
 		return -1;
 	}
-	snprintf(port, sizeof(port), "%u", (unsigned)portnum);
+	snprintf(port, port_size, "%u", (unsigned)portnum);
+	return 0;
+}
+
+static int config_parse_listen_addr(struct config_parser *p,
+				    enum listen_proto proto, const char *word)
+{
+	const char *name = config_proto_name(proto);
+	char host[CONFIG_MAX_HOSTNAME + 1], quoted[CONFIG_MAX_LINE];
+	char key[64], port[16];
+
+	snprintf(key, sizeof(key), "listen.%s", name);
+	if (config_split_hostport(p, key, word, NULL, host, sizeof(host), port,
+				  sizeof(port)) < 0)
+		return -1;
+	config_quote(quoted, sizeof(quoted), word);
 	for (size_t i = 0; i < p->cfg->listen_count; i++) {
 		const struct listen_addr *l = &p->cfg->listen[i];
 
@@ -926,6 +1078,260 @@ static int config_set_log_level(struct config_parser *p,
 	return 0;
 }
 
+/* "never", or a duration in whole seconds (0 allowed: EXPIRE 0). */
+static int config_parse_retention(struct config_parser *p, const char *key,
+				  const char *value, int64_t *secs_r)
+{
+	char quoted[128];
+	uint64_t ms;
+
+	if (strcmp(value, "never") == 0) {
+		*secs_r = CONFIG_NEVER;
+		return 0;
+	}
+	if (config_parse_duration(value, &ms) < 0 || ms % 1000 != 0 ||
+	    ms / 1000 > CONFIG_MAX_RETENTION) {
+		config_error(p, p->line,
+			     "%s: '%s' is not never or a whole number of "
+			     "seconds, minutes, hours or days (as 30d), at "
+			     "most %ud",
+			     key, config_quote(quoted, sizeof(quoted), value),
+			     CONFIG_MAX_RETENTION / 86400);
+		return -1;
+	}
+	*secs_r = (int64_t)(ms / 1000);
+	return 0;
+}
+
+static int config_set_retention(struct config_parser *p,
+				const struct config_key *k, char *value)
+{
+	return config_parse_retention(p, k->name, value,
+				      FIELD(p, k, int64_t));
+}
+
+static int config_set_domain_retention(struct config_parser *p,
+				       const struct config_key *k,
+				       char *value)
+{
+	struct config *cfg = p->cfg;
+	struct config_domain_retention *d = NULL;
+	bool unread = strncmp(k->name, "retention_unread.", 17) == 0;
+	int64_t secs, *field;
+
+	if (config_parse_retention(p, k->name, value, &secs) < 0)
+		return -1;
+	for (size_t i = 0; i < cfg->domain_retention_count; i++) {
+		if (strcmp(cfg->domain_retention[i].domain, p->suffix) == 0)
+			d = &cfg->domain_retention[i];
+	}
+	if (d == NULL) {
+		cfg->domain_retention = xreallocarray(
+		    cfg->domain_retention, cfg->domain_retention_count + 1,
+		    sizeof(*cfg->domain_retention));
+		d = &cfg->domain_retention[cfg->domain_retention_count++];
+		d->domain = xstrdup(p->suffix);
+		d->retention = CONFIG_UNSET;
+		d->retention_unread = CONFIG_UNSET;
+	}
+	field = unread ? &d->retention_unread : &d->retention;
+	if (*field != CONFIG_UNSET) {
+		config_error(p, p->line, "%s%s: set twice", k->name,
+			     p->suffix);
+		return -1;
+	}
+	*field = secs;
+	return 0;
+}
+
+static int config_parse_route(struct config_parser *p, const char *key,
+			      const char *value, struct config_route *r)
+{
+	char host[CONFIG_MAX_HOSTNAME + 1], port[16];
+
+	if (config_split_hostport(p, key, value, "25", host, sizeof(host),
+				  port, sizeof(port)) < 0)
+		return -1;
+	r->host = xstrdup(host);
+	r->port = xstrdup(port);
+	r->line = p->line;
+	return 0;
+}
+
+static int config_set_relay_host(struct config_parser *p,
+				 const struct config_key *k, char *value)
+{
+	struct config_route r = {0};
+
+	if (config_parse_route(p, k->name, value, &r) < 0)
+		return -1;
+	p->cfg->relay_host = xmalloc(sizeof(r));
+	*p->cfg->relay_host = r;
+	return 0;
+}
+
+static int config_set_transport(struct config_parser *p,
+				const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	struct config_route r = {0};
+	char key[CONFIG_MAX_HOSTNAME + 32];
+
+	snprintf(key, sizeof(key), "%s%s", k->name, p->suffix);
+	if (config_transport(cfg, p->suffix) != NULL) {
+		config_error(p, p->line, "%s: set twice", key);
+		return -1;
+	}
+	if (config_parse_route(p, key, value, &r) < 0)
+		return -1;
+	r.domain = xstrdup(p->suffix);
+	cfg->transports = xreallocarray(cfg->transports,
+					cfg->transport_count + 1,
+					sizeof(*cfg->transports));
+	cfg->transports[cfg->transport_count++] = r;
+	return 0;
+}
+
+/* Numeric addresses only: the resolver must not need a resolver. */
+static int config_set_dns_servers(struct config_parser *p,
+				  const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	char host[CONFIG_MAX_HOSTNAME + 1], port[16], entry[96];
+	struct in6_addr addr;
+	char *word;
+	int rc = 0;
+
+	while ((word = config_next_word(&value)) != NULL) {
+		if (config_split_hostport(p, k->name, word, "53", host,
+					  sizeof(host), port,
+					  sizeof(port)) < 0) {
+			rc = -1;
+			continue;
+		}
+		if (inet_pton(AF_INET, host, &addr) == 1)
+			snprintf(entry, sizeof(entry), "%s:%s", host, port);
+		else if (inet_pton(AF_INET6, host, &addr) == 1)
+			snprintf(entry, sizeof(entry), "[%s]:%s", host, port);
+		else {
+			config_error(p, p->line,
+				     "%s: '%s' is not a numeric address",
+				     k->name, host);
+			rc = -1;
+			continue;
+		}
+		if (cfg->dns_server_count >= CONFIG_MAX_DNS_SERVERS) {
+			config_error(p, p->line, "%s: more than %d servers",
+				     k->name, CONFIG_MAX_DNS_SERVERS);
+			return -1;
+		}
+		cfg->dns_servers = xreallocarray(cfg->dns_servers,
+						 cfg->dns_server_count + 2,
+						 sizeof(*cfg->dns_servers));
+		cfg->dns_servers[cfg->dns_server_count++] = xstrdup(entry);
+		cfg->dns_servers[cfg->dns_server_count] = NULL;
+	}
+	return rc;
+}
+
+static int config_parse_tls_policy(struct config_parser *p, const char *key,
+				   const char *value, enum tls_policy *r)
+{
+	char quoted[128];
+
+	if (strcmp(value, "may") == 0)
+		*r = TLS_POLICY_MAY;
+	else if (strcmp(value, "verify") == 0)
+		*r = TLS_POLICY_VERIFY;
+	else if (strcmp(value, "dane") == 0)
+		*r = TLS_POLICY_DANE;
+	else {
+		config_error(p, p->line,
+			     "%s: '%s' is not one of may, verify, dane", key,
+			     config_quote(quoted, sizeof(quoted), value));
+		return -1;
+	}
+	return 0;
+}
+
+static int config_set_tls_policy(struct config_parser *p,
+				 const struct config_key *k, char *value)
+{
+	return config_parse_tls_policy(p, k->name, value,
+				       FIELD(p, k, enum tls_policy));
+}
+
+static int config_set_domain_tls(struct config_parser *p,
+				 const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	enum tls_policy policy;
+
+	for (size_t i = 0; i < cfg->domain_tls_count; i++) {
+		if (strcmp(cfg->domain_tls[i].domain, p->suffix) == 0) {
+			config_error(p, p->line, "%s%s: set twice", k->name,
+				     p->suffix);
+			return -1;
+		}
+	}
+	if (config_parse_tls_policy(p, k->name, value, &policy) < 0)
+		return -1;
+	cfg->domain_tls =
+	    xreallocarray(cfg->domain_tls, cfg->domain_tls_count + 1,
+			  sizeof(*cfg->domain_tls));
+	cfg->domain_tls[cfg->domain_tls_count].domain = xstrdup(p->suffix);
+	cfg->domain_tls[cfg->domain_tls_count++].policy = policy;
+	return 0;
+}
+
+/* A DKIM selector is a DNS label sequence (RFC 6376 section 3.1). */
+static int config_set_selector(struct config_parser *p,
+			       const struct config_key *k, char *value)
+{
+	char quoted[128];
+
+	if (!config_valid_hostname(value, 63)) {
+		config_error(p, p->line,
+			     "%s: '%s' is not a selector (letters, digits, "
+			     "'-' and '.')",
+			     k->name,
+			     config_quote(quoted, sizeof(quoted), value));
+		return -1;
+	}
+	free(p->cfg->dkim_selector);
+	p->cfg->dkim_selector = xstrdup(value);
+	return 0;
+}
+
+static int config_set_dkim_key(struct config_parser *p,
+			       const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	const char *domain = p->suffix != NULL ? p->suffix : "*";
+	struct config_dkim_key *key;
+	struct config_key path_key = *k;
+
+	for (size_t i = 0; i < cfg->dkim_key_count; i++) {
+		if (strcmp(cfg->dkim_keys[i].domain, domain) == 0) {
+			config_error(p, p->line, "%s%s: set twice", k->name,
+				     p->suffix != NULL ? p->suffix : "");
+			return -1;
+		}
+	}
+	cfg->dkim_keys = xreallocarray(cfg->dkim_keys, cfg->dkim_key_count + 1,
+				       sizeof(*cfg->dkim_keys));
+	key = &cfg->dkim_keys[cfg->dkim_key_count];
+	*key = (struct config_dkim_key){xstrdup(domain), NULL};
+	/* Resolve a relative path as every other path key does. */
+	path_key.offset = (size_t)((char *)&key->path - (char *)cfg);
+	if (config_set_path(p, &path_key, value) < 0) {
+		free(key->domain);
+		return -1;
+	}
+	cfg->dkim_key_count++;
+	return 0;
+}
+
 struct config *config_default(const char *base_dir)
 {
 	struct config *cfg = xcalloc(1, sizeof(*cfg));
@@ -985,6 +1391,22 @@ int config_validate(const struct config *cfg, FILE *errors)
 		config_error(&p, 0,
 			     "auth_default_domain '%s' is not one of domains",
 			     cfg->auth_default_domain);
+	if (cfg->relay_auth != NULL && cfg->relay_host == NULL)
+		config_error(&p, 0, "relay_auth needs relay_host");
+	if (cfg->dkim_key_count > 0 && cfg->dkim_selector == NULL)
+		config_error(&p, 0, "dkim_key needs dkim_selector");
+	if (cfg->queue_retry_max < cfg->queue_retry_min)
+		config_error(&p, 0,
+			     "queue_retry_max (%us) is less than "
+			     "queue_retry_min (%us)",
+			     cfg->queue_retry_max, cfg->queue_retry_min);
+	for (size_t i = 0; i < cfg->domain_retention_count; i++) {
+		if (!config_is_local_domain(cfg,
+					    cfg->domain_retention[i].domain))
+			config_error(&p, 0,
+				     "retention for '%s': not one of domains",
+				     cfg->domain_retention[i].domain);
+	}
 	return p.error_count;
 }
 
@@ -998,6 +1420,78 @@ bool config_is_local_domain(const struct config *cfg, const char *domain)
 			return true;
 	}
 	return false;
+}
+
+int64_t config_retention(const struct config *cfg, const char *domain,
+			 bool unread)
+{
+	for (size_t i = 0; i < cfg->domain_retention_count; i++) {
+		const struct config_domain_retention *d =
+		    &cfg->domain_retention[i];
+		int64_t v = unread ? d->retention_unread : d->retention;
+
+		if (v != CONFIG_UNSET && strcasecmp(d->domain, domain) == 0)
+			return v;
+	}
+	return unread ? cfg->retention_unread : cfg->retention;
+}
+
+bool config_retention_varies(const struct config *cfg)
+{
+	return cfg->domain_retention_count > 0;
+}
+
+const struct config_route *config_transport(const struct config *cfg,
+					    const char *domain)
+{
+	for (size_t i = 0; i < cfg->transport_count; i++) {
+		if (strcasecmp(cfg->transports[i].domain, domain) == 0)
+			return &cfg->transports[i];
+	}
+	return NULL;
+}
+
+enum tls_policy config_tls_policy(const struct config *cfg,
+				  const char *domain)
+{
+	for (size_t i = 0; i < cfg->domain_tls_count; i++) {
+		if (strcasecmp(cfg->domain_tls[i].domain, domain) == 0)
+			return cfg->domain_tls[i].policy;
+	}
+	return cfg->tls_policy;
+}
+
+const char *config_tls_policy_name(enum tls_policy policy)
+{
+	switch (policy) {
+	case TLS_POLICY_MAY:
+		return "may";
+	case TLS_POLICY_VERIFY:
+		return "verify";
+	case TLS_POLICY_DANE:
+		return "dane";
+	}
+	return "unknown";
+}
+
+const char *config_dkim_key(const struct config *cfg, const char *domain)
+{
+	const char *fallback = NULL;
+
+	for (size_t i = 0; i < cfg->dkim_key_count; i++) {
+		if (strcmp(cfg->dkim_keys[i].domain, "*") == 0)
+			fallback = cfg->dkim_keys[i].path;
+		else if (strcasecmp(cfg->dkim_keys[i].domain, domain) == 0)
+			return cfg->dkim_keys[i].path;
+	}
+	return fallback;
+}
+
+static void config_route_free(struct config_route *r)
+{
+	free(r->domain);
+	free(r->host);
+	free(r->port);
 }
 
 void config_free(struct config **cfgp)
@@ -1022,6 +1516,29 @@ void config_free(struct config **cfgp)
 	}
 	free(cfg->listen);
 	free(cfg->auth_default_domain);
+	for (size_t i = 0; i < cfg->domain_retention_count; i++)
+		free(cfg->domain_retention[i].domain);
+	free(cfg->domain_retention);
+	if (cfg->relay_host != NULL)
+		config_route_free(cfg->relay_host);
+	free(cfg->relay_host);
+	free(cfg->relay_auth);
+	for (size_t i = 0; i < cfg->dns_server_count; i++)
+		free(cfg->dns_servers[i]);
+	free(cfg->dns_servers);
+	for (size_t i = 0; i < cfg->transport_count; i++)
+		config_route_free(&cfg->transports[i]);
+	free(cfg->transports);
+	for (size_t i = 0; i < cfg->domain_tls_count; i++)
+		free(cfg->domain_tls[i].domain);
+	free(cfg->domain_tls);
+	free(cfg->tls_ca_file);
+	free(cfg->dkim_selector);
+	for (size_t i = 0; i < cfg->dkim_key_count; i++) {
+		free(cfg->dkim_keys[i].domain);
+		free(cfg->dkim_keys[i].path);
+	}
+	free(cfg->dkim_keys);
 	free(cfg);
 	*cfgp = NULL;
 }

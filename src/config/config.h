@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* A listener's protocol; the name is the suffix of its listen.NAME key. */
@@ -18,6 +19,7 @@ enum listen_proto {
 	LISTEN_SUBMISSIONS,
 	LISTEN_IMAP,
 	LISTEN_IMAPS,
+	LISTEN_HTTP, /* autoconfig, Autodiscover, /metrics, /healthz */
 	LISTEN_PROTO_COUNT
 };
 
@@ -25,6 +27,46 @@ enum plaintext_auth {
 	PLAINTEXT_AUTH_NO,
 	PLAINTEXT_AUTH_LOOPBACK, /* allowed only from 127.0.0.0/8 and ::1 */
 	PLAINTEXT_AUTH_YES,
+};
+
+/* Retention values: seconds, or one of these. */
+#define CONFIG_NEVER (-1)
+#define CONFIG_UNSET (-2) /* per domain: not set, the global value holds */
+
+/* retention.DOMAIN / retention_unread.DOMAIN */
+struct config_domain_retention {
+	char *domain;		  /* lowercase */
+	int64_t retention;	  /* seconds, CONFIG_NEVER or CONFIG_UNSET */
+	int64_t retention_unread; /* seconds, CONFIG_NEVER or CONFIG_UNSET */
+};
+
+/* Outbound TLS: may = STARTTLS when offered, certificate not checked
+ * (RFC 7435 opportunistic); verify = STARTTLS required and the
+ * certificate must match the MX host name; dane = RFC 7672 (DNSSEC TLSA),
+ * falling back to may where no TLSA record exists. */
+enum tls_policy {
+	TLS_POLICY_MAY,
+	TLS_POLICY_VERIFY,
+	TLS_POLICY_DANE,
+};
+
+/* transport.DOMAIN = HOST:PORT, and relay_host: a fixed next hop. */
+struct config_route {
+	char *domain; /* lowercase; NULL for relay_host */
+	char *host;   /* name or numeric address, without brackets */
+	char *port;   /* numeric */
+	int line;
+};
+
+struct config_domain_tls {
+	char *domain;
+	enum tls_policy policy;
+};
+
+/* dkim_key.DOMAIN = PATH (domain "*" for the plain dkim_key key). */
+struct config_dkim_key {
+	char *domain;
+	char *path;
 };
 
 struct listen_addr {
@@ -64,6 +106,32 @@ struct config {
 				      * be the user's own address */
 	bool smtp_normalize_bare_lf; /* store bare LF/CR as CRLF instead of
 				      * refusing the message */
+	/* Retention (RFC 2449 section 6.7 EXPIRE) and LOGIN-DELAY (6.5) */
+	int64_t retention;	  /* seconds after first retrieval */
+	int64_t retention_unread; /* seconds after delivery, never read */
+	struct config_domain_retention *domain_retention;
+	size_t domain_retention_count;
+	unsigned login_delay;	  /* seconds between POP3 logins, 0: none */
+	unsigned expire_interval; /* seconds between purge runs */
+	/* Outbound queue */
+	struct config_route *relay_host; /* smarthost, NULL: MX delivery */
+	char *relay_auth;		 /* file with "user password" */
+	char **dns_servers; /* "ADDR", "ADDR:PORT", "[V6]:PORT"; NULL-term. */
+	size_t dns_server_count;
+	struct config_route *transports;
+	size_t transport_count;
+	enum tls_policy tls_policy;
+	struct config_domain_tls *domain_tls;
+	size_t domain_tls_count;
+	char *tls_ca_file; /* for verify; NULL: the system's CA bundle */
+	unsigned queue_lifetime;     /* seconds until a bounce */
+	unsigned delay_warning_time; /* seconds until a "delayed" DSN, 0: none */
+	unsigned queue_retry_min;    /* first retry after this many seconds */
+	unsigned queue_retry_max;    /* backoff cap, seconds */
+	unsigned max_connections_per_destination;
+	char *dkim_selector;
+	struct config_dkim_key *dkim_keys;
+	size_t dkim_key_count;
 };
 
 /* "pop3", "pop3s", ... */
@@ -95,6 +163,24 @@ int config_validate(const struct config *cfg, FILE *errors);
 
 /* True if domain (any case) is one of cfg->domains. */
 bool config_is_local_domain(const struct config *cfg, const char *domain);
+
+/* Retention for a user of domain: the domain's value if set, else the
+ * global one. Seconds or CONFIG_NEVER. */
+int64_t config_retention(const struct config *cfg, const char *domain,
+			 bool unread);
+/* True if some domain has its own retention (CAPA then says USER). */
+bool config_retention_varies(const struct config *cfg);
+
+/* The transport.DOMAIN route for domain, else NULL (then relay_host, if
+ * set, else MX). */
+const struct config_route *config_transport(const struct config *cfg,
+					    const char *domain);
+enum tls_policy config_tls_policy(const struct config *cfg,
+				  const char *domain);
+const char *config_tls_policy_name(enum tls_policy policy);
+/* The DKIM key file for a sender domain: dkim_key.DOMAIN, else dkim_key,
+ * else NULL (no signature). */
+const char *config_dkim_key(const struct config *cfg, const char *domain);
 
 void config_free(struct config **cfg);
 

@@ -170,4 +170,10 @@
 /* Header bytes postctl queue show prints. */
 #define QUEUE_SHOW_MAX_HEADER (64 * 1024)
 
+/* Retention is at most ten years (EXPIRE counts days). */
+#define CONFIG_MAX_RETENTION (3650u * 86400)
+/* queue_lifetime, delay_warning_time, queue_retry_*: at most 30 days. */
+#define CONFIG_MAX_QUEUE_TIME (30 * 86400)
+#define CONFIG_MAX_DNS_SERVERS 8
+
 #endif

@@ -720,7 +720,7 @@ static void test_proto_names(void **state)
 {
 	static const char *const names[] = {"pop3",	  "pop3s",	 "smtp",
 					    "submission", "submissions", "imap",
-					    "imaps"};
+					    "imaps",	  "http"};
 	(void)state;
 	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
 		assert_string_equal(config_proto_name(i), names[i]);
