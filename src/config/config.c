@@ -236,9 +236,7 @@ static const struct config_key config_keys[] = {
      .set = config_set_domain_tls,
      .prefix = true,
      .repeatable = true},
-    {.name = "tls_ca_file",
-     .set = config_set_path,
-     .offset = OFF(tls_ca_file)},
+    {.name = "tls_ca_file", .set = config_set_path, .offset = OFF(tls_ca_file)},
     {.name = "queue_lifetime",
      .set = config_set_duration,
      .offset = OFF(queue_lifetime),
@@ -537,10 +535,9 @@ static void config_parse_line(struct config_parser *p, char *line)
 
 		ascii_lowercase(domain);
 		if (!config_valid_hostname(domain, MAILBOX_MAX_DOMAIN)) {
-			config_error(p, p->line, "%s: '%s' is not a domain",
-				     key,
-				     config_quote(quoted, sizeof(quoted),
-						  domain));
+			config_error(
+			    p, p->line, "%s: '%s' is not a domain", key,
+			    config_quote(quoted, sizeof(quoted), domain));
 			return;
 		}
 		p->suffix = domain;
@@ -844,9 +841,8 @@ static int config_split_hostport(struct config_parser *p, const char *key,
 			return -1;
 		}
 		if (hlen >= host_size) {
-			config_error(p, p->line,
-				     "%s: '%s': host name too long", key,
-				     quoted);
+			config_error(p, p->line, "%s: '%s': host name too long",
+				     key, quoted);
 			return -1;
 		}
 		memcpy(host, word, hlen);
@@ -1106,13 +1102,11 @@ static int config_parse_retention(struct config_parser *p, const char *key,
 static int config_set_retention(struct config_parser *p,
 				const struct config_key *k, char *value)
 {
-	return config_parse_retention(p, k->name, value,
-				      FIELD(p, k, int64_t));
+	return config_parse_retention(p, k->name, value, FIELD(p, k, int64_t));
 }
 
 static int config_set_domain_retention(struct config_parser *p,
-				       const struct config_key *k,
-				       char *value)
+				       const struct config_key *k, char *value)
 {
 	struct config *cfg = p->cfg;
 	struct config_domain_retention *d = NULL;
@@ -1136,8 +1130,7 @@ static int config_set_domain_retention(struct config_parser *p,
 	}
 	field = unread ? &d->retention_unread : &d->retention;
 	if (*field != CONFIG_UNSET) {
-		config_error(p, p->line, "%s%s: set twice", k->name,
-			     p->suffix);
+		config_error(p, p->line, "%s%s: set twice", k->name, p->suffix);
 		return -1;
 	}
 	*field = secs;
@@ -1149,8 +1142,8 @@ static int config_parse_route(struct config_parser *p, const char *key,
 {
 	char host[CONFIG_MAX_HOSTNAME + 1], port[16];
 
-	if (config_split_hostport(p, key, value, "25", host, sizeof(host),
-				  port, sizeof(port)) < 0)
+	if (config_split_hostport(p, key, value, "25", host, sizeof(host), port,
+				  sizeof(port)) < 0)
 		return -1;
 	r->host = xstrdup(host);
 	r->port = xstrdup(port);
@@ -1185,9 +1178,9 @@ static int config_set_transport(struct config_parser *p,
 	if (config_parse_route(p, key, value, &r) < 0)
 		return -1;
 	r.domain = xstrdup(p->suffix);
-	cfg->transports = xreallocarray(cfg->transports,
-					cfg->transport_count + 1,
-					sizeof(*cfg->transports));
+	cfg->transports =
+	    xreallocarray(cfg->transports, cfg->transport_count + 1,
+			  sizeof(*cfg->transports));
 	cfg->transports[cfg->transport_count++] = r;
 	return 0;
 }
@@ -1225,9 +1218,9 @@ static int config_set_dns_servers(struct config_parser *p,
 				     k->name, CONFIG_MAX_DNS_SERVERS);
 			return -1;
 		}
-		cfg->dns_servers = xreallocarray(cfg->dns_servers,
-						 cfg->dns_server_count + 2,
-						 sizeof(*cfg->dns_servers));
+		cfg->dns_servers =
+		    xreallocarray(cfg->dns_servers, cfg->dns_server_count + 2,
+				  sizeof(*cfg->dns_servers));
 		cfg->dns_servers[cfg->dns_server_count++] = xstrdup(entry);
 		cfg->dns_servers[cfg->dns_server_count] = NULL;
 	}
@@ -1451,8 +1444,7 @@ const struct config_route *config_transport(const struct config *cfg,
 	return NULL;
 }
 
-enum tls_policy config_tls_policy(const struct config *cfg,
-				  const char *domain)
+enum tls_policy config_tls_policy(const struct config *cfg, const char *domain)
 {
 	for (size_t i = 0; i < cfg->domain_tls_count; i++) {
 		if (strcasecmp(cfg->domain_tls[i].domain, domain) == 0)

@@ -123,11 +123,12 @@ struct config {
 	enum tls_policy tls_policy;
 	struct config_domain_tls *domain_tls;
 	size_t domain_tls_count;
-	char *tls_ca_file; /* for verify; NULL: the system's CA bundle */
-	unsigned queue_lifetime;     /* seconds until a bounce */
-	unsigned delay_warning_time; /* seconds until a "delayed" DSN, 0: none */
-	unsigned queue_retry_min;    /* first retry after this many seconds */
-	unsigned queue_retry_max;    /* backoff cap, seconds */
+	char *tls_ca_file;	 /* for verify; NULL: the system's CA bundle */
+	unsigned queue_lifetime; /* seconds until a bounce */
+	unsigned
+	    delay_warning_time;	  /* seconds until a "delayed" DSN, 0: none */
+	unsigned queue_retry_min; /* first retry after this many seconds */
+	unsigned queue_retry_max; /* backoff cap, seconds */
 	unsigned max_connections_per_destination;
 	char *dkim_selector;
 	struct config_dkim_key *dkim_keys;
@@ -175,8 +176,7 @@ bool config_retention_varies(const struct config *cfg);
  * set, else MX). */
 const struct config_route *config_transport(const struct config *cfg,
 					    const char *domain);
-enum tls_policy config_tls_policy(const struct config *cfg,
-				  const char *domain);
+enum tls_policy config_tls_policy(const struct config *cfg, const char *domain);
 const char *config_tls_policy_name(enum tls_policy policy);
 /* The DKIM key file for a sender domain: dkim_key.DOMAIN, else dkim_key,
  * else NULL (no signature). */

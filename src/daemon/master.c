@@ -16,10 +16,13 @@
 #include <sodium.h>
 
 #include "auth/auth_server.h"
+#include "delivery/delivery.h"
+#include "daemon/expire_child.h"
 #include "daemon/firststart.h"
 #include "daemon/privdrop.h"
 #include "daemon/worker.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
 #include "net/listener.h"
@@ -35,11 +38,18 @@
 /* SIGTERM: how long children get before SIGKILL. */
 #define MASTER_STOP_GRACE_SECS 10
 
+enum master_role {
+	ROLE_WORKER,
+	ROLE_AUTH,
+	ROLE_QUEUE,  /* the queue runner, one per generation */
+	ROLE_EXPIRE, /* a retention pass; belongs to no generation */
+};
+
 struct master_child {
 	pid_t pid;
 	int generation;
-	int slot; /* connlimit slot, -1 for the auth process */
-	bool is_auth;
+	int slot; /* connlimit slot, -1 unless a worker */
+	enum master_role role;
 };
 
 struct master {
@@ -55,7 +65,10 @@ struct master {
 	int generation;
 	time_t generation_started;
 	bool respawn_pending;
-	bool stopping; /* SIGTERM: children leaving is expected */
+	bool queue_respawn_pending; /* the runner died on its own */
+	time_t queue_started;
+	time_t next_expire; /* when the next retention pass is due */
+	bool stopping;	    /* SIGTERM: children leaving is expected */
 };
 
 static void master_listener_key(const struct listen_addr *a, char *out,
@@ -78,6 +91,10 @@ static void master_auth_confine(struct config *cfg);
 static void master_open_queue(struct master *m);
 static void master_free(struct master *m);
 static struct master_child *master_child_slot(struct master *m);
+static void master_spawn_queue(struct master *m);
+static void master_child_main_queue(struct master *m);
+static void master_maybe_expire(struct master *m);
+static const char *master_role_name(enum master_role role);
 
 static sigset_t master_signals;
 
@@ -283,7 +300,7 @@ static int master_spawn(struct master *m)
 		fatal("fork: %s", strerror(errno));
 	if (pid == 0)
 		master_child_main_auth(m, pairs, n);
-	*c = (struct master_child){pid, gen, -1, true};
+	*c = (struct master_child){pid, gen, -1, ROLE_AUTH};
 	for (int i = 0; i < n; i++) {
 		int slot = connlimit_slot_alloc();
 
@@ -295,14 +312,107 @@ static int master_spawn(struct master *m)
 			fatal("fork: %s", strerror(errno));
 		if (pid == 0)
 			master_child_main_worker(m, pairs, n, i, slot);
-		*c = (struct master_child){pid, gen, slot, false};
+		*c = (struct master_child){pid, gen, slot, ROLE_WORKER};
 	}
 	for (int i = 0; i < 2 * n; i++)
 		close(pairs[i]);
 	m->generation = gen;
 	m->generation_started = time(NULL);
-	log_info("started generation %d: 1 auth process, %d workers", gen, n);
+	master_spawn_queue(m);
+	log_info("started generation %d: 1 auth process, %d workers, "
+		 "1 queue runner",
+		 gen, n);
 	return 0;
+}
+
+static const char *master_role_name(enum master_role role)
+{
+	switch (role) {
+	case ROLE_WORKER:
+		return "worker";
+	case ROLE_AUTH:
+		return "auth process";
+	case ROLE_QUEUE:
+		return "queue runner";
+	case ROLE_EXPIRE:
+		return "retention pass";
+	}
+	return "child";
+}
+
+/*
+ * The queue runner reads what only root may (relay credentials, DKIM
+ * keys) and what a chroot hides (resolv.conf, the CA bundle) first,
+ * then lives like a worker: as the run user, inside the data folder.
+ */
+static void master_child_main_queue(struct master *m)
+{
+	struct delivery *d;
+	char error[512];
+
+	master_child_setup();
+	log_init("postd-queue", m->opts->foreground);
+	for (size_t i = 0; i < m->listener_count; i++)
+		close(m->listeners[i].fd);
+	d = delivery_prepare(m->cfg, m->queue_fd, m->mail_root_fd, error,
+			     sizeof(error));
+	if (d == NULL) {
+		log_error("queue runner: %s", error);
+		_exit(1);
+	}
+	privdrop_to(m->cfg->user, m->cfg->data_dir);
+	_exit(delivery_run(d));
+}
+
+static void master_spawn_queue(struct master *m)
+{
+	struct master_child *c = master_child_slot(m);
+	pid_t pid;
+
+	if (c == NULL)
+		fatal("too many child processes");
+	pid = fork();
+	if (pid < 0)
+		fatal("fork: %s", strerror(errno));
+	if (pid == 0)
+		master_child_main_queue(m);
+	*c = (struct master_child){pid, m->generation, -1, ROLE_QUEUE};
+	m->queue_started = time(NULL);
+}
+
+/* A retention pass every expire_interval; never two at once. */
+static void master_maybe_expire(struct master *m)
+{
+	time_t now = time(NULL);
+	struct master_child *c;
+	pid_t pid;
+
+	if (now < m->next_expire)
+		return;
+	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
+		if (m->children[i].pid != 0 &&
+		    m->children[i].role == ROLE_EXPIRE)
+			return;
+	}
+	m->next_expire = now + (time_t)m->cfg->expire_interval;
+	c = master_child_slot(m);
+	if (c == NULL)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		log_error("cannot start the retention pass: fork: %s",
+			  strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		master_child_setup();
+		log_init("postd-expire", m->opts->foreground);
+		for (size_t i = 0; i < m->listener_count; i++)
+			close(m->listeners[i].fd);
+		close(m->queue_fd);
+		expire_child_main(m->cfg, m->mail_root_fd, m->opts->foreground);
+	}
+	*c = (struct master_child){pid, 0, -1, ROLE_EXPIRE};
 }
 
 static void master_signal_generation(struct master *m, int generation, int sig)
@@ -314,7 +424,7 @@ static void master_signal_generation(struct master *m, int generation, int sig)
 			continue;
 		/* The auth process leaves by itself when its workers have
 		 * gone; it still answers their last logins meanwhile. */
-		if (sig == SIGQUIT && c->is_auth)
+		if (sig == SIGQUIT && c->role == ROLE_AUTH)
 			continue;
 		kill(c->pid, sig);
 	}
@@ -335,15 +445,38 @@ static void master_reap(struct master *m)
 			current = c->generation == m->generation;
 			if (c->slot >= 0)
 				connlimit_slot_free(c->slot);
-			if (current && !m->stopping &&
-			    (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-			     c->is_auth)) {
+			if (c->role == ROLE_EXPIRE) {
+				if (!WIFEXITED(status) ||
+				    WEXITSTATUS(status) != 0)
+					log_error("retention pass (pid %d) "
+						  "failed (%s %d)",
+						  (int)pid,
+						  WIFSIGNALED(status) ? "signal"
+								      : "exit",
+						  WIFSIGNALED(status)
+						      ? WTERMSIG(status)
+						      : WEXITSTATUS(status));
+			} else if (current && !m->stopping &&
+				   c->role == ROLE_QUEUE) {
+				/* Only the runner restarts: sessions in the
+				 * workers are not its business. */
+				log_error(
+				    "queue runner (pid %d) died (%s %d); "
+				    "restarting it",
+				    (int)pid,
+				    WIFSIGNALED(status) ? "signal" : "exit",
+				    WIFSIGNALED(status) ? WTERMSIG(status)
+							: WEXITSTATUS(status));
+				m->queue_respawn_pending = true;
+			} else if (current && !m->stopping &&
+				   (!WIFEXITED(status) ||
+				    WEXITSTATUS(status) != 0 ||
+				    c->role == ROLE_AUTH)) {
 				log_error(
 				    "%s (pid %d) of the running "
 				    "generation died (%s %d); starting "
 				    "a new generation",
-				    c->is_auth ? "auth process" : "worker",
-				    (int)pid,
+				    master_role_name(c->role), (int)pid,
 				    WIFSIGNALED(status) ? "signal" : "exit",
 				    WIFSIGNALED(status) ? WTERMSIG(status)
 							: WEXITSTATUS(status));
@@ -450,7 +583,7 @@ static int master_stop(struct master *m)
 	/* Workers first: an auth process leaves by itself once its workers'
 	 * sockets have closed, so no worker sees it go away mid-session. */
 	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
-		if (m->children[i].pid != 0 && !m->children[i].is_auth)
+		if (m->children[i].pid != 0 && m->children[i].role != ROLE_AUTH)
 			kill(m->children[i].pid, SIGTERM);
 	}
 	while (left && time(NULL) < deadline) {
@@ -534,6 +667,7 @@ int master_run(struct config *cfg, const struct master_options *opts)
 		fatal("cannot open %s: %s", path, strerror(errno));
 	master_open_queue(m);
 	connlimit_create(cfg->max_connections, cfg->max_connections_per_peer);
+	metrics_init();
 	if (!opts->foreground) {
 		if (daemon(1, 0) < 0)
 			fatal("daemon: %s", strerror(errno));
@@ -564,8 +698,15 @@ int master_run(struct config *cfg, const struct master_options *opts)
 		if (m->respawn_pending && time(NULL) - m->generation_started >=
 					      MASTER_RESPAWN_PAUSE_SECS) {
 			m->respawn_pending = false;
+			m->queue_respawn_pending = false;
 			master_signal_generation(m, m->generation, SIGQUIT);
 			master_spawn(m);
 		}
+		if (m->queue_respawn_pending && time(NULL) - m->queue_started >=
+						    MASTER_RESPAWN_PAUSE_SECS) {
+			m->queue_respawn_pending = false;
+			master_spawn_queue(m);
+		}
+		master_maybe_expire(m);
 	}
 }

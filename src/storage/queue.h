@@ -37,6 +37,7 @@
 #define QUEUE_SUBDIR_MSG "msg"
 #define QUEUE_SUBDIR_ENV "env"
 #define QUEUE_SUBDIR_QUARANTINE "quarantine"
+#define QUEUE_SUBDIR_HOLD "hold" /* env/ID moved here by "queue hold" */
 #define QUEUE_FORMAT_VERSION 1
 
 enum queue_rcpt_state {
@@ -61,6 +62,7 @@ struct queue_envelope {
 	char *sender; /* reverse-path without <>, "" for <> */
 	struct queue_rcpt *rcpts;
 	size_t rcpt_count;
+	bool delay_notified; /* the "delayed" DSN has been queued */
 };
 
 /*
@@ -133,5 +135,41 @@ struct queue_recover_stats {
  */
 int queue_recover(int queue_fd, time_t now, struct queue_recover_stats *r,
 		  const char **error_r);
+
+/*
+ * Locking between the queue runner and postctl: an OFD write lock on
+ * msg/ID (the inode never changes while the entry lives, unlike env/ID,
+ * which is replaced by rename). Whoever changes an entry holds it: the
+ * runner for a whole delivery attempt, postctl for retry, hold, release
+ * and delete. With wait false a held lock fails at once with EAGAIN.
+ * Returns a lock descriptor, or -1 with errno (ENOENT: no such entry)
+ * and error_r.
+ */
+int queue_entry_lock(int queue_fd, const char *id, bool wait,
+		     const char **error_r);
+void queue_entry_unlock(int *lock_fd);
+
+/*
+ * Replaces env/ID with env (the caller holds the entry's lock): written
+ * to tmp/, fsynced, renamed over env/ID, env/ fsynced (INV-D1). Fails
+ * with ENOENT, writing nothing, if env/ID no longer exists (deleted or
+ * held meanwhile). Returns 0 or -1 with errno and error_r.
+ */
+int queue_envelope_update(int queue_fd, const struct queue_envelope *env,
+			  const char **error_r);
+
+/* Moves env/ID to hold/ID (the runner then ignores it) and back. Both
+ * take the lock, waiting for an attempt in flight. Returns 0 or -1 with
+ * errno (ENOENT: not in the queue, or not held) and error_r. */
+int queue_hold(int queue_fd, const char *id, const char **error_r);
+int queue_release(int queue_fd, const char *id, const char **error_r);
+
+/* Makes every pending recipient of ID due now (next_try 0). Returns 0 or
+ * -1 with errno and error_r. */
+int queue_retry_now(int queue_fd, const char *id, const char **error_r);
+
+/* As queue_list(), over hold/. */
+int queue_list_held(int queue_fd, queue_list_fn *fn, void *ctx,
+		    unsigned *quarantined_r, const char **error_r);
 
 #endif

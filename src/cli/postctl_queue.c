@@ -1,0 +1,395 @@
+/*
+ * postctl queue: list, show, delete, retry, hold and release entries of
+ * the outbound queue (DATA_DIR/queue, see storage/queue.h).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/postctl.h"
+#include "config/config.h"
+#include "lib/log.h"
+#include "lib/postd_limits.h"
+#include "lib/xmalloc.h"
+#include "storage/queue.h"
+
+/* One line of "queue list". */
+struct postctl_queue_item {
+	char id[QUEUE_MAX_ID + 1];
+	uint64_t created;
+	uint64_t size;
+	char *sender;
+	size_t rcpt_count;
+};
+
+struct postctl_queue_items {
+	struct postctl_queue_item *v;
+	size_t count;
+};
+
+static int postctl_queue_open(const struct config *cfg, int *queue_fd_r);
+static void postctl_format_age(uint64_t created, char *out, size_t size);
+static int postctl_queue_collect(void *ctx, const struct queue_envelope *env);
+static int postctl_queue_item_cmp(const void *a, const void *b);
+static int postctl_queue_list(const struct config *cfg);
+static void postctl_print_escaped(const char *s, size_t len, bool keep_lf);
+static int postctl_queue_print_header(int queue_fd,
+				      const struct queue_envelope *env);
+static int postctl_queue_show(const struct config *cfg, const char *id);
+static int postctl_queue_delete(const struct config *cfg, const char *id);
+static const char *postctl_rcpt_state(enum queue_rcpt_state s);
+
+/*
+ * DATA_DIR/queue, opened beneath DATA_DIR with O_NOFOLLOW, then the
+ * privileges dropped as for deliver: whatever postctl renames (into
+ * quarantine/) or removes stays owned by the account postd runs as.
+ * Returns EX_OK and *queue_fd_r (-1 when there is no queue yet), or an
+ * exit code with a message printed.
+ */
+static int postctl_queue_open(const struct config *cfg, int *queue_fd_r)
+{
+	const char *error;
+	int data_fd;
+
+	*queue_fd_r = -1;
+	data_fd = open(cfg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (data_fd < 0 && errno == ENOENT)
+		return EX_OK;
+	if (data_fd < 0) {
+		fprintf(stderr, "postctl: cannot open data_dir %s: %s\n",
+			cfg->data_dir, strerror(errno));
+		return EX_TEMPFAIL;
+	}
+	*queue_fd_r = queue_open(data_fd, false, &error);
+	close(data_fd);
+	if (*queue_fd_r < 0 && errno != ENOENT) {
+		fprintf(stderr, "postctl: cannot open the queue in %s: %s\n",
+			cfg->data_dir, error);
+		return EX_TEMPFAIL;
+	}
+	if (postctl_drop_privileges(cfg) < 0) {
+		if (*queue_fd_r >= 0)
+			close(*queue_fd_r);
+		*queue_fd_r = -1;
+		return EX_TEMPFAIL;
+	}
+	return EX_OK;
+}
+
+/* "45s", "12m", "5h", "3d"; "0s" for a time in the future (a clock that
+ * went back). */
+static void postctl_format_age(uint64_t created, char *out, size_t size)
+{
+	time_t now = time(NULL);
+	uint64_t age = (uint64_t)now > created ? (uint64_t)now - created : 0;
+
+	if (age < 120)
+		snprintf(out, size, "%" PRIu64 "s", age);
+	else if (age < 2 * 3600)
+		snprintf(out, size, "%" PRIu64 "m", age / 60);
+	else if (age < 2 * 86400)
+		snprintf(out, size, "%" PRIu64 "h", age / 3600);
+	else
+		snprintf(out, size, "%" PRIu64 "d", age / 86400);
+}
+
+static int postctl_queue_collect(void *ctx, const struct queue_envelope *env)
+{
+	struct postctl_queue_items *items = ctx;
+	struct postctl_queue_item *it;
+
+	items->v = xreallocarray(items->v, items->count + 1, sizeof(*items->v));
+	it = &items->v[items->count++];
+	snprintf(it->id, sizeof(it->id), "%s", env->id);
+	it->created = env->created;
+	it->size = env->size;
+	it->sender = xstrdup(env->sender);
+	it->rcpt_count = env->rcpt_count;
+	return 0;
+}
+
+/* Oldest first; ids break ties so the order is stable. */
+static int postctl_queue_item_cmp(const void *a, const void *b)
+{
+	const struct postctl_queue_item *x = a, *y = b;
+
+	if (x->created != y->created)
+		return x->created < y->created ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+int postctl_stdout_done(void)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "postctl: cannot write the output: %s\n",
+			strerror(errno));
+		return EX_IOERR;
+	}
+	return EX_OK;
+}
+
+static int postctl_queue_list(const struct config *cfg)
+{
+	struct postctl_queue_items items = {NULL, 0};
+	unsigned quarantined = 0;
+	uint64_t total = 0;
+	const char *error;
+	int queue_fd, rc;
+
+	rc = postctl_queue_open(cfg, &queue_fd);
+	if (rc != EX_OK)
+		return rc;
+	if (queue_fd >= 0) {
+		if (queue_list(queue_fd, postctl_queue_collect, &items,
+			       &quarantined, &error) < 0) {
+			fprintf(stderr, "postctl: cannot read the queue: %s\n",
+				error);
+			rc = EX_TEMPFAIL;
+		}
+		close(queue_fd);
+	}
+	if (items.count > 0)
+		qsort(items.v, items.count, sizeof(*items.v),
+		      postctl_queue_item_cmp);
+	for (size_t i = 0; i < items.count; i++) {
+		const struct postctl_queue_item *it = &items.v[i];
+		char age[32], sender[4 * SMTP_MAX_PATH + 1];
+
+		postctl_format_age(it->created, age, sizeof(age));
+		/* Addresses are peer data: escaped for the terminal. */
+		log_escape(sender, sizeof(sender), it->sender,
+			   strlen(it->sender));
+		printf("%s %s %" PRIu64 " <%s> %zu\n", it->id, age, it->size,
+		       sender, it->rcpt_count);
+		total += it->size;
+		free(it->sender);
+	}
+	free(items.v);
+	if (items.count == 0)
+		printf("queue is empty\n");
+	else
+		printf("%zu %s, %" PRIu64 " bytes\n", items.count,
+		       items.count == 1 ? "entry" : "entries", total);
+	if (quarantined > 0)
+		fprintf(stderr,
+			"postctl: %u invalid %s moved to %s/%s/%s/ (see the "
+			"log)\n",
+			quarantined, quarantined == 1 ? "entry" : "entries",
+			cfg->data_dir, QUEUE_DIR, QUEUE_SUBDIR_QUARANTINE);
+	if (postctl_stdout_done() != EX_OK)
+		return EX_IOERR;
+	return rc;
+}
+
+/* Message text for the terminal: control bytes (but LF and tab, when
+ * keep_lf) and bytes >= 0x7f as \xHH, so a message cannot send escape
+ * sequences to the operator's terminal. */
+static void postctl_print_escaped(const char *s, size_t len, bool keep_lf)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((keep_lf && (c == '\n' || c == '\t')) ||
+		    (c >= 0x20 && c < 0x7f && c != '\\'))
+			putchar(c);
+		else
+			printf("\\x%02X", c);
+	}
+}
+
+/* The header section of msg/ID from offset skip, up to the empty line
+ * (at most QUEUE_SHOW_MAX_HEADER bytes). */
+static int postctl_queue_print_header(int queue_fd,
+				      const struct queue_envelope *env)
+{
+	static char buf[QUEUE_SHOW_MAX_HEADER];
+	size_t len = 0, end;
+	const char *blank;
+	int msg_dir, fd;
+
+	msg_dir = openat(queue_fd, QUEUE_SUBDIR_MSG,
+			 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = msg_dir < 0
+		 ? -1
+		 : openat(msg_dir, env->id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (msg_dir >= 0)
+		close(msg_dir);
+	if (fd < 0) {
+		fprintf(stderr, "postctl: cannot open the message: %s\n",
+			strerror(errno));
+		return -1;
+	}
+	while (len < sizeof(buf)) {
+		ssize_t n = pread(fd, buf + len, sizeof(buf) - len,
+				  (off_t)(env->skip + len));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr,
+				"postctl: cannot read the message: %s\n",
+				strerror(errno));
+			close(fd);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	/* Stored with LF line ends: the header ends at the first "\n\n"
+	 * (or an empty first line). */
+	if (len > 0 && buf[0] == '\n')
+		end = 0;
+	else if ((blank = memmem(buf, len, "\n\n", 2)) != NULL)
+		end = (size_t)(blank - buf) + 1;
+	else
+		end = len;
+	postctl_print_escaped(buf, end, true);
+	if (end > 0 && buf[end - 1] != '\n')
+		putchar('\n');
+	if (end == len && len == sizeof(buf))
+		printf("[header longer than %d bytes: cut]\n",
+		       QUEUE_SHOW_MAX_HEADER);
+	return 0;
+}
+
+static const char *postctl_rcpt_state(enum queue_rcpt_state s)
+{
+	switch (s) {
+	case QUEUE_RCPT_PENDING:
+		return "pending";
+	case QUEUE_RCPT_SENT:
+		return "sent";
+	case QUEUE_RCPT_FAILED:
+		return "failed";
+	}
+	return "?";
+}
+
+static int postctl_queue_show(const struct config *cfg, const char *id)
+{
+	struct queue_envelope *env = NULL;
+	char age[32], when[64];
+	const char *error;
+	struct tm tm;
+	time_t t;
+	int queue_fd, rc, r;
+
+	rc = postctl_queue_open(cfg, &queue_fd);
+	if (rc != EX_OK)
+		return rc;
+	if (queue_fd < 0) {
+		fprintf(stderr, "postctl: no queue entry %s\n", id);
+		return EX_NOUSER;
+	}
+	r = queue_entry_load(queue_fd, id, &env, &error);
+	if (r == 0) {
+		fprintf(stderr, "postctl: no queue entry %s\n", id);
+		close(queue_fd);
+		return EX_NOUSER;
+	}
+	if (r < 0) {
+		bool bad = errno == EBADMSG;
+
+		fprintf(stderr, "postctl: queue entry %s: %s%s\n", id, error,
+			bad ? " (moved to quarantine/)" : "");
+		close(queue_fd);
+		return bad ? EX_DATAERR : EX_TEMPFAIL;
+	}
+	t = (time_t)env->created;
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	postctl_format_age(env->created, age, sizeof(age));
+	printf("id: %s\n", env->id);
+	printf("created: %s (%s ago)\n", when, age);
+	printf("size: %" PRIu64 "\n", env->size);
+	printf("skip: %" PRIu64 "\n", env->skip);
+	printf("sender: <");
+	postctl_print_escaped(env->sender, strlen(env->sender), false);
+	printf(">\n");
+	for (size_t i = 0; i < env->rcpt_count; i++) {
+		const struct queue_rcpt *r_ = &env->rcpts[i];
+
+		printf("rcpt: <");
+		postctl_print_escaped(r_->addr, strlen(r_->addr), false);
+		printf("> %s attempts=%" PRIu32 " next-try=%" PRIu64
+		       " last-error=",
+		       postctl_rcpt_state(r_->state), r_->attempts,
+		       r_->next_try);
+		if (r_->last_error != NULL)
+			postctl_print_escaped(r_->last_error,
+					      strlen(r_->last_error), false);
+		else
+			putchar('-');
+		putchar('\n');
+	}
+	printf("\n");
+	r = postctl_queue_print_header(queue_fd, env);
+	queue_envelope_free(&env);
+	close(queue_fd);
+	if (postctl_stdout_done() != EX_OK)
+		return EX_IOERR;
+	return r < 0 ? EX_TEMPFAIL : EX_OK;
+}
+
+static int postctl_queue_delete(const struct config *cfg, const char *id)
+{
+	const char *error;
+	int queue_fd, rc;
+
+	rc = postctl_queue_open(cfg, &queue_fd);
+	if (rc != EX_OK)
+		return rc;
+	if (queue_fd < 0) {
+		fprintf(stderr, "postctl: no queue entry %s\n", id);
+		return EX_NOUSER;
+	}
+	if (queue_delete(queue_fd, id, &error) < 0) {
+		int err = errno;
+
+		fprintf(stderr, "postctl: cannot delete queue entry %s: %s\n",
+			id, error);
+		close(queue_fd);
+		return err == ENOENT ? EX_NOUSER : EX_TEMPFAIL;
+	}
+	close(queue_fd);
+	return EX_OK;
+}
+
+int postctl_queue_main(const struct config *cfg, int argc, char **argv)
+{
+	bool with_id = argc == 3;
+
+	if (argc < 2 || (strcmp(argv[1], "list") == 0 && argc != 2) ||
+	    ((strcmp(argv[1], "show") == 0 || strcmp(argv[1], "delete") == 0) &&
+	     argc != 3) ||
+	    (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "show") != 0 &&
+	     strcmp(argv[1], "delete") != 0)) {
+		fprintf(stderr,
+			"usage: postctl queue list|show ID|delete ID\n");
+		return EX_USAGE;
+	}
+	/* INV-S2: an id becomes a path only once it is known to be
+	 * [0-9A-Za-z] and short. */
+	if (with_id && !queue_id_valid(argv[2])) {
+		fprintf(stderr,
+			"postctl: invalid queue id: expected 1 to %d "
+			"letters and digits\n",
+			QUEUE_MAX_ID);
+		return EX_USAGE;
+	}
+	if (strcmp(argv[1], "list") == 0)
+		return postctl_queue_list(cfg);
+	if (strcmp(argv[1], "show") == 0)
+		return postctl_queue_show(cfg, argv[2]);
+	return postctl_queue_delete(cfg, argv[2]);
+}
