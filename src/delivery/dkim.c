@@ -1,0 +1,1 @@
+/* dkim: being written. */

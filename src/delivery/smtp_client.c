@@ -1,0 +1,1 @@
+/* smtp_client: being written. */
