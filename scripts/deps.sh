@@ -6,9 +6,11 @@
 set -eu
 
 BUILD="gcc pkg-config meson ninja-build libevent-dev libssl-dev
-       libsodium-dev libcrypt-dev libcmocka-dev"
+       libsodium-dev libcrypt-dev libcmocka-dev libc-ares-dev"
 TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
-      libclang-rt-14-dev cppcheck clang-format procps swaks msmtp"
+      libclang-rt-14-dev cppcheck clang-format procps swaks msmtp
+      dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl
+      dovecot-pop3d dovecot-imapd postfix"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
