@@ -261,6 +261,11 @@ static const struct config_key config_keys[] = {
      .offset = OFF(max_connections_per_destination),
      .min = 1,
      .max = CONFIG_MAX_CONNECTIONS},
+    {.name = "mx_port",
+     .set = config_set_uint,
+     .offset = OFF(mx_port),
+     .min = 1,
+     .max = 65535},
     {.name = "dkim_selector", .set = config_set_selector},
     {.name = "dkim_key", .set = config_set_dkim_key},
     {.name = "dkim_key.",
@@ -330,6 +335,7 @@ static void config_set_defaults(struct config *cfg)
 	cfg->queue_retry_max = CONFIG_DEFAULT_RETRY_MAX;
 	cfg->max_connections_per_destination =
 	    CONFIG_DEFAULT_CONNECTIONS_PER_DESTINATION;
+	cfg->mx_port = 25;
 }
 
 static char *config_default_hostname(void)

@@ -130,6 +130,7 @@ struct config {
 	unsigned queue_retry_min; /* first retry after this many seconds */
 	unsigned queue_retry_max; /* backoff cap, seconds */
 	unsigned max_connections_per_destination;
+	unsigned mx_port; /* port for MX delivery: 25 but in tests */
 	char *dkim_selector;
 	struct config_dkim_key *dkim_keys;
 	size_t dkim_key_count;
