@@ -805,6 +805,13 @@ static int config_split_hostport(struct config_parser *p, const char *key,
 	size_t hlen;
 
 	config_quote(quoted, sizeof(quoted), word);
+	/* A bare IPv6 address where the port may be left out. */
+	if (default_port != NULL && strlen(word) < host_size &&
+	    inet_pton(AF_INET6, word, &in6) == 1) {
+		snprintf(host, host_size, "%s", word);
+		snprintf(port, port_size, "%s", default_port);
+		return 0;
+	}
 	if (word[0] == '[') {
 		const char *close = strchr(word, ']');
 

@@ -157,6 +157,7 @@ static void test_every_key(void **state)
 		 "listen.submissions = 127.0.0.1:465\n"
 		 "listen.imap = 127.0.0.1:143\n"
 		 "listen.imaps = 127.0.0.1:993\n"
+		 "listen.http = 127.0.0.1:8080\n"
 		 "auth_default_domain = EXAMPLE.org\n"
 		 "plaintext_auth = yes\n"
 		 "apop = yes\n"
@@ -180,7 +181,7 @@ static void test_every_key(void **state)
 	assert_string_equal(cfg->tls_cert, "/srv/postd/cert.pem");
 	assert_string_equal(cfg->tls_key, "/srv/postd/key.pem");
 	assert_string_equal(cfg->user, "mail_1");
-	assert_int_equal(cfg->listen_count, 7);
+	assert_int_equal(cfg->listen_count, 8);
 	for (int i = 0; i < LISTEN_PROTO_COUNT; i++) {
 		assert_int_equal(cfg->listen[i].proto, i);
 		assert_int_equal(cfg->listen[i].line, 9 + i);
@@ -734,6 +735,175 @@ static void test_proto_names(void **state)
 }
 
 /* INV-S2: text from the file is escaped before it reaches a message. */
+static void test_retention_keys(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org example.net\n"
+		 "retention = 30d\n"
+		 "retention_unread = never\n"
+		 "retention.example.net = 0\n"
+		 "retention_unread.EXAMPLE.net = 12h\n"
+		 "login_delay = 15m\n"
+		 "expire_interval = 10s\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->retention, 30 * 86400);
+	assert_int_equal(l.cfg->retention_unread, CONFIG_NEVER);
+	assert_int_equal(l.cfg->login_delay, 900);
+	assert_int_equal(l.cfg->expire_interval, 10);
+	/* The domain's own value wins; an unset one falls back. */
+	assert_int_equal(config_retention(l.cfg, "example.net", false), 0);
+	assert_int_equal(config_retention(l.cfg, "Example.NET", true),
+			 12 * 3600);
+	assert_int_equal(config_retention(l.cfg, "example.org", false),
+			 30 * 86400);
+	assert_int_equal(config_retention(l.cfg, "example.org", true),
+			 CONFIG_NEVER);
+	assert_true(config_retention_varies(l.cfg));
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\nretention = 1.5d\n"
+		 "retention.other.org = 1d\nretention = 2d\n"
+		 "retention.example.org = 1d\nretention.example.org = 2d\n"
+		 "retention.bad_domain = 1d\nretention = 500ms\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 2, "retention: '1.5d' is not never or a whole");
+	assert_error_at(&l, 4, "duplicate key 'retention'");
+	assert_error_at(&l, 6, "retention.example.org: set twice");
+	assert_error_at(&l, 7, "'bad_domain' is not a domain");
+	loaded_free(&l);
+}
+
+static void test_retention_defaults(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->retention, CONFIG_NEVER);
+	assert_int_equal(l.cfg->retention_unread, CONFIG_NEVER);
+	assert_int_equal(l.cfg->login_delay, 0);
+	assert_int_equal(l.cfg->expire_interval, 3600);
+	assert_false(config_retention_varies(l.cfg));
+	assert_int_equal(l.cfg->queue_lifetime, 5 * 86400);
+	assert_int_equal(l.cfg->delay_warning_time, 4 * 3600);
+	assert_int_equal(l.cfg->queue_retry_min, 300);
+	assert_int_equal(l.cfg->queue_retry_max, 3600);
+	assert_int_equal(l.cfg->mx_port, 25);
+	assert_int_equal(l.cfg->tls_policy, TLS_POLICY_MAY);
+	assert_null(l.cfg->relay_host);
+	assert_int_equal(l.cfg->dns_server_count, 0);
+	assert_null(l.cfg->dns_servers[0]);
+	loaded_free(&l);
+}
+
+static void test_queue_keys(void **state)
+{
+	struct loaded l;
+	const struct config_route *r;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "relay_host = [2001:db8::1]:587\n"
+		 "relay_auth = relay.secret\n"
+		 "dns_servers = 127.0.0.1:5353 ::1 [::1]:54 10.0.0.1\n"
+		 "transport.Example.NET = mx.example.net:2525\n"
+		 "transport.other.org = 192.0.2.7\n"
+		 "tls_policy = verify\n"
+		 "tls_policy.legacy.example = may\n"
+		 "queue_lifetime = 2d\n"
+		 "delay_warning_time = 0\n"
+		 "queue_retry_min = 1s\n"
+		 "queue_retry_max = 2m\n"
+		 "max_connections_per_destination = 3\n"
+		 "mx_port = 2526\n"
+		 "dkim_selector = s2026\n"
+		 "dkim_key = /etc/postd/dkim.pem\n"
+		 "dkim_key.example.org = org.pem\n");
+	assert_int_equal(l.rc, 0);
+	assert_string_equal(l.cfg->relay_host->host, "2001:db8::1");
+	assert_string_equal(l.cfg->relay_host->port, "587");
+	assert_true(strstr(l.cfg->relay_auth, "/relay.secret") != NULL);
+	assert_int_equal(l.cfg->dns_server_count, 4);
+	assert_string_equal(l.cfg->dns_servers[0], "127.0.0.1:5353");
+	assert_string_equal(l.cfg->dns_servers[1], "[::1]:53");
+	assert_string_equal(l.cfg->dns_servers[2], "[::1]:54");
+	assert_string_equal(l.cfg->dns_servers[3], "10.0.0.1:53");
+	assert_null(l.cfg->dns_servers[4]);
+	r = config_transport(l.cfg, "example.net");
+	assert_non_null(r);
+	assert_string_equal(r->host, "mx.example.net");
+	assert_string_equal(r->port, "2525");
+	r = config_transport(l.cfg, "OTHER.org");
+	assert_non_null(r);
+	assert_string_equal(r->port, "25");
+	assert_null(config_transport(l.cfg, "example.org"));
+	assert_int_equal(config_tls_policy(l.cfg, "x.example"),
+			 TLS_POLICY_VERIFY);
+	assert_int_equal(config_tls_policy(l.cfg, "legacy.example"),
+			 TLS_POLICY_MAY);
+	assert_string_equal(config_tls_policy_name(TLS_POLICY_DANE), "dane");
+	assert_int_equal(l.cfg->queue_lifetime, 2 * 86400);
+	assert_int_equal(l.cfg->delay_warning_time, 0);
+	assert_int_equal(l.cfg->queue_retry_min, 1);
+	assert_int_equal(l.cfg->queue_retry_max, 120);
+	assert_int_equal(l.cfg->max_connections_per_destination, 3);
+	assert_int_equal(l.cfg->mx_port, 2526);
+	assert_string_equal(l.cfg->dkim_selector, "s2026");
+	assert_string_equal(config_dkim_key(l.cfg, "other.org"),
+			    "/etc/postd/dkim.pem");
+	assert_true(strstr(config_dkim_key(l.cfg, "example.org"), "/org.pem") !=
+		    NULL);
+	loaded_free(&l);
+}
+
+static void test_queue_key_errors(void **state)
+{
+	struct loaded l;
+	FILE *errors;
+	char *out = NULL;
+	size_t len = 0;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "dns_servers = ns.example.org\n"
+		 "transport.example.net = a:b:c\n"
+		 "transport.example.net = [::1\n"
+		 "tls_policy = strict\n"
+		 "queue_lifetime = 31d\n"
+		 "dkim_selector = bad selector\n"
+		 "relay_host = host:0\n"
+		 "transport.x.org = h:1\ntransport.X.ORG = h:2\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 2, "'ns.example.org' is not a numeric address");
+	assert_error_at(&l, 3, "write IPv6 addresses in brackets");
+	assert_error_at(&l, 4, "expected [IPV6]:PORT");
+	assert_error_at(&l, 5, "'strict' is not one of may, verify, dane");
+	assert_error_at(&l, 6, "queue_lifetime: '31d' is too large");
+	assert_error_at(&l, 7, "is not a selector");
+	assert_error_at(&l, 8, "port must be a number from 1 to 65535");
+	assert_error_at(&l, 10, "transport.x.org: set twice");
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\nlisten.pop3 = 127.0.0.1:110\n"
+		 "relay_auth = /x\ndkim_key = /k\n"
+		 "queue_retry_min = 10m\nqueue_retry_max = 1m\n"
+		 "retention.example.com = 1d\n");
+	assert_int_equal(l.rc, 0);
+	errors = open_memstream(&out, &len);
+	assert_int_equal(config_validate(l.cfg, errors), 4);
+	fclose(errors);
+	free(l.errors);
+	l.errors = out;
+	assert_error_at(&l, 0, "relay_auth needs relay_host");
+	assert_error_at(&l, 0, "dkim_key needs dkim_selector");
+	assert_error_at(&l, 0, "queue_retry_max (60s) is less than");
+	assert_error_at(&l, 0, "retention for 'example.com': not one of");
+	loaded_free(&l);
+}
+
 static void test_messages_escape_control_bytes(void **state)
 {
 	struct loaded l;
@@ -787,6 +957,10 @@ int main(void)
 	    cmocka_unit_test(test_proto_names),
 	    cmocka_unit_test(test_messages_escape_control_bytes),
 	    cmocka_unit_test(test_errors_stream_may_be_null),
+	    cmocka_unit_test(test_retention_keys),
+	    cmocka_unit_test(test_retention_defaults),
+	    cmocka_unit_test(test_queue_keys),
+	    cmocka_unit_test(test_queue_key_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
