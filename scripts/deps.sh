@@ -30,6 +30,12 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Postfix is installed for its binaries (postctl check is tested against
+# a private instance): "No configuration" keeps its own service off port 25.
+if command -v debconf-set-selections >/dev/null; then
+	echo "postfix postfix/main_mailer_type select No configuration" |
+		debconf-set-selections
+fi
 apt-get update -q >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -q --no-install-recommends $missing >/dev/null
