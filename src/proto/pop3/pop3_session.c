@@ -12,6 +12,7 @@
 #include <sodium.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
@@ -313,6 +314,7 @@ static bool pop3_job_message_step(struct pop3_session *s)
 		out_len = msg_wire_convert(&s->job.wire, in, (size_t)n, out);
 		conn_commit(s->conn, out_len);
 		s->bytes_sent += out_len;
+		metrics_add(METRIC_BYTES_RETRIEVED, out_len);
 		if (!s->job.wire.done)
 			return false;
 	}
@@ -321,6 +323,7 @@ static bool pop3_job_message_step(struct pop3_session *s)
 	memcpy(out + out_len, ".\r\n", 3);
 	conn_commit(s->conn, out_len + 3);
 	if (s->job.whole) {
+		metrics_add(METRIC_MESSAGES_RETRIEVED, 1);
 		s->retrieved++;
 		mailbox_mark_retrieved(s->box, s->job.msg, time(NULL));
 	}

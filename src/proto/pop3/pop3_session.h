@@ -15,6 +15,7 @@
 #include "net/conn.h"
 #include "proto/common/proto_env.h"
 #include "proto/common/sasl.h"
+#include "storage/expire.h"
 #include "storage/mailbox.h"
 #include "storage/msg_wire.h"
 
@@ -71,6 +72,8 @@ struct pop3_session {
 	unsigned bad_commands;
 
 	/* TRANSACTION */
+	struct expire_policy policy; /* the user's retention (EXPIRE) */
+	unsigned login_delay;	     /* the user's LOGIN-DELAY, seconds */
 	int maildir_fd;
 	struct mailbox *box;
 	struct pop3_marks marks;
