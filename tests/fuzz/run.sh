@@ -38,6 +38,8 @@ fuzz_passwd_file:8192
 fuzz_smtp_parse:12300
 fuzz_smtp_data:4096
 fuzz_smtp_header:8192
+fuzz_retention:300
+fuzz_check_reply:9000
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \
