@@ -77,7 +77,7 @@ static int firststart_dir_at(int parent_fd, const char *parent,
 void firststart_data_dirs(const struct config *cfg)
 {
 	static const char *const queue_dirs[] = {"tmp", "msg", "env",
-						 "quarantine"};
+						 "quarantine", "hold"};
 	char queue[4096];
 	struct stat st;
 	int data_fd, queue_fd;

@@ -72,6 +72,13 @@ static int queue_recover_msg(int queue_fd, time_t now,
 			     struct queue_recover_stats *r,
 			     const char **error_r);
 static int queue_list_nothing(void *ctx, const struct queue_envelope *env);
+static int queue_load_in(int queue_fd, const char *sub, const char *id,
+			 struct queue_envelope **env_r, const char **error_r);
+static int queue_list_in(int queue_fd, const char *sub, queue_list_fn *fn,
+			 void *ctx, unsigned *quarantined_r,
+			 const char **error_r);
+static int queue_move_entry(int queue_fd, const char *id, const char *from,
+			    const char *to, const char **error_r);
 
 static __thread char queue_errbuf[256];
 
@@ -118,6 +125,14 @@ int queue_open(int data_fd, bool create, const char **error_r)
 			goto fail;
 		}
 		close(sub);
+	}
+	/* hold/ came with the second format: a queue made before it gets
+	 * it on the daemon's next start (create); until then it is simply
+	 * empty. */
+	if (create && mkdirat(fd, QUEUE_SUBDIR_HOLD, 0700) < 0 &&
+	    errno != EEXIST) {
+		*error_r = queue_error("mkdir queue folder", errno);
+		goto fail;
 	}
 	return fd;
 fail:
@@ -304,6 +319,8 @@ static int queue_format(const struct queue_envelope *env, struct queue_text *t,
 		return -1;
 	}
 	queue_text_add(t, ">\n", 2);
+	queue_text_printf(t, "notified %s\n",
+			  env->delay_notified ? "delay" : "-");
 	for (size_t i = 0; i < env->rcpt_count; i++) {
 		const struct queue_rcpt *r = &env->rcpts[i];
 		const char *state = queue_state_name(r->state);
@@ -604,7 +621,9 @@ static int queue_parse(char *data, size_t len, const char *id,
 		*error_r = "missing or garbled version line";
 		return -1;
 	}
-	if (version != QUEUE_FORMAT_VERSION) {
+	/* Version 1 files (written before the delay notice existed) still
+	 * load: they have no "notified" line. */
+	if (version != 1 && version != QUEUE_FORMAT_VERSION) {
 		*error_r = "unknown envelope version";
 		return -1;
 	}
@@ -625,6 +644,14 @@ static int queue_parse(char *data, size_t len, const char *id,
 	    queue_parse_path(value, &env->sender) < 0) {
 		*error_r = "garbled sender";
 		return -1;
+	}
+	if (version >= 2) {
+		if (queue_parse_field(&p, end, "notified", &value) < 0 ||
+		    (strcmp(value, "-") != 0 && strcmp(value, "delay") != 0)) {
+			*error_r = "garbled notified line";
+			return -1;
+		}
+		env->delay_notified = strcmp(value, "delay") == 0;
 	}
 	for (;;) {
 		struct queue_rcpt *r;
@@ -695,6 +722,13 @@ static int queue_check_msg(int queue_fd, const struct queue_envelope *env,
 int queue_entry_load(int queue_fd, const char *id,
 		     struct queue_envelope **env_r, const char **error_r)
 {
+	return queue_load_in(queue_fd, QUEUE_SUBDIR_ENV, id, env_r, error_r);
+}
+
+/* queue_entry_load() from env/ or hold/. */
+static int queue_load_in(int queue_fd, const char *sub, const char *id,
+			 struct queue_envelope **env_r, const char **error_r)
+{
 	struct queue_envelope *env;
 	char *data = NULL;
 	size_t len = 0;
@@ -706,9 +740,12 @@ int queue_entry_load(int queue_fd, const char *id,
 		errno = EINVAL;
 		return -1;
 	}
-	env_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_ENV);
+	env_fd = queue_subdir(queue_fd, sub);
+	if (env_fd < 0 && errno == ENOENT &&
+	    strcmp(sub, QUEUE_SUBDIR_HOLD) == 0)
+		return 0;
 	if (env_fd < 0) {
-		*error_r = queue_error("open env/", errno);
+		*error_r = queue_error("open envelope folder", errno);
 		return -1;
 	}
 	r = queue_read_file(env_fd, id, &data, &len, error_r);
@@ -788,8 +825,9 @@ static int queue_quarantine_move(int from_fd, const char *id, int q_fd,
 
 int queue_quarantine(int queue_fd, const char *id, const char *reason)
 {
-	static const char *const subs[] = {QUEUE_SUBDIR_ENV, QUEUE_SUBDIR_MSG};
-	static const char *const exts[] = {"env", "msg"};
+	static const char *const subs[] = {QUEUE_SUBDIR_ENV, QUEUE_SUBDIR_HOLD,
+					   QUEUE_SUBDIR_MSG};
+	static const char *const exts[] = {"env", "env", "msg"};
 	char escaped[256];
 	int q_fd, rc = 0;
 
@@ -801,9 +839,11 @@ int queue_quarantine(int queue_fd, const char *id, const char *reason)
 			  strerror(errno));
 		return -1;
 	}
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < sizeof(subs) / sizeof(subs[0]); i++) {
 		int fd = queue_subdir(queue_fd, subs[i]);
 
+		if (fd < 0 && errno == ENOENT && i == 1)
+			continue; /* a queue without hold/ yet */
 		if (fd < 0 || queue_quarantine_move(fd, id, q_fd, exts[i]) < 0)
 			rc = -1;
 		if (fd >= 0)
@@ -821,6 +861,21 @@ int queue_quarantine(int queue_fd, const char *id, const char *reason)
 int queue_list(int queue_fd, queue_list_fn *fn, void *ctx,
 	       unsigned *quarantined_r, const char **error_r)
 {
+	return queue_list_in(queue_fd, QUEUE_SUBDIR_ENV, fn, ctx, quarantined_r,
+			     error_r);
+}
+
+int queue_list_held(int queue_fd, queue_list_fn *fn, void *ctx,
+		    unsigned *quarantined_r, const char **error_r)
+{
+	return queue_list_in(queue_fd, QUEUE_SUBDIR_HOLD, fn, ctx,
+			     quarantined_r, error_r);
+}
+
+static int queue_list_in(int queue_fd, const char *sub, queue_list_fn *fn,
+			 void *ctx, unsigned *quarantined_r,
+			 const char **error_r)
+{
 	struct queue_envelope *env;
 	struct dirent *de;
 	const char *error;
@@ -829,9 +884,11 @@ int queue_list(int queue_fd, queue_list_fn *fn, void *ctx,
 
 	if (quarantined_r != NULL)
 		*quarantined_r = 0;
-	fd = queue_subdir(queue_fd, QUEUE_SUBDIR_ENV);
+	fd = queue_subdir(queue_fd, sub);
+	if (fd < 0 && errno == ENOENT && strcmp(sub, QUEUE_SUBDIR_HOLD) == 0)
+		return 0;
 	if (fd < 0 || (dir = fdopendir(fd)) == NULL) {
-		*error_r = queue_error("open env/", errno);
+		*error_r = queue_error("open envelope folder", errno);
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -843,10 +900,11 @@ int queue_list(int queue_fd, queue_list_fn *fn, void *ctx,
 			/* Not ours to parse; quarantine cannot name it
 			 * either, so it is only reported. */
 			log_warn("queue: ignoring a file with an invalid id "
-				 "in env/");
+				 "in %s/",
+				 sub);
 			continue;
 		}
-		r = queue_entry_load(queue_fd, de->d_name, &env, &error);
+		r = queue_load_in(queue_fd, sub, de->d_name, &env, &error);
 		if (r < 0 && errno == EBADMSG) {
 			if (quarantined_r != NULL)
 				(*quarantined_r)++;
@@ -863,7 +921,7 @@ int queue_list(int queue_fd, queue_list_fn *fn, void *ctx,
 		queue_envelope_free(&env);
 	}
 	if (rc == 0 && de == NULL && errno != 0) {
-		*error_r = queue_error("read env/", errno);
+		*error_r = queue_error("read envelope folder", errno);
 		rc = -1;
 	}
 	closedir(dir);
@@ -897,6 +955,17 @@ int queue_delete(int queue_fd, const char *id, const char **error_r)
 	}
 	r = unlinkat(env_fd, id, 0);
 	close(env_fd);
+	if (r < 0 && errno == ENOENT) {
+		/* A held entry can be deleted too. */
+		env_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_HOLD);
+		r = env_fd < 0 ? -1 : unlinkat(env_fd, id, 0);
+		if (r == 0)
+			r = fsync(env_fd);
+		if (env_fd >= 0)
+			close(env_fd);
+		if (env_fd < 0)
+			errno = ENOENT;
+	}
 	if (r < 0) {
 		*error_r = errno == ENOENT
 			       ? "no such queue entry"
@@ -951,8 +1020,9 @@ static int queue_recover_msg(int queue_fd, time_t now,
 	struct dirent *de;
 	struct stat st;
 	DIR *dir;
-	int msg_fd, env_fd;
+	int msg_fd, env_fd, hold_fd;
 
+	hold_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_HOLD);
 	env_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_ENV);
 	msg_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_MSG);
 	if (env_fd < 0 || msg_fd < 0 || (dir = fdopendir(msg_fd)) == NULL) {
@@ -961,6 +1031,8 @@ static int queue_recover_msg(int queue_fd, time_t now,
 			close(env_fd);
 		if (msg_fd >= 0)
 			close(msg_fd);
+		if (hold_fd >= 0)
+			close(hold_fd);
 		return -1;
 	}
 	while ((de = readdir(dir)) != NULL) {
@@ -969,6 +1041,11 @@ static int queue_recover_msg(int queue_fd, time_t now,
 		if (fstatat(env_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) ==
 			0 ||
 		    errno != ENOENT)
+			continue;
+		/* A held entry is no orphan. */
+		if (hold_fd >= 0 && (fstatat(hold_fd, de->d_name, &st,
+					     AT_SYMLINK_NOFOLLOW) == 0 ||
+				     errno != ENOENT))
 			continue;
 		if (fstatat(msg_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		    st.st_mtime >= now - QUEUE_ORPHAN_AGE)
@@ -979,6 +1056,8 @@ static int queue_recover_msg(int queue_fd, time_t now,
 	}
 	closedir(dir);
 	close(env_fd);
+	if (hold_fd >= 0)
+		close(hold_fd);
 	return 0;
 }
 
@@ -1002,7 +1081,249 @@ int queue_recover(int queue_fd, time_t now, struct queue_recover_stats *r,
 		       error_r) < 0)
 		return -1;
 	r->quarantined += quarantined;
+	if (queue_list_held(queue_fd, queue_list_nothing, NULL, &quarantined,
+			    error_r) < 0)
+		return -1;
+	r->quarantined += quarantined;
 	if (queue_recover_msg(queue_fd, now, r, error_r) < 0)
 		return -1;
 	return 0;
+}
+
+int queue_entry_lock(int queue_fd, const char *id, bool wait,
+		     const char **error_r)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat st;
+	int msg_fd, fd, r, saved;
+
+	if (!queue_id_valid(id)) {
+		*error_r = "invalid queue id";
+		errno = EINVAL;
+		return -1;
+	}
+	msg_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_MSG);
+	if (msg_fd < 0) {
+		*error_r = queue_error("open msg/", errno);
+		return -1;
+	}
+	fd = openat(msg_fd, id, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	saved = errno;
+	close(msg_fd);
+	if (fd < 0) {
+		*error_r = saved == ENOENT ? "no such queue entry"
+					   : queue_error("open message", saved);
+		errno = saved;
+		return -1;
+	}
+	/* OFD locks belong to the open file description, not the process:
+	 * two descriptors of one process exclude each other too, and
+	 * closing some other descriptor of the file never drops it. */
+	do
+		r = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		saved = errno == EACCES ? EAGAIN : errno;
+		*error_r = saved == EAGAIN
+			       ? "queue entry is busy"
+			       : queue_error("lock queue entry", saved);
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	/* Deleted while we waited: the lock is on a dead inode. */
+	if (fstat(fd, &st) < 0 || st.st_nlink == 0) {
+		close(fd);
+		*error_r = "no such queue entry";
+		errno = ENOENT;
+		return -1;
+	}
+	return fd;
+}
+
+void queue_entry_unlock(int *lock_fd)
+{
+	if (*lock_fd >= 0) {
+		/* Closing the only descriptor of the description releases
+		 * the OFD lock. */
+		close(*lock_fd);
+		*lock_fd = -1;
+	}
+}
+
+int queue_envelope_update(int queue_fd, const struct queue_envelope *env,
+			  const char **error_r)
+{
+	static unsigned counter;
+	struct queue_text t = {0};
+	char tmp_name[QUEUE_MAX_FILE_NAME + 16];
+	int tmp_fd = -1, env_fd = -1, fd = -1, err = 0, r;
+	bool created = false;
+	struct stat st;
+
+	if (queue_format(env, &t, error_r) < 0) {
+		err = EINVAL;
+		goto fail;
+	}
+	tmp_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_TMP);
+	env_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_ENV);
+	if (tmp_fd < 0 || env_fd < 0) {
+		err = errno;
+		*error_r = queue_error("open queue folder", err);
+		goto fail;
+	}
+	/* Checked under the caller's lock: hold and delete take it too, so
+	 * env/ID cannot go away between this check and the rename. */
+	if (fstatat(env_fd, env->id, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		err = errno;
+		*error_r = err == ENOENT ? "no such queue entry"
+					 : queue_error("stat envelope", err);
+		goto fail;
+	}
+	for (unsigned i = 0;; i++) {
+		snprintf(tmp_name, sizeof(tmp_name), "%s.env.%u", env->id,
+			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+		fd = openat(
+		    tmp_fd, tmp_name,
+		    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST || i >= QUEUE_QUARANTINE_TRIES)
+			break;
+	}
+	if (fd < 0) {
+		err = errno;
+		*error_r = queue_error("create envelope", err);
+		goto fail;
+	}
+	created = true;
+	/* INV-D1: every step checked; a failed fsync is not retried. */
+	if (queue_write_all(fd, t.data, t.len) < 0 || fsync(fd) < 0) {
+		err = errno;
+		*error_r = queue_error("write envelope", err);
+		goto fail;
+	}
+	r = close(fd);
+	fd = -1;
+	if (r < 0) {
+		err = errno;
+		*error_r = queue_error("close envelope", err);
+		goto fail;
+	}
+	if (renameat(tmp_fd, tmp_name, env_fd, env->id) < 0) {
+		err = errno;
+		*error_r = queue_error("rename envelope into env/", err);
+		goto fail;
+	}
+	created = false;
+	if (fsync(env_fd) < 0) {
+		err = errno;
+		*error_r = queue_error("fsync env/", err);
+		goto fail;
+	}
+	close(tmp_fd);
+	close(env_fd);
+	free(t.data);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (created)
+		unlinkat(tmp_fd, tmp_name, 0);
+	if (tmp_fd >= 0)
+		close(tmp_fd);
+	if (env_fd >= 0)
+		close(env_fd);
+	free(t.data);
+	errno = err;
+	return -1;
+}
+
+/* Renames from/ID to to/ID (never replacing) under the entry's lock and
+ * fsyncs both folders. */
+static int queue_move_entry(int queue_fd, const char *id, const char *from,
+			    const char *to, const char **error_r)
+{
+	int lock_fd, from_fd = -1, to_fd = -1, err = 0;
+
+	lock_fd = queue_entry_lock(queue_fd, id, true, error_r);
+	if (lock_fd < 0)
+		return -1;
+	/* A queue made before hold/ existed (or by a first start that does
+	 * not know it) gets the folder on the first hold; postctl has
+	 * become the queue's owner by now, so it is owned right. */
+	if (strcmp(to, QUEUE_SUBDIR_HOLD) == 0 &&
+	    mkdirat(queue_fd, QUEUE_SUBDIR_HOLD, 0700) == 0 &&
+	    fsync(queue_fd) < 0) {
+		err = errno;
+		*error_r = queue_error("fsync queue folder", err);
+		goto out;
+	}
+	from_fd = queue_subdir(queue_fd, from);
+	to_fd = queue_subdir(queue_fd, to);
+	if (from_fd < 0 || to_fd < 0) {
+		err = errno;
+		*error_r = err == ENOENT
+			       ? "no such queue entry"
+			       : queue_error("open queue folder", err);
+		goto out;
+	}
+	if (queue_move(from_fd, id, to_fd, id) < 0) {
+		err = errno;
+		*error_r = err == ENOENT ? "no such queue entry"
+			   : err == EEXIST
+			       ? "entry exists in both folders"
+			       : queue_error("rename envelope", err);
+		goto out;
+	}
+	/* The destination first: the entry must not vanish from both. */
+	if (fsync(to_fd) < 0 || fsync(from_fd) < 0) {
+		err = errno;
+		*error_r = queue_error("fsync queue folder", err);
+	}
+out:
+	if (from_fd >= 0)
+		close(from_fd);
+	if (to_fd >= 0)
+		close(to_fd);
+	queue_entry_unlock(&lock_fd);
+	errno = err;
+	return err == 0 ? 0 : -1;
+}
+
+int queue_hold(int queue_fd, const char *id, const char **error_r)
+{
+	return queue_move_entry(queue_fd, id, QUEUE_SUBDIR_ENV,
+				QUEUE_SUBDIR_HOLD, error_r);
+}
+
+int queue_release(int queue_fd, const char *id, const char **error_r)
+{
+	return queue_move_entry(queue_fd, id, QUEUE_SUBDIR_HOLD,
+				QUEUE_SUBDIR_ENV, error_r);
+}
+
+int queue_retry_now(int queue_fd, const char *id, const char **error_r)
+{
+	struct queue_envelope *env = NULL;
+	int lock_fd, r, err = 0;
+
+	lock_fd = queue_entry_lock(queue_fd, id, true, error_r);
+	if (lock_fd < 0)
+		return -1;
+	r = queue_entry_load(queue_fd, id, &env, error_r);
+	if (r <= 0) {
+		err = r == 0 ? ENOENT : errno;
+		if (r == 0)
+			*error_r = "no such queue entry";
+		goto out;
+	}
+	for (size_t i = 0; i < env->rcpt_count; i++)
+		if (env->rcpts[i].state == QUEUE_RCPT_PENDING)
+			env->rcpts[i].next_try = 0;
+	if (queue_envelope_update(queue_fd, env, error_r) < 0)
+		err = errno;
+out:
+	queue_envelope_free(&env);
+	queue_entry_unlock(&lock_fd);
+	errno = err;
+	return err == 0 ? 0 : -1;
 }

@@ -4,22 +4,25 @@
  *   msg/ID       the message (a hard link to the spooled file)
  *   env/ID       its envelope, written to tmp/ and renamed into place
  *   quarantine/  entries a reader refused (ID.env, ID.msg)
+ *   hold/ID      envelopes put on hold (the runner ignores them)
  * An entry exists once env/ID does; msg/ID is always linked first, so a
  * visible envelope without its message is damage, not a race (INV-D2).
  *
  * Envelope (text, LF line ends, one field per line, in this order):
- *   postd-queue 1
+ *   postd-queue 2
  *   id ID
  *   created UNIXTIME
  *   size BYTES                  (size of msg/ID)
  *   skip BYTES                  (leading bytes a relay does not send)
  *   sender <ADDR>               (<> for the null reverse-path)
+ *   notified delay|-            ("delay": the delayed DSN was queued)
  *   rcpt <ADDR> STATE ATTEMPTS NEXT_TRY LAST_ERROR   (1..QUEUE_MAX_RCPTS)
  *   end
  * ADDR and LAST_ERROR are escaped: bytes outside 0x21..0x7e and + < > =
  * become +HH (as RFC 3461 xtext), so no CR, LF, NUL or space reaches the
  * file (INV-S2). LAST_ERROR is "-" when there is none. STATE is pending,
  * sent or failed. Anything else makes the reader quarantine the entry.
+ * Version 1 files (no "notified" line) still load, delay_notified false.
  * See doc/internals/queue.md.
  */
 #ifndef POSTD_QUEUE_H
@@ -38,7 +41,7 @@
 #define QUEUE_SUBDIR_ENV "env"
 #define QUEUE_SUBDIR_QUARANTINE "quarantine"
 #define QUEUE_SUBDIR_HOLD "hold" /* env/ID moved here by "queue hold" */
-#define QUEUE_FORMAT_VERSION 1
+#define QUEUE_FORMAT_VERSION 2
 
 enum queue_rcpt_state {
 	QUEUE_RCPT_PENDING,

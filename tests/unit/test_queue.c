@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,7 +181,7 @@ static void test_inv_s2_envelope_roundtrip_escaped(void **state)
 
 	make_entry(f->qfd, "abc123", "", odd);
 	text = get_file(f->qfd, "env", "abc123", &len);
-	assert_non_null(strstr(text, "postd-queue 1\nid abc123\n"));
+	assert_non_null(strstr(text, "postd-queue 2\nid abc123\n"));
 	assert_non_null(strstr(text, "sender <>\n"));
 	assert_non_null(strstr(
 	    text, "rcpt <\"a+20b+2Bc+3Dd+3Ce+3E\"@x.example> failed 3 "
@@ -316,9 +317,16 @@ static void test_inv_d2_garbled_envelopes_quarantined(void **state)
 		const char *from, *to;
 		size_t to_len; /* 0: strlen(to) */
 	} cases[] = {
-	    {"postd-queue 1\n", "postd-queue 2\n", 0},
-	    {"postd-queue 1\n", "postd-queue 01\n", 0},
-	    {"postd-queue 1\n", "postd-queue 1\r\n", 0},
+	    {"postd-queue 2\n", "postd-queue 3\n", 0},
+	    {"postd-queue 2\n", "postd-queue 02\n", 0},
+	    {"postd-queue 2\n", "postd-queue 2\r\n", 0},
+	    {"postd-queue 2\n", "postd-queue 0\n", 0},
+	    /* A version 1 file has no notified line, a version 2 one must. */
+	    {"postd-queue 2\n", "postd-queue 1\n", 0},
+	    {"notified -\n", "", 0},
+	    {"notified -\n", "notified\n", 0},
+	    {"notified -\n", "notified yes\n", 0},
+	    {"notified -\n", "notified delay \n", 0},
 	    {"id g\n", "id h\n", 0},
 	    {"created 1700000000\n", "created -1\n", 0},
 	    {"created 1700000000\n", "created 17000000000000000000000\n", 0},
@@ -510,6 +518,295 @@ static void test_inv_d4_recover(void **state)
 	assert_true(exists(f->qfd, "quarantine", "orphan.1.msg"));
 }
 
+/* OFD locks: two descriptors of one process exclude each other. */
+static void test_queue_lock_conflict(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+	int a, b;
+
+	make_entry(f->qfd, "lk", "a@x", "b@y");
+	a = queue_entry_lock(f->qfd, "lk", false, &err);
+	assert_true(a >= 0);
+	errno = 0;
+	assert_int_equal(queue_entry_lock(f->qfd, "lk", false, &err), -1);
+	assert_int_equal(errno, EAGAIN);
+	/* hold would wait; a non-waiting second lock is still refused. */
+	queue_entry_unlock(&a);
+	assert_int_equal(a, -1);
+	b = queue_entry_lock(f->qfd, "lk", false, &err);
+	assert_true(b >= 0);
+	queue_entry_unlock(&b);
+	queue_entry_unlock(&b); /* harmless */
+	assert_int_equal(queue_entry_lock(f->qfd, "nosuch", false, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_entry_lock(f->qfd, "../lk", false, &err), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+/* INV-D1: an update replaces env/ID, leaves nothing in tmp/, and never
+ * brings back an entry that was deleted or held meanwhile. */
+static void test_inv_d1_envelope_update(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope *env = NULL, *again = NULL;
+	const char *err = NULL;
+	size_t len;
+	int lk;
+
+	make_entry(f->qfd, "up", "a@x", "b@y");
+	lk = queue_entry_lock(f->qfd, "up", true, &err);
+	assert_true(lk >= 0);
+	assert_int_equal(queue_entry_load(f->qfd, "up", &env, &err), 1);
+	assert_false(env->delay_notified);
+	env->delay_notified = true;
+	env->rcpts[0].state = QUEUE_RCPT_SENT;
+	env->rcpts[0].attempts = 1;
+	free(env->rcpts[1].last_error);
+	env->rcpts[1].last_error = strdup("550 5.1.1 no such user");
+	assert_int_equal(queue_envelope_update(f->qfd, env, &err), 0);
+	assert_int_equal(count(f->qfd, "tmp"), 0);
+	assert_non_null(
+	    strstr(get_file(f->qfd, "env", "up", &len), "notified delay\n"));
+	assert_int_equal(queue_entry_load(f->qfd, "up", &again, &err), 1);
+	assert_true(again->delay_notified);
+	assert_int_equal(again->rcpts[0].state, QUEUE_RCPT_SENT);
+	assert_int_equal(again->rcpts[0].attempts, 1);
+	assert_string_equal(again->rcpts[1].last_error,
+			    "550 5.1.1 no such user");
+	queue_envelope_free(&again);
+	queue_entry_unlock(&lk);
+
+	/* Deleted meanwhile: ENOENT, nothing written. */
+	assert_int_equal(queue_delete(f->qfd, "up", &err), 0);
+	errno = 0;
+	assert_int_equal(queue_envelope_update(f->qfd, env, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(exists(f->qfd, "env", "up"));
+	assert_int_equal(count(f->qfd, "tmp"), 0);
+	queue_envelope_free(&env);
+
+	/* Held meanwhile: ENOENT too, and hold/ID is left as it was. */
+	make_entry(f->qfd, "up2", "a@x", "b@y");
+	assert_int_equal(queue_entry_load(f->qfd, "up2", &env, &err), 1);
+	assert_int_equal(queue_hold(f->qfd, "up2", &err), 0);
+	errno = 0;
+	assert_int_equal(queue_envelope_update(f->qfd, env, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(exists(f->qfd, "env", "up2"));
+	assert_true(exists(f->qfd, "hold", "up2"));
+	queue_envelope_free(&env);
+}
+
+static void test_queue_hold_release(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope *env = NULL;
+	struct walk w = {0}, h = {0};
+	const char *err = NULL;
+	unsigned q = 9;
+	int lk;
+
+	make_entry(f->qfd, "h1", "a@x", "b@y");
+	make_entry(f->qfd, "h2", "a@x", "b@y");
+	assert_int_equal(queue_hold(f->qfd, "h1", &err), 0);
+	assert_false(exists(f->qfd, "env", "h1"));
+	assert_true(exists(f->qfd, "hold", "h1"));
+	assert_true(exists(f->qfd, "msg", "h1"));
+	/* The runner's view no longer has it; the held list does. */
+	assert_int_equal(queue_entry_load(f->qfd, "h1", &env, &err), 0);
+	assert_int_equal(queue_list(f->qfd, walk_fn, &w, &q, &err), 0);
+	assert_int_equal(w.calls, 1);
+	assert_string_equal(w.ids[0], "h2");
+	assert_int_equal(queue_list_held(f->qfd, walk_fn, &h, &q, &err), 0);
+	assert_int_equal(h.calls, 1);
+	assert_string_equal(h.ids[0], "h1");
+	assert_int_equal(q, 0);
+	/* Twice, or the wrong way round: ENOENT. */
+	errno = 0;
+	assert_int_equal(queue_hold(f->qfd, "h1", &err), -1);
+	assert_int_equal(errno, ENOENT);
+	errno = 0;
+	assert_int_equal(queue_release(f->qfd, "h2", &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_hold(f->qfd, "nosuch", &err), -1);
+	assert_int_equal(errno, ENOENT);
+	/* A retry of a held entry finds nothing to change. */
+	assert_int_equal(queue_retry_now(f->qfd, "h1", &err), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Release while someone else holds the lock: not before it ends. */
+	lk = queue_entry_lock(f->qfd, "h1", false, &err);
+	assert_true(lk >= 0);
+	queue_entry_unlock(&lk);
+	assert_int_equal(queue_release(f->qfd, "h1", &err), 0);
+	assert_true(exists(f->qfd, "env", "h1"));
+	assert_false(exists(f->qfd, "hold", "h1"));
+	assert_int_equal(queue_entry_load(f->qfd, "h1", &env, &err), 1);
+	assert_int_equal(env->rcpt_count, 2);
+	queue_envelope_free(&env);
+	/* A held entry can be deleted. */
+	assert_int_equal(queue_hold(f->qfd, "h2", &err), 0);
+	assert_int_equal(queue_delete(f->qfd, "h2", &err), 0);
+	assert_false(exists(f->qfd, "hold", "h2"));
+	assert_false(exists(f->qfd, "msg", "h2"));
+	assert_int_equal(count(f->qfd, "tmp"), 0);
+}
+
+/* A hold while the runner's attempt is in flight waits for it. */
+static void test_queue_hold_waits_for_lock(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+	int lk, status;
+	pid_t pid;
+
+	make_entry(f->qfd, "w", "a@x", "b@y");
+	lk = queue_entry_lock(f->qfd, "w", false, &err);
+	assert_true(lk >= 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* The inherited descriptor shares the parent's lock. */
+		close(lk);
+		_exit(queue_hold(f->qfd, "w", &err) == 0 ? 0 : 1);
+	}
+	usleep(200 * 1000);
+	/* Still waiting: nothing moved. */
+	assert_true(exists(f->qfd, "env", "w"));
+	assert_int_equal(waitpid(pid, &status, WNOHANG), 0);
+	queue_entry_unlock(&lk);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_true(exists(f->qfd, "hold", "w"));
+}
+
+static void test_queue_retry_now(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_envelope *env = NULL;
+	struct queue_rcpt rcpts[2] = {
+	    {.addr = (char *)"p@x",
+	     .state = QUEUE_RCPT_PENDING,
+	     .attempts = 2,
+	     .next_try = 1900000000},
+	    {.addr = (char *)"f@x",
+	     .state = QUEUE_RCPT_FAILED,
+	     .attempts = 1,
+	     .next_try = 1900000000},
+	};
+	struct queue_envelope w = {.created = 5, .size = 2};
+	const char *err = NULL;
+	int e;
+
+	put_file(f->qfd, "msg", "rn", "x\n", 2);
+	snprintf(w.id, sizeof(w.id), "rn");
+	w.sender = (char *)"s@x";
+	w.rcpts = rcpts;
+	w.rcpt_count = 2;
+	assert_int_equal(queue_envelope_write(f->qfd, &w, &e, &err), 0);
+	assert_int_equal(queue_retry_now(f->qfd, "rn", &err), 0);
+	assert_int_equal(queue_entry_load(f->qfd, "rn", &env, &err), 1);
+	assert_int_equal(env->rcpts[0].next_try, 0);
+	assert_int_equal(env->rcpts[0].attempts, 2);
+	/* Only pending recipients are touched. */
+	assert_int_equal(env->rcpts[1].next_try, 1900000000);
+	queue_envelope_free(&env);
+	assert_int_equal(queue_retry_now(f->qfd, "gone", &err), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+/* Files written by the first format still load. */
+static void test_queue_v1_envelope_loads(void **state)
+{
+	struct fixture *f = *state;
+	static const char v1[] =
+	    "postd-queue 1\nid old\ncreated 1700000000\nsize 23\nskip 0\n"
+	    "sender <me@localhost>\nrcpt <far@remote.example> pending 0 0 -\n"
+	    "end\n";
+	static const char v1_notified[] =
+	    "postd-queue 1\nid old\ncreated 1700000000\nsize 23\nskip 0\n"
+	    "sender <me@localhost>\nnotified delay\n"
+	    "rcpt <far@remote.example> pending 0 0 -\nend\n";
+	struct queue_envelope *env = NULL;
+	const char *err = NULL;
+	size_t len;
+	int lk;
+
+	put_file(f->qfd, "msg", "old", msg_text, sizeof(msg_text) - 1);
+	put_file(f->qfd, "env", "old", v1, sizeof(v1) - 1);
+	assert_int_equal(queue_entry_load(f->qfd, "old", &env, &err), 1);
+	assert_false(env->delay_notified);
+	assert_string_equal(env->sender, "me@localhost");
+	assert_string_equal(env->rcpts[0].addr, "far@remote.example");
+	/* An update writes the current version. */
+	lk = queue_entry_lock(f->qfd, "old", true, &err);
+	assert_true(lk >= 0);
+	assert_int_equal(queue_envelope_update(f->qfd, env, &err), 0);
+	queue_entry_unlock(&lk);
+	queue_envelope_free(&env);
+	assert_non_null(
+	    strstr(get_file(f->qfd, "env", "old", &len), "postd-queue 2\n"));
+	assert_int_equal(queue_entry_load(f->qfd, "old", &env, &err), 1);
+	queue_envelope_free(&env);
+	/* The notified line is not part of version 1. */
+	put_file(f->qfd, "env", "old", v1_notified, sizeof(v1_notified) - 1);
+	assert_int_equal(queue_entry_load(f->qfd, "old", &env, &err), -1);
+	assert_int_equal(errno, EBADMSG);
+}
+
+/* INV-D4: a held entry survives recovery; a held envelope without its
+ * message is quarantined like any other. */
+static void test_inv_d4_recover_keeps_held(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_recover_stats r;
+	time_t now = time(NULL);
+	const char *err = NULL;
+
+	make_entry(f->qfd, "held", "a@x", "b@y");
+	assert_int_equal(queue_hold(f->qfd, "held", &err), 0);
+	age_file(f->qfd, "msg/held", now - 3600);
+	make_entry(f->qfd, "heldbad", "a@x", "b@y");
+	assert_int_equal(queue_hold(f->qfd, "heldbad", &err), 0);
+	unlinkat(f->qfd, "msg/heldbad", 0);
+	assert_int_equal(queue_recover(f->qfd, now, &r, &err), 0);
+	assert_int_equal(r.quarantined, 1);
+	assert_true(exists(f->qfd, "hold", "held"));
+	assert_true(exists(f->qfd, "msg", "held"));
+	assert_false(exists(f->qfd, "hold", "heldbad"));
+	assert_true(exists(f->qfd, "quarantine", "heldbad.env"));
+}
+
+/* A queue made before hold/ existed opens without create, and holding
+ * needs the folder the next start creates. */
+static void test_queue_open_without_hold(void **state)
+{
+	struct fixture *f = *state;
+	struct walk w = {0};
+	const char *err = NULL;
+	int q;
+
+	assert_int_equal(unlinkat(f->qfd, "hold", AT_REMOVEDIR), 0);
+	q = queue_open(f->root_fd, false, &err);
+	assert_true(q >= 0);
+	assert_int_equal(queue_list_held(q, walk_fn, &w, NULL, &err), 0);
+	assert_int_equal(w.calls, 0);
+	close(q);
+	/* The first hold makes the folder. */
+	make_entry(f->qfd, "nh", "a@x", "b@y");
+	assert_int_equal(queue_hold(f->qfd, "nh", &err), 0);
+	assert_true(exists(f->qfd, "hold", "nh"));
+	assert_int_equal(queue_release(f->qfd, "nh", &err), 0);
+	assert_int_equal(unlinkat(f->qfd, "hold", AT_REMOVEDIR), 0);
+	errno = 0;
+	assert_int_equal(queue_release(f->qfd, "nh", &err), -1);
+	assert_int_equal(errno, ENOENT);
+	q = queue_open(f->root_fd, true, &err);
+	assert_true(q >= 0);
+	close(q);
+	assert_true(exists(f->qfd, ".", "hold"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -528,6 +825,22 @@ int main(void)
 		test_inv_d2_list_skips_and_quarantines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d4_recover, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_lock_conflict, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d1_envelope_update, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_hold_release, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_hold_waits_for_lock,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_retry_now, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_v1_envelope_loads, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d4_recover_keeps_held,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_open_without_hold, setup,
 					    teardown),
 	};
 
