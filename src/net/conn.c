@@ -17,6 +17,7 @@
 #include <sodium.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
@@ -39,6 +40,8 @@ struct conn {
 	bool discarding; /* inside an overlong line */
 	bool paused;
 	bool eof;
+	bool handshaking;	  /* a TLS handshake is running */
+	bool first_seen;	  /* the first input byte was looked at */
 	const char *close_reason; /* a static string, or close_text */
 	char close_text[256];	  /* a reason composed at run time */
 	unsigned timeout;
@@ -64,6 +67,11 @@ static void conn_apply_watermarks(struct conn *conn);
 static void conn_setup_bev(struct conn *conn);
 static void conn_starttls_begin(struct conn *conn);
 static const char *conn_ssl_error(struct conn *conn);
+static const char *conn_tls_hint(const char *reason);
+static void conn_tls_failed(struct conn *conn, short what);
+static void conn_tls_abort(struct conn *conn, const char *reason);
+static bool conn_tls_on_plain_port(struct conn *conn);
+static void conn_log_refusal(struct conn *conn, const char *cause);
 
 struct conn *conn_new(struct event_base *base, int fd,
 		      const struct sockaddr *peer, socklen_t peer_len,
@@ -93,6 +101,7 @@ struct conn *conn_new(struct event_base *base, int fd,
 		conn->bev = bufferevent_openssl_socket_new(
 		    base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
 		conn->tls = true;
+		conn->handshaking = true;
 	} else {
 		conn->bev = bufferevent_socket_new(base, fd, opts);
 	}
@@ -109,6 +118,7 @@ struct conn *conn_new(struct event_base *base, int fd,
 		conn_list->prev = conn;
 	conn_list = conn;
 	conn_live++;
+	metrics_session_open((unsigned)proto);
 	return conn;
 }
 
@@ -413,7 +423,42 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	if (conn->closing || conn->destroying || conn->paused)
 		return;
+	if (!conn->first_seen && conn_tls_on_plain_port(conn))
+		return;
 	conn->handler->on_readable(conn->session);
+}
+
+/*
+ * A client set up for implicit TLS (Outlook's "This server requires an
+ * encrypted connection (SSL/TLS)" on port 587 or 110) opens with a TLS
+ * record (0x16, handshake) where a command belongs. No command starts
+ * with that byte: say why in the log and close, instead of waiting for a
+ * line end that never comes while the client waits for a ServerHello.
+ */
+static bool conn_tls_on_plain_port(struct conn *conn)
+{
+	size_t len;
+	const char *in = conn_input_peek(conn, &len);
+
+	if (in == NULL)
+		return false;
+	conn->first_seen = true;
+	if (conn->tls || (unsigned char)in[0] != 0x16)
+		return false;
+	conn_log_refusal(conn, "TLS handshake on a plaintext port: the client "
+			       "expects implicit TLS (use STARTTLS here, or "
+			       "the SSL/TLS port)");
+	conn_schedule_destroy(conn, "TLS handshake on a plaintext port");
+	return true;
+}
+
+/* Refusals by the connection layer, in the sessions' format (the user is
+ * not known down here). */
+static void conn_log_refusal(struct conn *conn, const char *cause)
+{
+	log_info("refused peer=%s session=%s proto=%s user=- cause=%s",
+		 conn->peer_str, conn->id, config_proto_name(conn->proto),
+		 cause);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -446,6 +491,101 @@ static const char *conn_ssl_error(struct conn *conn)
 	return text;
 }
 
+/* What an OpenSSL reason usually means, in words for the admin. */
+static const char *conn_tls_hint(const char *reason)
+{
+	static const struct {
+		const char *reason, *hint;
+	} hints[] = {
+	    {"unsupported protocol",
+	     "the client offers only TLS versions below 1.2"},
+	    {"no shared cipher", "no cipher suite in common with the client"},
+	    {"no suitable signature algorithm",
+	     "the client cannot verify the certificate's key type"},
+	    {"wrong version number",
+	     "the client does not speak TLS here: plaintext on an SSL/TLS "
+	     "port?"},
+	    {"http request", "a web browser on a mail port"},
+	    {"packet length too long",
+	     "the client does not speak TLS here: plaintext on an SSL/TLS "
+	     "port?"},
+	    {"unknown ca", "the client does not trust the certificate"},
+	    {"certificate unknown",
+	     "the client does not trust the certificate"},
+	    {"bad certificate", "the client does not trust the certificate"},
+	};
+
+	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++) {
+		if (strstr(reason, hints[i].reason) != NULL)
+			return hints[i].hint;
+	}
+	return NULL;
+}
+
+/*
+ * A TLS handshake ended in an error, EOF or timeout: one log line with
+ * OpenSSL's reason ("no shared cipher", "unsupported protocol", "wrong
+ * version number"), then the connection goes. A client that closes
+ * before sending a byte of TLS is a port probe, not a refusal: debug.
+ */
+static void conn_tls_failed(struct conn *conn, short what)
+{
+	unsigned long err = bufferevent_get_openssl_error(conn->bev);
+	SSL *ssl = bufferevent_openssl_get_ssl(conn->bev);
+	char cause[300], reason[160];
+	const char *hint;
+
+	conn->handshaking = false;
+	/* Not one byte from the client: a port probe, not a failure. */
+	if (ssl != NULL && SSL_get_rbio(ssl) != NULL &&
+	    BIO_number_read(SSL_get_rbio(ssl)) == 0 &&
+	    !(what & BEV_EVENT_TIMEOUT) &&
+	    (err == 0 ||
+	     ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+		log_debug("peer=%s session=%s proto=%s: closed before the TLS "
+			  "handshake",
+			  conn->peer_str, conn->id,
+			  config_proto_name(conn->proto));
+		conn_tls_abort(conn, "closed before the TLS handshake");
+		return;
+	}
+	if (err != 0) {
+		const char *r = ERR_reason_error_string(err);
+
+		if (r != NULL)
+			snprintf(reason, sizeof(reason), "%s", r);
+		else
+			ERR_error_string_n(err, reason, sizeof(reason));
+	} else if (what & BEV_EVENT_TIMEOUT) {
+		snprintf(reason, sizeof(reason), "timed out after %u s",
+			 conn->timeout);
+	} else if (EVUTIL_SOCKET_ERROR() != 0 && (what & BEV_EVENT_ERROR)) {
+		snprintf(reason, sizeof(reason), "%s",
+			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	} else {
+		snprintf(reason, sizeof(reason),
+			 "connection closed by the client during the "
+			 "handshake");
+	}
+	hint = conn_tls_hint(reason);
+	snprintf(cause, sizeof(cause), "TLS handshake failed: %s%s%s", reason,
+		 hint != NULL ? " - " : "", hint != NULL ? hint : "");
+	conn_log_refusal(conn, cause);
+	conn_tls_abort(conn, cause);
+}
+
+/* The session of a failed STARTTLS hears of it; the connection goes. */
+static void conn_tls_abort(struct conn *conn, const char *reason)
+{
+	if (conn->starttls_done != NULL) {
+		void (*done)(void *, bool) = conn->starttls_done;
+
+		conn->starttls_done = NULL;
+		done(conn->session, false);
+	}
+	conn_schedule_destroy(conn, reason);
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *conn = arg;
@@ -456,12 +596,18 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	if (what & BEV_EVENT_CONNECTED) {
 		/* A TLS handshake finished. */
+		conn->handshaking = false;
 		if (conn->starttls_done != NULL) {
 			void (*done)(void *, bool) = conn->starttls_done;
 
 			conn->starttls_done = NULL;
 			done(conn->session, true);
 		}
+		return;
+	}
+	if (conn->handshaking &&
+	    (what & (BEV_EVENT_TIMEOUT | BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		conn_tls_failed(conn, what);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -550,6 +696,7 @@ static void conn_starttls_begin(struct conn *conn)
 	bufferevent_openssl_set_allow_dirty_shutdown(tls_bev, 1);
 	conn->bev = tls_bev;
 	conn->tls = true;
+	conn->handshaking = true;
 	conn_setup_bev(conn);
 	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
 }
@@ -604,6 +751,7 @@ static void conn_destroy_cb(evutil_socket_t fd, short what, void *arg)
 	if (conn->handler != NULL)
 		conn->handler->on_close(conn->session, reason);
 	connlimit_release(conn_peer_addr(conn));
+	metrics_session_close((unsigned)conn->proto);
 	if (conn->prev != NULL)
 		conn->prev->next = conn->next;
 	else

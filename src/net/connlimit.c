@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 
 #include "lib/log.h"
+#include "net/conn.h"
 
 #define CONNLIMIT_BUCKETS 4096
 
@@ -107,14 +108,19 @@ bool connlimit_acquire(const struct sockaddr *peer, char *why, size_t why_size)
 					     __ATOMIC_RELAXED);
 	}
 	if (total >= max_total) {
-		snprintf(why, why_size, "too many connections in total (%u)",
+		snprintf(why, why_size,
+			 "too many connections in total (max_connections %u)",
 			 max_total);
 		return false;
 	}
 	if (from_peer >= max_peer) {
+		char addr[64];
+
+		conn_format_addr(peer, addr, sizeof(addr));
 		snprintf(why, why_size,
-			 "too many connections from this address (%u)",
-			 max_peer);
+			 "too many connections from %s "
+			 "(max_connections_per_peer %u)",
+			 addr, max_peer);
 		return false;
 	}
 	__atomic_add_fetch(&table->slots[my_slot].total, 1, __ATOMIC_RELAXED);

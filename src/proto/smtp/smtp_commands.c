@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/xmalloc.h"
 #include "proto/smtp/smtp_session.h"
@@ -52,7 +53,9 @@ static const struct smtp_command_row smtp_commands[SMTP_CMD_COUNT] = {
 
 static void smtp_greet(struct smtp_session *s, const struct smtp_command *cmd,
 		       bool esmtp);
-static bool smtp_storage_low(struct smtp_session *s);
+static bool smtp_storage_low(struct smtp_session *s, char *cause,
+			     size_t cause_size);
+static bool smtp_tls_first(const struct smtp_session *s);
 static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx);
 static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r);
 static void smtp_starttls_done(void *ctx, bool ok);
@@ -139,18 +142,41 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_reply(s, "250%c%s", i + 1 < n ? '-' : ' ', lines[i]);
 }
 
-/* INV-D5: refuse before accepting when the disk is nearly full. */
-static bool smtp_storage_low(struct smtp_session *s)
+/* INV-D5: refuse before accepting when the disk is nearly full; the
+ * cause names what is short, for the log. */
+static bool smtp_storage_low(struct smtp_session *s, char *cause,
+			     size_t cause_size)
 {
 	struct statvfs st;
-	unsigned long long free_bytes;
+	unsigned long long free_bytes, need;
 
 	if (fstatvfs(s->env->mail_root_fd, &st) < 0)
 		return false;
 	free_bytes = (unsigned long long)st.f_bavail * st.f_frsize;
-	if (free_bytes < SMTP_MIN_FREE_BYTES + s->txn.params.size)
+	need = SMTP_MIN_FREE_BYTES + s->txn.params.size;
+	if (free_bytes < need) {
+		snprintf(cause, cause_size,
+			 "disk nearly full (ENOSPC soon): %llu bytes free "
+			 "under data_dir, %llu needed",
+			 free_bytes, need);
 		return true;
-	return st.f_files != 0 && st.f_favail < SMTP_MIN_FREE_INODES;
+	}
+	if (st.f_files != 0 && st.f_favail < SMTP_MIN_FREE_INODES) {
+		snprintf(cause, cause_size,
+			 "disk nearly full (ENOSPC soon): %llu inodes free "
+			 "under data_dir, %u needed",
+			 (unsigned long long)st.f_favail, SMTP_MIN_FREE_INODES);
+		return true;
+	}
+	return false;
+}
+
+/* RFC 3207 section 4: a submission port that will take no password in
+ * clear wants STARTTLS before anything else. */
+static bool smtp_tls_first(const struct smtp_session *s)
+{
+	return s->submission && !conn_is_tls(s->conn) &&
+	       s->env->ssl_ctx != NULL && !smtp_session_plaintext_allowed(s);
 }
 
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
@@ -159,17 +185,29 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 	char cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
 	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
 
+	if (smtp_tls_first(s)) {
+		smtp_refuse(s,
+			    "TLS required: MAIL before STARTTLS on "
+			    "submission (plaintext_auth)",
+			    "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
 	if (s->submission && !s->authenticated) {
-		smtp_reply_error(s, "530 5.7.0 Authentication required");
-		smtp_session_log_refusal(s, "MAIL without AUTH on submission");
+		smtp_refuse(s, "MAIL without AUTH on submission",
+			    "530 5.7.0 Authentication required");
 		return;
 	}
 	if (cmd->params.size_set &&
 	    cmd->params.size > s->env->cfg->max_message_size) {
-		smtp_reply_error(s,
-				 "552 5.3.4 Message size exceeds fixed "
-				 "maximum message size (%u)",
-				 s->env->cfg->max_message_size);
+		snprintf(cause, sizeof(cause),
+			 "message too big: SIZE=%llu over max_message_size "
+			 "%u",
+			 (unsigned long long)cmd->params.size,
+			 s->env->cfg->max_message_size);
+		smtp_refuse(s, cause,
+			    "552 5.3.4 Message size exceeds fixed maximum "
+			    "message size (%u)",
+			    s->env->cfg->max_message_size);
 		return;
 	}
 	if (cmd->params.body == SMTP_BODY_BINARYMIME) {
@@ -186,23 +224,22 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *cmd)
 		if (smtp_path_canonical(&cmd->path, true, lower,
 					sizeof(lower)) < 0 ||
 		    strcmp(lower, s->user) != 0) {
-			smtp_reply_error(s,
-					 "553 5.7.1 Sender address "
-					 "rejected: not owned by user %s",
-					 s->user);
 			snprintf(
 			    cause, sizeof(cause),
 			    "sender <%s> is not the user's own address",
 			    log_escape_word(logged, sizeof(logged), sender));
-			smtp_session_log_refusal(s, cause);
+			smtp_refuse(s, cause,
+				    "553 5.7.1 Sender address rejected: not "
+				    "owned by user %s",
+				    s->user);
 			return;
 		}
 	}
 	s->txn.params = cmd->params;
-	if (smtp_storage_low(s)) {
+	if (smtp_storage_low(s, cause, sizeof(cause))) {
 		memset(&s->txn.params, 0, sizeof(s->txn.params));
-		smtp_reply_error(s, "452 4.3.1 Insufficient system storage");
-		smtp_session_log_refusal(s, "disk nearly full");
+		smtp_tempfail(s, cause,
+			      "452 4.3.1 Insufficient system storage");
 		return;
 	}
 	s->txn.active = true;
@@ -236,7 +273,10 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (t->rcpt_count >= s->env->cfg->max_recipients) {
-		smtp_reply_error(s, "452 4.5.3 Too many recipients");
+		snprintf(cause, sizeof(cause),
+			 "too many recipients (max_recipients %u)",
+			 s->env->cfg->max_recipients);
+		smtp_refuse(s, cause, "452 4.5.3 Too many recipients");
 		return;
 	}
 	if (cmd->path.postmaster) {
@@ -265,14 +305,14 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	if (!local) {
 		/* INV-R1: only an authenticated session relays. */
 		if (!s->authenticated) {
-			smtp_reply_error(s,
-					 "554 5.7.1 <%s>: Relay access "
-					 "denied",
-					 r.addr);
 			snprintf(
-			    cause, sizeof(cause), "relay to <%s> denied",
+			    cause, sizeof(cause),
+			    "relay to <%s> denied: not a local domain "
+			    "and no AUTH",
 			    log_escape_word(logged, sizeof(logged), r.addr));
-			smtp_session_log_refusal(s, cause);
+			smtp_refuse(s, cause,
+				    "554 5.7.1 <%s>: Relay access denied",
+				    r.addr);
 			return;
 		}
 		smtp_rcpt_add(s, &r);
@@ -282,13 +322,12 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	/* INV-R1, INV-S2: '%', '!', quotes and the like never make a
 	 * canonical user, so they end here. */
 	if (!username_is_canonical(r.addr)) {
-		smtp_reply_error(s,
-				 "550 5.1.1 <%s>: Recipient address "
-				 "rejected: User unknown",
-				 r.addr);
 		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
 			 log_escape_word(logged, sizeof(logged), r.addr));
-		smtp_session_log_refusal(s, cause);
+		smtp_refuse(s, cause,
+			    "550 5.1.1 <%s>: Recipient address rejected: User "
+			    "unknown",
+			    r.addr);
 		return;
 	}
 	memset(&req, 0, sizeof(req));
@@ -300,7 +339,11 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	s->auth_req =
 	    auth_client_send(s->env->auth, &req, smtp_rcpt_lookup_done, s);
 	if (s->auth_req == NULL) {
-		smtp_reply(s, "451 4.3.0 Temporary lookup failure");
+		smtp_tempfail(s,
+			      "recipient lookup failed: auth process "
+			      "unavailable",
+			      "451 4.3.0 Temporary lookup failure; try again "
+			      "later");
 		return;
 	}
 	smtp_session_set_busy(s, true);
@@ -317,26 +360,36 @@ static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
 	s->auth_req = NULL;
 	s->txn.pending.maildir_fd = -1;
 	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
-		smtp_reply(s, "451 4.3.0 Temporary lookup failure; try again "
+		smtp_tempfail(s, "recipient lookup failed",
+			      "451 4.3.0 Temporary lookup failure; try again "
 			      "later");
-		smtp_session_log_refusal(s, "recipient lookup failed");
 	} else if (reply->result != AUTH_RESULT_OK) {
-		smtp_reply_error(s,
-				 "550 5.1.1 <%s>: Recipient address "
-				 "rejected: User unknown",
-				 r.addr);
 		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
 			 log_escape_word(logged, sizeof(logged), r.addr));
-		smtp_session_log_refusal(s, cause);
+		smtp_refuse(s, cause,
+			    "550 5.1.1 <%s>: Recipient address rejected: User "
+			    "unknown",
+			    r.addr);
 	} else {
 		r.local = true;
 		r.maildir_fd =
 		    maildir_open(s->env->mail_root_fd, r.addr, true, &error);
 		if (r.maildir_fd < 0) {
-			log_error("session=%s: Maildir of %s: %s",
-				  conn_id(s->conn), r.addr, error);
-			smtp_reply(s, "451 4.3.0 Mailbox temporarily "
-				      "unavailable");
+			int err = errno;
+
+			snprintf(cause, sizeof(cause), "%sMaildir of %s: %s",
+				 err == ENOSPC	 ? "disk full (ENOSPC): "
+				 : err == EDQUOT ? "over quota (EDQUOT): "
+						 : "",
+				 r.addr, error);
+			if (err == ENOSPC || err == EDQUOT)
+				smtp_tempfail(s, cause,
+					      "452 4.3.1 Insufficient system "
+					      "storage");
+			else
+				smtp_tempfail(s, cause,
+					      "451 4.3.0 Mailbox temporarily "
+					      "unavailable");
 		} else {
 			smtp_rcpt_add(s, &r);
 			smtp_reply(s, "250 2.1.5 Recipient OK");
@@ -494,16 +547,26 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	if (!smtp_session_plaintext_allowed(s)) {
-		smtp_reply_error(s, "538 5.7.11 Encryption required for "
-				    "requested authentication mechanism: "
-				    "enable STARTTLS or use port 465");
-		smtp_session_log_refusal(s, "plaintext AUTH without TLS");
+		smtp_refuse(s,
+			    "TLS required: plaintext AUTH before STARTTLS "
+			    "(plaintext_auth)",
+			    "538 5.7.11 Encryption required for requested "
+			    "authentication mechanism: enable STARTTLS or use "
+			    "port 465");
 		return;
 	}
 	mech = sasl_mech_from_name(cmd->arg);
 	if (mech == SASL_MECH_UNKNOWN) {
-		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
-				    "type");
+		char cause[96];
+
+		/* The parser allows only [A-Za-z0-9_-] here. Outlook's
+		 * "Secure Password Authentication" asks for NTLM. */
+		snprintf(cause, sizeof(cause),
+			 "unsupported SASL mechanism %s (only PLAIN and "
+			 "LOGIN are offered)",
+			 cmd->arg);
+		smtp_refuse(s, cause,
+			    "504 5.5.4 Unrecognized authentication type");
 		return;
 	}
 	s->mech = sasl_mech_name(mech);
@@ -567,11 +630,10 @@ void smtp_commands_sasl_continue(struct smtp_session *s, char *line, size_t len)
 		     strcmp(zid, cid) != 0)) {
 			smtp_set_user(s, creds.authcid, strlen(creds.authcid));
 			OPENSSL_cleanse(&creds, sizeof(creds));
-			smtp_reply_error(s, "535 5.7.8 The authorization "
-					    "identity must be empty or your "
-					    "own user name");
-			smtp_session_log_refusal(
-			    s, "authzid differs from authcid");
+			metrics_add(METRIC_LOGINS_FAILED, 1);
+			smtp_refuse(s, "authzid differs from authcid",
+				    "535 5.7.8 The authorization identity must "
+				    "be empty or your own user name");
 			return;
 		}
 		smtp_auth_request(s, creds.authcid, strlen(creds.authcid),
@@ -624,8 +686,8 @@ static void smtp_auth_request(struct smtp_session *s, const char *user,
 	s->auth_req = auth_client_send(s->env->auth, &req, smtp_auth_done, s);
 	OPENSSL_cleanse(&req, sizeof(req));
 	if (s->auth_req == NULL) {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_session_log_refusal(s, "auth process unavailable");
+		smtp_tempfail(s, "auth process unavailable",
+			      "454 4.7.0 Temporary authentication failure");
 		return;
 	}
 	smtp_session_set_busy(s, true);
@@ -638,10 +700,16 @@ static void smtp_auth_done(const struct auth_reply *reply, void *ctx)
 
 	s->auth_req = NULL;
 	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
-		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
-		smtp_session_log_refusal(s, "auth process unavailable");
+		smtp_tempfail(s,
+			      reply == NULL ? "auth process unavailable"
+					    : auth_cause_str(reply->cause),
+			      "454 4.7.0 Temporary authentication failure");
 	} else if (reply->result != AUTH_RESULT_OK ||
 		   !username_is_canonical(reply->user)) {
+		/* INV-A1: one reply for an unknown user and a wrong
+		 * password; only this log line tells them apart. It is
+		 * the refusal's one line, in the same form as POP3's. */
+		metrics_add(METRIC_LOGINS_FAILED, 1);
 		log_escape(user, sizeof(user), s->user_typed,
 			   strlen(s->user_typed));
 		log_info("auth failed user=%s peer=%s session=%s proto=%s "
@@ -650,19 +718,22 @@ static void smtp_auth_done(const struct auth_reply *reply, void *ctx)
 			 conn_id(s->conn),
 			 config_proto_name(conn_proto(s->conn)),
 			 auth_cause_str(reply->cause), s->mech);
-		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
-				    "invalid");
+		smtp_reply(s, "535 5.7.8 Authentication credentials invalid");
+		s->errors++;
 		if (++s->auth_failures >= SESSION_MAX_AUTH_FAILURES &&
 		    !conn_is_closing(s->conn)) {
 			smtp_reply(s,
 				   "421 4.7.0 %s Too many authentication "
 				   "failures, closing connection",
 				   s->env->cfg->hostname);
+			smtp_session_log_refusal(
+			    s, "too many authentication failures");
 			conn_close(s->conn, "too many authentication failures");
 		}
 	} else {
 		snprintf(s->user, sizeof(s->user), "%s", reply->user);
 		s->authenticated = true;
+		metrics_add(METRIC_LOGINS_OK, 1);
 		log_info("login user=%s peer=%s session=%s proto=%s mech=%s "
 			 "tls=%s",
 			 s->user, conn_peer(s->conn), conn_id(s->conn),

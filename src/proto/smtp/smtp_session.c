@@ -12,10 +12,15 @@
 #include <sodium.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
+
+/* One reply line without CRLF, cut here (RFC 5321 allows 512 with CRLF;
+ * none of ours comes near). */
+#define SMTP_REPLY_MAX 600
 
 /* Wire bytes of a body handled per step: the output needs at most twice
  * that (smtp_data_out_max). */
@@ -37,8 +42,14 @@ static void smtp_header_end(void *ctx, bool have_message_id, bool have_date);
 static void smtp_commit_done(void *ctx, int err, const char *error,
 			     const char *queue_id);
 static void smtp_new_id(struct smtp_session *s);
-static void smtp_vreply(struct smtp_session *s, const char *fmt, va_list ap)
-    __attribute__((format(printf, 2, 0)));
+static void smtp_storage_failed(struct smtp_session *s, int err,
+				const char *what, const char *error);
+static void smtp_vreply(struct smtp_session *s, char *text_r, size_t size,
+			const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void smtp_vrefuse(struct smtp_session *s, bool count, const char *cause,
+			 const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 static const struct conn_handler smtp_handler = {
     .on_readable = smtp_on_readable,
@@ -96,13 +107,17 @@ void smtp_session_enter_mode(struct smtp_session *s, enum smtp_mode mode)
 }
 
 /* One reply line, cut at 600 octets (RFC 5321 allows 512 with CRLF;
- * none of ours comes near). */
-static void smtp_vreply(struct smtp_session *s, const char *fmt, va_list ap)
+ * none of ours comes near). The text sent is left in text_r when given. */
+static void smtp_vreply(struct smtp_session *s, char *text_r, size_t size,
+			const char *fmt, va_list ap)
 {
-	char text[600];
+	char text[SMTP_REPLY_MAX];
 
-	if (vsnprintf(text, sizeof(text), fmt, ap) >= 0)
-		conn_printf(s->conn, "%s\r\n", text);
+	if (vsnprintf(text, sizeof(text), fmt, ap) < 0)
+		text[0] = '\0';
+	conn_printf(s->conn, "%s\r\n", text);
+	if (text_r != NULL)
+		snprintf(text_r, size, "%s", text);
 }
 
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
@@ -110,18 +125,24 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	smtp_vreply(s, fmt, ap);
+	smtp_vreply(s, NULL, 0, fmt, ap);
 	va_end(ap);
 }
 
-void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+/* The reply, its log line, and the error count (count: the client's
+ * fault, not the server's). */
+static void smtp_vrefuse(struct smtp_session *s, bool count, const char *cause,
+			 const char *fmt, va_list ap)
 {
-	va_list ap;
+	char text[SMTP_REPLY_MAX], logged[SMTP_REPLY_MAX * 4 + 1];
 
-	va_start(ap, fmt);
-	smtp_vreply(s, fmt, ap);
-	va_end(ap);
-	if (++s->errors >= SMTP_MAX_ERRORS) {
+	smtp_vreply(s, text, sizeof(text), fmt, ap);
+	/* The reply may quote an address the client sent (INV-S2). */
+	if (cause == NULL)
+		cause = log_escape(logged, sizeof(logged), text, strlen(text));
+	smtp_session_log_refusal(s, cause);
+	if (count && ++s->errors >= SMTP_MAX_ERRORS &&
+	    !conn_is_closing(s->conn)) {
 		smtp_reply(s,
 			   "421 4.7.0 %s Too many errors, closing "
 			   "connection",
@@ -131,6 +152,38 @@ void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vrefuse(s, true, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void smtp_refuse(struct smtp_session *s, const char *cause, const char *fmt,
+		 ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vrefuse(s, true, cause, fmt, ap);
+	va_end(ap);
+}
+
+void smtp_tempfail(struct smtp_session *s, const char *cause, const char *fmt,
+		   ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vrefuse(s, false, cause, fmt, ap);
+	va_end(ap);
+}
+
+/* The one format every refusal is logged in, for POP3 and SMTP alike
+ * (docs/troubleshooting.md quotes it). cause holds nothing unescaped
+ * from the network. */
 void smtp_session_log_refusal(struct smtp_session *s, const char *cause)
 {
 	char user[AUTH_MAX_USER * 4 + 1];
@@ -215,7 +268,10 @@ static void smtp_process_input(struct smtp_session *s)
 			break;
 		if (r < 0) {
 			s->sasl = SMTP_SASL_NONE;
-			smtp_reply_error(s, "500 5.5.2 Line too long");
+			smtp_refuse(s,
+				    "line too long (over 512 octets, AUTH "
+				    "12288)",
+				    "500 5.5.2 Line too long");
 			continue;
 		}
 		if (s->sasl != SMTP_SASL_NONE)
@@ -352,10 +408,7 @@ int smtp_session_message_begin(struct smtp_session *s)
 		dir_fd = s->env->queue_fd;
 	t->msg = spool_msg_begin(dir_fd, &error);
 	if (t->msg == NULL) {
-		log_error("session=%s: cannot start a message: %s",
-			  conn_id(s->conn), error);
-		smtp_reply(s, "451 4.3.0 Local error in processing; try "
-			      "again later");
+		smtp_storage_failed(s, errno, "cannot start a message", error);
 		return -1;
 	}
 	localtime_r(&now, &tm);
@@ -409,17 +462,14 @@ void smtp_session_message_end(struct smtp_session *s)
 		refusal = "553 5.7.1 The From: header is not your own "
 			  "address";
 	if (refusal == NULL && t->write_error != NULL) {
-		log_error("session=%s: writing a message: %s", conn_id(s->conn),
-			  t->write_error);
-		refusal = t->write_errno == ENOSPC || t->write_errno == EDQUOT
-			      ? "452 4.3.1 Insufficient system storage"
-			      : "451 4.3.0 Local error in processing; try "
-				"again later";
+		smtp_storage_failed(s, t->write_errno, "writing a message",
+				    t->write_error);
+		smtp_txn_reset(s);
+		return;
 	}
 	if (refusal != NULL) {
 		snprintf(cause, sizeof(cause), "message refused: %s", refusal);
-		smtp_session_log_refusal(s, cause);
-		smtp_reply_error(s, "%s", refusal);
+		smtp_refuse(s, cause, "%s", refusal);
 		smtp_txn_reset(s);
 		return;
 	}
@@ -455,13 +505,7 @@ static void smtp_commit_done(void *ctx, int err, const char *error,
 
 	t->job = NULL;
 	if (err != 0) {
-		log_error("session=%s: delivery failed: %s", conn_id(s->conn),
-			  error);
-		if (err == ENOSPC || err == EDQUOT)
-			smtp_reply(s, "452 4.3.1 Insufficient system storage");
-		else
-			smtp_reply(s, "451 4.3.0 Local error in processing; "
-				      "try again later");
+		smtp_storage_failed(s, err, "storing a message", error);
 	} else {
 		uint64_t size = t->bdat_started ? t->bdat.content.size
 						: t->data.content.size;
@@ -485,11 +529,37 @@ static void smtp_commit_done(void *ctx, int err, const char *error,
 				 "queue",
 				 queue_id);
 		smtp_reply(s, "250 2.0.0 OK id=%s", s->id);
+		metrics_add(METRIC_MESSAGES_RECEIVED, 1);
+		metrics_add(METRIC_BYTES_RECEIVED, size);
 		s->messages++;
 	}
 	smtp_txn_reset(s);
 	smtp_new_id(s);
 	smtp_session_set_busy(s, false);
+}
+
+/*
+ * The disk refused a message (INV-D1): 452 4.3.1 when it is full or the
+ * quota is used up (the client retries later), else 451 4.3.0; one log
+ * line that names the errno so the admin knows which.
+ */
+static void smtp_storage_failed(struct smtp_session *s, int err,
+				const char *what, const char *error)
+{
+	char cause[400];
+	const char *kind = err == ENOSPC   ? "disk full (ENOSPC)"
+			   : err == EDQUOT ? "over quota (EDQUOT)"
+					   : "storage error";
+
+	snprintf(cause, sizeof(cause), "%s: %s: %s", kind, what,
+		 error != NULL ? error : strerror(err));
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_tempfail(s, cause,
+			      "452 4.3.1 Insufficient system storage");
+	else
+		smtp_tempfail(s, cause,
+			      "451 4.3.0 Local error in processing; try again "
+			      "later");
 }
 
 static void smtp_on_readable(void *arg)
@@ -509,9 +579,13 @@ static void smtp_on_timeout(void *arg)
 {
 	struct smtp_session *s = arg;
 
+	char cause[64];
+
 	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
 		   s->env->cfg->hostname);
-	smtp_session_log_refusal(s, "idle timeout");
+	snprintf(cause, sizeof(cause), "idle timeout (%u s without input)",
+		 SMTP_TIMEOUT);
+	smtp_session_log_refusal(s, cause);
 	conn_close(s->conn, "idle timeout");
 }
 
@@ -523,6 +597,7 @@ static void smtp_on_shutdown(void *arg)
 	 * One being committed finishes in the spool's thread. */
 	smtp_reply(s, "421 4.3.2 %s Service shutting down",
 		   s->env->cfg->hostname);
+	smtp_session_log_refusal(s, "server shutting down");
 	conn_close(s->conn, "server shutting down");
 }
 

@@ -98,9 +98,22 @@ void smtp_session_enter_mode(struct smtp_session *s, enum smtp_mode mode);
 /* One reply line: "250 2.0.0 OK". The text must not hold CR or LF. */
 void smtp_reply(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* A refused command: the reply, the error count, 421 past the limit. */
+/* A refused command: the reply, one log line (the reply is the cause),
+ * the error count, 421 past the limit. */
 void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * A refused command with the real cause for the log (the client is told
+ * only what the reply says): the reply, ONE log line "refused peer=P
+ * session=S proto=X user=U cause=CAUSE", the error count, 421 past the
+ * limit. cause NULL: the reply text is the cause.
+ */
+void smtp_refuse(struct smtp_session *s, const char *cause, const char *fmt,
+		 ...) __attribute__((format(printf, 3, 4)));
+/* A 4xx the server caused (a lookup, the disk): the reply and one log
+ * line, not counted against the client. */
+void smtp_tempfail(struct smtp_session *s, const char *cause, const char *fmt,
+		   ...) __attribute__((format(printf, 3, 4)));
 void smtp_session_set_busy(struct smtp_session *s, bool busy);
 void smtp_session_log_refusal(struct smtp_session *s, const char *cause);
 bool smtp_session_plaintext_allowed(const struct smtp_session *s);

@@ -1,0 +1,560 @@
+"""docs/troubleshooting.md, row by row: each test provokes the cause a
+client reports (Outlook's codes, Thunderbird's and Apple Mail's messages)
+against the real daemon and checks both the reply postd sent and the log
+line the table quotes. A test's name names its row.
+
+Log lines checked here are in the one refusal format of postd:
+  refused peer=P session=S proto=X user=U cause=...
+plus "auth failed ..." (the only line that tells an unknown user from a
+wrong password, INV-A1) and "logout ..." for sessions that ended."""
+
+import contextlib
+import errno
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import warnings
+
+import pytest
+
+from conftest import ALICE, ALICE_PW, DOMAIN, IS_ROOT, free_port
+from pop3util import Pop3Conn, plain_ir
+from smtputil import SmtpConn
+
+BOB = "bob@" + DOMAIN
+REFUSED = (r"refused peer=127\.0\.0\.1 session=[0-9a-f]{12} "
+           r"proto=%s user=%s cause=")
+
+
+def refused(proto, user="-"):
+    return REFUSED % (proto, user.replace(".", r"\."))
+
+
+def insecure_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def tls_attempt(port, ctx):
+    """A TLS handshake that the test expects to fail; returns the
+    client's error."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        with pytest.raises((ssl.SSLError, OSError)) as e:
+            ctx.wrap_socket(s, server_hostname="localhost")
+        return e.value
+    finally:
+        s.close()
+
+
+def smtp_ehlo(port, tls_ctx=None):
+    c = SmtpConn(port, tls_ctx=tls_ctx)
+    assert c.greeting[0] == 220, c.greeting
+    code, _, texts = c.ehlo()
+    assert code == 250, texts
+    return c
+
+
+def submission_tls(srv):
+    c = smtp_ehlo(srv.submission_port)
+    c.send(b"STARTTLS\r\n")
+    assert c.read_reply_unbuffered().startswith(b"220")
+    c.starttls(srv.ctx())
+    code, _, texts = c.ehlo()
+    assert code == 250, texts
+    return c
+
+
+# -- 0x800CCC0E: cannot connect ---------------------------------------------
+
+def test_row_0x800ccc0e_server_down(make_server):
+    """Server stopped (or wrong port, or a firewall): the connection is
+    refused and postd logs nothing for it; its last words were
+    "stopped"."""
+    srv = make_server()
+    assert srv.stop() == 0
+    srv.wait_log(r"info: stopped$")
+    mark = srv.log_mark()
+    for port in (srv.pop3_port, srv.pop3s_port, srv.submission_port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+    assert srv.log_since(mark) == ""
+
+
+def test_row_0x800ccc0e_tls_client_on_plain_port(shared_server):
+    """"This server requires an encrypted connection (SSL/TLS)" ticked
+    for port 110 or 587: the client opens with a TLS ClientHello where a
+    command belongs."""
+    srv = shared_server
+    for port, proto in ((srv.pop3_port, "pop3"),
+                        (srv.submission_port, "submission")):
+        mark = srv.log_mark()
+        err = tls_attempt(port, insecure_ctx())
+        # the client reads the plaintext greeting as a TLS record
+        assert isinstance(err, (ssl.SSLError, ConnectionResetError)), err
+        srv.wait_log(refused(proto) + r"TLS handshake on a plaintext port: "
+                     r"the client expects implicit TLS", since=mark)
+
+
+def test_row_0x800ccc0e_plain_client_on_tls_port(shared_server):
+    """SSL/TLS not ticked for port 995 or 465: plaintext reaches the
+    TLS layer."""
+    srv = shared_server
+    for port, proto, line in ((srv.pop3s_port, "pop3s", b"USER alice\r\n"),
+                              (srv.submissions_port, "submissions",
+                               b"EHLO client.example\r\n")):
+        mark = srv.log_mark()
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(line)
+        got = b""
+        with contextlib.suppress(OSError):
+            s.settimeout(5)
+            got = s.recv(100)
+        s.close()
+        # no plaintext greeting ever comes: at most a TLS alert record
+        assert not got.startswith((b"+OK", b"220")), got
+        srv.wait_log(refused(proto) + r"TLS handshake failed: wrong version "
+                     r"number - the client does not speak TLS here",
+                     since=mark)
+
+
+def test_row_0x800ccc0e_too_many_connections(make_server):
+    """Also Thunderbird's "The mail server sent an incorrect greeting":
+    over max_connections_per_peer the greeting is 421 (SMTP) or
+    -ERR [SYS/TEMP] (POP3)."""
+    srv = make_server(overrides={"max_connections_per_peer": "2"})
+    time.sleep(0.5)  # the start-up probes' connections go away
+    conns = [SmtpConn(srv.smtp_port) for _ in range(2)]
+    try:
+        for c in conns:
+            assert c.greeting[0] == 220
+        mark = srv.log_mark()
+        extra = SmtpConn(srv.smtp_port, greeting=False)
+        got = extra.wait_closed(timeout=10)
+        extra.close()
+        assert got.startswith(b"421 4.7.0 "), got
+        srv.wait_log(r"refused peer=127\.0\.0\.1 session=- proto=smtp "
+                     r"user=- cause=too many connections from 127\.0\.0\.1 "
+                     r"\(max_connections_per_peer 2\)", since=mark)
+        mark = srv.log_mark()
+        p = Pop3Conn(srv.pop3_port, greeting=False)
+        got = p.wait_closed(timeout=10)
+        p.close()
+        assert got.startswith(b"-ERR [SYS/TEMP] "), got
+        srv.wait_log(r"refused peer=127\.0\.0\.1 session=- proto=pop3 "
+                     r"user=- cause=too many connections from 127\.0\.0\.1",
+                     since=mark)
+    finally:
+        for c in conns:
+            c.close()
+
+
+# -- 0x800CCC0F: connection interrupted ---------------------------------------
+
+def test_row_0x800ccc0f_idle_timeout(make_server):
+    srv = make_server(overrides={"timeout_preauth": "1s"})
+    mark = srv.log_mark()
+    c = srv.connect()
+    assert c.greeting.startswith("+OK")
+    got = c.wait_closed(timeout=10)
+    assert got.startswith(b"-ERR Autologout; idle for too long."), got
+    srv.wait_log(refused("pop3") + r"idle timeout$", since=mark)
+
+
+def test_row_0x800ccc0f_tls_handshake_timeout(make_server):
+    """A client that connects to 995 and never starts TLS."""
+    srv = make_server(overrides={"timeout_preauth": "1s"})
+    mark = srv.log_mark()
+    s = socket.create_connection(("127.0.0.1", srv.pop3s_port), timeout=10)
+    try:
+        s.settimeout(10)
+        assert s.recv(100) == b""  # closed without a word
+    finally:
+        s.close()
+    srv.wait_log(refused("pop3s") + r"TLS handshake failed: timed out "
+                 r"after 1 s", since=mark)
+
+
+def test_row_0x800ccc0f_untrusted_certificate(shared_server):
+    """Also Thunderbird's "The connection to ... was reset" and Apple
+    Mail's certificate dialog: the client does not trust the
+    certificate and aborts the handshake."""
+    srv = shared_server
+    for port, proto in ((srv.pop3s_port, "pop3s"),
+                        (srv.submissions_port, "submissions")):
+        mark = srv.log_mark()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA loaded
+        err = tls_attempt(port, ctx)
+        assert "CERTIFICATE_VERIFY_FAILED" in str(err), err
+        srv.wait_log(refused(proto) + r"TLS handshake failed: .*unknown ca "
+                     r"- the client does not trust the certificate",
+                     since=mark)
+
+
+def test_row_0x800ccc0f_old_tls_version(shared_server):
+    srv = shared_server
+    ctx = insecure_ctx()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    mark = srv.log_mark()
+    tls_attempt(srv.pop3s_port, ctx)
+    srv.wait_log(refused("pop3s") + r"TLS handshake failed: unsupported "
+                 r"protocol - the client offers only TLS versions below "
+                 r"1\.2", since=mark)
+
+
+def test_row_0x800ccc0f_no_shared_cipher(shared_server):
+    srv = shared_server
+    ctx = insecure_ctx()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("AES128-SHA")  # RSA key exchange; the key is ECDSA
+    mark = srv.log_mark()
+    tls_attempt(srv.submissions_port, ctx)
+    srv.wait_log(refused("submissions") + r"TLS handshake failed: no shared "
+                 r"cipher", since=mark)
+
+
+def test_row_0x800ccc0f_server_stopped(make_server):
+    srv = make_server()
+    p = srv.login()
+    s = SmtpConn(srv.smtp_port)
+    mark = srv.log_mark()
+    assert srv.stop() == 0
+    assert p.line().startswith("-ERR [SYS/TEMP] Server shutting down")
+    assert s.reply_line().startswith("421 4.3.2 ")
+    log = srv.log_since(mark)
+    srv.wait_log(r"logout user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=pop3 .*reason=server shutting down",
+                 since=mark)
+    srv.wait_log(refused("smtp") + r"server shutting down", since=mark)
+    assert "info: stopping" in log
+    p.close()
+    s.close()
+
+
+# -- 0x800CCC90 / 0x800CCC92: the POP3 server said -ERR at login ----------------
+
+def test_row_0x800ccc90_wrong_password(shared_server):
+    """Also Thunderbird's "Login to server ... failed" and Apple Mail's
+    "The user name or password ... is incorrect"."""
+    srv = shared_server
+    mark = srv.log_mark()
+    c = srv.connect()
+    r = c.login(ALICE, "not-the-password")
+    assert r == "-ERR [AUTH] Authentication failed.", r
+    c.close()
+    srv.wait_log(r"auth failed user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=pop3 cause=wrong password mech=USER",
+                 since=mark)
+
+
+def test_row_0x800ccc90_unknown_user(shared_server):
+    """The same reply as a wrong password (INV-A1); only the log says."""
+    srv = shared_server
+    mark = srv.log_mark()
+    c = srv.connect()
+    r = c.login("nobody-here@example.org", "whatever")
+    assert r == "-ERR [AUTH] Authentication failed.", r
+    c.close()
+    srv.wait_log(r"auth failed user=nobody-here@example\.org "
+                 r"peer=127\.0\.0\.1 session=\S+ proto=pop3 "
+                 r"cause=unknown user mech=USER", since=mark)
+
+
+def test_row_0x800ccc90_plaintext_before_tls(make_server):
+    """plaintext_auth = no and a client without SSL/TLS: USER is refused
+    before the password is sent."""
+    srv = make_server(overrides={"plaintext_auth": "no"})
+    mark = srv.log_mark()
+    c = srv.connect()
+    r = c.cmd("USER " + ALICE)
+    assert r.startswith("-ERR [AUTH] Plaintext authentication requires "
+                        "TLS"), r
+    c.close()
+    srv.wait_log(refused("pop3") + r"plaintext login without TLS",
+                 since=mark)
+
+
+def test_row_0x800ccc92_in_use(shared_server):
+    """A second client (phone and PC) while the first holds the
+    mailbox."""
+    srv = shared_server
+    first = srv.login()
+    try:
+        mark = srv.log_mark()
+        c = srv.connect()
+        r = c.login(ALICE, ALICE_PW)
+        assert r.startswith("-ERR [IN-USE] "), r
+        c.close()
+        srv.wait_log(refused("pop3", ALICE) + r"mailbox in use: locked by "
+                     r"session [0-9a-f]{12} user alice@example\.org peer "
+                     r"127\.0\.0\.1 since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ",
+                     since=mark)
+    finally:
+        first.cmd("QUIT")
+        first.close()
+
+
+def test_row_0x800ccc92_login_delay(make_server):
+    """Depends on LOGIN-DELAY (login_delay, RFC 2449 6.5)."""
+    srv = make_server(overrides={"login_delay": "1h"})
+    c = srv.login()
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+    mark = srv.log_mark()
+    c = srv.connect()
+    r = c.login(ALICE, ALICE_PW)
+    assert r.startswith("-ERR [LOGIN-DELAY] "), r
+    c.close()
+    srv.wait_log(refused("pop3", ALICE) + r"login delay: last login "
+                 r"\S+ \(\d+ s ago\), delay 3600 s", since=mark)
+
+
+def test_row_0x800ccc92_sys_temp_mailbox_unavailable(make_server):
+    """The Maildir cannot be opened (here: a file where its folder
+    belongs): [SYS/TEMP], the cause only in the log."""
+    srv = make_server(start=False)
+    md = srv.maildir(BOB)
+    if os.path.isdir(md):
+        shutil.rmtree(md)
+    os.makedirs(os.path.dirname(md), exist_ok=True)
+    with open(md, "w") as f:
+        f.write("not a Maildir\n")
+    srv.start()
+    mark = srv.log_mark()
+    c = srv.connect()
+    r = c.login(BOB, srv.users[BOB])
+    assert r.startswith("-ERR [SYS/TEMP] "), r
+    c.close()
+    srv.wait_log(refused("pop3", BOB) + r"cannot open Maildir: ", since=mark)
+
+
+# -- 0x800CCC18: Secure Password Authentication ---------------------------------
+
+def test_row_0x800ccc18_spa_ntlm(shared_server):
+    """SPA asks for NTLM; postd offers PLAIN and LOGIN only."""
+    srv = shared_server
+    c = srv.connect()
+    c.send("AUTH\r\n")
+    assert c.line().startswith("+OK")
+    mechs = c.multi()
+    assert "NTLM" not in mechs and "PLAIN" in mechs, mechs
+    r = c.cmd("AUTH NTLM")
+    assert r.startswith("-ERR"), r
+    c.close()
+    mark = srv.log_mark()
+    s = smtp_ehlo(srv.submission_port)
+    r = s.cmd("AUTH NTLM")
+    assert r.startswith("504 5.5.4 "), r
+    s.close()
+    srv.wait_log(refused("submission") + r"unsupported SASL mechanism NTLM "
+                 r"\(only PLAIN and LOGIN are offered\)", since=mark)
+
+
+# -- 0x8004210A: timed out waiting for the server ---------------------------------
+
+def test_row_0x8004210a_download_interrupted(make_server):
+    """The client gave up during a long RETR (its server timeout is
+    shorter than the download): postd logs the session's end with the
+    bytes sent so far, and deletes nothing (INV-P1)."""
+    srv = make_server()
+    srv.deliver(ALICE, b"Subject: big\n\n" + (b"y" * 76 + b"\n") * 60000)
+    before = srv.stored_messages()
+    c = srv.login()
+    mark = srv.log_mark()
+    c.send("RETR 1\r\n")
+    assert c.line().startswith("+OK")
+    c._recv_more(4096)
+    c.abort()
+    srv.wait_log(r"logout user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=pop3 retrieved=0 deleted=0 bytes=\d+ "
+                 r"reason=", since=mark)
+    assert srv.stored_messages() == before
+
+
+# -- 0x80042109: cannot connect to the outgoing server -----------------------------
+
+def test_row_0x80042109_port_blocked_use_submission(shared_server):
+    """Port 25 blocked on the way (an ISP's filter; here a port nothing
+    listens on): nothing reaches postd. The fix, submission on 587 with
+    STARTTLS and AUTH, works."""
+    srv = shared_server
+    blocked = free_port()
+    mark = srv.log_mark()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", blocked), timeout=5)
+    c = submission_tls(srv)
+    r = c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW))
+    assert r.startswith("235 2.7.0"), r
+    c.cmd("QUIT")
+    c.close()
+    srv.wait_log(r"login user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=submission mech=PLAIN tls=TLSv1\.[23]",
+                 since=mark)
+
+
+# -- SMTP rows -----------------------------------------------------------------------
+
+def test_row_smtp_auth_failed_535_578(shared_server):
+    """Thunderbird "Unable to authenticate to SMTP server", Outlook
+    0x800CCC92 on sending."""
+    srv = shared_server
+    mark = srv.log_mark()
+    c = submission_tls(srv)
+    r = c.cmd("AUTH PLAIN " + plain_ir(ALICE, "wrong-password"))
+    assert r.startswith("535 5.7.8 "), r
+    c.close()
+    srv.wait_log(r"auth failed user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=submission cause=wrong password "
+                 r"mech=PLAIN", since=mark)
+
+
+def test_row_smtp_relay_denied_554_571(shared_server):
+    """Thunderbird "Relaying denied": the client sends to port 25 without
+    AUTH."""
+    srv = shared_server
+    mark = srv.log_mark()
+    c = smtp_ehlo(srv.smtp_port)
+    assert c.cmd("MAIL FROM:<%s>" % ALICE).startswith("250")
+    r = c.cmd("RCPT TO:<friend@remote.example>")
+    assert r.startswith("554 5.7.1 "), r
+    c.close()
+    srv.wait_log(refused("smtp") + r"relay to <friend@remote\.example> "
+                 r"denied: not a local domain and no AUTH", since=mark)
+
+
+def test_row_smtp_sender_not_owned_553_571(shared_server):
+    srv = shared_server
+    mark = srv.log_mark()
+    c = submission_tls(srv)
+    assert c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW)).startswith("235")
+    r = c.cmd("MAIL FROM:<%s>" % BOB)
+    assert r.startswith("553 5.7.1 "), r
+    c.close()
+    srv.wait_log(refused("submission", ALICE) + r"sender "
+                 r"<bob@example\.org> is not the user's own address",
+                 since=mark)
+
+
+def test_row_smtp_message_too_big_552_534(make_server):
+    srv = make_server(overrides={"max_message_size": "2048"})
+    mark = srv.log_mark()
+    c = smtp_ehlo(srv.smtp_port)
+    r = c.cmd("MAIL FROM:<a@remote.example> SIZE=999999")
+    assert r.startswith("552 5.3.4 "), r
+    srv.wait_log(refused("smtp") + r"message too big: SIZE=999999 over "
+                 r"max_message_size 2048", since=mark)
+    # without SIZE=: read to the end, then refused
+    mark = srv.log_mark()
+    assert c.cmd("MAIL FROM:<a@remote.example>").startswith("250")
+    assert c.cmd("RCPT TO:<%s>" % ALICE).startswith("250")
+    assert c.cmd("DATA").startswith("354")
+    c.send(b"Subject: big\r\n\r\n" + b"z" * 70 + b"\r\n")
+    c.send((b"z" * 70 + b"\r\n") * 60 + b".\r\n")
+    r = c.reply_line()
+    assert r.startswith("552 5.3.4 "), r
+    c.close()
+    srv.wait_log(refused("smtp") + r"message refused: 552 5\.3\.4",
+                 since=mark)
+
+
+def test_row_smtp_must_starttls_530_570(make_server):
+    srv = make_server(overrides={"plaintext_auth": "no"})
+    mark = srv.log_mark()
+    c = smtp_ehlo(srv.submission_port)
+    r = c.cmd("MAIL FROM:<%s>" % ALICE)
+    assert r == "530 5.7.0 Must issue a STARTTLS command first", r
+    r = c.cmd("AUTH PLAIN " + plain_ir(ALICE, ALICE_PW))
+    assert r.startswith("538 5.7.11 "), r
+    c.close()
+    srv.wait_log(refused("submission") + r"TLS required: MAIL before "
+                 r"STARTTLS", since=mark)
+    srv.wait_log(refused("submission") + r"TLS required: plaintext AUTH "
+                 r"before STARTTLS", since=mark)
+
+
+# -- disk full: a small tmpfs under data_dir ----------------------------------------
+
+@contextlib.contextmanager
+def tmpfs_data_dir(srv, options):
+    """Runs srv with data_dir on a fresh tmpfs (root only); copies what
+    postctl already put there and keeps the owner."""
+    if not IS_ROOT:
+        pytest.skip("mounting a tmpfs needs root")
+    d = srv.data_dir
+    os.makedirs(d, exist_ok=True)
+    keep = d + ".orig"
+    shutil.copytree(d, keep, symlinks=True)
+    st = os.stat(d)
+    p = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", d],
+                       stderr=subprocess.PIPE)
+    if p.returncode != 0:
+        shutil.rmtree(keep, ignore_errors=True)
+        pytest.skip("mount -t tmpfs not permitted here: %s" %
+                    p.stderr.decode(errors="replace").strip())
+    try:
+        os.chown(d, st.st_uid, st.st_gid)
+        os.chmod(d, st.st_mode & 0o7777)
+        subprocess.run(["cp", "-a", keep + "/.", d], check=True)
+        srv.start()
+        yield d
+    finally:
+        srv.stop()
+        subprocess.run(["umount", "-l", d])
+        shutil.rmtree(keep, ignore_errors=True)
+
+
+def test_row_smtp_disk_nearly_full_at_mail_452_431(make_server):
+    """INV-D5: less than 64 MiB (or 1000 inodes) left: refused at MAIL,
+    before any byte is sent."""
+    srv = make_server(start=False)
+    with tmpfs_data_dir(srv, "size=16m,mode=0755"):
+        mark = srv.log_mark()
+        c = smtp_ehlo(srv.smtp_port)
+        r = c.cmd("MAIL FROM:<a@remote.example>")
+        assert r == "452 4.3.1 Insufficient system storage", r
+        c.close()
+        srv.wait_log(refused("smtp") + r"disk nearly full \(ENOSPC soon\): "
+                     r"\d+ bytes free under data_dir, 67108864 needed",
+                     since=mark)
+
+
+def test_row_smtp_disk_full_during_data_452_431(make_server):
+    """The disk fills between MAIL and the end of DATA: ENOSPC while
+    writing, 452 4.3.1, nothing stored (INV-D1)."""
+    srv = make_server(start=False)
+    with tmpfs_data_dir(srv, "size=66m,mode=0755") as d:
+        c = smtp_ehlo(srv.smtp_port)
+        assert c.cmd("MAIL FROM:<a@remote.example>").startswith("250")
+        assert c.cmd("RCPT TO:<%s>" % ALICE).startswith("250")
+        # another program fills the disk now
+        with open(os.path.join(d, "filler"), "wb") as f:
+            chunk = b"\0" * (1 << 20)
+            try:
+                while True:
+                    f.write(chunk)
+                    f.flush()
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        try:
+            mark = srv.log_mark()
+            r = c.cmd("DATA")
+            if r.startswith("354"):
+                c.send(b"Subject: x\r\n\r\n" +
+                       (b"w" * 70 + b"\r\n") * 2000 + b".\r\n")
+                r = c.reply_line()
+            assert r == "452 4.3.1 Insufficient system storage", r
+            srv.wait_log(refused("smtp") + r"disk full \(ENOSPC\): ",
+                         since=mark)
+            assert srv.stored_messages() == []
+        finally:
+            c.close()
+            os.unlink(os.path.join(d, "filler"))
