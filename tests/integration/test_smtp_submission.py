@@ -391,7 +391,7 @@ def test_mixed_local_and_remote(shared_server):
     # the envelope (queue.h format) holds only the remote recipients
     with open(os.path.join(srv.data_dir, "queue", "env", qid)) as f:
         env = f.read().split("\n")
-    assert env[0] == "postd-queue 1", env
+    assert env[0] == "postd-queue 2", env
     rcpts = sorted(ln.split()[1] for ln in env if ln.startswith("rcpt "))
     assert rcpts == sorted(["<%s>" % REMOTE, "<x2@remote2.example>"]), env
     assert "sender <%s>" % ALICE in env, env
