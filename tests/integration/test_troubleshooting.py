@@ -163,7 +163,7 @@ def test_row_0x800ccc0f_idle_timeout(make_server):
     assert c.greeting.startswith("+OK")
     got = c.wait_closed(timeout=10)
     assert got.startswith(b"-ERR Autologout; idle for too long."), got
-    srv.wait_log(refused("pop3") + r"idle timeout$", since=mark)
+    srv.wait_log(refused("pop3") + r"idle timeout \(timeout_preauth \d+ s\)$", since=mark)
 
 
 def test_row_0x800ccc0f_tls_handshake_timeout(make_server):
@@ -342,6 +342,7 @@ def test_row_0x800ccc92_sys_temp_mailbox_unavailable(make_server):
 def test_row_0x800ccc18_spa_ntlm(shared_server):
     """SPA asks for NTLM; postd offers PLAIN and LOGIN only."""
     srv = shared_server
+    mark = srv.log_mark()
     c = srv.connect()
     c.send("AUTH\r\n")
     assert c.line().startswith("+OK")
@@ -350,6 +351,8 @@ def test_row_0x800ccc18_spa_ntlm(shared_server):
     r = c.cmd("AUTH NTLM")
     assert r.startswith("-ERR"), r
     c.close()
+    srv.wait_log(refused("pop3") + r"unsupported SASL mechanism NTLM "
+                 r"\(only PLAIN and LOGIN are offered\)", since=mark)
     mark = srv.log_mark()
     s = smtp_ehlo(srv.submission_port)
     r = s.cmd("AUTH NTLM")

@@ -70,6 +70,7 @@ static const struct pop3_command_row pop3_commands[POP3_CMD_COUNT] = {
     {POP3_CMD_UIDL, cmd_uidl, STATE_TRANS, false},
 };
 
+static void pop3_sasl_error(struct pop3_session *s, const char *error);
 static void pop3_bad_command(struct pop3_session *s, const char *reply);
 static bool pop3_check_msg(struct pop3_session *s, uint32_t msg);
 static void pop3_auth_submit(struct pop3_session *s, const char *authzid,
@@ -118,9 +119,12 @@ void pop3_commands_dispatch(struct pop3_session *s, char *line, size_t len)
 	row->handler(s, &cmd);
 }
 
+/* reply is a constant text (never network bytes): it is also the cause
+ * in the log. */
 static void pop3_bad_command(struct pop3_session *s, const char *reply)
 {
 	pop3_reply_err(s, "%s", reply);
+	pop3_session_log_refusal(s, reply);
 	if (++s->bad_commands >= SESSION_MAX_BAD_COMMANDS) {
 		pop3_reply_err(s, "Too many bad commands, closing.");
 		pop3_session_log_refusal(s, "too many bad commands");
@@ -207,7 +211,17 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 	}
 	mech = sasl_mech_from_name(cmd->text);
 	if (mech == SASL_MECH_UNKNOWN) {
+		char name[64], cause[160];
+
+		/* Outlook's "Secure Password Authentication" asks for NTLM
+		 * (0x800CCC18 in docs/troubleshooting.md). */
+		log_escape_word(name, sizeof(name), cmd->text);
+		snprintf(cause, sizeof(cause),
+			 "unsupported SASL mechanism %s (only PLAIN and LOGIN "
+			 "are offered)",
+			 name);
 		pop3_reply_err(s, "Unsupported authentication mechanism.");
+		pop3_session_log_refusal(s, cause);
 		return;
 	}
 	if (!pop3_session_plaintext_allowed(s)) {
@@ -235,6 +249,16 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 	conn_printf(s->conn, "+ VXNlcm5hbWU6\r\n"); /* "Username:" */
 }
 
+/* A SASL response that does not decode: RFC 3206 [AUTH], and it counts
+ * as a bad command. */
+static void pop3_sasl_error(struct pop3_session *s, const char *error)
+{
+	char reply[160];
+
+	snprintf(reply, sizeof(reply), "[AUTH] %s", error);
+	pop3_bad_command(s, reply);
+}
+
 void pop3_commands_sasl_continue(struct pop3_session *s, char *line, size_t len)
 {
 	struct sasl_credentials creds;
@@ -244,6 +268,8 @@ void pop3_commands_sasl_continue(struct pop3_session *s, char *line, size_t len)
 	s->sasl = POP3_SASL_NONE;
 	if (sasl_is_cancel(line)) {
 		pop3_reply_err(s, "[AUTH] Authentication cancelled.");
+		pop3_session_log_refusal(s, "authentication cancelled by the "
+					    "client");
 		return;
 	}
 	if (memchr(line, '\0', len) != NULL) {
@@ -254,7 +280,7 @@ void pop3_commands_sasl_continue(struct pop3_session *s, char *line, size_t len)
 	case POP3_SASL_NONE: /* AUTH PLAIN with an initial response */
 	case POP3_SASL_PLAIN_RESPONSE:
 		if (sasl_plain_decode(line, len, &creds, &error) < 0) {
-			pop3_bad_command(s, error);
+			pop3_sasl_error(s, error);
 			return;
 		}
 		pop3_auth_submit(s, creds.authzid, creds.authcid,
@@ -265,7 +291,7 @@ void pop3_commands_sasl_continue(struct pop3_session *s, char *line, size_t len)
 	case POP3_SASL_LOGIN_USER:
 		if (sasl_login_decode(line, len, creds.authcid,
 				      sizeof(creds.authcid), &error) < 0) {
-			pop3_bad_command(s, error);
+			pop3_sasl_error(s, error);
 			return;
 		}
 		pop3_set_user(s, creds.authcid, strlen(creds.authcid));
@@ -275,7 +301,7 @@ void pop3_commands_sasl_continue(struct pop3_session *s, char *line, size_t len)
 	case POP3_SASL_LOGIN_PASS:
 		if (sasl_login_decode(line, len, creds.password,
 				      sizeof(creds.password), &error) < 0) {
-			pop3_bad_command(s, error);
+			pop3_sasl_error(s, error);
 			return;
 		}
 		pop3_auth_request(s, AUTH_REQUEST_PASSWORD, creds.password,
@@ -343,8 +369,9 @@ static void pop3_login_failed(struct pop3_session *s, const char *cause)
 		 config_proto_name(conn_proto(s->conn)), cause, s->mech);
 	pop3_reply_err(s, POP3_AUTH_FAILED);
 	if (++s->auth_failures >= SESSION_MAX_AUTH_FAILURES) {
-		pop3_reply_err(s, "Too many authentication failures, "
+		pop3_reply_err(s, "[AUTH] Too many authentication failures, "
 				  "closing.");
+		pop3_session_log_refusal(s, "too many authentication failures");
 		pop3_session_close(s, "too many authentication failures");
 	}
 }
@@ -458,8 +485,9 @@ static void cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
 		return;
 	}
 	if (s->env->ssl_ctx == NULL) {
-		pop3_reply_err(s, "STLS is not available: the server has no "
-				  "certificate.");
+		pop3_reply_err(s, "[SYS/PERM] STLS is not available: the "
+				  "server has no certificate.");
+		pop3_session_log_refusal(s, "STLS without tls_cert configured");
 		return;
 	}
 	pop3_reply_ok(s, "Begin TLS negotiation now.");

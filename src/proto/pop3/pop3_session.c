@@ -173,6 +173,11 @@ static void pop3_process_input(struct pop3_session *s)
 		if (r < 0) {
 			s->sasl = POP3_SASL_NONE;
 			pop3_reply_err(s, "Line too long.");
+			pop3_session_log_refusal(
+			    s, max == POP3_MAX_COMMAND_LINE - 2
+				   ? "line too long (over "
+				     "255 octets)"
+				   : "SASL line too long");
 			if (++s->bad_commands >= SESSION_MAX_BAD_COMMANDS) {
 				pop3_reply_err(s, "Too many bad commands, "
 						  "closing.");
@@ -210,13 +215,22 @@ static void pop3_on_drain(void *arg)
 static void pop3_on_timeout(void *arg)
 {
 	struct pop3_session *s = arg;
+	char cause[96];
 
 	/* In the middle of a multi-line response a status line would be
 	 * read as message text: closing without the final "." tells the
 	 * client that the response is incomplete. */
 	if (s->job.kind == POP3_JOB_NONE)
 		pop3_reply_err(s, "Autologout; idle for too long.");
-	pop3_session_log_refusal(s, "idle timeout");
+	if (s->state == POP3_STATE_AUTHORIZATION)
+		snprintf(cause, sizeof(cause),
+			 "idle timeout (timeout_preauth %u s)",
+			 s->env->cfg->timeout_preauth);
+	else
+		snprintf(cause, sizeof(cause),
+			 "idle timeout (timeout_idle %u s)",
+			 s->env->cfg->timeout_idle);
+	pop3_session_log_refusal(s, cause);
 	pop3_session_close(s, "idle timeout");
 }
 
@@ -228,6 +242,8 @@ static void pop3_on_shutdown(void *arg)
 	if (s->job.kind == POP3_JOB_NONE)
 		pop3_reply_err(s, "[SYS/TEMP] Server shutting down; try again "
 				  "shortly.");
+	if (s->state == POP3_STATE_AUTHORIZATION)
+		pop3_session_log_refusal(s, "server shutting down");
 	pop3_session_close(s, "server shutting down");
 }
 
