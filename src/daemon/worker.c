@@ -16,6 +16,7 @@
 #include "net/conn.h"
 #include "net/connlimit.h"
 #include "proto/common/proto_env.h"
+#include "proto/http/http_server.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/smtp/smtp_session.h"
 
@@ -26,6 +27,7 @@ struct worker {
 	struct event_base *base;
 	struct proto_env env;
 	struct listener_watch **watches;
+	struct http_server *http; /* NULL without listen.http */
 	size_t watch_count;
 	struct event *sig_term, *sig_quit, *sig_int, *check;
 	bool stopping;
@@ -46,7 +48,7 @@ bool worker_proto_supported(enum listen_proto proto)
 {
 	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ||
 	       proto == LISTEN_SMTP || proto == LISTEN_SUBMISSION ||
-	       proto == LISTEN_SUBMISSIONS;
+	       proto == LISTEN_SUBMISSIONS || proto == LISTEN_HTTP;
 }
 
 static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
@@ -101,6 +103,8 @@ static void worker_stop_accepting(struct worker *w)
 	for (size_t i = 0; i < w->watch_count; i++)
 		listener_watch_free(&w->watches[i]);
 	w->watch_count = 0;
+	if (w->http != NULL)
+		http_server_stop_accepting(w->http);
 }
 
 static void worker_sigterm_cb(evutil_socket_t sig, short what, void *arg)
@@ -115,6 +119,8 @@ static void worker_sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	w->stop_deadline = time(NULL) + WORKER_SHUTDOWN_GRACE_SECS;
 	worker_stop_accepting(w);
 	conn_shutdown_all();
+	if (w->http != NULL)
+		http_server_close_all(w->http);
 }
 
 static void worker_sigquit_cb(evutil_socket_t sig, short what, void *arg)
@@ -163,6 +169,15 @@ int worker_run(const struct worker_params *params)
 	for (size_t i = 0; i < params->listener_count; i++) {
 		if (!worker_proto_supported(params->listeners[i].proto))
 			continue;
+		if (params->listeners[i].proto == LISTEN_HTTP) {
+			/* evhttp accepts on its own; it counts its
+			 * connections in the caps itself. */
+			if (w.http == NULL)
+				w.http = http_server_new(
+				    w.base, &w.env, worker_proto_supported);
+			http_server_listen(w.http, &params->listeners[i]);
+			continue;
+		}
 		w.watches[w.watch_count++] = listener_watch_new(
 		    w.base, &params->listeners[i], worker_on_accept, &w);
 	}
@@ -176,6 +191,7 @@ int worker_run(const struct worker_params *params)
 	event_add(w.check, &tick);
 	event_base_dispatch(w.base);
 	worker_stop_accepting(&w);
+	http_server_free(&w.http);
 	/* Commits in flight finish before the process goes (INV-D1). */
 	spool_pool_free(&w.env.spool);
 	log_debug("worker: exiting with %zu sessions", conn_count());
