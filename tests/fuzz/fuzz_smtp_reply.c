@@ -35,8 +35,8 @@ static void fuzz_check_reply(const struct smtp_reply *r)
 	FUZZ_CHECK(strlen(r->text) <= r->text_len);
 	if (r->enhanced[0] != '\0') {
 		FUZZ_CHECK(r->enhanced[0] == (char)('0' + r->code / 100));
-		FUZZ_CHECK(strncmp(r->enhanced, r->text,
-				   strlen(r->enhanced)) == 0);
+		FUZZ_CHECK(strncmp(r->enhanced, r->text, strlen(r->enhanced)) ==
+			   0);
 	}
 	smtp_reply_format(r, out, sizeof(out));
 	FUZZ_CHECK(strpbrk(out, "\r\n") == NULL);
