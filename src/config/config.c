@@ -1364,6 +1364,7 @@ struct config *config_default(const char *base_dir)
 	config_add_listen(cfg, LISTEN_SMTP, "127.0.0.1", "2525", 0);
 	config_add_listen(cfg, LISTEN_SUBMISSION, "127.0.0.1", "2587", 0);
 	config_add_listen(cfg, LISTEN_SUBMISSIONS, "127.0.0.1", "2465", 0);
+	config_add_listen(cfg, LISTEN_HTTP, "127.0.0.1", "2080", 0);
 	return cfg;
 }
 

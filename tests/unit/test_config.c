@@ -653,8 +653,10 @@ static void test_embedded_default(void **state)
 	assert_string_equal(cfg->domains[0], "localhost");
 	assert_null(cfg->domains[1]);
 	assert_string_equal(cfg->auth_default_domain, "localhost");
-	/* POP3, POP3S, SMTP, submission, submissions */
-	assert_int_equal(cfg->listen_count, 5);
+	/* POP3, POP3S, SMTP, submission, submissions, HTTP */
+	assert_int_equal(cfg->listen_count, 6);
+	assert_int_equal(cfg->listen[5].proto, LISTEN_HTTP);
+	assert_string_equal(cfg->listen[5].port, "2080");
 	assert_int_equal(cfg->listen[0].proto, LISTEN_POP3);
 	assert_string_equal(cfg->listen[0].host, "127.0.0.1");
 	assert_string_equal(cfg->listen[0].port, "2110");
