@@ -299,6 +299,25 @@ def test_from_header_of_other_user_553(shared_server):
                  r"cause=.*553", since=mark)
 
 
+def test_sender_login_match_no_accepts_any_from(make_server):
+    """sender_login_match = no: any envelope sender and From: (even two
+    From: fields) are accepted from an authenticated user, and the worker
+    survives it (it once crashed here); Message-ID and Date are still
+    added."""
+    srv = make_server(overrides={"sender_login_match": "no"})
+    srv.clear_mailbox(BOB)
+    msg = wire(("From: Bob <%s>\nFrom: carol@elsewhere.example\nTo: %s\n"
+                "Subject: any from\n\nbody\n" % (BOB, BOB)).encode())
+    with submit_client(srv) as c:
+        c.sendmail("newsletter@elsewhere.example", [BOB], msg)
+        c.sendmail(BOB, [BOB], msg_from(BOB, "second"))
+    msgs = pop3_fetch_all(srv, BOB)
+    assert len(msgs) == 2, msgs
+    assert b"Subject: any from" in msgs[0][1]
+    assert b"\r\nMessage-ID: <" in msgs[0][1]
+    assert srv.crash_report() is None, srv.crash_report()
+
+
 def test_missing_message_id_and_date_added(shared_server):
     srv = shared_server
     srv.clear_mailbox(BOB)

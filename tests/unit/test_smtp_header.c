@@ -146,6 +146,33 @@ static void test_scan_stream(void **state)
 	}
 }
 
+/* Without a user (sender_login_match = no) From: is not checked, and a
+ * From: field must not reach the address comparison at all. */
+static void test_scan_without_user(void **state)
+{
+	static const char in[] = "From: bob@example.org\r\n"
+				 "From: carol@example.net\r\n"
+				 "Message-ID: <x@y>\r\n\r\nbody\r\n";
+	struct smtp_header_scan h;
+	struct capture cap;
+
+	(void)state;
+	for (size_t step = 1; step <= sizeof(in); step += sizeof(in) - 1) {
+		memset(&cap, 0, sizeof(cap));
+		smtp_header_init(&h, NULL, cap_out, cap_end, &cap);
+		for (size_t i = 0; i < sizeof(in) - 1; i += step)
+			smtp_header_feed(&h, in + i,
+					 sizeof(in) - 1 - i < step
+					     ? sizeof(in) - 1 - i
+					     : step);
+		smtp_header_finish(&h);
+		assert_false(h.from_mismatch);
+		assert_int_equal(cap.ends, 1);
+		cap.out[cap.len] = '\0';
+		assert_non_null(strstr(cap.out, "[end id=1 date=0]"));
+	}
+}
+
 /* A line longer than the scanner holds stops the scan and refuses. */
 static void test_scan_overlong_line(void **state)
 {
@@ -172,6 +199,7 @@ int main(void)
 	    cmocka_unit_test(test_from_lists),
 	    cmocka_unit_test(test_scan_stream),
 	    cmocka_unit_test(test_scan_overlong_line),
+	    cmocka_unit_test(test_scan_without_user),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -73,7 +73,9 @@ static void smtp_header_line(struct smtp_header_scan *h)
 		return;
 	}
 	smtp_header_field_end(h);
-	if (smtp_header_name_is(line, body, "From")) {
+	/* No user (sender_login_match = no): From: is not examined, only
+	 * Message-ID and Date are looked for. */
+	if (h->user != NULL && smtp_header_name_is(line, body, "From")) {
 		const char *colon = memchr(line, ':', body);
 		size_t vlen = body - (size_t)(colon + 1 - line);
 

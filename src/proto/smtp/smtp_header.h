@@ -21,7 +21,8 @@ typedef void smtp_header_end_fn(void *ctx, bool have_message_id,
 				bool have_date);
 
 struct smtp_header_scan {
-	const char *user; /* the address From: must hold, lowercase */
+	const char *user; /* the address From: must hold, lowercase;
+			   * NULL: From: is not checked */
 	smtp_header_out_fn *out;
 	smtp_header_end_fn *at_end;
 	void *ctx;
