@@ -41,6 +41,7 @@ fuzz_smtp_header:8192
 fuzz_retention:300
 fuzz_check_reply:9000
 fuzz_autodiscover:17000
+fuzz_smtp_reply:9000
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \

@@ -176,6 +176,11 @@ class PostdServer:
             "auth_default_domain": DOMAIN,
             "auth_failure_delay": "0",
             "workers": "2",
+            # The queue runner never asks the machine's DNS: a test that
+            # delivers sets dns_servers (tests/integration/remote.py) or a
+            # transport; every other remote domain fails temporarily at
+            # once (nothing answers on port 9) and its entry stays queued.
+            "dns_servers": "127.0.0.1:9",
         }
         for k, v in self.overrides.items():
             if v is None:

@@ -523,11 +523,6 @@ static void smtp_commit_done(void *ctx, int err, const char *error,
 			 t->rcpt_count, t->local_count,
 			 queue_id != NULL ? queue_id : "-",
 			 (unsigned long long)size);
-		if (queue_id != NULL)
-			log_info("queued id=%s: outbound delivery is not "
-				 "implemented yet; the message waits in the "
-				 "queue",
-				 queue_id);
 		smtp_reply(s, "250 2.0.0 OK id=%s", s->id);
 		metrics_add(METRIC_MESSAGES_RECEIVED, 1);
 		metrics_add(METRIC_BYTES_RECEIVED, size);
