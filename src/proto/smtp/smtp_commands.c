@@ -165,7 +165,8 @@ static bool smtp_storage_low(struct smtp_session *s, char *cause,
 		snprintf(cause, cause_size,
 			 "disk nearly full (ENOSPC soon): %llu inodes free "
 			 "under data_dir, %u needed",
-			 (unsigned long long)st.f_favail, SMTP_MIN_FREE_INODES);
+			 (unsigned long long)st.f_favail,
+			 (unsigned)SMTP_MIN_FREE_INODES);
 		return true;
 	}
 	return false;

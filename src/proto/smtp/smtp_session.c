@@ -579,7 +579,7 @@ static void smtp_on_timeout(void *arg)
 	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
 		   s->env->cfg->hostname);
 	snprintf(cause, sizeof(cause), "idle timeout (%u s without input)",
-		 SMTP_TIMEOUT);
+		 (unsigned)SMTP_TIMEOUT);
 	smtp_session_log_refusal(s, cause);
 	conn_close(s->conn, "idle timeout");
 }
