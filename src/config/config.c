@@ -729,14 +729,14 @@ static char *config_path_join(const char *dir, const char *name)
 	return out;
 }
 
-static int config_set_path(struct config_parser *p, const struct config_key *k,
-			   char *value)
+/* Stores value in *field (freeing what was there), a relative path
+ * resolved against the config file's folder. */
+static int config_store_path(struct config_parser *p, const char *key,
+			     const char *value, char **field)
 {
-	char **field = FIELD(p, k, char *);
-
 	if (strlen(value) >= PATH_MAX) {
-		config_error(p, p->line, "%s: path longer than %d bytes",
-			     k->name, PATH_MAX - 1);
+		config_error(p, p->line, "%s: path longer than %d bytes", key,
+			     PATH_MAX - 1);
 		return -1;
 	}
 	free(*field);
@@ -745,6 +745,12 @@ static int config_set_path(struct config_parser *p, const struct config_key *k,
 	else
 		*field = config_path_join(p->dir, value);
 	return 0;
+}
+
+static int config_set_path(struct config_parser *p, const struct config_key *k,
+			   char *value)
+{
+	return config_store_path(p, k->name, value, FIELD(p, k, char *));
 }
 
 static int config_set_account(struct config_parser *p,
@@ -1315,7 +1321,6 @@ static int config_set_dkim_key(struct config_parser *p,
 	struct config *cfg = p->cfg;
 	const char *domain = p->suffix != NULL ? p->suffix : "*";
 	struct config_dkim_key *key;
-	struct config_key path_key = *k;
 
 	for (size_t i = 0; i < cfg->dkim_key_count; i++) {
 		if (strcmp(cfg->dkim_keys[i].domain, domain) == 0) {
@@ -1328,9 +1333,7 @@ static int config_set_dkim_key(struct config_parser *p,
 				       sizeof(*cfg->dkim_keys));
 	key = &cfg->dkim_keys[cfg->dkim_key_count];
 	*key = (struct config_dkim_key){xstrdup(domain), NULL};
-	/* Resolve a relative path as every other path key does. */
-	path_key.offset = (size_t)((char *)&key->path - (char *)cfg);
-	if (config_set_path(p, &path_key, value) < 0) {
+	if (config_store_path(p, k->name, value, &key->path) < 0) {
 		free(key->domain);
 		return -1;
 	}
