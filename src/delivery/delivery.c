@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -148,7 +149,8 @@ struct attempt {
 	struct delivery *d;
 	struct attempt *prev, *next;
 	struct queue_envelope *env;
-	int lock_fd, msg_fd;
+	int lock_fd, msg_fd; /* msg_fd is lock_fd: msg/ID */
+	bool msg_unreadable; /* leave the entry as it is */
 	bool eightbit;
 	uint64_t wire_size;
 	bool needs_utf8;
@@ -164,9 +166,36 @@ struct attempt {
 	char **fail_status;
 };
 
+/* The schedule: entries not in flight, by due time. A hash table (open
+ * addressing) holds each entry's current due time; a binary min-heap
+ * orders (due, id) pairs. A heap node whose due time no longer matches
+ * the table is stale and skipped when it comes to the top. */
 struct delivery_sched {
 	char id[QUEUE_MAX_ID + 1];
 	uint64_t due;
+};
+
+enum { SLOT_EMPTY, SLOT_USED, SLOT_GONE };
+
+struct sched_slot {
+	char id[QUEUE_MAX_ID + 1];
+	uint8_t state;
+	uint64_t due;
+};
+
+/*
+ * Group commit of removals (INV-D4): the runner unlinks env/ID and msg/ID
+ * on the loop at once and only marks the folders dirty; this thread
+ * fsyncs env/ and msg/ once for everything removed since its last round,
+ * so no connection waits for the disk. A removal that a power loss
+ * undoes only means one more delivery of that entry.
+ */
+struct delivery_commit {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool dirty, stop, running;
+	const struct queue_dirs *dirs;
 };
 
 struct delivery {
@@ -188,8 +217,12 @@ struct delivery {
 	time_t next_wake;
 	struct idle_conn *idle;
 	size_t idle_count;
-	struct delivery_sched *sched; /* entries not in flight, by due time */
-	size_t sched_count, sched_alloc;
+	struct delivery_sched *heap; /* min-heap by due (may hold stale) */
+	size_t heap_count, heap_alloc;
+	struct sched_slot *slots; /* id -> current due; power of two */
+	size_t slot_count, slot_used, slot_gone;
+	struct queue_dirs dirs; /* env/ and msg/, opened once */
+	struct delivery_commit commit;
 };
 
 static int delivery_read_auth(struct delivery *d, char *error, size_t size);
@@ -202,6 +235,19 @@ static void delivery_load_one(struct delivery *d, const char *id);
 static void delivery_sched_put(struct delivery *d, const char *id,
 			       uint64_t due);
 static void delivery_run_due(struct delivery *d);
+static uint64_t delivery_hash(const char *id);
+static struct sched_slot *sched_find(struct delivery *d, const char *id);
+static void sched_rehash(struct delivery *d, size_t count);
+static void sched_set(struct delivery *d, const char *id, uint64_t due);
+static void heap_push(struct delivery *d, const char *id, uint64_t due);
+static void heap_pop(struct delivery *d);
+static bool heap_before(const struct delivery_sched *x,
+			const struct delivery_sched *y);
+static void heap_rebuild(struct delivery *d);
+static void *commit_thread(void *arg);
+static void commit_start(struct delivery *d);
+static void commit_mark(struct delivery *d);
+static void commit_stop(struct delivery *d);
 static void delivery_wake_cb(evutil_socket_t fd, short what, void *arg);
 static void delivery_rescan_cb(evutil_socket_t fd, short what, void *arg);
 static void delivery_inotify_cb(evutil_socket_t fd, short what, void *arg);
@@ -219,6 +265,7 @@ static void attempt_delay_cb(evutil_socket_t fd, short what, void *arg);
 static void attempt_delay_check(struct attempt *a, time_t now);
 static void attempt_group_done(struct attempt *a);
 static void attempt_finish(struct attempt *a);
+static bool attempt_pending(const struct attempt *a);
 static void attempt_local(struct attempt *a, struct group *g);
 static void attempt_remote(struct attempt *a, struct group *g);
 static void attempt_result(struct attempt *a, size_t ri, unsigned cls,
@@ -240,6 +287,8 @@ static void sess_send(struct session *s, const char *fmt, ...)
 static void sess_set_timer(struct session *s, unsigned secs);
 static void sess_host_failed(struct session *s, const char *why);
 static void sess_close_conn(struct session *s);
+static void sess_nodelay(struct session *s);
+static void sess_body_end(struct session *s);
 static void sess_finish(struct session *s, unsigned cls, const char *reply,
 			const char *status);
 static void sess_after_ehlo(struct session *s);
@@ -263,11 +312,17 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 {
 	struct delivery *d = xcalloc(1, sizeof(*d));
 	char path[64];
+	const char *qerr;
 
 	d->cfg = cfg;
 	d->queue_fd = queue_fd;
 	d->mail_root_fd = mail_root_fd;
 	d->inotify_fd = -1;
+	if (queue_dirs_open(queue_fd, &d->dirs, &qerr) < 0) {
+		snprintf(error, error_size, "queue: %s", qerr);
+		free(d);
+		return NULL;
+	}
 	d->base = event_base_new();
 	if (d->base == NULL) {
 		snprintf(error, error_size, "event_base_new failed");
@@ -305,6 +360,7 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 	}
 	return d;
 fail:
+	queue_dirs_close(&d->dirs);
 	if (d->dns != NULL)
 		dns_resolver_free(&d->dns);
 	if (d->ctx_may != NULL)
@@ -411,6 +467,7 @@ int delivery_run(struct delivery *d)
 			      delivery_inotify_cb, d);
 		event_add(d->inotify_ev, NULL);
 	}
+	commit_start(d);
 	log_info("queue runner started");
 	delivery_scan(d);
 	event_base_dispatch(d->base);
@@ -422,9 +479,10 @@ int delivery_run(struct delivery *d)
 		if (a->sess != NULL)
 			sess_free(&a->sess);
 		queue_entry_unlock(&a->lock_fd);
-		if (a->msg_fd >= 0)
-			close(a->msg_fd);
 	}
+	/* The last removals made durable before the next runner starts. */
+	commit_stop(d);
+	queue_dirs_close(&d->dirs);
 	log_info("queue runner stopped");
 	return 0;
 }
@@ -569,23 +627,15 @@ static int delivery_scan_one(void *ctx, const struct queue_envelope *env)
 
 static void delivery_sched_put(struct delivery *d, const char *id, uint64_t due)
 {
-	size_t i;
+	struct sched_slot *sl = sched_find(d, id);
 
-	for (i = 0; i < d->sched_count; i++) {
-		if (strcmp(d->sched[i].id, id) == 0)
-			break;
-	}
-	if (i == d->sched_count) {
-		if (d->sched_count == d->sched_alloc) {
-			d->sched_alloc =
-			    d->sched_alloc ? 2 * d->sched_alloc : 64;
-			d->sched = xreallocarray(d->sched, d->sched_alloc,
-						 sizeof(*d->sched));
-		}
-		snprintf(d->sched[i].id, sizeof(d->sched[i].id), "%s", id);
-		d->sched_count++;
-	}
-	d->sched[i].due = due;
+	if (sl != NULL && sl->due == due)
+		return; /* its heap node is still valid */
+	sched_set(d, id, due);
+	heap_push(d, id, due);
+	/* Stale nodes pile up when due times change often: rebuild. */
+	if (d->heap_count > 2 * d->slot_used + 1024)
+		heap_rebuild(d);
 }
 
 /* Starts every scheduled entry that is due (up to the attempt cap) and
@@ -594,27 +644,240 @@ static void delivery_run_due(struct delivery *d)
 {
 	time_t now = time(NULL);
 	uint64_t next = UINT64_MAX;
-	size_t i = 0;
 
 	if (d->draining)
 		return;
-	while (i < d->sched_count) {
-		struct delivery_sched e = d->sched[i];
+	while (d->heap_count > 0) {
+		struct delivery_sched e = d->heap[0];
+		struct sched_slot *sl = sched_find(d, e.id);
 
-		if (e.due > (uint64_t)now ||
-		    d->attempt_count >= DELIVERY_MAX_ATTEMPTS) {
-			if (e.due < next)
-				next = e.due;
-			i++;
+		if (sl == NULL || sl->due != e.due) {
+			heap_pop(d); /* stale */
 			continue;
 		}
-		d->sched[i] = d->sched[--d->sched_count];
+		if (e.due > (uint64_t)now ||
+		    d->attempt_count >= DELIVERY_MAX_ATTEMPTS) {
+			next = e.due;
+			break;
+		}
+		heap_pop(d);
+		sl->state = SLOT_GONE;
+		d->slot_used--;
+		d->slot_gone++;
 		if (!delivery_in_flight(d, e.id))
 			attempt_start(d, e.id);
 	}
 	if (next != UINT64_MAX)
 		delivery_schedule_wake(d, next > (uint64_t)now ? (time_t)next
 							       : now + 1);
+}
+
+/* FNV-1a: ids are random hex, any cheap hash spreads them. */
+static uint64_t delivery_hash(const char *id)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *id != '\0'; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+	return h;
+}
+
+static struct sched_slot *sched_find(struct delivery *d, const char *id)
+{
+	size_t mask = d->slot_count - 1, i;
+
+	if (d->slot_count == 0)
+		return NULL;
+	for (i = delivery_hash(id) & mask;; i = (i + 1) & mask) {
+		struct sched_slot *sl = &d->slots[i];
+
+		if (sl->state == SLOT_EMPTY)
+			return NULL;
+		if (sl->state == SLOT_USED && strcmp(sl->id, id) == 0)
+			return sl;
+	}
+}
+
+static void sched_rehash(struct delivery *d, size_t count)
+{
+	struct sched_slot *old = d->slots;
+	size_t old_count = d->slot_count;
+
+	d->slots = xcalloc(count, sizeof(*d->slots));
+	d->slot_count = count;
+	d->slot_used = d->slot_gone = 0;
+	for (size_t i = 0; i < old_count; i++) {
+		if (old[i].state == SLOT_USED)
+			sched_set(d, old[i].id, old[i].due);
+	}
+	free(old);
+}
+
+static void sched_set(struct delivery *d, const char *id, uint64_t due)
+{
+	struct sched_slot *sl = sched_find(d, id);
+	size_t mask, i;
+
+	if (sl != NULL) {
+		sl->due = due;
+		return;
+	}
+	/* At most 3/4 full, counting removed slots (they lengthen probes
+	 * and an unbounded number would leave no empty slot). */
+	if ((d->slot_used + d->slot_gone + 1) * 4 > d->slot_count * 3) {
+		size_t n = 64;
+
+		while (n < (d->slot_used + 1) * 4)
+			n *= 2;
+		sched_rehash(d, n);
+	}
+	mask = d->slot_count - 1;
+	for (i = delivery_hash(id) & mask; d->slots[i].state == SLOT_USED;
+	     i = (i + 1) & mask)
+		;
+	sl = &d->slots[i];
+	if (sl->state == SLOT_GONE)
+		d->slot_gone--;
+	snprintf(sl->id, sizeof(sl->id), "%s", id);
+	sl->state = SLOT_USED;
+	sl->due = due;
+	d->slot_used++;
+}
+
+/* Earlier due first; among equals the older entry (ids begin with the
+ * creation time in hex, fixed width), so a queue drains in FIFO order
+ * and entries a crash interrupted, being the oldest, go first. */
+static bool heap_before(const struct delivery_sched *x,
+			const struct delivery_sched *y)
+{
+	return x->due < y->due ||
+	       (x->due == y->due && strcmp(x->id, y->id) < 0);
+}
+
+static void heap_push(struct delivery *d, const char *id, uint64_t due)
+{
+	struct delivery_sched e;
+	size_t i;
+
+	if (d->heap_count == d->heap_alloc) {
+		d->heap_alloc = d->heap_alloc ? 2 * d->heap_alloc : 64;
+		d->heap =
+		    xreallocarray(d->heap, d->heap_alloc, sizeof(*d->heap));
+	}
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	e.due = due;
+	i = d->heap_count++;
+	while (i > 0 && heap_before(&e, &d->heap[(i - 1) / 2])) {
+		d->heap[i] = d->heap[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	d->heap[i] = e;
+}
+
+static void heap_pop(struct delivery *d)
+{
+	struct delivery_sched last = d->heap[--d->heap_count];
+	size_t i = 0, n = d->heap_count;
+
+	if (n == 0)
+		return;
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= n)
+			break;
+		if (c + 1 < n && heap_before(&d->heap[c + 1], &d->heap[c]))
+			c++;
+		if (!heap_before(&d->heap[c], &last))
+			break;
+		d->heap[i] = d->heap[c];
+		i = c;
+	}
+	d->heap[i] = last;
+}
+
+/* Only the valid nodes, from the table. */
+static void heap_rebuild(struct delivery *d)
+{
+	d->heap_count = 0;
+	for (size_t i = 0; i < d->slot_count; i++) {
+		if (d->slots[i].state == SLOT_USED)
+			heap_push(d, d->slots[i].id, d->slots[i].due);
+	}
+}
+
+/* ------------------------------------------------------- group commit */
+
+static void commit_start(struct delivery *d)
+{
+	struct delivery_commit *c = &d->commit;
+	int r;
+
+	c->dirs = &d->dirs;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	r = pthread_create(&c->thread, NULL, commit_thread, c);
+	if (r != 0)
+		fatal("queue runner: pthread_create: %s", strerror(r));
+	c->running = true;
+}
+
+static void *commit_thread(void *arg)
+{
+	struct delivery_commit *c = arg;
+	const char *error;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->dirty && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (!c->dirty)
+			break; /* stop, and nothing left to sync */
+		c->dirty = false;
+		pthread_mutex_unlock(&c->mu);
+		/* Removals that come meanwhile set dirty again and share
+		 * the next round. A failure is not retried on the same
+		 * descriptor (INV-D1); it costs at most a re-delivery. */
+		if (queue_dirs_sync(c->dirs, &error) < 0)
+			log_error("queue runner: removals: %s", error);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* A removal happened: the thread fsyncs env/ and msg/ soon. */
+static void commit_mark(struct delivery *d)
+{
+	struct delivery_commit *c = &d->commit;
+	const char *error;
+
+	if (!c->running) {
+		if (queue_dirs_sync(&d->dirs, &error) < 0)
+			log_error("queue runner: removals: %s", error);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->dirty = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Waits for the last round: every removal is durable afterwards. */
+static void commit_stop(struct delivery *d)
+{
+	struct delivery_commit *c = &d->commit;
+
+	if (!c->running)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	c->running = false;
 }
 
 static bool delivery_in_flight(struct delivery *d, const char *id)
@@ -647,18 +910,17 @@ static void attempt_start(struct delivery *d, const char *id)
 {
 	struct attempt *a;
 	const char *error;
-	char path[QUEUE_MAX_ID + 8];
 	int lock_fd, r;
 	struct queue_envelope *env;
 
-	lock_fd = queue_entry_lock(d->queue_fd, id, false, &error);
+	lock_fd = queue_entry_lock_at(&d->dirs, id, false, &error);
 	if (lock_fd < 0) {
 		if (errno != EAGAIN && errno != ENOENT)
 			log_warn("queue runner: lock %s: %s", id, error);
 		return;
 	}
 	/* Load again under the lock: postctl may have changed it. */
-	r = queue_entry_load(d->queue_fd, id, &env, &error);
+	r = queue_entry_load_at(&d->dirs, id, &env, &error);
 	if (r <= 0) {
 		if (r < 0)
 			log_warn("queue runner: %s: %s", id, error);
@@ -669,9 +931,9 @@ static void attempt_start(struct delivery *d, const char *id)
 	a->d = d;
 	a->env = env;
 	a->lock_fd = lock_fd;
-	snprintf(path, sizeof(path), QUEUE_SUBDIR_MSG "/%s", id);
-	a->msg_fd =
-	    openat(d->queue_fd, path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* The lock descriptor is msg/ID itself (O_RDWR): read through it
+	 * instead of opening the file a second time. */
+	a->msg_fd = lock_fd;
 	a->next = d->attempts;
 	if (d->attempts != NULL)
 		d->attempts->prev = a;
@@ -680,7 +942,8 @@ static void attempt_start(struct delivery *d, const char *id)
 	a->fail_status = xcalloc(env->rcpt_count, sizeof(char *));
 	a->step_ev = evtimer_new(d->base, attempt_step_cb, a);
 	a->delay_ev = evtimer_new(d->base, attempt_delay_cb, a);
-	if (a->msg_fd < 0 || attempt_scan_msg(a) < 0) {
+	if (attempt_scan_msg(a) < 0) {
+		a->msg_unreadable = true;
 		log_error("queue runner: %s: cannot read the message: %s", id,
 			  strerror(errno));
 		attempt_finish(a);
@@ -861,7 +1124,14 @@ static void attempt_group_done(struct attempt *a)
 	const char *error;
 
 	attempt_bounce(a, a->cur);
-	if (queue_envelope_update(a->d->queue_fd, a->env, &error) < 0)
+	/* INV-D4: a partial result (some recipients still pending) is made
+	 * durable before the runner goes on. When none is pending the entry
+	 * is removed right away (attempt_finish) and the rewrite would be
+	 * wasted: a crash before the removal repeats the entry once, which
+	 * the rewrite could not prevent either (it comes after the 250 too).
+	 * A bounce's DSN is already durable (dsn_queue fsyncs it). */
+	if (attempt_pending(a) &&
+	    queue_envelope_update(a->d->queue_fd, a->env, &error) < 0)
 		log_error("queue runner: %s: envelope update: %s", a->env->id,
 			  error);
 	if (a->cur->dest != NULL) {
@@ -885,30 +1155,39 @@ static void attempt_group_done(struct attempt *a)
 	attempt_step(a);
 }
 
+/* Does any recipient of the entry still wait for a delivery? */
+static bool attempt_pending(const struct attempt *a)
+{
+	for (size_t i = 0; i < a->env->rcpt_count; i++) {
+		if (a->env->rcpts[i].state == QUEUE_RCPT_PENDING)
+			return true;
+	}
+	return false;
+}
+
 static void attempt_finish(struct attempt *a)
 {
 	struct delivery *d = a->d;
 	struct group *g;
 	const char *error;
-	bool pending = false;
+	bool pending = attempt_pending(a);
+	bool readable = a->msg_fd >= 0 && !a->msg_unreadable;
 
-	for (size_t i = 0; i < a->env->rcpt_count; i++) {
-		if (a->env->rcpts[i].state == QUEUE_RCPT_PENDING)
-			pending = true;
-	}
-	if (!pending && a->msg_fd >= 0) {
-		if (queue_delete(d->queue_fd, a->env->id, &error) < 0 &&
+	if (!pending && readable) {
+		/* Unlinked now, under the lock; the folder fsyncs follow in
+		 * the commit thread (group commit, see delivery.md). */
+		if (queue_entry_remove(&d->dirs, a->env->id, &error) < 0 &&
 		    errno != ENOENT)
 			log_error("queue runner: %s: delete: %s", a->env->id,
 				  error);
 		else
 			log_info("id=%s removed from the queue", a->env->id);
+		commit_mark(d);
 	}
 	if (a->sess != NULL)
 		sess_free(&a->sess);
 	queue_entry_unlock(&a->lock_fd);
-	if (a->msg_fd >= 0)
-		close(a->msg_fd);
+	a->msg_fd = -1;
 	while ((g = a->groups) != NULL) {
 		a->groups = g->next;
 		free(g->idx);
@@ -921,7 +1200,7 @@ static void attempt_finish(struct attempt *a)
 	if (a->next != NULL)
 		a->next->prev = a->prev;
 	d->attempt_count--;
-	if (pending && a->msg_fd >= 0)
+	if (pending && readable)
 		delivery_scan_one(d, a->env);
 	event_free(a->step_ev);
 	event_free(a->delay_ev);
@@ -1421,11 +1700,29 @@ static void sess_connect_next(struct session *s)
 			sess_close_conn(s);
 			continue;
 		}
+		sess_nodelay(s);
 		bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 		return;
 	}
 	/* Every host failed: a temporary failure (RFC 5321 section 5.1). */
 	sess_finish(s, 4, s->last_error, "4.4.1");
+}
+
+/*
+ * Without TCP_NODELAY, Nagle holds a small segment (the final dot, a
+ * pipelined command group) until the peer ACKs the previous one, and the
+ * peer delays that ACK (~40 ms on Linux) while it waits for the rest:
+ * one message per 40 ms per connection. The runner writes whole command
+ * groups and body chunks at once, so it has no tinygrams to coalesce.
+ */
+static void sess_nodelay(struct session *s)
+{
+	int one = 1;
+	evutil_socket_t fd = bufferevent_getfd(s->bev);
+
+	if (fd >= 0 &&
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_warn("queue runner: TCP_NODELAY: %s", strerror(errno));
 }
 
 static void sess_close_conn(struct session *s)
@@ -1900,11 +2197,7 @@ static void sess_body_more(struct session *s)
 
 		n = smtp_data_encode_end(&s->enc, end);
 		bufferevent_write(s->bev, end, n);
-		s->body_done = true;
-		s->data_sent = true;
-		s->state = S_DOT;
-		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
-		sess_set_timer(s, DELIVERY_DATA_END_TIMEOUT);
+		sess_body_end(s);
 		return;
 	}
 	want = sizeof(in);
@@ -1915,12 +2208,31 @@ static void sess_body_more(struct session *s)
 		sess_finish(s, 4, "read error on the queued message", "4.3.0");
 		return;
 	}
-	out = xmalloc(2 * (size_t)got);
+	/* Room for the end too: the last chunk and the final dot go out
+	 * in one write (one segment for a small message). */
+	out = xmalloc(2 * (size_t)got + 8);
 	n = smtp_data_encode(&s->enc, in, (size_t)got, out);
+	s->body_off += (uint64_t)got;
+	if (s->body_off >= a->env->size) {
+		n += smtp_data_encode_end(&s->enc, out + n);
+		bufferevent_write(s->bev, out, n);
+		free(out);
+		sess_body_end(s);
+		return;
+	}
 	bufferevent_write(s->bev, out, n);
 	free(out);
-	s->body_off += (uint64_t)got;
 	sess_set_timer(s, DELIVERY_COMMAND_TIMEOUT);
+}
+
+/* The final dot is written: wait for the reply to the message. */
+static void sess_body_end(struct session *s)
+{
+	s->body_done = true;
+	s->data_sent = true;
+	s->state = S_DOT;
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+	sess_set_timer(s, DELIVERY_DATA_END_TIMEOUT);
 }
 
 /*

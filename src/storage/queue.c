@@ -59,8 +59,13 @@ static int queue_parse_path(const char *value, char **addr_r);
 static int queue_parse_rcpt(char *value, struct queue_rcpt *r);
 static int queue_parse(char *data, size_t len, const char *id,
 		       struct queue_envelope *env, const char **error_r);
-static int queue_check_msg(int queue_fd, const struct queue_envelope *env,
+static int queue_check_msg(int queue_fd, int msg_dir_fd,
+			   const struct queue_envelope *env,
 			   const char **error_r);
+static int queue_load_fds(int queue_fd, int env_fd, int msg_fd, const char *id,
+			  struct queue_envelope **env_r, const char **error_r);
+static int queue_lock_in(int msg_fd, const char *id, bool wait,
+			 const char **error_r);
 static int queue_move(int from_fd, const char *from, int to_fd, const char *to);
 static int queue_fsync_dir(int queue_fd, const char *name);
 static int queue_quarantine_move(int from_fd, const char *id, int q_fd,
@@ -692,18 +697,22 @@ static int queue_parse(char *data, size_t len, const char *id,
 
 /* msg/ID must be a regular file of the recorded size. Returns 0, -1
  * (invalid) or -2 (cannot tell: a read error). */
-static int queue_check_msg(int queue_fd, const struct queue_envelope *env,
+static int queue_check_msg(int queue_fd, int msg_dir_fd,
+			   const struct queue_envelope *env,
 			   const char **error_r)
 {
 	struct stat st;
-	int msg_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_MSG), r;
+	int msg_fd = msg_dir_fd >= 0 ? msg_dir_fd
+				     : queue_subdir(queue_fd, QUEUE_SUBDIR_MSG);
+	int r;
 
 	if (msg_fd < 0) {
 		*error_r = queue_error("open msg/", errno);
 		return -2;
 	}
 	r = fstatat(msg_fd, env->id, &st, AT_SYMLINK_NOFOLLOW);
-	close(msg_fd);
+	if (msg_fd != msg_dir_fd)
+		close(msg_fd);
 	if (r < 0 && errno == ENOENT) {
 		*error_r = "message file missing";
 		return -1;
@@ -729,10 +738,7 @@ int queue_entry_load(int queue_fd, const char *id,
 static int queue_load_in(int queue_fd, const char *sub, const char *id,
 			 struct queue_envelope **env_r, const char **error_r)
 {
-	struct queue_envelope *env;
-	char *data = NULL;
-	size_t len = 0;
-	int env_fd, r;
+	int env_fd, r, saved;
 
 	*env_r = NULL;
 	if (!queue_id_valid(id)) {
@@ -748,15 +754,32 @@ static int queue_load_in(int queue_fd, const char *sub, const char *id,
 		*error_r = queue_error("open envelope folder", errno);
 		return -1;
 	}
-	r = queue_read_file(env_fd, id, &data, &len, error_r);
+	r = queue_load_fds(queue_fd, env_fd, -1, id, env_r, error_r);
+	saved = errno;
 	close(env_fd);
+	errno = saved;
+	return r;
+}
+
+/* The loader proper: env_fd is env/ or hold/; msg_fd is msg/ or -1 (then
+ * opened by name). Both are borrowed. */
+static int queue_load_fds(int queue_fd, int env_fd, int msg_fd, const char *id,
+			  struct queue_envelope **env_r, const char **error_r)
+{
+	struct queue_envelope *env;
+	char *data = NULL;
+	size_t len = 0;
+	int r;
+
+	*env_r = NULL;
+	r = queue_read_file(env_fd, id, &data, &len, error_r);
 	if (r == 0)
 		return 0;
 	if (r == -1)
 		return -1;
 	env = xcalloc(1, sizeof(*env));
 	if (r == -2 || queue_parse(data, len, id, env, error_r) < 0 ||
-	    (r = queue_check_msg(queue_fd, env, error_r)) == -1) {
+	    (r = queue_check_msg(queue_fd, msg_fd, env, error_r)) == -1) {
 		/* INV-D2: never returned, never delivered. */
 		free(data);
 		queue_envelope_free(&env);
@@ -880,7 +903,7 @@ static int queue_list_in(int queue_fd, const char *sub, queue_list_fn *fn,
 	struct dirent *de;
 	const char *error;
 	DIR *dir;
-	int fd, r, rc = 0;
+	int fd, msg_fd, r, rc = 0;
 
 	if (quarantined_r != NULL)
 		*quarantined_r = 0;
@@ -893,6 +916,8 @@ static int queue_list_in(int queue_fd, const char *sub, queue_list_fn *fn,
 			close(fd);
 		return -1;
 	}
+	/* Opened once for the walk, not once per entry (-1: by name). */
+	msg_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_MSG);
 	while (rc == 0 && (errno = 0, de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
@@ -904,7 +929,8 @@ static int queue_list_in(int queue_fd, const char *sub, queue_list_fn *fn,
 				 sub);
 			continue;
 		}
-		r = queue_load_in(queue_fd, sub, de->d_name, &env, &error);
+		r = queue_load_fds(queue_fd, fd, msg_fd, de->d_name, &env,
+				   &error);
 		if (r < 0 && errno == EBADMSG) {
 			if (quarantined_r != NULL)
 				(*quarantined_r)++;
@@ -924,6 +950,8 @@ static int queue_list_in(int queue_fd, const char *sub, queue_list_fn *fn,
 		*error_r = queue_error("read envelope folder", errno);
 		rc = -1;
 	}
+	if (msg_fd >= 0)
+		close(msg_fd);
 	closedir(dir);
 	return rc;
 }
@@ -1093,9 +1121,7 @@ int queue_recover(int queue_fd, time_t now, struct queue_recover_stats *r,
 int queue_entry_lock(int queue_fd, const char *id, bool wait,
 		     const char **error_r)
 {
-	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-	struct stat st;
-	int msg_fd, fd, r, saved;
+	int msg_fd, fd, saved;
 
 	if (!queue_id_valid(id)) {
 		*error_r = "invalid queue id";
@@ -1107,9 +1133,23 @@ int queue_entry_lock(int queue_fd, const char *id, bool wait,
 		*error_r = queue_error("open msg/", errno);
 		return -1;
 	}
-	fd = openat(msg_fd, id, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	fd = queue_lock_in(msg_fd, id, wait, error_r);
 	saved = errno;
 	close(msg_fd);
+	errno = saved;
+	return fd;
+}
+
+/* queue_entry_lock() beneath an open msg/. */
+static int queue_lock_in(int msg_fd, const char *id, bool wait,
+			 const char **error_r)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat st;
+	int fd, r, saved;
+
+	fd = openat(msg_fd, id, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	saved = errno;
 	if (fd < 0) {
 		*error_r = saved == ENOENT ? "no such queue entry"
 					   : queue_error("open message", saved);
@@ -1326,4 +1366,91 @@ out:
 	queue_entry_unlock(&lock_fd);
 	errno = err;
 	return err == 0 ? 0 : -1;
+}
+
+int queue_dirs_open(int queue_fd, struct queue_dirs *dirs_r,
+		    const char **error_r)
+{
+	dirs_r->queue_fd = queue_fd;
+	dirs_r->env_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_ENV);
+	dirs_r->msg_fd = queue_subdir(queue_fd, QUEUE_SUBDIR_MSG);
+	if (dirs_r->env_fd < 0 || dirs_r->msg_fd < 0) {
+		int saved = errno;
+
+		*error_r = queue_error("open queue folder", saved);
+		queue_dirs_close(dirs_r);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+void queue_dirs_close(struct queue_dirs *dirs)
+{
+	if (dirs->env_fd >= 0)
+		close(dirs->env_fd);
+	if (dirs->msg_fd >= 0)
+		close(dirs->msg_fd);
+	dirs->env_fd = dirs->msg_fd = -1;
+}
+
+int queue_entry_lock_at(const struct queue_dirs *dirs, const char *id,
+			bool wait, const char **error_r)
+{
+	if (!queue_id_valid(id)) {
+		*error_r = "invalid queue id";
+		errno = EINVAL;
+		return -1;
+	}
+	return queue_lock_in(dirs->msg_fd, id, wait, error_r);
+}
+
+int queue_entry_load_at(const struct queue_dirs *dirs, const char *id,
+			struct queue_envelope **env_r, const char **error_r)
+{
+	*env_r = NULL;
+	if (!queue_id_valid(id)) {
+		*error_r = "invalid queue id";
+		errno = EINVAL;
+		return -1;
+	}
+	return queue_load_fds(dirs->queue_fd, dirs->env_fd, dirs->msg_fd, id,
+			      env_r, error_r);
+}
+
+/* env/ID first: once it is gone the entry no longer exists, and a crash
+ * before msg/ID goes leaves an orphan that recovery quarantines, never a
+ * delivery (INV-D4). No fsync here: see queue.h. */
+int queue_entry_remove(const struct queue_dirs *dirs, const char *id,
+		       const char **error_r)
+{
+	if (!queue_id_valid(id)) {
+		*error_r = "invalid queue id";
+		errno = EINVAL;
+		return -1;
+	}
+	if (unlinkat(dirs->env_fd, id, 0) < 0) {
+		*error_r = errno == ENOENT
+			       ? "no such queue entry"
+			       : queue_error("remove envelope", errno);
+		return -1;
+	}
+	if (unlinkat(dirs->msg_fd, id, 0) < 0 && errno != ENOENT) {
+		*error_r = queue_error("remove message", errno);
+		return -1;
+	}
+	return 0;
+}
+
+int queue_dirs_sync(const struct queue_dirs *dirs, const char **error_r)
+{
+	if (fsync(dirs->env_fd) < 0) {
+		*error_r = queue_error("fsync env/", errno);
+		return -1;
+	}
+	if (fsync(dirs->msg_fd) < 0) {
+		*error_r = queue_error("fsync msg/", errno);
+		return -1;
+	}
+	return 0;
 }

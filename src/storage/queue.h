@@ -175,4 +175,36 @@ int queue_retry_now(int queue_fd, const char *id, const char **error_r);
 int queue_list_held(int queue_fd, queue_list_fn *fn, void *ctx,
 		    unsigned *quarantined_r, const char **error_r);
 
+/*
+ * Added for the queue runner, which works on thousands of entries and
+ * should not reopen env/ and msg/ by name for every step: the folders'
+ * descriptors, opened once. queue_fd is borrowed.
+ */
+struct queue_dirs {
+	int queue_fd;
+	int env_fd, msg_fd;
+};
+/* Returns 0, or -1 with errno and error_r (nothing left open). */
+int queue_dirs_open(int queue_fd, struct queue_dirs *dirs_r,
+		    const char **error_r);
+void queue_dirs_close(struct queue_dirs *dirs);
+/* queue_entry_lock() and queue_entry_load(), beneath the open folders
+ * (same results, same quarantine on an invalid entry). */
+int queue_entry_lock_at(const struct queue_dirs *dirs, const char *id,
+			bool wait, const char **error_r);
+int queue_entry_load_at(const struct queue_dirs *dirs, const char *id,
+			struct queue_envelope **env_r, const char **error_r);
+/*
+ * Removes env/ID, then msg/ID (the caller holds the lock), like
+ * queue_delete() of a queued entry but WITHOUT the folder fsyncs: the
+ * caller runs queue_dirs_sync() later, once for many removals (group
+ * commit). Until then a power loss may bring the entry back, which
+ * means one more delivery, never a loss (INV-D4). Returns 0, or -1 with
+ * errno (ENOENT: env/ID does not exist) and error_r.
+ */
+int queue_entry_remove(const struct queue_dirs *dirs, const char *id,
+		       const char **error_r);
+/* fsyncs env/, then msg/. Returns 0 or -1 with errno and error_r. */
+int queue_dirs_sync(const struct queue_dirs *dirs, const char **error_r);
+
 #endif

@@ -426,6 +426,58 @@ def test_inv_d4_kill9_while_delivering(make_server, sinks):
             assert 1 <= n <= 2, (i, r, n)
 
 
+class SlowHandler(Handler):
+    """Takes its time over each message, so that a queue of 200 is still
+    being delivered when postd is killed."""
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+        await asyncio.sleep(0.1)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_inv_d4_kill9_repeatedly_200_messages(make_server, sinks):
+    """kill -9 of the whole daemon five times while 200 queued messages
+    are delivered (removals are unlinked at once, their folder fsyncs
+    batched): afterwards every recipient has each message once or twice,
+    and the queue is empty."""
+    sink = sinks(SlowHandler())
+    srv = make_server(overrides=dict(
+        FAST, max_connections_per_destination="2", **transport(sink)))
+    rcpts = ["r%d@%s" % (i, REMOTE_DOMAIN) for i in range(2)]
+    c = smtplib.SMTP("127.0.0.1", srv.submission_port,
+                     local_hostname="laptop.example", timeout=30)
+    c.starttls(context=srv.ctx())
+    c.ehlo()
+    c.login(ALICE, ALICE_PW)
+    for i in range(200):
+        msg = ("From: <%s>\r\nTo: r@%s\r\nSubject: burst %d\r\n\r\n"
+               "body %d\r\n" % (ALICE, REMOTE_DOMAIN, i, i))
+        assert c.sendmail(ALICE, rcpts, msg.encode()) == {}
+    c.quit()
+    kills = 0
+    for _ in range(5):
+        time.sleep(0.8)
+        if not queue_entries(srv):
+            break
+        srv.crash()
+        kills += 1
+        srv.start()
+    assert kills >= 2, "the queue drained before the kills"
+    wait_queue_empty(srv, timeout=90)
+    count = {}
+    for m in sink.messages:
+        subj = re.search(rb"Subject: (burst \d+)", m.data).group(1)
+        for r in m.rcpts:
+            count[(subj, r)] = count.get((subj, r), 0) + 1
+    for i in range(200):
+        for r in rcpts:
+            n = count.get((b"burst %d" % i, r), 0)
+            assert 1 <= n <= 2, (i, r, n)
+    assert os.listdir(os.path.join(srv.data_dir, "queue", "quarantine")) \
+        == []
+
+
 def test_never_bounce_a_bounce(make_server, sinks):
     """A remote sender whose mail is refused gets a DSN from <>; when that
     DSN is refused too, nothing more is sent (RFC 5321 section 4.5.5)."""

@@ -807,6 +807,68 @@ static void test_queue_open_without_hold(void **state)
 	assert_true(exists(f->qfd, ".", "hold"));
 }
 
+/* The runner's variants on kept folder descriptors: the same lock (OFD,
+ * excluding queue_entry_lock too), the same load and quarantine, and a
+ * removal that unlinks env/ID before msg/ID (INV-D4). */
+static void test_inv_d4_dirs_lock_load_remove(void **state)
+{
+	struct fixture *f = *state;
+	struct queue_dirs dirs;
+	struct queue_envelope *env = NULL;
+	const char *err = NULL;
+	int a, b;
+
+	assert_int_equal(queue_dirs_open(f->qfd, &dirs, &err), 0);
+	make_entry(f->qfd, "fast", "a@x", "c@y");
+	a = queue_entry_lock_at(&dirs, "fast", false, &err);
+	assert_true(a >= 0);
+	errno = 0;
+	assert_int_equal(queue_entry_lock(f->qfd, "fast", false, &err), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(queue_entry_lock_at(&dirs, "fast", false, &err), -1);
+	assert_int_equal(errno, EAGAIN);
+	assert_int_equal(queue_entry_load_at(&dirs, "fast", &env, &err), 1);
+	assert_string_equal(env->id, "fast");
+	assert_int_equal(env->rcpt_count, 2);
+	assert_string_equal(env->rcpts[0].addr, "bob@remote.example");
+	assert_int_equal(env->size, sizeof(msg_text) - 1);
+	queue_envelope_free(&env);
+	assert_int_equal(queue_entry_remove(&dirs, "fast", &err), 0);
+	assert_false(exists(f->qfd, "env", "fast"));
+	assert_false(exists(f->qfd, "msg", "fast"));
+	assert_int_equal(queue_dirs_sync(&dirs, &err), 0);
+	errno = 0;
+	assert_int_equal(queue_entry_remove(&dirs, "fast", &err), -1);
+	assert_int_equal(errno, ENOENT);
+	queue_entry_unlock(&a);
+	/* Gone: neither lock nor load finds it. */
+	assert_int_equal(queue_entry_lock_at(&dirs, "fast", false, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(queue_entry_load_at(&dirs, "fast", &env, &err), 0);
+	assert_null(env);
+	/* Bad ids never become paths. */
+	assert_int_equal(queue_entry_lock_at(&dirs, "../x", false, &err), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_entry_load_at(&dirs, "", &env, &err), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_entry_remove(&dirs, "a/b", &err), -1);
+	assert_int_equal(errno, EINVAL);
+	/* A message missing under a kept descriptor is quarantined too. */
+	make_entry(f->qfd, "nomsg", "a@x", "c@y");
+	b = openat(f->qfd, "msg", O_RDONLY | O_DIRECTORY);
+	assert_true(b >= 0);
+	assert_int_equal(unlinkat(b, "nomsg", 0), 0);
+	close(b);
+	errno = 0;
+	assert_int_equal(queue_entry_load_at(&dirs, "nomsg", &env, &err), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_false(exists(f->qfd, "env", "nomsg"));
+	assert_true(exists(f->qfd, "quarantine", "nomsg.env"));
+	queue_dirs_close(&dirs);
+	assert_int_equal(dirs.env_fd, -1);
+	queue_dirs_close(&dirs); /* harmless */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -839,6 +901,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_queue_v1_envelope_loads, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d4_recover_keeps_held,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d4_dirs_lock_load_remove,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_open_without_hold, setup,
 					    teardown),
