@@ -1367,6 +1367,7 @@ static int check_session(struct check_ctx *c)
 	const char *line, *rest, *p;
 	uint64_t count, size;
 	uint32_t exists = 0;
+	bool st_ok;
 	int rc;
 
 	switch (c->url.proto) {
@@ -1375,9 +1376,11 @@ static int check_session(struct check_ctx *c)
 			return rc;
 		if (check_read_line(c, &line) < 0)
 			return check_read_fail(c, "stat");
-		p = line + 4;
-		if (check_pop3_status(line, &rest) != 1 ||
-		    parse_uint64(&p, UINT64_MAX, &count) < 0 ||
+		/* Parsed from after the status word: a bare "+OK" ends the
+		 * string there, and the buffer beyond holds an older line. */
+		st_ok = check_pop3_status(line, &rest) == 1;
+		p = rest;
+		if (!st_ok || parse_uint64(&p, UINT64_MAX, &count) < 0 ||
 		    parse_space(&p) < 0 ||
 		    parse_uint64(&p, UINT64_MAX, &size) < 0)
 			return check_fail(

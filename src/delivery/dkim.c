@@ -84,8 +84,8 @@ static void dkim_body_update(struct dkim_body *b, const char *p, size_t len);
 static void dkim_body_final(struct dkim_body *b);
 static int dkim_hash_body(int fd, uint64_t off, uint64_t end, unsigned char *bh,
 			  const char **error_r);
-static void dkim_append_b64(struct buf *out, const unsigned char *bin,
-			    size_t len, size_t col);
+static int dkim_append_b64(struct buf *out, const unsigned char *bin,
+			   size_t len, size_t col);
 static int dkim_do_sign(const struct dkim_key *k, const struct buf *data,
 			unsigned char **sig_r, size_t *sig_len_r);
 
@@ -403,14 +403,16 @@ out:
 }
 
 /* base64 folded at DKIM_FOLD columns with CRLF TAB; col is the column
- * the first byte lands in. */
-static void dkim_append_b64(struct buf *out, const unsigned char *bin,
-			    size_t len, size_t col)
+ * the first byte lands in. -1 if out refused a piece (then what it holds
+ * must not be used: later, shorter pieces may have fitted). */
+static int dkim_append_b64(struct buf *out, const unsigned char *bin,
+			   size_t len, size_t col)
 {
 	size_t b64_len =
 	    sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
 	char *b64 = xmalloc(b64_len);
 	size_t n, pos = 0;
+	int rc = 0;
 
 	sodium_bin2base64(b64, b64_len, bin, len,
 			  sodium_base64_VARIANT_ORIGINAL);
@@ -419,14 +421,17 @@ static void dkim_append_b64(struct buf *out, const unsigned char *bin,
 		size_t room = col < DKIM_FOLD ? DKIM_FOLD - col : 1;
 		size_t take = n - pos < room ? n - pos : room;
 
-		buf_append(out, b64 + pos, take);
+		if (buf_append(out, b64 + pos, take) < 0)
+			rc = -1;
 		pos += take;
 		if (pos < n) {
-			buf_append(out, "\r\n\t", 3);
+			if (buf_append(out, "\r\n\t", 3) < 0)
+				rc = -1;
 			col = 8; /* a tab */
 		}
 	}
 	free(b64);
+	return rc;
 }
 
 static int dkim_do_sign(const struct dkim_key *k, const struct buf *data,
@@ -483,7 +488,7 @@ int dkim_sign(const struct dkim_signer *s, const char *domain, int msg_fd,
 	size_t hdr_len, field_count, sig_len, col, body_off;
 	unsigned used[sizeof(dkim_sign_headers) / sizeof(dkim_sign_headers[0])];
 	char d[DKIM_MAX_NAME + 1];
-	bool first = true;
+	bool first = true, too_big = false;
 	int rc = -1;
 
 	*header_r = NULL;
@@ -530,11 +535,15 @@ int dkim_sign(const struct dkim_signer *s, const char *domain, int msg_fd,
 
 	/* The signature header with an empty b=, folded as sent. */
 	sig_hdr = buf_new(DKIM_MAX_SIG_HEADER);
-	buf_printf(sig_hdr,
-		   "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed;\r\n"
-		   "\td=%s; s=%s; t=%lld;\r\n\th=",
-		   k->ed25519 ? "ed25519-sha256" : "rsa-sha256", d, s->selector,
-		   (long long)time(NULL));
+	/* buf refuses an append past its maximum but takes a later, shorter
+	 * one: every refusal is remembered, so a header with a piece missing
+	 * (an h= shorter than the data signed, a cut b=) is never used. */
+	too_big |=
+	    buf_printf(sig_hdr,
+		       "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed;\r\n"
+		       "\td=%s; s=%s; t=%lld;\r\n\th=",
+		       k->ed25519 ? "ed25519-sha256" : "rsa-sha256", d,
+		       s->selector, (long long)time(NULL)) < 0;
 	col = 10;
 	memset(used, 0, sizeof(used));
 	for (size_t i = 0; i < nsign; i++) {
@@ -554,18 +563,23 @@ int dkim_sign(const struct dkim_signer *s, const char *domain, int msg_fd,
 		for (unsigned p = 0; p < present; p++) {
 			if (col + nlen + 1 > DKIM_FOLD) {
 				/* FWS is allowed before the colon. */
-				buf_append_str(sig_hdr, "\r\n\t");
+				too_big |=
+				    buf_append_str(sig_hdr, "\r\n\t") < 0;
 				col = 8;
 			}
-			buf_printf(sig_hdr, "%s%s", first ? "" : ":",
-				   dkim_sign_headers[i]);
+			too_big |= buf_printf(sig_hdr, "%s%s", first ? "" : ":",
+					      dkim_sign_headers[i]) < 0;
 			first = false;
 			col += nlen + 1;
 		}
 	}
-	buf_append_str(sig_hdr, ";\r\n\tbh=");
-	dkim_append_b64(sig_hdr, bh, sizeof(bh), 12);
-	buf_append_str(sig_hdr, ";\r\n\tb=");
+	too_big |= buf_append_str(sig_hdr, ";\r\n\tbh=") < 0;
+	too_big |= dkim_append_b64(sig_hdr, bh, sizeof(bh), 12) < 0;
+	too_big |= buf_append_str(sig_hdr, ";\r\n\tb=") < 0;
+	if (too_big) {
+		*error_r = "dkim: too many header fields to sign";
+		goto out;
+	}
 
 	/* The data signed: each h= field, bottom-up per name (RFC 6376
 	 * 5.4.2), then the signature header itself without its CRLF. */
@@ -604,8 +618,8 @@ int dkim_sign(const struct dkim_signer *s, const char *domain, int msg_fd,
 		goto out;
 	}
 	rc = -1;
-	dkim_append_b64(sig_hdr, sig, sig_len, 11);
-	if (buf_append_str(sig_hdr, "\r\n") < 0) {
+	if (dkim_append_b64(sig_hdr, sig, sig_len, 11) < 0 ||
+	    buf_append_str(sig_hdr, "\r\n") < 0) {
 		*error_r = "dkim: signature header too big";
 		goto out;
 	}

@@ -322,15 +322,30 @@ int expire_summary_write(int mail_root_fd, const struct expire_summary *sum,
 		snprintf(error, error_size, "summary too long");
 		return -1;
 	}
-	fd =
-	    openat(mail_root_fd, EXPIRE_SUMMARY_TMP,
-		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* Written while root: whatever already has the temporary name (a
+	 * hard link to another file, a symbolic link) is removed, never
+	 * written through; O_EXCL makes the file ours. */
+	if (unlinkat(mail_root_fd, EXPIRE_SUMMARY_TMP, 0) < 0 &&
+	    errno != ENOENT) {
+		snprintf(error, error_size, "remove %s: %s", EXPIRE_SUMMARY_TMP,
+			 strerror(errno));
+		return -1;
+	}
+	fd = openat(mail_root_fd, EXPIRE_SUMMARY_TMP,
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		snprintf(error, error_size, "create %s: %s", EXPIRE_SUMMARY_TMP,
 			 strerror(errno));
 		return -1;
 	}
-	if (write(fd, line, (size_t)len) != len || close(fd) < 0) {
+	if (write(fd, line, (size_t)len) != len) {
+		snprintf(error, error_size, "write %s: %s", EXPIRE_SUMMARY_TMP,
+			 strerror(errno));
+		close(fd);
+		(void)unlinkat(mail_root_fd, EXPIRE_SUMMARY_TMP, 0);
+		return -1;
+	}
+	if (close(fd) < 0) {
 		snprintf(error, error_size, "write %s: %s", EXPIRE_SUMMARY_TMP,
 			 strerror(errno));
 		(void)unlinkat(mail_root_fd, EXPIRE_SUMMARY_TMP, 0);

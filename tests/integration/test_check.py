@@ -629,3 +629,17 @@ def test_check_submission_against_postfix_without_auth_fails(postfix):
                         "-t", "3", password=ALICE_PW)
     assert rc == EX_UNAVAILABLE, out
     assert "no PLAIN or LOGIN" in out
+
+
+def test_check_pop3_bare_ok_to_stat_is_not_read_past_its_end():
+    """A STAT answer of a bare "+OK" is malformed: the numbers must not
+    come from the bytes of an older, longer line in the read buffer."""
+    port = _one_shot_server([b"+OK hi\r\n", b"+OK\r\nUSER\r\n.\r\n",
+                             b"+OK 7 99 send the password\r\n",
+                             b"+OK 7 99 logged in\r\n",
+                             b"+OK\r\n", b"+OK bye\r\n"])
+    rc, out = run_check("pop3://bob@127.0.0.1:%d" % port, "-t", "3",
+                        "--insecure", password="x")
+    assert "7 messages" not in out, out
+    assert rc == EX_UNAVAILABLE, out
+    assert verdicts(out).get("stat") == "FAIL", out

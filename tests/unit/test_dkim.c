@@ -329,6 +329,51 @@ static void test_dkim_load_errors(void **state)
 	dkim_signer_free(&s);
 }
 
+/* So many signed header fields that h= does not fit the signature
+ * header: either no signature at all, or one that verifies; never a
+ * header with a piece silently missing (the counts step across the
+ * edge where the h= list fills the header's bound). */
+static void test_dkim_too_many_signed_fields(void **state)
+{
+	static const char rp[] = "Return-Path: <a@example.org>\n";
+	struct fixture *f = *state;
+	struct dkim_signer *s = load("*", f->rsa_key);
+	size_t cap = 64 * 1024;
+	char *text = malloc(cap);
+
+	assert_non_null(text);
+	for (int count = 2450; count <= 2600; count += 25) {
+		const char *err = NULL;
+		char *sig = NULL;
+		size_t len;
+		int fd, rc;
+
+		len =
+		    (size_t)snprintf(text, cap, "%sFrom: a@example.org\n", rp);
+		for (int i = 0; i < count; i++)
+			len += (size_t)snprintf(text + len, cap - len,
+						"Cc: c%d\n", i);
+		len += (size_t)snprintf(text + len, cap - len, "\nbody\n");
+		assert_true(len < cap);
+		fd = open_msg(f, text, len);
+		rc = dkim_sign(s, "example.org", fd, sizeof(rp) - 1, len, &sig,
+			       &err);
+		close(fd);
+		if (rc == 1) {
+			assert_int_equal(
+			    verify(f, sig, text, sizeof(rp) - 1, f->rsa_txt),
+			    0);
+		} else {
+			assert_int_equal(rc, -1);
+			assert_null(sig);
+			assert_non_null(err);
+		}
+		free(sig);
+	}
+	free(text);
+	dkim_signer_free(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +381,7 @@ int main(void)
 	    cmocka_unit_test(test_dkim_ed25519_sha256_verifies),
 	    cmocka_unit_test(test_dkim_bodies),
 	    cmocka_unit_test(test_dkim_load_errors),
+	    cmocka_unit_test(test_dkim_too_many_signed_fields),
 	};
 
 	log_set_level(LOG_LEVEL_ERROR);

@@ -472,6 +472,44 @@ static void test_expire_summary_round_trip(void **state)
 	close(sub_fd);
 }
 
+/* The pass writes the summary while root: a postd-policy.tmp planted
+ * beforehand (a hard link to some other file) must never be written
+ * through. */
+static void test_expire_summary_write_never_through_a_planted_link(void **state)
+{
+	struct fixture *f = *state;
+	struct expire_summary in = {3, 0, false, false}, out;
+	char error[128], got[32];
+	int sub_fd, fd;
+	ssize_t n;
+
+	sub_fd = openat(f->root_fd, "example.com", O_RDONLY | O_DIRECTORY);
+	assert_true(sub_fd >= 0);
+	fd = openat(f->root_fd, "victim", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "secret\n", 7), 7);
+	close(fd);
+	assert_int_equal(
+	    linkat(f->root_fd, "victim", f->root_fd, "postd-policy.tmp", 0), 0);
+	assert_int_equal(
+	    expire_summary_write(sub_fd, &in, error, sizeof(error)), 0);
+	fd = openat(f->root_fd, "victim", O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, got, sizeof(got) - 1);
+	close(fd);
+	assert_int_equal(n, 7);
+	got[n] = '\0';
+	assert_string_equal(got, "secret\n");
+	assert_int_equal(expire_summary_read(sub_fd, &out), 0);
+	assert_int_equal(out.min_days, 3);
+	/* A symbolic link in its place is replaced too, not followed. */
+	assert_int_equal(symlinkat("victim", f->root_fd, "postd-policy.tmp"),
+			 0);
+	assert_int_equal(
+	    expire_summary_write(sub_fd, &in, error, sizeof(error)), 0);
+	close(sub_fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -491,6 +529,9 @@ int main(void)
 		test_expire_mailbox_retrieved_from_index, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_summary_round_trip,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_expire_summary_write_never_through_a_planted_link, setup,
+		teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
