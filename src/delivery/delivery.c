@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -292,6 +293,8 @@ static void sess_body_end(struct session *s);
 static void sess_finish(struct session *s, unsigned cls, const char *reply,
 			const char *status);
 static void sess_after_ehlo(struct session *s);
+static bool sess_loops_back(const struct session *s,
+			    const struct smtp_reply *r);
 static void sess_start_tls(struct session *s);
 static void sess_send_envelope(struct session *s);
 static void sess_body_more(struct session *s);
@@ -1895,6 +1898,18 @@ static void sess_send(struct session *s, const char *fmt, ...)
 	sess_set_timer(s, DELIVERY_COMMAND_TIMEOUT);
 }
 
+/* True when the EHLO reply names this server (its first word is our
+ * hostname, RFC 5321 section 4.1.1.1). */
+static bool sess_loops_back(const struct session *s, const struct smtp_reply *r)
+{
+	const char *name = s->a->d->cfg->hostname;
+	size_t len = strlen(name);
+
+	return r->text_len >= len && strncasecmp(r->text, name, len) == 0 &&
+	       (r->text[len] == '\0' || r->text[len] == ' ' ||
+		r->text[len] == '\n');
+}
+
 static void sess_reply(struct session *s, const struct smtp_reply *r)
 {
 	struct attempt *a = s->a;
@@ -1921,6 +1936,19 @@ static void sess_reply(struct session *s, const struct smtp_reply *r)
 		}
 		if (cls != 2) {
 			sess_host_failed(s, text);
+			return;
+		}
+		if (g->route.kind == ROUTE_MX && sess_loops_back(s, r)) {
+			char msg[QUEUE_MAX_ERROR];
+
+			/* An MX that is this server (a DNS mistake, or
+			 * a hostile MX pointing at us): Postfix's "mail
+			 * for DOMAIN loops back to myself". */
+			snprintf(msg, sizeof(msg),
+				 "mail for %s loops back to myself: the MX "
+				 "host greets as %s",
+				 g->domain, a->d->cfg->hostname);
+			sess_finish(s, 5, msg, "5.4.6");
 			return;
 		}
 		smtp_ehlo_parse(r, &s->ehlo);

@@ -103,6 +103,9 @@ class Sink:
             opts["authenticator"] = authenticator
             opts["auth_require_tls"] = kw.pop("auth_require_tls", True)
             opts["auth_required"] = True
+        # A name of its own: aiosmtpd would greet with this machine's
+        # FQDN, which may be postd's "localhost" (a loop, to postd).
+        kw.setdefault("server_hostname", "sink.test")
         self.controller = Controller(self.handler, hostname="127.0.0.1",
                                      port=self.port, **opts, **kw)
         self.controller.start()
@@ -537,6 +540,28 @@ def test_null_mx_bounces(make_server):
         msgs = wait_for(lambda: alice_messages(srv), what="the DSN")
         _, text = dsn_parts(msgs[0])
         assert re.search(r"Status: 5\.1\.10", text), text
+
+
+@needs_dns
+def test_mx_that_is_myself_bounces_as_a_loop(make_server):
+    """An MX host that greets with postd's own host name is this server
+    (a DNS mistake, or a hostile MX pointing back at us): the mail bounces
+    with 5.4.6 instead of going round; nothing is sent to it."""
+    loop = remote.SmtpSink(ehlo_hostname="localhost")  # conftest's hostname
+    try:
+        with remote.DnsServer(mx={REMOTE_DOMAIN: [(10, "mx." + REMOTE_DOMAIN)]},
+                              a={"mx." + REMOTE_DOMAIN: "127.0.0.1"}) as dns:
+            srv = make_server(overrides=dict(FAST, **{
+                "dns_servers": dns.address, "mx_port": str(loop.port)}))
+            mark = srv.log_mark()
+            submit(srv, ["far@" + REMOTE_DOMAIN], subject="loop")
+            msgs = wait_for(lambda: alice_messages(srv), what="the DSN")
+            _, text = dsn_parts(msgs[0])
+            assert re.search(r"Status: 5\.4\.6", text), text
+            srv.wait_log(r"loops back to myself.*status=bounced", since=mark)
+            assert loop.messages == []
+    finally:
+        loop.stop()
 
 
 # -- DKIM ----------------------------------------------------------------------
