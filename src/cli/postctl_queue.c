@@ -294,52 +294,19 @@ static int postctl_queue_print_header(int queue_fd,
 				      const struct queue_envelope *env)
 {
 	static char buf[QUEUE_SHOW_MAX_HEADER];
-	size_t len = 0, end;
-	const char *blank;
-	int msg_dir, fd;
+	const char *error;
+	size_t len, end;
+	bool cut;
 
-	msg_dir = openat(queue_fd, QUEUE_SUBDIR_MSG,
-			 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	fd = msg_dir < 0
-		 ? -1
-		 : openat(msg_dir, env->id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (msg_dir >= 0)
-		close(msg_dir);
-	if (fd < 0) {
-		fprintf(stderr, "postctl: cannot open the message: %s\n",
-			strerror(errno));
+	if (queue_read_header(queue_fd, env, buf, sizeof(buf), &len, &end, &cut,
+			      &error) < 0) {
+		fprintf(stderr, "postctl: %s: %s\n", error, strerror(errno));
 		return -1;
 	}
-	while (len < sizeof(buf)) {
-		ssize_t n = pread(fd, buf + len, sizeof(buf) - len,
-				  (off_t)(env->skip + len));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			fprintf(stderr,
-				"postctl: cannot read the message: %s\n",
-				strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	/* Stored with LF line ends: the header ends at the first "\n\n"
-	 * (or an empty first line). */
-	if (len > 0 && buf[0] == '\n')
-		end = 0;
-	else if ((blank = memmem(buf, len, "\n\n", 2)) != NULL)
-		end = (size_t)(blank - buf) + 1;
-	else
-		end = len;
 	postctl_print_escaped(buf, end, true);
 	if (end > 0 && buf[end - 1] != '\n')
 		putchar('\n');
-	if (end == len && len == sizeof(buf))
+	if (cut)
 		printf("[header longer than %d bytes: cut]\n",
 		       QUEUE_SHOW_MAX_HEADER);
 	return 0;

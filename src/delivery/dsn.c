@@ -143,48 +143,16 @@ static int dsn_read_header(int queue_fd, const struct queue_envelope *env,
 			   struct buf *b, const char **error_r)
 {
 	char *data = xmalloc(DSN_MAX_HEADER);
-	const char *blank;
-	size_t len = 0, end;
-	int msg_dir, fd;
+	const char *qerr;
+	size_t len, end;
+	bool cut;
 
-	msg_dir = openat(queue_fd, QUEUE_SUBDIR_MSG,
-			 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	fd = msg_dir < 0
-		 ? -1
-		 : openat(msg_dir, env->id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (msg_dir >= 0)
-		close(msg_dir);
-	if (fd < 0) {
-		*error_r = dsn_error("open the original message", errno);
+	if (queue_read_header(queue_fd, env, data, DSN_MAX_HEADER, &len, &end,
+			      &cut, &qerr) < 0) {
+		*error_r = dsn_error("read the original message", errno);
 		free(data);
 		return -1;
 	}
-	while (len < DSN_MAX_HEADER) {
-		ssize_t n = pread(fd, data + len, DSN_MAX_HEADER - len,
-				  (off_t)(env->skip + len));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			*error_r =
-			    dsn_error("read the original message", errno);
-			close(fd);
-			free(data);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	if (len > 0 && data[0] == '\n')
-		end = 0;
-	else if ((blank = memmem(data, len, "\n\n", 2)) != NULL)
-		end = (size_t)(blank - data) + 1;
-	else if (len == DSN_MAX_HEADER && (blank = memrchr(data, '\n', len)))
-		end = (size_t)(blank - data) + 1;
-	else
-		end = len;
 	/* A NUL would end the part early for some readers: drop it. */
 	for (size_t i = 0; i < end; i++)
 		if (data[i] == '\0')

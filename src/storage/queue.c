@@ -1454,3 +1454,58 @@ int queue_dirs_sync(const struct queue_dirs *dirs, const char **error_r)
 	}
 	return 0;
 }
+
+int queue_read_header(int queue_fd, const struct queue_envelope *env, char *buf,
+		      size_t size, size_t *len_r, size_t *end_r, bool *cut_r,
+		      const char **error_r)
+{
+	const char *blank;
+	size_t len = 0;
+	int msg_dir, fd, err;
+
+	msg_dir = openat(queue_fd, QUEUE_SUBDIR_MSG,
+			 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = msg_dir < 0
+		 ? -1
+		 : openat(msg_dir, env->id, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	err = errno;
+	if (msg_dir >= 0)
+		close(msg_dir);
+	if (fd < 0) {
+		errno = err;
+		*error_r = "cannot open the message";
+		return -1;
+	}
+	while (len < size) {
+		ssize_t n =
+		    pread(fd, buf + len, size - len, (off_t)(env->skip + len));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errno;
+			close(fd);
+			errno = err;
+			*error_r = "cannot read the message";
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	*len_r = len;
+	*cut_r = false;
+	if (len > 0 && buf[0] == '\n') {
+		*end_r = 0;
+	} else if ((blank = memmem(buf, len, "\n\n", 2)) != NULL) {
+		*end_r = (size_t)(blank - buf) + 1;
+	} else if (len == size) {
+		blank = memrchr(buf, '\n', len);
+		*end_r = blank != NULL ? (size_t)(blank - buf) + 1 : len;
+		*cut_r = true;
+	} else {
+		*end_r = len; /* all header, no body */
+	}
+	return 0;
+}

@@ -207,4 +207,16 @@ int queue_entry_remove(const struct queue_dirs *dirs, const char *id,
 /* fsyncs env/, then msg/. Returns 0 or -1 with errno and error_r. */
 int queue_dirs_sync(const struct queue_dirs *dirs, const char **error_r);
 
+/*
+ * Reads the header section of msg/ID (from env->skip on, stored form with
+ * LF line ends) into buf, at most size bytes: *len_r bytes were read and
+ * the header section is buf[0, *end_r), ending with its last LF (0 when
+ * the message has no header). A header longer than size is cut after its
+ * last complete line in buf; *cut_r says so. Returns 0, or -1 with errno
+ * and error_r.
+ */
+int queue_read_header(int queue_fd, const struct queue_envelope *env, char *buf,
+		      size_t size, size_t *len_r, size_t *end_r, bool *cut_r,
+		      const char **error_r);
+
 #endif

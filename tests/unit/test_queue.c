@@ -869,6 +869,52 @@ static void test_inv_d4_dirs_lock_load_remove(void **state)
 	queue_dirs_close(&dirs); /* harmless */
 }
 
+/* The header section after skip, whatever the message looks like. */
+static void test_queue_read_header(void **state)
+{
+	static const struct {
+		const char *msg;
+		size_t skip, size; /* size: the caller's buffer */
+		const char *header;
+		bool cut;
+	} cases[] = {
+	    {"Return-Path: <>\nSubject: a\n\nbody\n", 16, 64, "Subject: a\n",
+	     false},
+	    {"Subject: a\nTo: b\n\n", 0, 64, "Subject: a\nTo: b\n", false},
+	    {"\nbody only\n", 0, 64, "", false},
+	    {"Subject: no body\n", 0, 64, "Subject: no body\n", false},
+	    {"", 0, 64, "", false},
+	    /* longer than the buffer: cut after the last whole line */
+	    {"A: 1\nB: 2\nC: 3333333333\n\nx\n", 0, 14, "A: 1\nB: 2\n", true},
+	};
+	struct fixture *f = *state;
+	struct queue_envelope env = {0};
+	char buf[64], id[8];
+	const char *err = NULL;
+	size_t len, end;
+	bool cut;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(id, sizeof(id), "H%zu", i);
+		put_file(f->qfd, "msg", id, cases[i].msg, strlen(cases[i].msg));
+		snprintf(env.id, sizeof(env.id), "%s", id);
+		env.skip = cases[i].skip;
+		assert_int_equal(queue_read_header(f->qfd, &env, buf,
+						   cases[i].size, &len, &end,
+						   &cut, &err),
+				 0);
+		assert_true(end <= len && len <= cases[i].size);
+		assert_int_equal(end, strlen(cases[i].header));
+		assert_memory_equal(buf, cases[i].header, end);
+		assert_int_equal(cut, cases[i].cut);
+	}
+	snprintf(env.id, sizeof(env.id), "missing");
+	assert_int_equal(queue_read_header(f->qfd, &env, buf, sizeof(buf), &len,
+					   &end, &cut, &err),
+			 -1);
+	assert_int_equal(errno, ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -902,6 +948,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d4_recover_keeps_held,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_queue_read_header, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d4_dirs_lock_load_remove,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_open_without_hold, setup,
