@@ -96,6 +96,7 @@ struct config {
 	unsigned max_connections_per_peer; /* per remote address */
 	unsigned timeout_preauth;	   /* seconds before login */
 	unsigned timeout_idle;		   /* seconds after login */
+	unsigned timeout_smtp;		   /* SMTP: seconds without input */
 	unsigned auth_failure_delay_ms;	   /* base delay of a failed login */
 	bool log_debug;
 	/* SMTP */

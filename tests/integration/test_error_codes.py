@@ -3,9 +3,9 @@ reply carries an RFC 3463 enhanced status code whose class matches the
 reply's (4xx -> 4.x.x, 5xx -> 5.x.x), the exact code the table names, and
 the refusal writes ONE log line (refused ... cause=, or auth failed ...).
 
-Not provoked here: 421 4.4.2 (the SMTP idle timeout is RFC 5321's five
-minutes), 421 4.3.2 (shutdown) and 452 4.3.1 (disk full): those are in
-test_troubleshooting.py (server stop, a tmpfs under data_dir)."""
+Not provoked here: 421 4.4.2 (idle timeout: test_smtp_limits.py sets
+timeout_smtp), 421 4.3.2 (shutdown) and 452 4.3.1 (disk full): those are
+in test_troubleshooting.py (server stop, a tmpfs under data_dir)."""
 
 import re
 import time

@@ -2,6 +2,8 @@
 bare LF/CR (550 5.6.0, or normalised when configured), recipients per
 message, errors per session, commands before MAIL, idle timeout."""
 
+import time
+
 import pytest
 
 from conftest import ALICE, DOMAIN, USERS
@@ -298,6 +300,16 @@ def test_commands_before_mail_limited(small_server):
     assert 20 <= len(replies) <= 201, len(replies)
 
 
-def test_idle_timeout():
-    pytest.skip("the SMTP idle timeout is the constant SMTP_TIMEOUT "
-                "(300 s, RFC 5321 section 4.5.3.2.7), not configurable")
+def test_idle_timeout(make_server):
+    """timeout_smtp: a silent client gets 421 4.4.2 and one log line."""
+    srv = make_server(overrides={"timeout_smtp": "2s"})
+    mark = srv.log_mark()
+    with SmtpConn(srv.smtp_port) as c:
+        c.ehlo()
+        t0 = time.monotonic()
+        r = c.read_reply_unbuffered()
+        waited = time.monotonic() - t0
+    assert r.startswith(b"421 4.4.2 "), r
+    assert 1.5 <= waited <= 10, waited
+    srv.wait_log(r"refused .*proto=smtp .*cause=idle timeout \(2 s without "
+                 r"input\)", since=mark)

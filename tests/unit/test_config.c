@@ -794,6 +794,7 @@ static void test_retention_defaults(void **state)
 	assert_int_equal(l.cfg->queue_retry_min, 300);
 	assert_int_equal(l.cfg->queue_retry_max, 3600);
 	assert_int_equal(l.cfg->mx_port, 25);
+	assert_int_equal(l.cfg->timeout_smtp, 300);
 	assert_int_equal(l.cfg->tls_policy, TLS_POLICY_MAY);
 	assert_null(l.cfg->relay_host);
 	assert_int_equal(l.cfg->dns_server_count, 0);
@@ -821,6 +822,7 @@ static void test_queue_keys(void **state)
 		 "queue_retry_max = 2m\n"
 		 "max_connections_per_destination = 3\n"
 		 "mx_port = 2526\n"
+		 "timeout_smtp = 90s\n"
 		 "dkim_selector = s2026\n"
 		 "dkim_key = /etc/postd/dkim.pem\n"
 		 "dkim_key.example.org = org.pem\n");
@@ -853,6 +855,7 @@ static void test_queue_keys(void **state)
 	assert_int_equal(l.cfg->queue_retry_max, 120);
 	assert_int_equal(l.cfg->max_connections_per_destination, 3);
 	assert_int_equal(l.cfg->mx_port, 2526);
+	assert_int_equal(l.cfg->timeout_smtp, 90);
 	assert_string_equal(l.cfg->dkim_selector, "s2026");
 	assert_string_equal(config_dkim_key(l.cfg, "other.org"),
 			    "/etc/postd/dkim.pem");

@@ -76,7 +76,7 @@ void smtp_session_start(struct conn *conn, struct proto_env *env)
 	s->submission =
 	    proto == LISTEN_SUBMISSION || proto == LISTEN_SUBMISSIONS;
 	s->txn.pending.maildir_fd = -1;
-	conn_set_timeout(conn, SMTP_TIMEOUT);
+	conn_set_timeout(conn, env->cfg->timeout_smtp);
 	conn_set_input_limit(conn, CONN_INPUT_MAX_PREAUTH);
 	conn_start(conn, &smtp_handler, s);
 	smtp_new_id(s);
@@ -579,7 +579,7 @@ static void smtp_on_timeout(void *arg)
 	smtp_reply(s, "421 4.4.2 %s Timeout, closing connection",
 		   s->env->cfg->hostname);
 	snprintf(cause, sizeof(cause), "idle timeout (%u s without input)",
-		 (unsigned)SMTP_TIMEOUT);
+		 s->env->cfg->timeout_smtp);
 	smtp_session_log_refusal(s, cause);
 	conn_close(s->conn, "idle timeout");
 }
