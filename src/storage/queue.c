@@ -48,6 +48,8 @@ static int queue_unescape(const char *s, size_t len, size_t max, char **out_r);
 static int queue_format(const struct queue_envelope *env, struct queue_text *t,
 			const char **error_r);
 static int queue_write_all(int fd, const char *p, size_t len);
+static int queue_write_tmp(int tmp_fd, const char *tmp_name,
+			   const struct queue_text *t, const char **error_r);
 static int queue_read_file(int dir_fd, const char *name, char **data_r,
 			   size_t *len_r, const char **error_r);
 static int queue_next_line(char **p, char *end, char **line_r);
@@ -369,12 +371,48 @@ static int queue_write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/*
+ * Writes text as tmp_fd/tmp_name (created, never replaced), fsynced and
+ * closed, each step checked (INV-D1; a failed fsync is not retried). On
+ * failure nothing is left behind. Returns 0, or -1 with errno and error_r;
+ * EEXIST means the name is taken.
+ */
+static int queue_write_tmp(int tmp_fd, const char *tmp_name,
+			   const struct queue_text *t, const char **error_r)
+{
+	int fd, err, r;
+
+	fd = openat(tmp_fd, tmp_name,
+		    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		*error_r = queue_error("create envelope", errno);
+		return -1;
+	}
+	if (queue_write_all(fd, t->data, t->len) < 0 || fsync(fd) < 0) {
+		err = errno;
+		*error_r = queue_error("write envelope", err);
+		close(fd);
+		unlinkat(tmp_fd, tmp_name, 0);
+		errno = err;
+		return -1;
+	}
+	r = close(fd);
+	if (r < 0) {
+		err = errno;
+		*error_r = queue_error("close envelope", err);
+		unlinkat(tmp_fd, tmp_name, 0);
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
 int queue_envelope_write(int queue_fd, const struct queue_envelope *env,
 			 int *errno_r, const char **error_r)
 {
 	struct queue_text t = {0};
 	char tmp_name[QUEUE_MAX_FILE_NAME];
-	int tmp_fd = -1, env_fd = -1, fd = -1, r;
+	int tmp_fd = -1, env_fd = -1, r;
 	bool created = false;
 
 	*errno_r = 0;
@@ -390,32 +428,11 @@ int queue_envelope_write(int queue_fd, const struct queue_envelope *env,
 		*error_r = queue_error("open queue folder", errno);
 		goto fail;
 	}
-	fd = openat(tmp_fd, tmp_name,
-		    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	if (queue_write_tmp(tmp_fd, tmp_name, &t, error_r) < 0) {
 		*errno_r = errno;
-		*error_r = queue_error("create envelope", errno);
 		goto fail;
 	}
 	created = true;
-	/* INV-D1: every step checked; a failed fsync is not retried. */
-	if (queue_write_all(fd, t.data, t.len) < 0) {
-		*errno_r = errno;
-		*error_r = queue_error("write envelope", errno);
-		goto fail;
-	}
-	if (fsync(fd) < 0) {
-		*errno_r = errno;
-		*error_r = queue_error("fsync envelope", errno);
-		goto fail;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		*errno_r = errno;
-		*error_r = queue_error("close envelope", errno);
-		goto fail;
-	}
 	/* Never replace an entry: ids are unique, and a clash must not
 	 * hide another message's envelope. */
 	r = renameat2(tmp_fd, tmp_name, env_fd, env->id, RENAME_NOREPLACE);
@@ -434,8 +451,6 @@ int queue_envelope_write(int queue_fd, const struct queue_envelope *env,
 	free(t.data);
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	if (created)
 		unlinkat(tmp_fd, tmp_name, 0);
 	if (tmp_fd >= 0)
@@ -1197,7 +1212,7 @@ int queue_envelope_update(int queue_fd, const struct queue_envelope *env,
 	static unsigned counter;
 	struct queue_text t = {0};
 	char tmp_name[QUEUE_MAX_FILE_NAME + 16];
-	int tmp_fd = -1, env_fd = -1, fd = -1, err = 0, r;
+	int tmp_fd = -1, env_fd = -1, err = 0, r;
 	bool created = false;
 	struct stat st;
 
@@ -1223,31 +1238,15 @@ int queue_envelope_update(int queue_fd, const struct queue_envelope *env,
 	for (unsigned i = 0;; i++) {
 		snprintf(tmp_name, sizeof(tmp_name), "%s.env.%u", env->id,
 			 __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
-		fd = openat(
-		    tmp_fd, tmp_name,
-		    O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
-		if (fd >= 0 || errno != EEXIST || i >= QUEUE_QUARANTINE_TRIES)
+		r = queue_write_tmp(tmp_fd, tmp_name, &t, error_r);
+		if (r == 0 || errno != EEXIST || i >= QUEUE_QUARANTINE_TRIES)
 			break;
 	}
-	if (fd < 0) {
+	if (r < 0) {
 		err = errno;
-		*error_r = queue_error("create envelope", err);
 		goto fail;
 	}
 	created = true;
-	/* INV-D1: every step checked; a failed fsync is not retried. */
-	if (queue_write_all(fd, t.data, t.len) < 0 || fsync(fd) < 0) {
-		err = errno;
-		*error_r = queue_error("write envelope", err);
-		goto fail;
-	}
-	r = close(fd);
-	fd = -1;
-	if (r < 0) {
-		err = errno;
-		*error_r = queue_error("close envelope", err);
-		goto fail;
-	}
 	if (renameat(tmp_fd, tmp_name, env_fd, env->id) < 0) {
 		err = errno;
 		*error_r = queue_error("rename envelope into env/", err);
@@ -1264,8 +1263,6 @@ int queue_envelope_update(int queue_fd, const struct queue_envelope *env,
 	free(t.data);
 	return 0;
 fail:
-	if (fd >= 0)
-		close(fd);
 	if (created)
 		unlinkat(tmp_fd, tmp_name, 0);
 	if (tmp_fd >= 0)
