@@ -1,5 +1,5 @@
 /*
- * The one bounded buffer type (STYLE habit 5): created with a maximum,
+ * The one bounded buffer type (see doc/hacking.md): created with a maximum,
  * grows up to it, fails cleanly past it. Fields are reached only through
  * this API. The contents are always NUL-terminated so they can be used as
  * a C string when no NUL was appended.

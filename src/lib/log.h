@@ -29,7 +29,7 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A broken invariant or a setup failure: logs and exits(1). Never reached
- * by input from the network (STYLE habit 8). */
+ * by input from the network (two tiers of errors). */
 void fatal(const char *fmt, ...)
     __attribute__((format(printf, 1, 2), noreturn));
 

@@ -1,5 +1,5 @@
 /*
- * Cursor parsers (STYLE habit 6): each takes a pointer to the cursor,
+ * Cursor parsers (see doc/hacking.md): each takes a pointer to the cursor,
  * advances it only on success, and returns 0, or -1 leaving it unchanged.
  * Integers reject empty input, signs, overflow and leading zeros where
  * noted; trailing noise is left for the caller's next parser (typically

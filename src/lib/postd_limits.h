@@ -1,6 +1,6 @@
 /*
  * Every cap postd enforces, in one place, with the reason for its value
- * (STYLE habit 3, INV-S3). Caps are checked while reading, never after
+ * (doc/hacking.md, INV-S3). Caps are checked while reading, never after
  * allocating.
  */
 #ifndef POSTD_LIMITS_H

@@ -1,6 +1,6 @@
 /*
- * Allocation that cannot fail: running out of memory is fatal (STYLE
- * habit 7). Size arithmetic is overflow-checked here, not at call sites.
+ * Allocation that cannot fail: running out of memory is fatal (see
+ * doc/hacking.md). Size arithmetic is overflow-checked here, not at call sites.
  */
 #ifndef POSTD_XMALLOC_H
 #define POSTD_XMALLOC_H

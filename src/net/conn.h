@@ -3,7 +3,7 @@
  * plus what every protocol needs from it: a bounded line reader, an output
  * queue with watermarks for resumable long responses, idle timeouts,
  * STARTTLS, and a close that never frees a session inside its own
- * callback chain (STYLE habit 11).
+ * callback chain (resumable long responses).
  *
  * The protocol session pulls input with conn_read_line() when told that
  * input is readable; it pauses input while a command is unfinished.
@@ -69,7 +69,7 @@ const char *conn_tls_version(const struct conn *conn);
  * NUL appended). max is the longest line allowed, without its ending.
  * Returns 1 with *len_r set, 0 if no complete line is buffered yet, or -1
  * once per overlong line: the line is discarded through its end, so its
- * tail is never read as another command (STYLE habit 4, INV-S1).
+ * tail is never read as another command (one error per line, INV-S1).
  * The line may contain NUL bytes: the caller checks with *len_r.
  */
 int conn_read_line(struct conn *conn, char *buf, size_t bufsize, size_t max,
@@ -109,7 +109,7 @@ void conn_set_timeout(struct conn *conn, unsigned seconds);
 void conn_set_input_limit(struct conn *conn, size_t max);
 
 /*
- * STARTTLS/STLS, the one routine (STYLE habit 10, INV-S1): call it after
+ * STARTTLS/STLS, the one routine (TLS is a layer, INV-S1): call it after
  * queueing the positive reply. It flushes that reply, drops every
  * buffered plaintext byte, and starts the handshake. done(session, ok) is
  * called when the handshake ends; on failure the connection is closing.

@@ -1,5 +1,5 @@
 /*
- * The POP3 command parser on arbitrary lines (STYLE habit 13). Besides
+ * The POP3 command parser on arbitrary lines (fuzz every parser). Besides
  * memory errors it checks what the session code relies on: every pointer
  * in the parsed command lies inside the line, lengths match the
  * NUL-terminated strings, and numbers are in range.

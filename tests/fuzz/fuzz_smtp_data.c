@@ -1,5 +1,5 @@
 /*
- * The DATA and BDAT readers on arbitrary wire bytes (STYLE habit 13).
+ * The DATA and BDAT readers on arbitrary wire bytes (fuzz every parser).
  * The first byte picks the mode (bit 0: normalise; bit 1: a small size
  * limit from the second byte; bit 2: BDAT instead of DATA). Checks:
  * whole, byte-by-byte and randomly chunked feeding agree exactly;

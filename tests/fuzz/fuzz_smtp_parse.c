@@ -1,5 +1,5 @@
 /*
- * The SMTP command parser on arbitrary lines (STYLE habit 13). Besides
+ * The SMTP command parser on arbitrary lines (fuzz every parser). Besides
  * memory errors it checks what the session relies on: a parsed path holds
  * no CR, LF or NUL (INV-S2) and fits its caps, argument pointers lie in
  * the line, every error carries a reply with a code, the UTF-8 flag only

@@ -1,6 +1,6 @@
 /*
  * The outbound SMTP client's reply and EHLO parsers on bytes from a
- * hostile server (STYLE habit 13). Checks, besides memory errors: the
+ * hostile server (fuzz every parser). Checks, besides memory errors: the
  * input is parsed the same whole and one byte at a time; every reply has
  * a code 200..599, at most SMTP_CLIENT_MAX_REPLY_LINES lines and text
  * within its cap (INV-S3); an enhanced code starts with the code's class;

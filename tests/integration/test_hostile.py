@@ -47,7 +47,7 @@ def still_serving(srv):
 @pytest.mark.parametrize("size", [256, 4096, 100 * 1024])
 @pytest.mark.parametrize("logged_in", [False, True])
 def test_overlong_line_one_error(shared_server, size, logged_in):
-    """STYLE habit 4 / INV-S3: an overlong line yields exactly one -ERR,
+    """INV-S3: an overlong line yields exactly one -ERR,
     never a command parsed from its tail."""
     srv = shared_server
     c = srv.login() if logged_in else srv.connect()

@@ -2,7 +2,7 @@
  * Unit tests for the pure parsers of "postctl check" (check_parse.h):
  * URLs, the bounded line splitter, greeting classification, SMTP/POP3/
  * IMAP replies, capability lists, response codes, quoting and base64.
- * Stream cases run twice (STYLE habit 12): the whole transcript in one
+ * Stream cases run twice (see doc/hacking.md): the whole transcript in one
  * read, then one byte per read.
  */
 #include <setjmp.h>

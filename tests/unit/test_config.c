@@ -736,7 +736,6 @@ static void test_proto_names(void **state)
 	assert_true(config_proto_implicit_tls(LISTEN_IMAPS));
 }
 
-/* INV-S2: text from the file is escaped before it reaches a message. */
 static void test_retention_keys(void **state)
 {
 	struct loaded l;
@@ -909,6 +908,7 @@ static void test_queue_key_errors(void **state)
 	loaded_free(&l);
 }
 
+/* INV-S2: text from the file is escaped before it reaches a message. */
 static void test_messages_escape_control_bytes(void **state)
 {
 	struct loaded l;

@@ -1,4 +1,4 @@
-/* msg_wire: each case whole and one byte at a time (STYLE habit 12), and
+/* msg_wire: each case whole and one byte at a time (pure parsers), and
  * msg_wire_size_fd agrees with what the converter sends. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -97,7 +97,7 @@ static void test_parse_table(void **state)
 	}
 }
 
-/* STYLE habit 4: a NUL in a command is an error, not a terminator. */
+/* A NUL in a command is an error, not a terminator. */
 static void test_nul_in_command(void **state)
 {
 	char line[] = "DELE 1\0DELE 2";

@@ -2,7 +2,7 @@
  * Unit tests for the outbound SMTP client's pure parts: the reply parser
  * (multi-line replies, enhanced status codes, caps), EHLO keywords, the
  * DATA encoder, and routing. Every table case runs twice: the whole
- * input at once, then one byte at a time (STYLE habit 12).
+ * input at once, then one byte at a time (pure parsers).
  */
 #include <setjmp.h>
 #include <stdarg.h>

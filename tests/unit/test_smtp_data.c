@@ -2,7 +2,7 @@
  * 4.5.2 and 4.5.3.1.6, RFC 3030), above all INV-S1: only <CRLF>.<CRLF>
  * ends a message. Every case is fed whole, one byte at a time, split in
  * two at every position, and through a 3-octet output buffer; the results
- * must be identical (STYLE habit 12). */
+ * must be identical (pure parsers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -135,7 +135,7 @@ static void run_scan(const struct scan_case *c, size_t step)
 	assert_int_equal(h.from_mismatch, c->mismatch);
 }
 
-/* Each case whole, then one byte at a time (STYLE habit 12). */
+/* Each case whole, then one byte at a time: the results must agree. */
 static void test_scan_stream(void **state)
 {
 	(void)state;

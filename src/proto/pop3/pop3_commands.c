@@ -2,7 +2,7 @@
  * The POP3 command table and handlers. A table row carries each command's
  * preconditions (states, plaintext-login policy); the dispatcher refuses a
  * command that breaks them with the right reply, so handlers contain only
- * the action (STYLE habit 2).
+ * the action (see doc/hacking.md).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -275,7 +275,7 @@ static void pop3_on_close(void *arg, const char *reason)
 	free(s);
 }
 
-/* Jobs: long responses written in steps (STYLE habit 11). */
+/* Jobs: long responses written in steps, resumed on drain. */
 
 void pop3_job_run(struct pop3_session *s)
 {

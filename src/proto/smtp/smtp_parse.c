@@ -791,7 +791,7 @@ enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 	memset(cmd_r, 0, sizeof(*cmd_r));
 	cmd_r->cmd = SMTP_CMD_COUNT;
 	*error_r = NULL;
-	/* STYLE habit 4: NUL is an error, never a string end. */
+	/* NUL is an error, never a string end. */
 	if (memchr(line, '\0', len) != NULL) {
 		*error_r = R_NUL;
 		return SMTP_PARSE_NUL;
