@@ -97,6 +97,44 @@ else
 		esac
 	done
 fi
+# What doc/invariants.md names must exist: each test (`tests/F::NAME`,
+# or `::NAME` after such a file), each file, and each function `f()`.
+if [ -f "$inv_doc" ]; then
+	awk '{
+		s = $0
+		while (match(s, /`(tests|src)\/[A-Za-z0-9_\/.]+(::[A-Za-z0-9_]+)?`|`::[A-Za-z0-9_]+`|`[a-z_0-9]+\(\)`/)) {
+			tok = substr(s, RSTART + 1, RLENGTH - 2)
+			s = substr(s, RSTART + RLENGTH)
+			if (tok ~ /\(\)$/) {
+				print "f", substr(tok, 1, length(tok) - 2)
+			} else if (tok ~ /^::/) {
+				print "t", file, substr(tok, 3)
+			} else if ((n = index(tok, "::")) > 0) {
+				file = substr(tok, 1, n - 1)
+				print "t", file, substr(tok, n + 2)
+			} else {
+				file = tok
+				print "p", tok
+			}
+		}
+	}' "$inv_doc" >"${TMPDIR:-/tmp}/postd-inv-names.$$"
+	# Read once: every identifier followed by "(" in src/, and every
+	# test defined in tests/ as FILE:NAME.
+	funcs=" $(grep -rhoE '[A-Za-z_][A-Za-z0-9_]*\(' src | sort -u |
+		tr -d '(' | tr '\n' ' ') "
+	tests=" $(grep -roE '(def|void) test_[A-Za-z0-9_]+\(' tests |
+		sed 's/:[a-z]* /:/; s/($//' | tr '\n' ' ') "
+	while read -r kind a b; do
+		case $kind in
+		p) [ -e "$a" ] && continue ;;
+		t) case $tests in *" $a:$b "*) continue ;; esac ;;
+		f) case $funcs in *" $a "*) continue ;; esac ;;
+		esac
+		echo "check-style: $inv_doc names what does not exist: $a${b:+::$b}"
+		rc=1
+	done <"${TMPDIR:-/tmp}/postd-inv-names.$$"
+	rm -f "${TMPDIR:-/tmp}/postd-inv-names.$$"
+fi
 outside=$(search -nE "$outside_re" -- .)
 if [ -n "$outside" ]; then
 	echo "check-style: references to files outside the repository:"
