@@ -27,8 +27,7 @@ enum plaintext_auth {
 	PLAINTEXT_AUTH_NO,
 	PLAINTEXT_AUTH_LOOPBACK, /* allowed only from 127.0.0.0/8 and ::1 */
 	PLAINTEXT_AUTH_YES,
-	PLAINTEXT_AUTH_UNSET, /* plaintext_auth.NAME not set: the global holds
-			       */
+	PLAINTEXT_AUTH_UNSET, /* no plaintext_auth.NAME: the global holds */
 };
 
 /* Retention values: seconds, or one of these. */
