@@ -55,6 +55,7 @@ struct config_key {
 	enum listen_proto proto; /* listen.* keys */
 	bool repeatable;
 	bool prefix; /* name ends in '.': "transport." matches transport.D */
+	bool listener_suffix; /* prefix key for a listener, not a domain */
 };
 
 struct config_parser {
@@ -90,6 +91,13 @@ static void config_add_listen(struct config *cfg, enum listen_proto proto,
 static int config_parse_listen_addr(struct config_parser *p,
 				    enum listen_proto proto, const char *word);
 static int config_parse_duration(const char *s, uint64_t *ms_r);
+static int config_parse_plaintext_auth(struct config_parser *p, const char *key,
+				       const char *value,
+				       enum plaintext_auth *r);
+static int config_find_proto(const char *name, enum listen_proto *proto_r);
+static bool config_proto_has_plaintext_login(enum listen_proto proto);
+static bool config_has_listener(const struct config *cfg,
+				enum listen_proto proto);
 static char *config_default_hostname(void);
 
 static config_setter config_set_hostname, config_set_domains, config_set_domain,
@@ -99,6 +107,7 @@ static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_domain_retention, config_set_relay_host, config_set_transport,
     config_set_dns_servers, config_set_tls_policy, config_set_domain_tls,
     config_set_selector, config_set_dkim_key;
+static config_setter config_set_listener_plaintext_auth;
 
 #define OFF(field) offsetof(struct config, field)
 
@@ -144,6 +153,11 @@ static const struct config_key config_keys[] = {
     {.name = "plaintext_auth",
      .set = config_set_plaintext_auth,
      .offset = OFF(plaintext_auth)},
+    {.name = "plaintext_auth.",
+     .set = config_set_listener_plaintext_auth,
+     .prefix = true,
+     .repeatable = true,
+     .listener_suffix = true},
     {.name = "apop", .set = config_set_bool, .offset = OFF(apop)},
     {.name = "workers",
      .set = config_set_uint,
@@ -317,6 +331,8 @@ static void config_set_defaults(struct config *cfg)
 	cfg->user = xstrdup(CONFIG_DEFAULT_USER);
 	cfg->domains = xcalloc(1, sizeof(*cfg->domains));
 	cfg->plaintext_auth = PLAINTEXT_AUTH_LOOPBACK;
+	for (size_t i = 0; i < LISTEN_PROTO_COUNT; i++)
+		cfg->plaintext_auth_listener[i] = PLAINTEXT_AUTH_UNSET;
 	cfg->apop = false;
 	cfg->workers = 0;
 	cfg->max_connections = CONFIG_DEFAULT_MAX_CONNECTIONS;
@@ -543,7 +559,7 @@ static void config_parse_line(struct config_parser *p, char *line)
 	}
 	if (p->first_line[idx] == 0)
 		p->first_line[idx] = p->line;
-	if (p->suffix != NULL) {
+	if (p->suffix != NULL && !k->listener_suffix) {
 		/* The DOMAIN of a prefix key: a domain name, lowercase. */
 		char *domain = strchr(key, '.') + 1;
 
@@ -945,25 +961,103 @@ static int config_set_listen(struct config_parser *p,
 	return rc;
 }
 
-static int config_set_plaintext_auth(struct config_parser *p,
-				     const struct config_key *k, char *value)
+static int config_parse_plaintext_auth(struct config_parser *p, const char *key,
+				       const char *value,
+				       enum plaintext_auth *r)
 {
-	enum plaintext_auth *field = FIELD(p, k, enum plaintext_auth);
 	char quoted[128];
 
 	if (strcmp(value, "no") == 0)
-		*field = PLAINTEXT_AUTH_NO;
+		*r = PLAINTEXT_AUTH_NO;
 	else if (strcmp(value, "loopback") == 0)
-		*field = PLAINTEXT_AUTH_LOOPBACK;
+		*r = PLAINTEXT_AUTH_LOOPBACK;
 	else if (strcmp(value, "yes") == 0)
-		*field = PLAINTEXT_AUTH_YES;
+		*r = PLAINTEXT_AUTH_YES;
 	else {
-		config_error(
-		    p, p->line, "%s: '%s' is not one of no, loopback, yes",
-		    k->name, config_quote(quoted, sizeof(quoted), value));
+		config_error(p, p->line,
+			     "%s: '%s' is not one of no, loopback, yes", key,
+			     config_quote(quoted, sizeof(quoted), value));
 		return -1;
 	}
 	return 0;
+}
+
+static int config_set_plaintext_auth(struct config_parser *p,
+				     const struct config_key *k, char *value)
+{
+	return config_parse_plaintext_auth(p, k->name, value,
+					   FIELD(p, k, enum plaintext_auth));
+}
+
+static int config_find_proto(const char *name, enum listen_proto *proto_r)
+{
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++) {
+		if (strcmp(config_proto_names[i], name) == 0) {
+			*proto_r = (enum listen_proto)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* Listeners where a password could cross the network before TLS: the
+ * implicit-TLS ones never carry one in clear, and http takes no login. */
+static bool config_proto_has_plaintext_login(enum listen_proto proto)
+{
+	return proto != LISTEN_HTTP && !config_proto_implicit_tls(proto);
+}
+
+static bool config_has_listener(const struct config *cfg,
+				enum listen_proto proto)
+{
+	for (size_t i = 0; i < cfg->listen_count; i++) {
+		if (cfg->listen[i].proto == proto)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * plaintext_auth.NAME: one listener's own policy, which wins over the
+ * global key (as Postfix's per-service and Dovecot's per-protocol
+ * overrides do). On a listener where it could never apply it is an
+ * error rather than a silent no-op, so that a typo or a misunderstanding
+ * ("plaintext_auth.submissions = no" to protect port 587) is caught.
+ */
+static int config_set_listener_plaintext_auth(struct config_parser *p,
+					      const struct config_key *k,
+					      char *value)
+{
+	enum plaintext_auth *field;
+	enum listen_proto proto;
+	char key[160], quoted[128];
+
+	config_quote(quoted, sizeof(quoted), p->suffix);
+	snprintf(key, sizeof(key), "%s%s", k->name, quoted);
+	if (config_find_proto(p->suffix, &proto) < 0) {
+		config_error(p, p->line,
+			     "%s: '%s' is not a listener; plaintext_auth.NAME "
+			     "is for pop3, smtp, submission and imap",
+			     key, quoted);
+		return -1;
+	}
+	if (!config_proto_has_plaintext_login(proto)) {
+		config_error(p, p->line,
+			     "%s: %s %s, so plaintext_auth does not apply; "
+			     "plaintext_auth.NAME is for pop3, smtp, "
+			     "submission and imap",
+			     key, quoted,
+			     proto == LISTEN_HTTP
+				 ? "takes no logins"
+				 : "is TLS from the first byte");
+		return -1;
+	}
+	field = &p->cfg->plaintext_auth_listener[proto];
+	if (*field != PLAINTEXT_AUTH_UNSET) {
+		config_error(p, p->line, "%s: set twice", key);
+		return -1;
+	}
+	return config_parse_plaintext_auth(p, key, value, field);
 }
 
 static int config_set_bool(struct config_parser *p, const struct config_key *k,
@@ -1426,6 +1520,47 @@ int config_validate(const struct config *cfg, FILE *errors)
 				     cfg->domain_retention[i].domain);
 	}
 	return p.error_count;
+}
+
+enum plaintext_auth config_plaintext_auth(const struct config *cfg,
+					  enum listen_proto proto)
+{
+	if ((unsigned)proto < LISTEN_PROTO_COUNT &&
+	    cfg->plaintext_auth_listener[proto] != PLAINTEXT_AUTH_UNSET)
+		return cfg->plaintext_auth_listener[proto];
+	return cfg->plaintext_auth;
+}
+
+const char *config_plaintext_auth_name(enum plaintext_auth value)
+{
+	switch (value) {
+	case PLAINTEXT_AUTH_NO:
+		return "no";
+	case PLAINTEXT_AUTH_LOOPBACK:
+		return "loopback";
+	case PLAINTEXT_AUTH_YES:
+		return "yes";
+	case PLAINTEXT_AUTH_UNSET:
+		break;
+	}
+	return "unset";
+}
+
+void config_print_plaintext_auth(const struct config *cfg, FILE *out)
+{
+	bool any = false;
+
+	fputs("plaintext_auth:", out);
+	for (int proto = 0; proto < LISTEN_PROTO_COUNT; proto++) {
+		if (!config_proto_has_plaintext_login(proto) ||
+		    !config_has_listener(cfg, proto))
+			continue;
+		fprintf(out, " %s=%s", config_proto_name(proto),
+			config_plaintext_auth_name(
+			    config_plaintext_auth(cfg, proto)));
+		any = true;
+	}
+	fputs(any ? "\n" : " no listener takes a password before TLS\n", out);
 }
 
 bool config_is_local_domain(const struct config *cfg, const char *domain)

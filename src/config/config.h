@@ -27,6 +27,7 @@ enum plaintext_auth {
 	PLAINTEXT_AUTH_NO,
 	PLAINTEXT_AUTH_LOOPBACK, /* allowed only from 127.0.0.0/8 and ::1 */
 	PLAINTEXT_AUTH_YES,
+	PLAINTEXT_AUTH_UNSET, /* no plaintext_auth.NAME: the global holds */
 };
 
 /* Retention values: seconds, or one of these. */
@@ -90,6 +91,8 @@ struct config {
 	size_t listen_count;
 	char *auth_default_domain; /* NULL: login names must carry a domain */
 	enum plaintext_auth plaintext_auth;
+	/* plaintext_auth.NAME per listener protocol, or PLAINTEXT_AUTH_UNSET */
+	enum plaintext_auth plaintext_auth_listener[LISTEN_PROTO_COUNT];
 	bool apop;
 	unsigned workers;		   /* 0: one per core */
 	unsigned max_connections;	   /* per postd, all protocols */
@@ -163,6 +166,16 @@ struct config *config_default(const char *base_dir);
  * number of problems.
  */
 int config_validate(const struct config *cfg, FILE *errors);
+
+/* The plaintext_auth policy of a listener protocol: its own
+ * plaintext_auth.NAME if set, else the global plaintext_auth. */
+enum plaintext_auth config_plaintext_auth(const struct config *cfg,
+					  enum listen_proto proto);
+/* "no", "loopback" or "yes". */
+const char *config_plaintext_auth_name(enum plaintext_auth value);
+/* One line for postd -t: the policy of each configured listener that takes
+ * passwords before TLS, as "plaintext_auth: pop3=loopback submission=no". */
+void config_print_plaintext_auth(const struct config *cfg, FILE *out);
 
 /* True if domain (any case) is one of cfg->domains. */
 bool config_is_local_domain(const struct config *cfg, const char *domain);

@@ -79,6 +79,10 @@ int main(int argc, char **argv)
 		printf("postd: %s: configuration OK\n",
 		       opts.config_path ? opts.config_path
 					: "embedded default");
+		/* Which plaintext_auth wins on each listener is easy to
+		 * misread in the file; say it. */
+		fputs("postd: ", stdout);
+		config_print_plaintext_auth(cfg, stdout);
 		config_free(&cfg);
 		return 0;
 	}

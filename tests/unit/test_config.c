@@ -936,6 +936,113 @@ static void test_errors_stream_may_be_null(void **state)
 	unlink(path);
 }
 
+/* plaintext_auth.NAME wins over plaintext_auth for its listener, wherever
+ * either line stands; the others keep the global value. */
+static void test_plaintext_auth_per_listener(void **state)
+{
+	struct loaded l;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "listen.pop3s = 127.0.0.1:995\n"
+		 "listen.submission = 127.0.0.1:587\n"
+		 "listen.smtp = 127.0.0.1:25\n"
+		 "plaintext_auth.submission = no\n"
+		 "plaintext_auth = yes\n"
+		 "plaintext_auth.pop3 = loopback\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.errors_len, 0);
+	assert_int_equal(l.cfg->plaintext_auth, PLAINTEXT_AUTH_YES);
+	assert_int_equal(config_plaintext_auth(l.cfg, LISTEN_SUBMISSION),
+			 PLAINTEXT_AUTH_NO);
+	assert_int_equal(config_plaintext_auth(l.cfg, LISTEN_POP3),
+			 PLAINTEXT_AUTH_LOOPBACK);
+	assert_int_equal(config_plaintext_auth(l.cfg, LISTEN_SMTP),
+			 PLAINTEXT_AUTH_YES);
+	assert_int_equal(config_plaintext_auth(l.cfg, LISTEN_IMAP),
+			 PLAINTEXT_AUTH_YES);
+	/* postd -t prints what wins, for the listeners that exist */
+	f = open_memstream(&out, &len);
+	assert_non_null(f);
+	config_print_plaintext_auth(l.cfg, f);
+	fclose(f);
+	assert_string_equal(out, "plaintext_auth: pop3=loopback smtp=yes "
+				 "submission=no\n");
+	free(out);
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\nlisten.pop3s = 127.0.0.1:995\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(config_plaintext_auth(l.cfg, LISTEN_SUBMISSION),
+			 PLAINTEXT_AUTH_LOOPBACK);
+	out = NULL;
+	f = open_memstream(&out, &len);
+	assert_non_null(f);
+	config_print_plaintext_auth(l.cfg, f);
+	fclose(f);
+	assert_string_equal(out, "plaintext_auth: no listener takes a password "
+				 "before TLS\n");
+	free(out);
+	loaded_free(&l);
+}
+
+static void test_plaintext_auth_per_listener_errors(void **state)
+{
+	static const struct {
+		const char *line;
+		const char *needle;
+	} cases[] = {
+	    {"plaintext_auth.pop3s = no",
+	     "plaintext_auth.pop3s: pop3s is TLS from the first byte"},
+	    {"plaintext_auth.submissions = no",
+	     "submissions is TLS from the first byte"},
+	    {"plaintext_auth.imaps = yes", "imaps is TLS from the first byte"},
+	    {"plaintext_auth.http = no", "http takes no logins"},
+	    {"plaintext_auth.pop = no", "'pop' is not a listener"},
+	    {"plaintext_auth.POP3 = no", "'POP3' is not a listener"},
+	    {"plaintext_auth.example.org = no",
+	     "'example.org' is not a listener"},
+	    {"plaintext_auth.po\x01p3 = no", "'po\\x01p3' is not a listener"},
+	    {"plaintext_auth. = no", "unknown key 'plaintext_auth.'"},
+	    {"plaintext_auth.pop3 = always",
+	     "plaintext_auth.pop3: 'always' is not one of no, loopback, yes"},
+	    {"plaintext_auth.pop3 =", "empty value"},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[512];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%s# line 3\n%s\n", minimal,
+			 cases[i].line);
+		load(&l, text);
+		assert_int_equal(l.rc, -1);
+		assert_null(l.cfg);
+		assert_error_at(&l, 4, cases[i].needle);
+		assert_int_equal(count_lines(l.errors), 1);
+		loaded_free(&l);
+	}
+}
+
+static void test_plaintext_auth_per_listener_twice(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "plaintext_auth.pop3 = no\n"
+		 "plaintext_auth.smtp = no\n"
+		 "plaintext_auth.pop3 = yes\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 4, "plaintext_auth.pop3: set twice");
+	assert_int_equal(count_lines(l.errors), 1);
+	loaded_free(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -966,6 +1073,9 @@ int main(void)
 	    cmocka_unit_test(test_retention_defaults),
 	    cmocka_unit_test(test_queue_keys),
 	    cmocka_unit_test(test_queue_key_errors),
+	    cmocka_unit_test(test_plaintext_auth_per_listener),
+	    cmocka_unit_test(test_plaintext_auth_per_listener_errors),
+	    cmocka_unit_test(test_plaintext_auth_per_listener_twice),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -45,6 +45,13 @@ static const struct parse_case cases[] = {
     {"TOP 2 5 6", POP3_PARSE_BAD_ARGS, POP3_CMD_TOP, 0, 0, NULL, NULL},
     {"USER alice", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, "alice", NULL},
     {"USER", POP3_PARSE_BAD_ARGS, POP3_CMD_USER, 0, 0, NULL, NULL},
+    /* a name with invisible differences is not that user: never trimmed */
+    {"USER alice\t", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, "alice\t", NULL},
+    {"USER alice ", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, "alice ", NULL},
+    {"USER alice@example.org \t", POP3_PARSE_OK, POP3_CMD_USER, 0, 0,
+     "alice@example.org \t", NULL},
+    {"USER  alice", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, " alice", NULL},
+    {"USER \t", POP3_PARSE_OK, POP3_CMD_USER, 0, 0, "\t", NULL},
     {"PASS pass word ", POP3_PARSE_OK, POP3_CMD_PASS, 0, 0, "pass word ", NULL},
     {"APOP bob c4c9334bac560ecc979e58001b3e22fb", POP3_PARSE_OK, POP3_CMD_APOP,
      0, 0, "bob", "c4c9334bac560ecc979e58001b3e22fb"},

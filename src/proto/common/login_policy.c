@@ -4,7 +4,8 @@ bool login_plaintext_allowed(const struct conn *conn, const struct config *cfg)
 {
 	if (conn_is_tls(conn))
 		return true;
-	switch (cfg->plaintext_auth) {
+	/* The listener's own plaintext_auth.NAME wins over the global key. */
+	switch (config_plaintext_auth(cfg, conn_proto(conn))) {
 	case PLAINTEXT_AUTH_YES:
 		return true;
 	case PLAINTEXT_AUTH_LOOPBACK:

@@ -191,8 +191,11 @@ enum pop3_parse_error pop3_parse_command(char *line, size_t len,
 		*error_r = "NUL byte in command.";
 		return POP3_PARSE_NUL;
 	}
-	/* Trailing blanks are forgiven: some clients send "STAT ". A
-	 * password is the exception: it may end with a space. */
+	/* Trailing blanks are forgiven: some clients send "STAT ". USER
+	 * and PASS text is kept whole: a password may end with a space, and
+	 * "alice\t" is not alice. Such a name goes on as typed and fails
+	 * like an unknown user (username_normalize() refuses blanks and
+	 * control bytes, INV-A1); trimmed, it would log in as alice. */
 	if (len == 0) {
 		*error_r = "Empty command.";
 		return POP3_PARSE_EMPTY;
@@ -208,7 +211,7 @@ enum pop3_parse_error pop3_parse_command(char *line, size_t len,
 	} else {
 		args_len = len - kw_len - 1;
 	}
-	if (cmd_r->cmd != POP3_CMD_PASS) {
+	if (pop3_keywords[cmd_r->cmd].args != POP3_ARGS_TEXT) {
 		while (args_len > 0 && (args[args_len - 1] == ' ' ||
 					args[args_len - 1] == '\t'))
 			args[--args_len] = '\0';
