@@ -80,17 +80,30 @@ def test_inv_t1_unread_boundary_from_delivery_time(make_server):
     assert len(msg_files(srv, ALICE)) == 1
 
 
+def enable_retention_by_reload(srv):
+    """Switches on a one-day unread retention with a pass every second,
+    by SIGHUP, while a session is already logged in. The first pass runs
+    as soon as postd starts, so a session opened after start could lose
+    the race to it; a reload makes the order certain."""
+    srv.overrides.update({"retention_unread": "1d", "expire_interval": "1s"})
+    srv.write_config()
+    mark = srv.log_mark()
+    srv.hup()
+    srv.wait_log(r"user=bob@example.org skipped, mailbox in use",
+                 timeout=10, since=mark)
+
+
 def test_inv_p2_timer_purges_but_never_a_held_mailbox(make_server):
-    srv = make_server(overrides={"retention_unread": "1d",
-                                 "expire_interval": "1s"}, start=False)
+    srv = make_server(start=False)
     deliver_n(srv, ALICE, 2, "a")
     deliver_n(srv, BOB, 2, "b")
     old = int(time.time()) - 2 * DAY
     backdate(srv, ALICE, old)
     backdate(srv, BOB, old)
     srv.start()
-    # bob's session holds the lock before the first pass can run
+    # bob's session holds the lock before retention is switched on
     c = srv.login(BOB)
+    enable_retention_by_reload(srv)
     assert c.cmd("RETR 1").startswith("+OK")
     c.multi()
     srv.wait_log(r"expired user=alice@example.org uid=1 ", timeout=10)
@@ -115,13 +128,13 @@ def test_inv_p2_timer_purges_but_never_a_held_mailbox(make_server):
 
 
 def test_timer_removes_unread_after_quit(make_server):
-    srv = make_server(overrides={"retention_unread": "1d",
-                                 "expire_interval": "1s"}, start=False)
+    srv = make_server(start=False)
     deliver_n(srv, BOB, 2, "b")
     backdate(srv, BOB, int(time.time()) - 2 * DAY)
     srv.start()
     c = srv.login(BOB)
     uidls = uidl_list(c)
+    enable_retention_by_reload(srv)
     assert c.cmd("RETR 1").startswith("+OK")
     c.multi()
     time.sleep(2.5)
