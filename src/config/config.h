@@ -184,6 +184,25 @@ const char *config_tls_policy_name(enum tls_policy policy);
  * else NULL (no signature). */
 const char *config_dkim_key(const struct config *cfg, const char *domain);
 
+/*
+ * Keys a reload (SIGHUP) cannot apply, because the parent acts on them
+ * once at start: data_dir (its folders are opened then) and user (owner
+ * of everything in data_dir). NULL-terminated.
+ */
+extern const char *const config_restart_keys[];
+
+/*
+ * For each restart key whose value differs in fresh from running: calls
+ * changed(key, running value, fresh value, arg), then puts the running
+ * value back into fresh, so the reload applies every other key and keeps
+ * these. Returns how many differed.
+ */
+unsigned config_keep_restart_keys(
+    struct config *fresh, const struct config *running,
+    void (*changed)(const char *key, const char *running_value,
+		    const char *fresh_value, void *arg),
+    void *arg);
+
 void config_free(struct config **cfg);
 
 #endif

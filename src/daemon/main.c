@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 	struct master_options opts = {0};
 	struct config *cfg = NULL;
 	static char cwd[PATH_MAX];
-	bool check_only = false, debug = false;
+	bool check_only = false;
 	int opt;
 
 	while ((opt = getopt(argc, argv, "c:fhtd")) != -1) {
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 			check_only = true;
 			break;
 		case 'd':
-			debug = true;
+			opts.debug = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -79,10 +79,10 @@ int main(int argc, char **argv)
 		printf("postd: %s: configuration OK\n",
 		       opts.config_path ? opts.config_path
 					: "embedded default");
+		master_print_restart_keys(stdout);
 		config_free(&cfg);
 		return 0;
 	}
-	if (debug || cfg->log_debug)
-		log_set_level(LOG_LEVEL_DEBUG);
+	master_apply_log_level(cfg, &opts);
 	return master_run(cfg, &opts);
 }
