@@ -1366,10 +1366,10 @@ struct config *config_default(const char *base_dir)
 	    xstrdup(getpwnam(CONFIG_DEFAULT_USER) != NULL ? CONFIG_DEFAULT_USER
 							  : "nobody");
 	cfg->domains = xreallocarray(cfg->domains, 2, sizeof(*cfg->domains));
-	cfg->domains[0] = xstrdup("localhost");
+	cfg->domains[0] = xstrdup(CONFIG_EMBEDDED_DOMAIN);
 	cfg->domains[1] = NULL;
 	cfg->domain_count = 1;
-	cfg->auth_default_domain = xstrdup("localhost");
+	cfg->auth_default_domain = xstrdup(CONFIG_EMBEDDED_DOMAIN);
 	config_add_listen(cfg, LISTEN_POP3, "127.0.0.1", "2110", 0);
 	config_add_listen(cfg, LISTEN_POP3S, "127.0.0.1", "2995", 0);
 	config_add_listen(cfg, LISTEN_SMTP, "127.0.0.1", "2525", 0);

@@ -151,9 +151,18 @@ bool config_proto_implicit_tls(enum listen_proto proto);
 int config_load(const char *path, FILE *errors, struct config **cfg_r);
 
 /*
+ * The local domain of the embedded default (the demo user is demo@ it).
+ * A dotted name, since clients such as git send-email refuse an address
+ * whose domain has no dot; under .localhost (RFC 6761), so it can never
+ * be someone else's domain and mail for it never leaves the machine.
+ */
+#define CONFIG_EMBEDDED_DOMAIN "postd.localhost"
+
+/*
  * The embedded default used when postd runs without -c: everything under
  * base_dir (normally the working directory), loopback on unprivileged
- * ports, the domain "localhost" with auth_default_domain set to it.
+ * ports, the domain CONFIG_EMBEDDED_DOMAIN with auth_default_domain set
+ * to it.
  */
 struct config *config_default(const char *base_dir);
 
