@@ -1460,10 +1460,10 @@ struct config *config_default(const char *base_dir)
 	    xstrdup(getpwnam(CONFIG_DEFAULT_USER) != NULL ? CONFIG_DEFAULT_USER
 							  : "nobody");
 	cfg->domains = xreallocarray(cfg->domains, 2, sizeof(*cfg->domains));
-	cfg->domains[0] = xstrdup("localhost");
+	cfg->domains[0] = xstrdup(CONFIG_EMBEDDED_DOMAIN);
 	cfg->domains[1] = NULL;
 	cfg->domain_count = 1;
-	cfg->auth_default_domain = xstrdup("localhost");
+	cfg->auth_default_domain = xstrdup(CONFIG_EMBEDDED_DOMAIN);
 	config_add_listen(cfg, LISTEN_POP3, "127.0.0.1", "2110", 0);
 	config_add_listen(cfg, LISTEN_POP3S, "127.0.0.1", "2995", 0);
 	config_add_listen(cfg, LISTEN_SMTP, "127.0.0.1", "2525", 0);
@@ -1693,4 +1693,47 @@ void config_free(struct config **cfgp)
 	free(cfg->dkim_keys);
 	free(cfg);
 	*cfgp = NULL;
+}
+
+const char *const config_restart_keys[] = {"data_dir", "user", NULL};
+
+static const struct config_key *config_key_named(const char *name)
+{
+	for (size_t i = 0; i < sizeof(config_keys) / sizeof(config_keys[0]);
+	     i++) {
+		if (strcmp(config_keys[i].name, name) == 0)
+			return &config_keys[i];
+	}
+	return NULL;
+}
+
+unsigned config_keep_restart_keys(
+    struct config *fresh, const struct config *running,
+    void (*changed)(const char *key, const char *running_value,
+		    const char *fresh_value, void *arg),
+    void *arg)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; config_restart_keys[i] != NULL; i++) {
+		const struct config_key *k =
+		    config_key_named(config_restart_keys[i]);
+		char **now, *const *was;
+
+		/* Every restart key is a string (a path or an account). */
+		if (k == NULL)
+			fatal("config: restart key %s is not a string key",
+			      config_restart_keys[i]);
+		now = (char **)((char *)fresh + k->offset);
+		was = (char *const *)((const char *)running + k->offset);
+		if (*now == *was ||
+		    (*now != NULL && *was != NULL && strcmp(*now, *was) == 0))
+			continue;
+		n++;
+		changed(k->name, *was != NULL ? *was : "(unset)",
+			*now != NULL ? *now : "(unset)", arg);
+		free(*now);
+		*now = *was != NULL ? xstrdup(*was) : NULL;
+	}
+	return n;
 }

@@ -154,9 +154,18 @@ bool config_proto_implicit_tls(enum listen_proto proto);
 int config_load(const char *path, FILE *errors, struct config **cfg_r);
 
 /*
+ * The local domain of the embedded default (the demo user is demo@ it).
+ * A dotted name, since clients such as git send-email refuse an address
+ * whose domain has no dot; under .localhost (RFC 6761), so it can never
+ * be someone else's domain and mail for it never leaves the machine.
+ */
+#define CONFIG_EMBEDDED_DOMAIN "postd.localhost"
+
+/*
  * The embedded default used when postd runs without -c: everything under
  * base_dir (normally the working directory), loopback on unprivileged
- * ports, the domain "localhost" with auth_default_domain set to it.
+ * ports, the domain CONFIG_EMBEDDED_DOMAIN with auth_default_domain set
+ * to it.
  */
 struct config *config_default(const char *base_dir);
 
@@ -196,6 +205,25 @@ const char *config_tls_policy_name(enum tls_policy policy);
 /* The DKIM key file for a sender domain: dkim_key.DOMAIN, else dkim_key,
  * else NULL (no signature). */
 const char *config_dkim_key(const struct config *cfg, const char *domain);
+
+/*
+ * Keys a reload (SIGHUP) cannot apply, because the parent acts on them
+ * once at start: data_dir (its folders are opened then) and user (owner
+ * of everything in data_dir). NULL-terminated.
+ */
+extern const char *const config_restart_keys[];
+
+/*
+ * For each restart key whose value differs in fresh from running: calls
+ * changed(key, running value, fresh value, arg), then puts the running
+ * value back into fresh, so the reload applies every other key and keeps
+ * these. Returns how many differed.
+ */
+unsigned config_keep_restart_keys(
+    struct config *fresh, const struct config *running,
+    void (*changed)(const char *key, const char *running_value,
+		    const char *fresh_value, void *arg),
+    void *arg);
 
 void config_free(struct config **cfg);
 

@@ -30,7 +30,7 @@ int main(int argc, char **argv)
 	struct master_options opts = {0};
 	struct config *cfg = NULL;
 	static char cwd[PATH_MAX];
-	bool check_only = false, debug = false;
+	bool check_only = false;
 	int opt;
 
 	while ((opt = getopt(argc, argv, "c:fhtd")) != -1) {
@@ -45,7 +45,7 @@ int main(int argc, char **argv)
 			check_only = true;
 			break;
 		case 'd':
-			debug = true;
+			opts.debug = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -83,10 +83,10 @@ int main(int argc, char **argv)
 		 * misread in the file; say it. */
 		fputs("postd: ", stdout);
 		config_print_plaintext_auth(cfg, stdout);
+		master_print_restart_keys(stdout);
 		config_free(&cfg);
 		return 0;
 	}
-	if (debug || cfg->log_debug)
-		log_set_level(LOG_LEVEL_DEBUG);
+	master_apply_log_level(cfg, &opts);
 	return master_run(cfg, &opts);
 }

@@ -491,6 +491,31 @@ static void master_reap(struct master *m)
 	}
 }
 
+void master_apply_log_level(const struct config *cfg,
+			    const struct master_options *opts)
+{
+	log_set_level(opts->debug || cfg->log_debug ? LOG_LEVEL_DEBUG
+						    : LOG_LEVEL_INFO);
+}
+
+void master_print_restart_keys(FILE *out)
+{
+	fprintf(out, "postd: a reload (SIGHUP) applies every key but");
+	for (size_t i = 0; config_restart_keys[i] != NULL; i++)
+		fprintf(out, "%s %s", i > 0 ? "," : "", config_restart_keys[i]);
+	fprintf(out, ", which need a restart\n");
+}
+
+static void master_restart_key_changed(const char *key,
+				       const char *running_value,
+				       const char *fresh_value, void *arg)
+{
+	(void)arg;
+	log_warn("reload: %s changed (from %s to %s); needs a restart to take "
+		 "effect, %s stays in force until then",
+		 key, running_value, fresh_value, running_value);
+}
+
 static void master_reload(struct master *m)
 {
 	struct config *cfg = NULL;
@@ -529,6 +554,9 @@ static void master_reload(struct master *m)
 		return;
 	}
 	free(errors);
+	/* The rest of the reload applies; these keep the running value. */
+	(void)config_keep_restart_keys(cfg, m->cfg, master_restart_key_changed,
+				       NULL);
 	ssl_ctx = master_tls(cfg, &tls_failed);
 	if (tls_failed || master_bind(m, cfg, fresh, keys, &fresh_count) < 0) {
 		log_error("reload: keeping the running configuration");
@@ -553,6 +581,8 @@ static void master_reload(struct master *m)
 	config_free(&m->cfg);
 	m->cfg = cfg;
 	connlimit_set_caps(cfg->max_connections, cfg->max_connections_per_peer);
+	/* Before the new generation forks: its processes inherit it. */
+	master_apply_log_level(cfg, m->opts);
 	master_signal_generation(m, m->generation, SIGQUIT);
 	master_spawn(m);
 }

@@ -22,6 +22,20 @@
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
 
+/*
+ * How far a TLS handshake got, for saying in the log why one failed: a
+ * client that does not trust the certificate often just closes after our
+ * flight, without an alert, and only this tells that apart from a client
+ * that gave up before we answered.
+ */
+enum conn_tls_step {
+	TLS_STEP_NONE,	       /* no complete ClientHello yet */
+	TLS_STEP_CLIENT_HELLO, /* ClientHello read, nothing sent */
+	TLS_STEP_SERVER_HELLO, /* ServerHello sent (a resumption sends no
+				* certificate) */
+	TLS_STEP_CERTIFICATE,  /* our certificate sent */
+};
+
 struct conn {
 	struct event_base *base;
 	struct bufferevent *bev;
@@ -40,8 +54,11 @@ struct conn {
 	bool discarding; /* inside an overlong line */
 	bool paused;
 	bool eof;
-	bool handshaking;	  /* a TLS handshake is running */
-	bool first_seen;	  /* the first input byte was looked at */
+	bool handshaking; /* a TLS handshake is running */
+	bool first_seen;  /* the first input byte was looked at */
+	bool input_seen;  /* input arrived since the (last) handshake */
+	bool output_dead; /* the peer is gone: output cannot leave */
+	enum conn_tls_step tls_step;
 	const char *close_reason; /* a static string, or close_text */
 	char close_text[256];	  /* a reason composed at run time */
 	unsigned timeout;
@@ -72,6 +89,13 @@ static void conn_tls_failed(struct conn *conn, short what);
 static void conn_tls_abort(struct conn *conn, const char *reason);
 static bool conn_tls_on_plain_port(struct conn *conn);
 static void conn_log_refusal(struct conn *conn, const char *cause);
+static void conn_tls_watch(struct conn *conn, SSL *ssl);
+static void conn_tls_watch_end(struct conn *conn);
+static void conn_tls_watch_cb(int write_p, int version, int content_type,
+			      const void *buf, size_t len, SSL *ssl, void *arg);
+static void conn_tls_closed_words(struct conn *conn, short what, char *out,
+				  size_t size, const char **hint_r);
+static bool conn_tls_rejected_silently(struct conn *conn);
 
 struct conn *conn_new(struct event_base *base, int fd,
 		      const struct sockaddr *peer, socklen_t peer_len,
@@ -98,6 +122,7 @@ struct conn *conn_new(struct event_base *base, int fd,
 
 		if (ssl == NULL)
 			fatal("SSL_new failed");
+		conn_tls_watch(conn, ssl);
 		conn->bev = bufferevent_openssl_socket_new(
 		    base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
 		conn->tls = true;
@@ -421,6 +446,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 	struct conn *conn = arg;
 
 	(void)bev;
+	conn->input_seen = true;
 	if (conn->closing || conn->destroying || conn->paused)
 		return;
 	if (!conn->first_seen && conn_tls_on_plain_port(conn))
@@ -513,6 +539,14 @@ static const char *conn_tls_hint(const char *reason)
 	    {"certificate unknown",
 	     "the client does not trust the certificate"},
 	    {"bad certificate", "the client does not trust the certificate"},
+	    {"certificate expired",
+	     "the client finds the certificate expired (or its clock is "
+	     "wrong)"},
+	    {"unsupported certificate",
+	     "the client cannot use this kind of certificate"},
+	    {"alert handshake failure",
+	     "the client accepts nothing we offered (TLS version, cipher or "
+	     "certificate)"},
 	};
 
 	for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++) {
@@ -522,26 +556,119 @@ static const char *conn_tls_hint(const char *reason)
 	return NULL;
 }
 
+static void conn_tls_watch(struct conn *conn, SSL *ssl)
+{
+	conn->tls_step = TLS_STEP_NONE;
+	SSL_set_msg_callback_arg(ssl, &conn->tls_step);
+	SSL_set_msg_callback(ssl, conn_tls_watch_cb);
+}
+
+/* After the handshake the callback would only cost a call per record. */
+static void conn_tls_watch_end(struct conn *conn)
+{
+	SSL *ssl = conn->tls ? bufferevent_openssl_get_ssl(conn->bev) : NULL;
+
+	if (ssl != NULL) {
+		SSL_set_msg_callback(ssl, NULL);
+		SSL_set_msg_callback_arg(ssl, NULL);
+	}
+}
+
+/* OpenSSL shows every handshake message here, also those TLS 1.3
+ * encrypts (the certificate), with the message type in the first byte. */
+static void conn_tls_watch_cb(int write_p, int version, int content_type,
+			      const void *buf, size_t len, SSL *ssl, void *arg)
+{
+	enum conn_tls_step *step = arg;
+	enum conn_tls_step now;
+	int type;
+
+	(void)version;
+	(void)ssl;
+	if (content_type != SSL3_RT_HANDSHAKE || len == 0 || step == NULL)
+		return;
+	now = *step;
+	type = ((const unsigned char *)buf)[0];
+	if (!write_p && type == SSL3_MT_CLIENT_HELLO)
+		now = TLS_STEP_CLIENT_HELLO;
+	else if (write_p && type == SSL3_MT_SERVER_HELLO)
+		now = TLS_STEP_SERVER_HELLO;
+	else if (write_p && type == SSL3_MT_CERTIFICATE)
+		now = TLS_STEP_CERTIFICATE;
+	if (now > *step)
+		*step = now;
+}
+
+/*
+ * The client went away during the handshake without an alert: how far
+ * the handshake got is the best clue. GnuTLS clients and others that
+ * reject the certificate close right after our flight.
+ */
+static void conn_tls_closed_words(struct conn *conn, short what, char *out,
+				  size_t size, const char **hint_r)
+{
+	int err = EVUTIL_SOCKET_ERROR();
+	const char *how = "closed";
+
+	if ((what & BEV_EVENT_ERROR) && err == ECONNRESET)
+		how = "reset";
+	else if ((what & BEV_EVENT_ERROR) && err != 0)
+		how = evutil_socket_error_to_string(err);
+	switch (conn->tls_step) {
+	case TLS_STEP_NONE:
+		snprintf(out, size,
+			 "connection %s by the client in the middle of its "
+			 "ClientHello",
+			 how);
+		*hint_r = "not a TLS client, or a port scanner";
+		break;
+	case TLS_STEP_CLIENT_HELLO:
+		snprintf(out, size,
+			 "connection %s by the client after its ClientHello, "
+			 "before our certificate",
+			 how);
+		*hint_r = "the client gave up (a scanner, or the network)";
+		break;
+	case TLS_STEP_SERVER_HELLO:
+		snprintf(out, size,
+			 "connection %s by the client after our ServerHello, "
+			 "without an alert",
+			 how);
+		*hint_r = NULL;
+		break;
+	case TLS_STEP_CERTIFICATE:
+		snprintf(out, size,
+			 "connection %s by the client after our certificate, "
+			 "without an alert",
+			 how);
+		*hint_r = "it probably does not trust the certificate";
+		break;
+	}
+}
+
 /*
  * A TLS handshake ended in an error, EOF or timeout: one log line with
  * OpenSSL's reason ("no shared cipher", "unsupported protocol", "wrong
- * version number"), then the connection goes. A client that closes
- * before sending a byte of TLS is a port probe, not a refusal: debug.
+ * version number", an alert from the client), or how far the handshake
+ * got when the client just left; then the connection goes. A client that
+ * closes before sending a byte of TLS is a port probe, not a refusal:
+ * debug.
  */
 static void conn_tls_failed(struct conn *conn, short what)
 {
 	unsigned long err = bufferevent_get_openssl_error(conn->bev);
 	SSL *ssl = bufferevent_openssl_get_ssl(conn->bev);
-	char cause[300], reason[160];
-	const char *hint;
+	bool eof = err == 0 ||
+		   ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+	char cause[400], reason[200];
+	const char *hint = NULL;
 
 	conn->handshaking = false;
+	conn_tls_watch_end(conn);
 	/* Not one byte from the client: a port probe, not a failure. */
 	if (ssl != NULL && SSL_get_rbio(ssl) != NULL &&
 	    BIO_number_read(SSL_get_rbio(ssl)) == 0 &&
-	    !(what & BEV_EVENT_TIMEOUT) &&
-	    (err == 0 ||
-	     ERR_GET_REASON(err) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
+	    !(what & BEV_EVENT_TIMEOUT) && eof) {
 		log_debug("peer=%s session=%s proto=%s: closed before the TLS "
 			  "handshake",
 			  conn->peer_str, conn->id,
@@ -549,29 +676,48 @@ static void conn_tls_failed(struct conn *conn, short what)
 		conn_tls_abort(conn, "closed before the TLS handshake");
 		return;
 	}
-	if (err != 0) {
+	if (!eof) {
 		const char *r = ERR_reason_error_string(err);
 
 		if (r != NULL)
 			snprintf(reason, sizeof(reason), "%s", r);
 		else
 			ERR_error_string_n(err, reason, sizeof(reason));
+		hint = conn_tls_hint(reason);
 	} else if (what & BEV_EVENT_TIMEOUT) {
 		snprintf(reason, sizeof(reason), "timed out after %u s",
 			 conn->timeout);
-	} else if (EVUTIL_SOCKET_ERROR() != 0 && (what & BEV_EVENT_ERROR)) {
-		snprintf(reason, sizeof(reason), "%s",
-			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	} else {
-		snprintf(reason, sizeof(reason),
-			 "connection closed by the client during the "
-			 "handshake");
+		conn_tls_closed_words(conn, what, reason, sizeof(reason),
+				      &hint);
 	}
-	hint = conn_tls_hint(reason);
 	snprintf(cause, sizeof(cause), "TLS handshake failed: %s%s%s", reason,
 		 hint != NULL ? " - " : "", hint != NULL ? hint : "");
 	conn_log_refusal(conn, cause);
 	conn_tls_abort(conn, cause);
+}
+
+/*
+ * The handshake completed, then the client went away without sending a
+ * byte: clients on GnuTLS (msmtp, mpop, neomutt) check the certificate
+ * only after the handshake and, when they do not trust it, just close.
+ * One refusal line, as for a handshake that failed; the connection goes
+ * at once (what we queued, the greeting, can no longer be delivered).
+ */
+static bool conn_tls_rejected_silently(struct conn *conn)
+{
+	static const char cause[] =
+	    "TLS handshake failed: connection closed by the client right "
+	    "after the handshake, before any command - it probably does not "
+	    "trust the certificate";
+
+	if (!conn->tls || conn->handshaking || conn->input_seen ||
+	    conn->closing || conn_input_pending(conn) > 0)
+		return false;
+	conn->eof = true;
+	conn_log_refusal(conn, cause);
+	conn_schedule_destroy(conn, cause);
+	return true;
 }
 
 /* The session of a failed STARTTLS hears of it; the connection goes. */
@@ -597,6 +743,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* A TLS handshake finished. */
 		conn->handshaking = false;
+		conn_tls_watch_end(conn);
 		if (conn->starttls_done != NULL) {
 			void (*done)(void *, bool) = conn->starttls_done;
 
@@ -628,8 +775,20 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 			conn_close(conn, "idle timeout");
 		return;
 	}
+	if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) &&
+	    conn_tls_rejected_silently(conn))
+		return;
 	if (what & BEV_EVENT_EOF) {
 		conn->eof = true;
+		/* Writing hit the end: the peer is gone, and what is queued
+		 * will never leave. Waiting for it to drain would keep the
+		 * connection until a timeout. */
+		if (what & BEV_EVENT_WRITING)
+			conn->output_dead = true;
+		if (conn->closing && conn->output_dead) {
+			conn_schedule_destroy(conn, conn->close_reason);
+			return;
+		}
 		conn_finish_input(conn);
 		return;
 	}
@@ -678,6 +837,7 @@ static void conn_starttls_begin(struct conn *conn)
 
 	if (ssl == NULL)
 		fatal("SSL_new failed");
+	conn_tls_watch(conn, ssl);
 	/* INV-S1: plaintext pipelined behind STARTTLS is never read. What
 	 * was buffered is dropped here; what the kernel still holds will
 	 * reach the TLS layer and fail the handshake. */
@@ -697,6 +857,7 @@ static void conn_starttls_begin(struct conn *conn)
 	conn->bev = tls_bev;
 	conn->tls = true;
 	conn->handshaking = true;
+	conn->input_seen = false;
 	conn_setup_bev(conn);
 	bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
 }
@@ -710,7 +871,8 @@ void conn_close(struct conn *conn, const char *reason)
 		 reason != NULL ? reason : "closed");
 	conn->close_reason = conn->close_text;
 	bufferevent_disable(conn->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0) {
+	if (evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0 ||
+	    conn->output_dead) {
 		conn_schedule_destroy(conn, reason);
 		return;
 	}
@@ -759,6 +921,7 @@ static void conn_destroy_cb(evutil_socket_t fd, short what, void *arg)
 	if (conn->next != NULL)
 		conn->next->prev = conn->prev;
 	conn_live--;
+	conn_tls_watch_end(conn);
 	bufferevent_free(conn->bev);
 	event_free(conn->destroy_ev);
 	event_free(conn->eof_ev);

@@ -1,5 +1,7 @@
 """SIGHUP reload, SIGTERM shutdown, and `postd -t`."""
 
+import os
+import re
 import subprocess
 import time
 
@@ -168,3 +170,89 @@ def test_config_check_bad_values(make_server, line):
     out = (p.stdout + p.stderr).decode(errors="replace")
     assert p.returncode != 0, out
     assert "%s:%d:" % (srv.conf, n) in out, out
+
+
+# -- what a reload applies ----------------------------------------------------
+
+def reload_config(srv, **changes):
+    """Rewrites the config with changes, sends SIGHUP, and waits until
+    the new generation runs (its workers take the new connections)."""
+    mark = srv.log_mark()
+    srv.overrides.update(changes)
+    srv.write_config()
+    srv.hup()
+    srv.wait_log(r"started generation \d+", since=mark)
+    srv.wait_log(r"users file \S+ loaded", since=mark)
+    time.sleep(0.3)  # the old generation lets go of the listeners
+    return mark
+
+
+def session_debug_lines(srv):
+    """Opens and QUITs one POP3 session; returns the debug lines of it."""
+    mark = srv.log_mark()
+    c = srv.connect()
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+    time.sleep(0.3)
+    return [line for line in srv.log_since(mark).splitlines()
+            if ": debug: " in line]
+
+
+@pytestmark_t
+def test_sighup_applies_log_level_both_ways(make_server):
+    srv = make_server(overrides={"log_level": "info"})
+    assert session_debug_lines(srv) == []
+
+    mark = reload_config(srv, log_level="debug")
+    lines = session_debug_lines(srv)
+    assert any("connect peer=127.0.0.1" in line for line in lines), lines
+    # the parent follows too: it sees the old generation go
+    srv.wait_log(r"postd\[\d+\]: debug: child \d+ of generation 1 exited",
+                 since=mark)
+
+    mark = reload_config(srv, log_level="info")
+    assert session_debug_lines(srv) == []
+    time.sleep(0.5)
+    assert not re.search(r"postd\[\d+\]: debug: ", srv.log_since(mark)), \
+        srv.log_since(mark)
+
+
+@pytestmark_t
+def test_sighup_names_keys_that_need_a_restart(make_server):
+    srv = make_server()
+    old_user = srv.config_items()["user"]
+    old_data = srv.data_dir
+    new_user = "daemon" if old_user != "daemon" else "nobody"
+    new_data = os.path.join(srv.base, "elsewhere")
+    srv.deliver(ALICE, simple_msg("before reload"))
+    mark = reload_config(srv, user=new_user, data_dir=new_data,
+                         login_delay="7")
+    srv.wait_log(r"warning: reload: user changed \(from %s to %s\); needs a "
+                 r"restart to take effect, %s stays in force until then"
+                 % (old_user, new_user, old_user), since=mark)
+    srv.wait_log(r"warning: reload: data_dir changed \(from %s to %s\); "
+                 r"needs a restart" % (re.escape(old_data),
+                                       re.escape(new_data)), since=mark)
+    # mail is still where it was, and the other keys applied
+    c = login_retry(srv, ALICE, srv.users[ALICE])
+    assert c.cmd("STAT").startswith("+OK 1 ")
+    c.cmd("QUIT")
+    c.close()
+    assert not os.path.exists(new_data)
+    c = srv.connect()
+    assert "LOGIN-DELAY 7" in c.capa(), "login_delay not applied"
+    c.cmd("QUIT")
+    c.close()
+    srv.overrides.pop("user")
+    srv.overrides.pop("data_dir")
+    srv.write_config()
+
+
+@pytestmark_t
+def test_config_check_names_the_restart_keys(make_server):
+    srv = make_server(start=False)
+    p = postd_t(srv.conf)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out
+    assert re.search(r"a reload \(SIGHUP\) applies every key but data_dir, "
+                     r"user, which need a restart", out), out

@@ -11,6 +11,7 @@ wrong password, INV-A1) and "logout ..." for sessions that ended."""
 import contextlib
 import errno
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -194,6 +195,184 @@ def test_row_0x800ccc0f_untrusted_certificate(shared_server):
         srv.wait_log(refused(proto) + r"TLS handshake failed: .*unknown ca "
                      r"- the client does not trust the certificate",
                      since=mark)
+
+
+# Clients that reject the certificate and how they say it: an alert (the
+# OpenSSL ones, gnutls-cli), or nothing at all (msmtp, mpop and neomutt
+# on GnuTLS check the certificate after the handshake and just close).
+NOT_TRUSTED = r"does not trust the certificate$"
+CLOSED_NO_ALERT = (r"TLS handshake failed: connection (closed|reset) by the "
+                   r"client (right after the handshake, before any command|"
+                   r"after our certificate, without an alert) - it "
+                   r"probably does not trust the certificate$")
+MSMTP = shutil.which("msmtp")
+GNUTLS_CLI = shutil.which("gnutls-cli")
+CURL = shutil.which("curl")
+
+
+def one_refusal(srv, mark, proto, cause_re):
+    """Waits for the refusal and checks that the connection wrote it
+    once and nothing else at info: returns the line."""
+    m = srv.wait_log(refused(proto) + cause_re, since=mark)
+    session = re.search(r"session=([0-9a-f]{12})", m.string).group(1)
+    time.sleep(0.3)  # a second line would come now
+    lines = [line for line in srv.log_since(mark).splitlines()
+             if "session=" + session in line or "refused " in line]
+    assert lines == [m.string], lines
+    return m.string
+
+
+def run_client(argv, stdin=b""):
+    return subprocess.run(argv, input=stdin, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=30)
+
+
+def msmtp_argv(srv, starttls):
+    port = srv.submission_port if starttls else srv.submissions_port
+    return [MSMTP, "--host=127.0.0.1", "--port=%d" % port, "--tls=on",
+            "--tls-starttls=%s" % ("on" if starttls else "off"),
+            "--auth=off", "--from=" + ALICE, "--", BOB]
+
+
+def test_row_certificate_not_trusted_closed_without_alert(shared_server):
+    """msmtp (GnuTLS; mpop and neomutt behave the same) does not trust the
+    certificate: it says "TLS certificate verification failed" and closes
+    without an alert. postd's log says why, once, at info."""
+    if not MSMTP:
+        pytest.skip("msmtp not installed (apt-get install msmtp)")
+    srv = shared_server
+    for starttls, proto in ((False, "submissions"), (True, "submission")):
+        mark = srv.log_mark()
+        p = run_client(msmtp_argv(srv, starttls), b"Subject: t\r\n\r\nt\r\n")
+        assert p.returncode != 0, p.stdout
+        assert b"certificate" in p.stdout, p.stdout
+        one_refusal(srv, mark, proto, CLOSED_NO_ALERT)
+
+
+def close_after_server_flight(port, version):
+    """A client that sends its ClientHello, reads our flight (ServerHello
+    .. Certificate) and closes without an alert, as a client does that
+    rejects the certificate in the middle of the handshake."""
+    ctx = insecure_ctx()
+    ctx.minimum_version = ctx.maximum_version = version
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(outgoing.read())
+        got = b""
+        while len(got) < 600:  # the flight carries the certificate
+            chunk = s.recv(65536)
+            assert chunk, "server closed before its flight"
+            got += chunk
+        assert got[0] == 0x16, got[:10]
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_3,
+                                     ssl.TLSVersion.TLSv1_2])
+def test_closed_after_our_certificate_says_so(shared_server, version):
+    srv = shared_server
+    mark = srv.log_mark()
+    close_after_server_flight(srv.pop3s_port, version)
+    one_refusal(srv, mark, "pop3s",
+                r"TLS handshake failed: connection (closed|reset) by the "
+                r"client after our certificate, without an alert - it "
+                r"probably does not trust the certificate$")
+
+
+def test_closed_in_the_middle_of_client_hello(shared_server):
+    srv = shared_server
+    ctx = insecure_ctx()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    with pytest.raises(ssl.SSLWantReadError):
+        tls.do_handshake()
+    mark = srv.log_mark()
+    with socket.create_connection(("127.0.0.1", srv.submissions_port),
+                                  timeout=10) as s:
+        s.sendall(outgoing.read()[:20])
+        time.sleep(0.2)
+    one_refusal(srv, mark, "submissions",
+                r"TLS handshake failed: connection closed by the client in "
+                r"the middle of its ClientHello - not a TLS client, or a "
+                r"port scanner$")
+
+
+def real_rejecting_clients(srv):
+    """Real clients without the test CA: each rejects the certificate."""
+    ctx_port = srv.pop3s_port
+    out = []
+    if GNUTLS_CLI:
+        out += [("gnutls-cli pop3s", "pop3s",
+                 [GNUTLS_CLI, "-p", str(srv.pop3s_port), "localhost"]),
+                ("gnutls-cli STLS", "pop3",
+                 [GNUTLS_CLI, "--starttls-proto=pop3", "-p",
+                  str(srv.pop3_port), "localhost"]),
+                ("gnutls-cli STARTTLS", "submission",
+                 [GNUTLS_CLI, "--starttls-proto=smtp", "-p",
+                  str(srv.submission_port), "localhost"])]
+    if CURL:
+        out.append(("curl pop3s", "pop3s",
+                    [CURL, "-sS", "--max-time", "10",
+                     "pop3s://127.0.0.1:%d/" % ctx_port, "-u", "a:b"]))
+    out.append(("openssl s_client", "submissions",
+                ["openssl", "s_client", "-verify_return_error", "-connect",
+                 "127.0.0.1:%d" % srv.submissions_port]))
+    if MSMTP:
+        out.append(("msmtp", "submissions", msmtp_argv(srv, False)))
+    return out
+
+
+def test_real_clients_that_reject_the_certificate_log_one_line(
+        shared_server):
+    """gnutls-cli (without --insecure), curl (without -k), openssl
+    s_client -verify_return_error, msmtp, and Python with verification:
+    one refusal line each, naming the certificate."""
+    srv = shared_server
+    for name, proto, argv in real_rejecting_clients(srv):
+        mark = srv.log_mark()
+        p = run_client(argv, b"QUIT\r\n")
+        assert p.returncode != 0, (name, p.stdout[-500:])
+        line = one_refusal(srv, mark, proto, r"TLS handshake failed: .*" +
+                           NOT_TRUSTED)
+        print(name, "->", line)
+    mark = srv.log_mark()
+    ctx = ssl.create_default_context()  # the system CAs, not the test CA
+    err = tls_attempt(srv.pop3s_port, ctx)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err), err
+    one_refusal(srv, mark, "pop3s", r"TLS handshake failed: .*" +
+                NOT_TRUSTED)
+
+
+def test_tls_session_that_ends_normally_logs_no_refusal(shared_server):
+    srv = shared_server
+    mark = srv.log_mark()
+    c = srv.connect(tls=True)
+    assert c.cmd("QUIT").startswith("+OK")
+    c.close()
+    c = smtp_ehlo(srv.submissions_port, tls_ctx=srv.ctx())
+    assert c.cmd("QUIT").startswith("221"), "QUIT"
+    c.close()
+    c = submission_tls(srv)
+    assert c.cmd("QUIT").startswith("221"), "QUIT"
+    c.close()
+    time.sleep(0.3)
+    assert "refused " not in srv.log_since(mark), srv.log_since(mark)
+
+
+def test_client_gone_after_handshake_frees_its_connection(make_server):
+    """The connection of a client that closed right after the handshake
+    goes at once; it stayed (and counted against the connection caps)
+    until the idle timeout, with the greeting stuck in its buffer."""
+    srv = make_server(overrides={"log_level": "debug"})
+    mark = srv.log_mark()
+    s = socket.create_connection(("127.0.0.1", srv.pop3s_port))
+    insecure_ctx().wrap_socket(s, server_hostname="localhost").close()
+    m = srv.wait_log(refused("pop3s") + CLOSED_NO_ALERT, since=mark)
+    session = re.search(r"session=([0-9a-f]{12})", m.string).group(1)
+    srv.wait_log(r"disconnect peer=127\.0\.0\.1 session=%s " % session,
+                 since=mark, timeout=3)
 
 
 def test_row_0x800ccc0f_old_tls_version(shared_server):

@@ -334,7 +334,8 @@ static void test_route(void **state)
 	(void)state;
 	cfg = config_default("/tmp");
 	assert_non_null(cfg);
-	assert_int_equal(route_for_domain(cfg, "localhost", &r, &error), 0);
+	assert_int_equal(
+	    route_for_domain(cfg, CONFIG_EMBEDDED_DOMAIN, &r, &error), 0);
 	assert_int_equal(r.kind, ROUTE_LOCAL);
 	assert_int_equal(route_for_domain(cfg, "remote.example", &r, &error),
 			 0);
