@@ -296,6 +296,8 @@ static void sess_after_ehlo(struct session *s);
 static bool sess_loops_back(const struct session *s,
 			    const struct smtp_reply *r);
 static void sess_start_tls(struct session *s);
+static bool sess_must_verify(const struct session *s);
+static void sess_tls_failed(struct session *s);
 static void sess_send_envelope(struct session *s);
 static void sess_body_more(struct session *s);
 static void sess_free(struct session **s);
@@ -346,6 +348,11 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 	if (cfg->relay_auth != NULL &&
 	    delivery_read_auth(d, error, error_size) < 0)
 		goto fail;
+	if (cfg->relay_auth_insecure)
+		log_warn("queue runner: relay_auth_insecure: the relay_auth "
+			 "password goes to %s over TLS whose certificate is "
+			 "not verified",
+			 cfg->relay_host->host);
 	/* The watch is made before the chroot, through /proc, and keeps
 	 * working after it. */
 	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -440,7 +447,7 @@ static SSL_CTX *delivery_ctx_new(const struct config *cfg, bool verify,
 			return NULL;
 		}
 		log_warn("queue runner: no CA bundle at %s: tls_policy "
-			 "verify will fail",
+			 "verify and relay_auth will fail",
 			 ca);
 		ERR_clear_error();
 	}
@@ -1453,14 +1460,6 @@ static void attempt_remote(struct attempt *a, struct group *g)
 	}
 	x->active++;
 	g->dest = x;
-	if (g->route.tls == TLS_POLICY_DANE) {
-		/* DANE (RFC 7672) needs DNSSEC-validated TLSA records, which
-		 * the resolver does not give yet: opportunistic TLS instead. */
-		log_info("id=%s %s: tls_policy dane is not implemented; "
-			 "using may",
-			 a->env->id, g->domain);
-		g->route.tls = TLS_POLICY_MAY;
-	}
 	s = xcalloc(1, sizeof(*s));
 	s->a = a;
 	s->base = d->base;
@@ -1806,22 +1805,7 @@ static void sess_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (s->state == S_TLS) {
-		unsigned long e = bufferevent_get_openssl_error(s->bev);
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
-			 e != 0 ? ERR_reason_error_string(e) : "closed");
-		ERR_clear_error();
-		if (s->a->cur->route.tls == TLS_POLICY_MAY &&
-		    !s->a->cur->route.auth) {
-			/* Opportunistic: this host again, in plaintext. */
-			log_info("id=%s %s: %s; retrying without TLS",
-				 s->a->env->id, s->relay, msg);
-			s->no_tls = true;
-			sess_connect_next(s);
-			return;
-		}
-		sess_host_failed(s, msg);
+		sess_tls_failed(s);
 		return;
 	}
 	if (s->state == S_QUIT) {
@@ -2085,6 +2069,10 @@ static void sess_after_ehlo(struct session *s)
 	}
 	if (g->route.auth) {
 		/* AUTH PLAIN: "\0user\0password" in base64. */
+		if (a->d->cfg->relay_auth_insecure)
+			log_warn("id=%s %s: relay_auth_insecure: AUTH over TLS "
+				 "that is not verified",
+				 a->env->id, s->relay);
 		size_t ul = strlen(a->d->auth_user),
 		       pl = strlen(a->d->auth_pass);
 		unsigned char raw[1024];
@@ -2108,12 +2096,70 @@ static void sess_after_ehlo(struct session *s)
 	sess_send_envelope(s);
 }
 
+/* The certificate is checked under tls_policy verify, and always before
+ * relay_auth credentials go out (unless relay_auth_insecure allows a
+ * smarthost on this machine): an unverified peer may be anyone on the
+ * path, or whoever answers DNS for relay_host. */
+static bool sess_must_verify(const struct session *s)
+{
+	const struct route *r = &s->a->cur->route;
+
+	return r->tls == TLS_POLICY_VERIFY ||
+	       (r->auth && !s->a->d->cfg->relay_auth_insecure);
+}
+
+/* The handshake failed: opportunistic TLS retries in plaintext, anything
+ * that needed TLS fails this host. A relay_auth route says why and what
+ * to change, as the mail waits until the admin acts. */
+static void sess_tls_failed(struct session *s)
+{
+	const struct route *r = &s->a->cur->route;
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	/* Without SSL_VERIFY_PEER the result is recorded but did not end
+	 * the handshake. */
+	long vr = ssl != NULL && sess_must_verify(s)
+		      ? SSL_get_verify_result(ssl)
+		      : X509_V_OK;
+	unsigned long e = bufferevent_get_openssl_error(s->bev);
+	bool name = vr == X509_V_ERR_HOSTNAME_MISMATCH ||
+		    vr == X509_V_ERR_IP_ADDRESS_MISMATCH;
+	char msg[256];
+
+	if (vr != X509_V_OK)
+		snprintf(msg, sizeof(msg), "TLS handshake failed: %s: %s",
+			 name ? "name mismatch" : "certificate not trusted",
+			 X509_verify_cert_error_string(vr));
+	else
+		snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
+			 e != 0 ? ERR_reason_error_string(e) : "closed");
+	ERR_clear_error();
+	if (r->tls == TLS_POLICY_MAY && !r->auth) {
+		/* Opportunistic: this host again, in plaintext. */
+		log_info("id=%s %s: %s; retrying without TLS", s->a->env->id,
+			 s->relay, msg);
+		s->no_tls = true;
+		sess_connect_next(s);
+		return;
+	}
+	if (r->auth)
+		log_warn("id=%s relay_host %s: %s; relay_auth credentials not "
+			 "sent, mail deferred; fix: %s",
+			 s->a->env->id, s->relay, msg,
+			 name ? "set relay_host to a name the certificate "
+				"carries"
+			 : vr != X509_V_OK
+			     ? "put the CA that signed the certificate in "
+			       "tls_ca_file (or, for a smarthost on this "
+			       "machine, set relay_auth_insecure = yes)"
+			     : "check TLS on the smarthost");
+	sess_host_failed(s, msg);
+}
+
 /* STARTTLS (RFC 3207): drop any plaintext that came after the 220
  * (INV-S1), then handshake over the same socket. */
 static void sess_start_tls(struct session *s)
 {
-	struct group *g = s->a->cur;
-	bool verify = g->route.tls == TLS_POLICY_VERIFY;
+	bool verify = sess_must_verify(s);
 	SSL *ssl = SSL_new(verify ? s->a->d->ctx_verify : s->a->d->ctx_may);
 	evutil_socket_t fd = bufferevent_getfd(s->bev);
 	struct dns_host *h = &s->hosts[s->host_i];
