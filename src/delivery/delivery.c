@@ -108,6 +108,8 @@ struct session {
 	size_t host_count, host_i, addr_i;
 	bool no_tls;	 /* the TLS handshake failed: this host without TLS */
 	bool tls;	 /* TLS is up */
+	bool verified;	 /* ... and its certificate was checked */
+	bool authed;	 /* relay_auth's AUTH was accepted */
 	bool ehlo_tls;	 /* the EHLO after STARTTLS */
 	char relay[400]; /* "host[addr]:port" for the log */
 	char tls_version[16];
@@ -131,7 +133,7 @@ struct idle_conn {
 	struct bufferevent *bev;
 	struct event *timer;
 	struct smtp_ehlo ehlo;
-	bool tls;
+	bool tls, verified, authed; /* as in struct session */
 	char tls_version[16];
 	char relay[400];
 	struct idle_conn *prev, *next;
@@ -304,6 +306,7 @@ static void sess_free(struct session **s);
 static void sess_resolve(struct session *s);
 static bool sess_park(struct session *s);
 static bool sess_take_idle(struct session *s);
+static bool idle_fits(const struct idle_conn *ic, const struct session *s);
 static void idle_free(struct idle_conn *ic);
 static void idle_event_cb(struct bufferevent *bev, short what, void *arg);
 static void idle_read_cb(struct bufferevent *bev, void *arg);
@@ -1499,7 +1502,7 @@ static bool sess_take_idle(struct session *s)
 	struct idle_conn *ic;
 
 	for (ic = d->idle; ic != NULL; ic = ic->next) {
-		if (strcmp(ic->key, s->a->cur->route.key) == 0)
+		if (idle_fits(ic, s))
 			break;
 	}
 	if (ic == NULL)
@@ -1508,6 +1511,8 @@ static bool sess_take_idle(struct session *s)
 	ic->bev = NULL;
 	s->ehlo = ic->ehlo;
 	s->tls = ic->tls;
+	s->verified = ic->verified;
+	s->authed = ic->authed;
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", ic->tls_version);
 	snprintf(s->relay, sizeof(s->relay), "%s", ic->relay);
 	idle_free(ic);
@@ -1517,6 +1522,18 @@ static bool sess_take_idle(struct session *s)
 			  s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	return true;
+}
+
+/* The key alone is not enough: transports and relay_host to one
+ * HOST:PORT share it while their recipient domains' tls_policy and
+ * relay_auth differ. A connection opened under "may" must not carry
+ * mail that requires a verified certificate, and one that skipped AUTH
+ * must not carry relay_auth mail (nor the other way round). */
+static bool idle_fits(const struct idle_conn *ic, const struct session *s)
+{
+	return strcmp(ic->key, s->a->cur->route.key) == 0 &&
+	       ic->authed == s->a->cur->route.auth &&
+	       (ic->verified || !sess_must_verify(s));
 }
 
 /* After a delivered message: keeps the connection for the next one to
@@ -1536,6 +1553,8 @@ static bool sess_park(struct session *s)
 	s->bev = NULL;
 	ic->ehlo = s->ehlo;
 	ic->tls = s->tls;
+	ic->verified = s->verified;
+	ic->authed = s->authed;
 	snprintf(ic->tls_version, sizeof(ic->tls_version), "%s",
 		 s->tls_version);
 	snprintf(ic->relay, sizeof(ic->relay), "%s", s->relay);
@@ -1681,6 +1700,8 @@ static void sess_connect_next(struct session *s)
 			 g->route.port);
 		snprintf(s->tls_version, sizeof(s->tls_version), "no TLS");
 		s->tls = false;
+		s->verified = false;
+		s->authed = false;
 		s->ehlo_tls = false;
 		s->replies_expected = s->replies_seen = 0;
 		s->rcpt_accepted = 0;
@@ -1795,6 +1816,8 @@ static void sess_event_cb(struct bufferevent *bev, short what, void *arg)
 			SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
 			s->tls = true;
+			/* Checked during the handshake, or it failed. */
+			s->verified = sess_must_verify(s);
 			snprintf(s->tls_version, sizeof(s->tls_version), "%s",
 				 SSL_get_version(ssl));
 			s->state = S_EHLO;
@@ -1968,6 +1991,7 @@ static void sess_reply(struct session *s, const struct smtp_reply *r)
 			sess_finish(s, 4, text, "4.7.0");
 			return;
 		}
+		s->authed = true;
 		sess_send_envelope(s);
 		return;
 	case S_MAIL:

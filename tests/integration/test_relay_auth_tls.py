@@ -86,7 +86,7 @@ def auth_file(tls_files):
     return path
 
 
-def submit(srv, subject):
+def submit(srv, subject, rcpt=RCPT):
     c = smtplib.SMTP("127.0.0.1", srv.submission_port,
                      local_hostname="laptop.example", timeout=30)
     try:
@@ -94,10 +94,14 @@ def submit(srv, subject):
         c.ehlo()
         c.login(ALICE, ALICE_PW)
         msg = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nHello.\r\n"
-               % (ALICE, RCPT, subject))
-        assert c.sendmail(ALICE, [RCPT], msg.encode()) == {}
+               % (ALICE, rcpt, subject))
+        assert c.sendmail(ALICE, [rcpt], msg.encode()) == {}
     finally:
         c.quit()
+
+
+def submit_to(srv, rcpt):
+    submit(srv, "to " + rcpt, rcpt)
 
 
 @pytest.fixture
@@ -105,8 +109,9 @@ def rig():
     """(dns, sink factory): the sinks and the DNS server stop at the end."""
     made = []
 
-    def sink(cert):
-        s = remote.SmtpSink(tls=cert, auth={"relayuser": "relay-pass"})
+    def sink(cert, auth=True):
+        s = remote.SmtpSink(tls=cert, auth={"relayuser": "relay-pass"}
+                            if auth else None)
         made.append(s)
         return s
     dns = remote.DnsServer(a={SMARTHOST: "127.0.0.1",
@@ -249,3 +254,32 @@ def test_relay_auth_insecure_refused_for_a_remote_smarthost(make_server,
     assert p.returncode != 0, out
     assert "relay_auth_insecure needs relay_auth and a relay_host on this " \
         "machine" in out, out
+
+
+# -- a kept-open connection carries only mail its checks allow ----------------
+
+def test_idle_connection_opened_under_may_not_reused_for_verify(make_server,
+                                                                rig,
+                                                                tls_files):
+    """Two domains go to one HOST:PORT (transports): may.example under the
+    default may, strict.example under verify with a CA that did not sign
+    the server's certificate. The connection kept open after may.example's
+    delivery (unverified TLS) must not carry strict.example's mail, which
+    verify would refuse on a connection of its own."""
+    dns, make_sink = rig
+    sink = make_sink(self_signed(tls_files, SMARTHOST), auth=False)
+    srv = make_server(overrides=dict(FAST, **{
+        "transport.may.example": "127.0.0.1:%d" % sink.port,
+        "transport.strict.example": "127.0.0.1:%d" % sink.port,
+        "tls_policy.strict.example": "verify",
+        "tls_ca_file": tls_files["ca"]}))
+    mark = srv.log_mark()
+    submit_to(srv, "a@may.example")
+    assert sink.wait_messages(1, timeout=20)
+    # The connection is parked for 5 s: the next message comes now.
+    submit_to(srv, "b@strict.example")
+    srv.wait_log(r"rcpt=b@strict\.example .*status=(deferred|sent)",
+                 since=mark, timeout=15)
+    assert [m.rcpt_tos for m in sink.messages] == [["a@may.example"]]
+    srv.wait_log(r"rcpt=b@strict\.example .*certificate not trusted.*"
+                 r"status=deferred until", since=mark)
