@@ -2085,6 +2085,11 @@ static void sess_after_ehlo(struct session *s)
 		return;
 	}
 	if (!s->tls && (g->route.tls == TLS_POLICY_VERIFY || g->route.auth)) {
+		if (g->route.auth)
+			log_warn("id=%s relay_host %s: no TLS; relay_auth "
+				 "credentials not sent, mail deferred; fix: "
+				 "enable STARTTLS on the smarthost",
+				 a->env->id, s->relay);
 		sess_host_failed(s, g->route.auth
 					? "refusing AUTH without TLS"
 					: "TLS required (tls_policy verify) "

@@ -741,4 +741,7 @@ def test_smarthost_auth_never_without_tls(make_server, sinks, tls_files):
     submit(srv, ["far@elsewhere.example"], subject="no tls")
     srv.wait_log(r"rcpt=far@elsewhere\.example .*refusing AUTH without TLS"
                  r".*status=deferred until", since=mark, timeout=15)
+    srv.wait_log(r"warning: id=\S+ relay_host 127\.0\.0\.1\[127\.0\.0\.1\]:"
+                 r"%d: no TLS; relay_auth credentials not sent, mail "
+                 r"deferred; fix: enable STARTTLS" % sink.port, since=mark)
     assert sink.messages == []
