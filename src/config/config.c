@@ -99,6 +99,7 @@ static bool config_proto_has_plaintext_login(enum listen_proto proto);
 static bool config_has_listener(const struct config *cfg,
 				enum listen_proto proto);
 static char *config_default_hostname(void);
+static bool config_is_loopback_host(const char *host);
 
 static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_path, config_set_account, config_set_listen,
@@ -245,6 +246,9 @@ static const struct config_key config_keys[] = {
      .max = CONFIG_MAX_TIMEOUT * 1000ull},
     {.name = "relay_host", .set = config_set_relay_host},
     {.name = "relay_auth", .set = config_set_path, .offset = OFF(relay_auth)},
+    {.name = "relay_auth_insecure",
+     .set = config_set_bool,
+     .offset = OFF(relay_auth_insecure)},
     {.name = "dns_servers", .set = config_set_dns_servers},
     {.name = "transport.",
      .set = config_set_transport,
@@ -1284,6 +1288,22 @@ static int config_set_relay_host(struct config_parser *p,
 	return 0;
 }
 
+/* Only a smarthost on this machine may get credentials over TLS that is
+ * not verified: nobody else is on that path. */
+static bool config_is_loopback_host(const char *host)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &v6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&v6);
+	return false;
+}
+
 static int config_set_transport(struct config_parser *p,
 				const struct config_key *k, char *value)
 {
@@ -1357,12 +1377,18 @@ static int config_parse_tls_policy(struct config_parser *p, const char *key,
 		*r = TLS_POLICY_MAY;
 	else if (strcmp(value, "verify") == 0)
 		*r = TLS_POLICY_VERIFY;
-	else if (strcmp(value, "dane") == 0)
-		*r = TLS_POLICY_DANE;
-	else {
+	else if (strcmp(value, "dane") == 0) {
+		/* Refused rather than quietly run as "may": DANE needs
+		 * DNSSEC-validated TLSA records, which the resolver does not
+		 * fetch. */
 		config_error(p, p->line,
-			     "%s: '%s' is not one of may, verify, dane", key,
-			     config_quote(quoted, sizeof(quoted), value));
+			     "%s: 'dane' (RFC 7672) is not implemented; use "
+			     "may or verify",
+			     key);
+		return -1;
+	} else {
+		config_error(p, p->line, "%s: '%s' is not one of may, verify",
+			     key, config_quote(quoted, sizeof(quoted), value));
 		return -1;
 	}
 	return 0;
@@ -1379,16 +1405,17 @@ static int config_set_domain_tls(struct config_parser *p,
 				 const struct config_key *k, char *value)
 {
 	struct config *cfg = p->cfg;
-	enum tls_policy policy;
+	enum tls_policy policy = TLS_POLICY_MAY;
+	char key[CONFIG_MAX_HOSTNAME + 32];
 
+	snprintf(key, sizeof(key), "%s%s", k->name, p->suffix);
 	for (size_t i = 0; i < cfg->domain_tls_count; i++) {
 		if (strcmp(cfg->domain_tls[i].domain, p->suffix) == 0) {
-			config_error(p, p->line, "%s%s: set twice", k->name,
-				     p->suffix);
+			config_error(p, p->line, "%s: set twice", key);
 			return -1;
 		}
 	}
-	if (config_parse_tls_policy(p, k->name, value, &policy) < 0)
+	if (config_parse_tls_policy(p, key, value, &policy) < 0)
 		return -1;
 	cfg->domain_tls =
 	    xreallocarray(cfg->domain_tls, cfg->domain_tls_count + 1,
@@ -1505,6 +1532,13 @@ int config_validate(const struct config *cfg, FILE *errors)
 			     cfg->auth_default_domain);
 	if (cfg->relay_auth != NULL && cfg->relay_host == NULL)
 		config_error(&p, 0, "relay_auth needs relay_host");
+	if (cfg->relay_auth_insecure &&
+	    (cfg->relay_auth == NULL || cfg->relay_host == NULL ||
+	     !config_is_loopback_host(cfg->relay_host->host)))
+		config_error(&p, 0,
+			     "relay_auth_insecure needs relay_auth and a "
+			     "relay_host on this machine (localhost, "
+			     "127.0.0.0/8 or ::1)");
 	if (cfg->dkim_key_count > 0 && cfg->dkim_selector == NULL)
 		config_error(&p, 0, "dkim_key needs dkim_selector");
 	if (cfg->queue_retry_max < cfg->queue_retry_min)
@@ -1620,8 +1654,6 @@ const char *config_tls_policy_name(enum tls_policy policy)
 		return "may";
 	case TLS_POLICY_VERIFY:
 		return "verify";
-	case TLS_POLICY_DANE:
-		return "dane";
 	}
 	return "unknown";
 }

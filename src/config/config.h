@@ -43,12 +43,11 @@ struct config_domain_retention {
 
 /* Outbound TLS: may = STARTTLS when offered, certificate not checked
  * (RFC 7435 opportunistic); verify = STARTTLS required and the
- * certificate must match the MX host name; dane = RFC 7672 (DNSSEC TLSA),
- * falling back to may where no TLSA record exists. */
+ * certificate must match the MX host name. DANE (RFC 7672) is not
+ * implemented, and the config refuses it. */
 enum tls_policy {
 	TLS_POLICY_MAY,
 	TLS_POLICY_VERIFY,
-	TLS_POLICY_DANE,
 };
 
 /* transport.DOMAIN = HOST:PORT, and relay_host: a fixed next hop. */
@@ -120,6 +119,7 @@ struct config {
 	/* Outbound queue */
 	struct config_route *relay_host; /* smarthost, NULL: MX delivery */
 	char *relay_auth;		 /* file with "user password" */
+	bool relay_auth_insecure; /* AUTH over unverified TLS (loopback) */
 	char **dns_servers; /* "ADDR", "ADDR:PORT", "[V6]:PORT"; NULL-term. */
 	size_t dns_server_count;
 	struct config_route *transports;

@@ -108,6 +108,8 @@ struct session {
 	size_t host_count, host_i, addr_i;
 	bool no_tls;	 /* the TLS handshake failed: this host without TLS */
 	bool tls;	 /* TLS is up */
+	bool verified;	 /* ... and its certificate was checked */
+	bool authed;	 /* relay_auth's AUTH was accepted */
 	bool ehlo_tls;	 /* the EHLO after STARTTLS */
 	char relay[400]; /* "host[addr]:port" for the log */
 	char tls_version[16];
@@ -131,7 +133,7 @@ struct idle_conn {
 	struct bufferevent *bev;
 	struct event *timer;
 	struct smtp_ehlo ehlo;
-	bool tls;
+	bool tls, verified, authed; /* as in struct session */
 	char tls_version[16];
 	char relay[400];
 	struct idle_conn *prev, *next;
@@ -296,12 +298,15 @@ static void sess_after_ehlo(struct session *s);
 static bool sess_loops_back(const struct session *s,
 			    const struct smtp_reply *r);
 static void sess_start_tls(struct session *s);
+static bool sess_must_verify(const struct session *s);
+static void sess_tls_failed(struct session *s);
 static void sess_send_envelope(struct session *s);
 static void sess_body_more(struct session *s);
 static void sess_free(struct session **s);
 static void sess_resolve(struct session *s);
 static bool sess_park(struct session *s);
 static bool sess_take_idle(struct session *s);
+static bool idle_fits(const struct idle_conn *ic, const struct session *s);
 static void idle_free(struct idle_conn *ic);
 static void idle_event_cb(struct bufferevent *bev, short what, void *arg);
 static void idle_read_cb(struct bufferevent *bev, void *arg);
@@ -346,6 +351,11 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 	if (cfg->relay_auth != NULL &&
 	    delivery_read_auth(d, error, error_size) < 0)
 		goto fail;
+	if (cfg->relay_auth_insecure)
+		log_warn("queue runner: relay_auth_insecure: the relay_auth "
+			 "password goes to %s over TLS whose certificate is "
+			 "not verified",
+			 cfg->relay_host->host);
 	/* The watch is made before the chroot, through /proc, and keeps
 	 * working after it. */
 	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -440,7 +450,7 @@ static SSL_CTX *delivery_ctx_new(const struct config *cfg, bool verify,
 			return NULL;
 		}
 		log_warn("queue runner: no CA bundle at %s: tls_policy "
-			 "verify will fail",
+			 "verify and relay_auth will fail",
 			 ca);
 		ERR_clear_error();
 	}
@@ -1453,14 +1463,6 @@ static void attempt_remote(struct attempt *a, struct group *g)
 	}
 	x->active++;
 	g->dest = x;
-	if (g->route.tls == TLS_POLICY_DANE) {
-		/* DANE (RFC 7672) needs DNSSEC-validated TLSA records, which
-		 * the resolver does not give yet: opportunistic TLS instead. */
-		log_info("id=%s %s: tls_policy dane is not implemented; "
-			 "using may",
-			 a->env->id, g->domain);
-		g->route.tls = TLS_POLICY_MAY;
-	}
 	s = xcalloc(1, sizeof(*s));
 	s->a = a;
 	s->base = d->base;
@@ -1500,7 +1502,7 @@ static bool sess_take_idle(struct session *s)
 	struct idle_conn *ic;
 
 	for (ic = d->idle; ic != NULL; ic = ic->next) {
-		if (strcmp(ic->key, s->a->cur->route.key) == 0)
+		if (idle_fits(ic, s))
 			break;
 	}
 	if (ic == NULL)
@@ -1509,6 +1511,8 @@ static bool sess_take_idle(struct session *s)
 	ic->bev = NULL;
 	s->ehlo = ic->ehlo;
 	s->tls = ic->tls;
+	s->verified = ic->verified;
+	s->authed = ic->authed;
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", ic->tls_version);
 	snprintf(s->relay, sizeof(s->relay), "%s", ic->relay);
 	idle_free(ic);
@@ -1518,6 +1522,18 @@ static bool sess_take_idle(struct session *s)
 			  s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	return true;
+}
+
+/* The key alone is not enough: transports and relay_host to one
+ * HOST:PORT share it while their recipient domains' tls_policy and
+ * relay_auth differ. A connection opened under "may" must not carry
+ * mail that requires a verified certificate, and one that skipped AUTH
+ * must not carry relay_auth mail (nor the other way round). */
+static bool idle_fits(const struct idle_conn *ic, const struct session *s)
+{
+	return strcmp(ic->key, s->a->cur->route.key) == 0 &&
+	       ic->authed == s->a->cur->route.auth &&
+	       (ic->verified || !sess_must_verify(s));
 }
 
 /* After a delivered message: keeps the connection for the next one to
@@ -1537,6 +1553,8 @@ static bool sess_park(struct session *s)
 	s->bev = NULL;
 	ic->ehlo = s->ehlo;
 	ic->tls = s->tls;
+	ic->verified = s->verified;
+	ic->authed = s->authed;
 	snprintf(ic->tls_version, sizeof(ic->tls_version), "%s",
 		 s->tls_version);
 	snprintf(ic->relay, sizeof(ic->relay), "%s", s->relay);
@@ -1682,6 +1700,8 @@ static void sess_connect_next(struct session *s)
 			 g->route.port);
 		snprintf(s->tls_version, sizeof(s->tls_version), "no TLS");
 		s->tls = false;
+		s->verified = false;
+		s->authed = false;
 		s->ehlo_tls = false;
 		s->replies_expected = s->replies_seen = 0;
 		s->rcpt_accepted = 0;
@@ -1796,6 +1816,8 @@ static void sess_event_cb(struct bufferevent *bev, short what, void *arg)
 			SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
 
 			s->tls = true;
+			/* Checked during the handshake, or it failed. */
+			s->verified = sess_must_verify(s);
 			snprintf(s->tls_version, sizeof(s->tls_version), "%s",
 				 SSL_get_version(ssl));
 			s->state = S_EHLO;
@@ -1806,22 +1828,7 @@ static void sess_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (s->state == S_TLS) {
-		unsigned long e = bufferevent_get_openssl_error(s->bev);
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
-			 e != 0 ? ERR_reason_error_string(e) : "closed");
-		ERR_clear_error();
-		if (s->a->cur->route.tls == TLS_POLICY_MAY &&
-		    !s->a->cur->route.auth) {
-			/* Opportunistic: this host again, in plaintext. */
-			log_info("id=%s %s: %s; retrying without TLS",
-				 s->a->env->id, s->relay, msg);
-			s->no_tls = true;
-			sess_connect_next(s);
-			return;
-		}
-		sess_host_failed(s, msg);
+		sess_tls_failed(s);
 		return;
 	}
 	if (s->state == S_QUIT) {
@@ -1984,6 +1991,7 @@ static void sess_reply(struct session *s, const struct smtp_reply *r)
 			sess_finish(s, 4, text, "4.7.0");
 			return;
 		}
+		s->authed = true;
 		sess_send_envelope(s);
 		return;
 	case S_MAIL:
@@ -2077,6 +2085,11 @@ static void sess_after_ehlo(struct session *s)
 		return;
 	}
 	if (!s->tls && (g->route.tls == TLS_POLICY_VERIFY || g->route.auth)) {
+		if (g->route.auth)
+			log_warn("id=%s relay_host %s: no TLS; relay_auth "
+				 "credentials not sent, mail deferred; fix: "
+				 "enable STARTTLS on the smarthost",
+				 a->env->id, s->relay);
 		sess_host_failed(s, g->route.auth
 					? "refusing AUTH without TLS"
 					: "TLS required (tls_policy verify) "
@@ -2085,6 +2098,10 @@ static void sess_after_ehlo(struct session *s)
 	}
 	if (g->route.auth) {
 		/* AUTH PLAIN: "\0user\0password" in base64. */
+		if (a->d->cfg->relay_auth_insecure)
+			log_warn("id=%s %s: relay_auth_insecure: AUTH over TLS "
+				 "that is not verified",
+				 a->env->id, s->relay);
 		size_t ul = strlen(a->d->auth_user),
 		       pl = strlen(a->d->auth_pass);
 		unsigned char raw[1024];
@@ -2108,12 +2125,70 @@ static void sess_after_ehlo(struct session *s)
 	sess_send_envelope(s);
 }
 
+/* The certificate is checked under tls_policy verify, and always before
+ * relay_auth credentials go out (unless relay_auth_insecure allows a
+ * smarthost on this machine): an unverified peer may be anyone on the
+ * path, or whoever answers DNS for relay_host. */
+static bool sess_must_verify(const struct session *s)
+{
+	const struct route *r = &s->a->cur->route;
+
+	return r->tls == TLS_POLICY_VERIFY ||
+	       (r->auth && !s->a->d->cfg->relay_auth_insecure);
+}
+
+/* The handshake failed: opportunistic TLS retries in plaintext, anything
+ * that needed TLS fails this host. A relay_auth route says why and what
+ * to change, as the mail waits until the admin acts. */
+static void sess_tls_failed(struct session *s)
+{
+	const struct route *r = &s->a->cur->route;
+	SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+	/* Without SSL_VERIFY_PEER the result is recorded but did not end
+	 * the handshake. */
+	long vr = ssl != NULL && sess_must_verify(s)
+		      ? SSL_get_verify_result(ssl)
+		      : X509_V_OK;
+	unsigned long e = bufferevent_get_openssl_error(s->bev);
+	bool name = vr == X509_V_ERR_HOSTNAME_MISMATCH ||
+		    vr == X509_V_ERR_IP_ADDRESS_MISMATCH;
+	char msg[256];
+
+	if (vr != X509_V_OK)
+		snprintf(msg, sizeof(msg), "TLS handshake failed: %s: %s",
+			 name ? "name mismatch" : "certificate not trusted",
+			 X509_verify_cert_error_string(vr));
+	else
+		snprintf(msg, sizeof(msg), "TLS handshake failed: %s",
+			 e != 0 ? ERR_reason_error_string(e) : "closed");
+	ERR_clear_error();
+	if (r->tls == TLS_POLICY_MAY && !r->auth) {
+		/* Opportunistic: this host again, in plaintext. */
+		log_info("id=%s %s: %s; retrying without TLS", s->a->env->id,
+			 s->relay, msg);
+		s->no_tls = true;
+		sess_connect_next(s);
+		return;
+	}
+	if (r->auth)
+		log_warn("id=%s relay_host %s: %s; relay_auth credentials not "
+			 "sent, mail deferred; fix: %s",
+			 s->a->env->id, s->relay, msg,
+			 name ? "set relay_host to a name the certificate "
+				"carries"
+			 : vr != X509_V_OK
+			     ? "put the CA that signed the certificate in "
+			       "tls_ca_file (or, for a smarthost on this "
+			       "machine, set relay_auth_insecure = yes)"
+			     : "check TLS on the smarthost");
+	sess_host_failed(s, msg);
+}
+
 /* STARTTLS (RFC 3207): drop any plaintext that came after the 220
  * (INV-S1), then handshake over the same socket. */
 static void sess_start_tls(struct session *s)
 {
-	struct group *g = s->a->cur;
-	bool verify = g->route.tls == TLS_POLICY_VERIFY;
+	bool verify = sess_must_verify(s);
 	SSL *ssl = SSL_new(verify ? s->a->d->ctx_verify : s->a->d->ctx_may);
 	evutil_socket_t fd = bufferevent_getfd(s->bev);
 	struct dns_host *h = &s->hosts[s->host_i];

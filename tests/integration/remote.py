@@ -63,6 +63,9 @@ SmtpSink(host='127.0.0.1', port=0, tls=None, auth=None, rcpt_replies=None,
             (str or None), auth_user (str or None)
       .connections: number of TCP connections accepted
       .rcpt_attempts: list of (address, reply) for every RCPT TO
+      .auth_commands: the mechanism of every AUTH command received, with
+            or without TLS and whatever the outcome (the credentials are
+            not kept): a test that no password went out asserts it empty
       .data_attempts: number of DATA transactions that reached the end
     Methods: .wait_messages(n, timeout=10) -> bool (True once at least n
     messages arrived), .stop(). A context manager too.
@@ -391,6 +394,14 @@ class _CountingSMTP(SMTP):
                 self._sink.connections += 1
         super().connection_made(transport)
 
+    async def smtp_AUTH(self, arg):
+        # Counted before aiosmtpd looks at it: a refused AUTH still
+        # carried the password.
+        with self._sink._cond:
+            self._sink.auth_commands.append(
+                arg.split()[0].upper() if arg and arg.split() else "")
+        await super().smtp_AUTH(arg)
+
 
 class _Controller(Controller):
     def __init__(self, *a, sink, **kw):
@@ -411,6 +422,7 @@ class SmtpSink:
         self.messages = []
         self.connections = 0
         self.rcpt_attempts = []
+        self.auth_commands = []
         self.data_attempts = 0
         self._cond = threading.Condition()
         self._rcpt_replies = {k.strip("<>").lower(): _as_list(v)

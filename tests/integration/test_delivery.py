@@ -372,8 +372,11 @@ def test_smarthost_with_auth(make_server, sinks, tls_files):
     with open(authfile, "w") as f:
         f.write("relayuser relay-pass\n")
     os.chmod(authfile, 0o600)
+    # relay_auth checks the smarthost's certificate (here for the IP
+    # address 127.0.0.1, signed by the test CA) before AUTH.
     srv = make_server(overrides=dict(FAST, **{
-        "relay_host": "127.0.0.1:%d" % sink.port, "relay_auth": authfile}))
+        "relay_host": "127.0.0.1:%d" % sink.port, "relay_auth": authfile,
+        "tls_ca_file": tls_files["ca"]}))
     submit(srv, ["far@elsewhere.example"], subject="smarthost")
     wait_for(lambda: sink.messages)
     m = sink.messages[0]
@@ -738,4 +741,7 @@ def test_smarthost_auth_never_without_tls(make_server, sinks, tls_files):
     submit(srv, ["far@elsewhere.example"], subject="no tls")
     srv.wait_log(r"rcpt=far@elsewhere\.example .*refusing AUTH without TLS"
                  r".*status=deferred until", since=mark, timeout=15)
+    srv.wait_log(r"warning: id=\S+ relay_host 127\.0\.0\.1\[127\.0\.0\.1\]:"
+                 r"%d: no TLS; relay_auth credentials not sent, mail "
+                 r"deferred; fix: enable STARTTLS" % sink.port, since=mark)
     assert sink.messages == []

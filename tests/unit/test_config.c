@@ -848,7 +848,8 @@ static void test_queue_keys(void **state)
 			 TLS_POLICY_VERIFY);
 	assert_int_equal(config_tls_policy(l.cfg, "legacy.example"),
 			 TLS_POLICY_MAY);
-	assert_string_equal(config_tls_policy_name(TLS_POLICY_DANE), "dane");
+	assert_string_equal(config_tls_policy_name(TLS_POLICY_VERIFY),
+			    "verify");
 	assert_int_equal(l.cfg->queue_lifetime, 2 * 86400);
 	assert_int_equal(l.cfg->delay_warning_time, 0);
 	assert_int_equal(l.cfg->queue_retry_min, 1);
@@ -885,7 +886,7 @@ static void test_queue_key_errors(void **state)
 	assert_error_at(&l, 2, "'ns.example.org' is not a numeric address");
 	assert_error_at(&l, 3, "write IPv6 addresses in brackets");
 	assert_error_at(&l, 4, "expected [IPV6]:PORT");
-	assert_error_at(&l, 5, "'strict' is not one of may, verify, dane");
+	assert_error_at(&l, 5, "'strict' is not one of may, verify");
 	assert_error_at(&l, 6, "queue_lifetime: '31d' is too large");
 	assert_error_at(&l, 7, "is not a selector");
 	assert_error_at(&l, 8, "port must be a number from 1 to 65535");
@@ -907,6 +908,66 @@ static void test_queue_key_errors(void **state)
 	assert_error_at(&l, 0, "queue_retry_max (60s) is less than");
 	assert_error_at(&l, 0, "retention for 'example.com': not one of");
 	loaded_free(&l);
+}
+
+/* Outbound TLS: "dane" is refused (not implemented, and it must not run
+ * as "may"); relay_auth_insecure only for a smarthost on this machine. */
+static void test_outbound_tls_keys(void **state)
+{
+	static const char *const loopback[] = {"localhost", "127.0.0.1",
+					       "127.1.2.3", "[::1]"};
+	static const char *const remote_hosts[] = {"smarthost.example",
+						   "10.0.0.1", "[2001:db8::1]"};
+	char text[256];
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\ntls_policy = dane\n"
+		 "tls_policy.x.org = dane\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 2,
+			"tls_policy: 'dane' (RFC 7672) is not "
+			"implemented; use may or verify");
+	assert_error_at(&l, 3,
+			"tls_policy.x.org: 'dane' (RFC 7672) is not "
+			"implemented");
+	loaded_free(&l);
+
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(*loopback); i++) {
+		snprintf(text, sizeof(text),
+			 "domains = example.org\nlisten.pop3 = 127.0.0.1:110\n"
+			 "relay_host = %s:2525\nrelay_auth = /x\n"
+			 "relay_auth_insecure = yes\n",
+			 loopback[i]);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_true(l.cfg->relay_auth_insecure);
+		assert_int_equal(config_validate(l.cfg, NULL), 0);
+		loaded_free(&l);
+	}
+	for (size_t i = 0; i < sizeof(remote_hosts) / sizeof(*remote_hosts);
+	     i++) {
+		FILE *errors;
+		char *out = NULL;
+		size_t len = 0;
+
+		snprintf(text, sizeof(text),
+			 "domains = example.org\nlisten.pop3 = 127.0.0.1:110\n"
+			 "relay_host = %s:2525\nrelay_auth = /x\n"
+			 "relay_auth_insecure = yes\n",
+			 remote_hosts[i]);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		errors = open_memstream(&out, &len);
+		assert_int_equal(config_validate(l.cfg, errors), 1);
+		fclose(errors);
+		free(l.errors);
+		l.errors = out;
+		assert_error_at(&l, 0,
+				"relay_auth_insecure needs relay_auth "
+				"and a relay_host on this machine");
+		loaded_free(&l);
+	}
 }
 
 /* INV-S2: text from the file is escaped before it reaches a message. */
@@ -1074,6 +1135,7 @@ int main(void)
 	    cmocka_unit_test(test_retention_defaults),
 	    cmocka_unit_test(test_queue_keys),
 	    cmocka_unit_test(test_queue_key_errors),
+	    cmocka_unit_test(test_outbound_tls_keys),
 	    cmocka_unit_test(test_plaintext_auth_per_listener),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_errors),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_twice),
