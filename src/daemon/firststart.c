@@ -185,7 +185,7 @@ static void firststart_welcome(const struct config *cfg, const char *user)
 	 * directory is opened first, as root, since the user may not be
 	 * able to walk the path to it. */
 	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
-	root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	root_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (root_fd < 0)
 		fatal("welcome: %s: %s", path, strerror(errno));
 	pid = fork();

@@ -156,3 +156,23 @@ def test_first_start_refuses_planted_queue_folder(make_server, kind):
     assert "queue/env" in out and "not a link" in out, out
     st = os.stat(victim)
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o700)
+
+
+def test_postctl_deliver_never_follows_a_planted_domain_link(make_server):
+    """postctl deliver opens mail/ as root, then drops privileges before
+    it walks to the Maildir: a link the run user put at mail/DOMAIN is
+    refused and whatever it points to is left as it was."""
+    srv = make_server(start=False)
+    first_start(srv)
+    victim = os.path.join(srv.base, "root-dir")
+    os.mkdir(victim, 0o700)
+    os.chown(victim, 0, 0)
+    domain = os.path.join(srv.data_dir, "mail", "example.org")
+    if os.path.isdir(domain):
+        subprocess.run(["rm", "-rf", domain], check=True)
+    os.symlink(victim, domain)
+    p = srv.deliver("alice@example.org", b"Subject: x\n\nhi\n", check=False)
+    assert p.returncode != 0
+    assert os.listdir(victim) == []
+    st = os.stat(victim)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o700)
