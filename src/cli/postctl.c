@@ -366,6 +366,8 @@ static int postctl_ensure_data_dir(const struct config *cfg, bool mail)
 	return 0;
 }
 
+/* 1 when made (and given to pw, if not NULL), 0 when it existed, -1 after
+ * a message. */
 static int postctl_mkdir_owned(const char *path, const struct passwd *pw)
 {
 	int fd;
@@ -377,8 +379,14 @@ static int postctl_mkdir_owned(const char *path, const struct passwd *pw)
 			strerror(errno));
 		return -1;
 	}
+	/* A new folder is durable once its parent is synced (INV-D1). */
+	if (safe_sync_parent(path) < 0) {
+		fprintf(stderr, "postctl: cannot sync the folder of %s: %s\n",
+			path, strerror(errno));
+		return -1;
+	}
 	if (pw == NULL)
-		return 0;
+		return 1;
 	/* The owner is changed by descriptor, on the folder just made, never
 	 * by a path a link could redirect. */
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -390,7 +398,7 @@ static int postctl_mkdir_owned(const char *path, const struct passwd *pw)
 		return -1;
 	}
 	close(fd);
-	return 0;
+	return 1;
 }
 
 static int postctl_set_password(const struct config *cfg, const char *name,
@@ -576,7 +584,11 @@ int postctl_open_mail_root(const struct config *cfg)
 	fd = openat(dir_fd, "mail",
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		if (mkdirat(dir_fd, "mail", 0700) < 0 && errno != EEXIST) {
+		int made = mkdirat(dir_fd, "mail", 0700);
+
+		/* Made here: synced into DATA_DIR (INV-D1). */
+		if ((made < 0 && errno != EEXIST) ||
+		    (made == 0 && fsync(dir_fd) < 0)) {
 			fprintf(stderr, "postctl: cannot create %s/mail: %s\n",
 				cfg->data_dir, strerror(errno));
 			close(dir_fd);

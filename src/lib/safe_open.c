@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
 
 static int safe_open_check(const struct stat *st,
@@ -87,6 +88,35 @@ fail:
 	close(fd);
 	errno = err;
 	return -1;
+}
+
+int safe_sync_parent(const char *path)
+{
+	char parent[4096];
+	const char *slash = strrchr(path, '/');
+	size_t len;
+	int fd, r, saved;
+
+	if (slash == NULL) {
+		len = 1;
+		parent[0] = '.';
+	} else {
+		len = slash == path ? 1 : (size_t)(slash - path);
+		if (len >= sizeof(parent)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		memcpy(parent, path, len);
+	}
+	parent[len] = '\0';
+	fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	r = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
 }
 
 bool safe_open_refused(int err)

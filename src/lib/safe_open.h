@@ -35,4 +35,11 @@ int safe_open_regular(int dir_fd, const char *name, int flags,
  * an I/O error or a missing file. */
 bool safe_open_refused(int err);
 
+/*
+ * fsync()s the folder that holds path (its last component named by path
+ * itself), for a folder just made there: a new entry is durable only once
+ * its parent is synced. Returns 0, or -1 with errno.
+ */
+int safe_sync_parent(const char *path);
+
 #endif

@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from conftest import DOMAIN, IS_ROOT, RUN_USER
+from conftest import (DOMAIN, IS_ROOT, POSTCTL, POSTD, RUN_USER,
+                      _child_env)
 
 STRACE = shutil.which("strace")
 pytestmark = [
@@ -159,3 +160,62 @@ def test_inv_d1_queue_runner_local_delivery_syncs_new_folders(make_server,
                        "removal of env/" + qid)
     assert_parents_synced_before(srv, lines, "carol", done,
                                  "removal of the queue entry")
+
+
+def test_inv_d1_first_start_syncs_the_folders_it_makes(make_server,
+                                                       tmp_path):
+    """The first start makes mail/, queue/ and the queue's folders: each
+    is synced into its parent, or a power loss could take the queue (and
+    every entry acknowledged in it) away."""
+    srv = make_server(start=False)
+    trace = str(tmp_path / "trace")
+    log = open(srv.log_path, "ab")
+    p = subprocess.Popen([STRACE, "-f", "-y", "-o", trace, "-e",
+                          "trace=mkdir,mkdirat,fsync", POSTD, "-f", "-c",
+                          srv.conf], stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=log, start_new_session=True,
+                         env=_child_env())
+    log.close()
+    try:
+        srv.wait_log(r"started generation 1", timeout=20)
+    finally:
+        with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+            for pid in f.read().split():
+                os.kill(int(pid), signal.SIGTERM)
+        p.wait(20)
+    lines = open(trace, errors="replace").read().splitlines()
+    assert_every_mkdir_synced(lines, ("queue", "env"))
+
+
+MKDIR_RX = re.compile(r"\bmkdirat\(\d+<([^>]*)>, \"([^\"]+)\".*= 0$|"
+                      r"\bmkdir\(\"(.*)/([^/\"]+)\".*= 0$")
+
+
+def assert_every_mkdir_synced(lines, expected):
+    """Every folder made is followed by an fsync of its parent."""
+    made = [m for m in (MKDIR_RX.search(ln) for ln in lines) if m]
+    names = [m.group(2) or m.group(4) for m in made]
+    for name in expected:
+        assert name in names, "\n".join(lines)
+    for m in made:
+        i = lines.index(m.string)
+        parent, name = m.group(1) or m.group(3), m.group(2) or m.group(4)
+        assert any(fsync_of(parent)(ln) for ln in lines[i + 1:]), (
+            "%s made in %s, which was never fsynced after:\n%s" % (
+                name, parent, "\n".join(lines)))
+
+
+def test_inv_d1_postctl_deliver_syncs_the_folders_it_makes(make_server,
+                                                           tmp_path):
+    """postctl deliver before postd ever started: DATA_DIR/mail and the
+    Maildir are made, and each parent synced, before it exits 0."""
+    srv = make_server(start=False)
+    trace = str(tmp_path / "trace")
+    p = subprocess.run([STRACE, "-f", "-y", "-o", trace, "-e",
+                        "trace=mkdir,mkdirat,fsync", POSTCTL, "-c", srv.conf,
+                        "deliver", NEWBIE],
+                       input=b"Subject: x\n\nhi\n", stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60, env=_child_env())
+    assert p.returncode == 0, p.stdout
+    lines = open(trace, errors="replace").read().splitlines()
+    assert_every_mkdir_synced(lines, ("mail", DOMAIN, "carol", "new"))
