@@ -93,6 +93,32 @@ def test_queue_recovery_refuses_planted_envelope(make_server, kind, folder):
     assert os.stat(target).st_nlink == (2 if kind == "hardlink" else 1)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_queue_recovery_tmp_and_orphan_plants(make_server, kind):
+    """Recovery removes names in tmp/ and quarantines an old message
+    without an envelope: neither opens the file, and removing or moving
+    a hard link leaves the root file's content, owner and mode alone."""
+    srv = make_server(start=False)
+    first_start(srv)
+    target = root_file(srv)
+    old = time.time() - 3600
+    os.utime(target, (old, old))
+    before = snapshot(target)
+    qdir = os.path.join(srv.data_dir, "queue")
+    plant(kind, os.path.join(qdir, "tmp", "planted.env"), target)
+    plant(kind, os.path.join(qdir, "msg", PLANT_ID), target)
+    os.utime(os.path.join(qdir, "msg", PLANT_ID), (old, old),
+             follow_symlinks=False)
+    mark = srv.log_mark()
+    srv.start()
+    srv.wait_log(r"queue: entry %s quarantined: message without an "
+                 r"envelope" % PLANT_ID, since=mark)
+    srv.wait_log(r"queue recovery: removed 1 unfinished files", since=mark)
+    assert os.listdir(os.path.join(qdir, "tmp")) == []
+    assert os.listdir(os.path.join(qdir, "msg")) == []
+    assert snapshot(target) == before
+
+
 SUMMARY_NAMES = ("postd-policy.tmp", "postd-policy")
 
 
