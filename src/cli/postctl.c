@@ -33,6 +33,7 @@
 #include "config/config.h"
 #include "lib/log.h"
 #include "lib/postd_limits.h"
+#include "lib/safe_open.h"
 #include "lib/username.h"
 #include "lib/xmalloc.h"
 #include "storage/maildir.h"
@@ -304,17 +305,30 @@ int postctl_read_password(struct postctl_password *pw)
  */
 static int postctl_fix_owner(const struct config *cfg)
 {
+	/* By descriptor, on the regular file itself: a link or a FIFO put
+	 * in its place is refused, never followed. */
+	static const struct safe_open_rules rules = {
+	    (off_t)PASSWD_MAX_USERS * PASSWD_MAX_LINE, false};
+	const char *cause;
+	int fd, rc = 0;
+
 	if (geteuid() != 0)
 		return 0;
-	if (chown(cfg->users_file, 0, 0) < 0 ||
-	    chmod(cfg->users_file, 0600) < 0) {
+	fd = safe_open_regular(AT_FDCWD, cfg->users_file, O_RDONLY, &rules,
+			       NULL, &cause);
+	if (fd < 0) {
+		fprintf(stderr, "postctl: %s %s\n", cfg->users_file, cause);
+		return -1;
+	}
+	if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0600) < 0) {
 		fprintf(stderr,
 			"postctl: cannot set owner root:root mode 0600 on %s: "
 			"%s\n",
 			cfg->users_file, strerror(errno));
-		return -1;
+		rc = -1;
 	}
-	return 0;
+	close(fd);
+	return rc;
 }
 
 /*
@@ -352,8 +366,12 @@ static int postctl_ensure_data_dir(const struct config *cfg, bool mail)
 	return 0;
 }
 
+/* 1 when made (and given to pw, if not NULL), 0 when it existed, -1 after
+ * a message. */
 static int postctl_mkdir_owned(const char *path, const struct passwd *pw)
 {
+	int fd;
+
 	if (mkdir(path, 0700) < 0) {
 		if (errno == EEXIST)
 			return 0;
@@ -361,12 +379,26 @@ static int postctl_mkdir_owned(const char *path, const struct passwd *pw)
 			strerror(errno));
 		return -1;
 	}
-	if (pw != NULL && chown(path, pw->pw_uid, pw->pw_gid) < 0) {
-		fprintf(stderr, "postctl: cannot chown %s to %s: %s\n", path,
-			pw->pw_name, strerror(errno));
+	/* A new folder is durable once its parent is synced (INV-D1). */
+	if (safe_sync_parent(path) < 0) {
+		fprintf(stderr, "postctl: cannot sync the folder of %s: %s\n",
+			path, strerror(errno));
 		return -1;
 	}
-	return 0;
+	if (pw == NULL)
+		return 1;
+	/* The owner is changed by descriptor, on the folder just made, never
+	 * by a path a link could redirect. */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fchown(fd, pw->pw_uid, pw->pw_gid) < 0) {
+		fprintf(stderr, "postctl: cannot chown %s to %s: %s\n", path,
+			pw->pw_name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 1;
 }
 
 static int postctl_set_password(const struct config *cfg, const char *name,
@@ -552,7 +584,11 @@ int postctl_open_mail_root(const struct config *cfg)
 	fd = openat(dir_fd, "mail",
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
-		if (mkdirat(dir_fd, "mail", 0700) < 0 && errno != EEXIST) {
+		int made = mkdirat(dir_fd, "mail", 0700);
+
+		/* Made here: synced into DATA_DIR (INV-D1). */
+		if ((made < 0 && errno != EEXIST) ||
+		    (made == 0 && fsync(dir_fd) < 0)) {
 			fprintf(stderr, "postctl: cannot create %s/mail: %s\n",
 				cfg->data_dir, strerror(errno));
 			close(dir_fd);

@@ -17,6 +17,7 @@
 #include "auth/password.h"
 #include "daemon/privdrop.h"
 #include "lib/log.h"
+#include "lib/safe_open.h"
 #include "storage/maildir.h"
 #include "tls/tls.h"
 
@@ -32,7 +33,14 @@ static int firststart_deliver(int root_fd, const char *user, const char *text);
 
 static void firststart_mkdir(const char *path, mode_t mode)
 {
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
+	if (mkdir(path, mode) == 0) {
+		/* DATA_DIR holds the queue and the Maildirs (INV-D1). */
+		if (safe_sync_parent(path) < 0)
+			fatal("cannot sync the folder of %s: %s", path,
+			      strerror(errno));
+		return;
+	}
+	if (errno != EEXIST)
 		fatal("cannot create %s: %s", path, strerror(errno));
 }
 
@@ -51,8 +59,15 @@ static int firststart_dir_at(int parent_fd, const char *parent,
 	gid_t gid;
 	int fd;
 
-	if (mkdirat(parent_fd, name, 0700) < 0 && errno != EEXIST)
+	bool made = mkdirat(parent_fd, name, 0700) == 0;
+
+	if (!made && errno != EEXIST)
 		fatal("cannot create %s/%s: %s", parent, name, strerror(errno));
+	/* A new folder is an entry of its parent: synced, so that the queue
+	 * and the Maildirs that later acknowledged mail lives in do not
+	 * vanish in a power loss (INV-D1). */
+	if (made && fsync(parent_fd) < 0)
+		fatal("cannot sync %s: %s", parent, strerror(errno));
 	fd = openat(parent_fd, name,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -185,7 +200,7 @@ static void firststart_welcome(const struct config *cfg, const char *user)
 	 * directory is opened first, as root, since the user may not be
 	 * able to walk the path to it. */
 	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
-	root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	root_fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (root_fd < 0)
 		fatal("welcome: %s: %s", path, strerror(errno));
 	pid = fork();

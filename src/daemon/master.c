@@ -692,7 +692,9 @@ int master_run(struct config *cfg, const struct master_options *opts)
 	if (m->listener_count == 0)
 		fatal("no listener that this version serves is configured");
 	snprintf(path, sizeof(path), "%s/mail", cfg->data_dir);
-	m->mail_root_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* firststart_data_dirs() made it a folder, not a link. */
+	m->mail_root_fd =
+	    open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (m->mail_root_fd < 0)
 		fatal("cannot open %s: %s", path, strerror(errno));
 	master_open_queue(m);

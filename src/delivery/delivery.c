@@ -357,13 +357,15 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 			 "not verified",
 			 cfg->relay_host->host);
 	/* The watch is made before the chroot, through /proc, and keeps
-	 * working after it. */
+	 * working after it. Made as root in the run user's queue/: a link
+	 * put in place of env/ is not followed. */
 	d->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/" QUEUE_SUBDIR_ENV,
 		 queue_fd);
 	if (d->inotify_fd < 0 ||
-	    inotify_add_watch(d->inotify_fd, path, IN_MOVED_TO | IN_CREATE) <
-		0) {
+	    inotify_add_watch(d->inotify_fd, path,
+			      IN_MOVED_TO | IN_CREATE | IN_DONT_FOLLOW |
+				  IN_ONLYDIR) < 0) {
 		log_warn("queue runner: inotify on %s: %s; rescanning every "
 			 "%d s only",
 			 path, strerror(errno), DELIVERY_RESCAN_SECS);

@@ -323,8 +323,10 @@ int expire_summary_write(int mail_root_fd, const struct expire_summary *sum,
 		return -1;
 	}
 	/* Written while root: whatever already has the temporary name (a
-	 * hard link to another file, a symbolic link) is removed, never
-	 * written through; O_EXCL makes the file ours. */
+	 * hard link to another file, a symbolic link, a FIFO) is removed,
+	 * never written through or opened; O_EXCL makes the file ours, and
+	 * the rename replaces whatever had the final name without opening
+	 * it. */
 	if (unlinkat(mail_root_fd, EXPIRE_SUMMARY_TMP, 0) < 0 &&
 	    errno != ENOENT) {
 		snprintf(error, error_size, "remove %s: %s", EXPIRE_SUMMARY_TMP,
@@ -332,7 +334,9 @@ int expire_summary_write(int mail_root_fd, const struct expire_summary *sum,
 		return -1;
 	}
 	fd = openat(mail_root_fd, EXPIRE_SUMMARY_TMP,
-		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK |
+			O_CLOEXEC,
+		    0644);
 	if (fd < 0) {
 		snprintf(error, error_size, "create %s: %s", EXPIRE_SUMMARY_TMP,
 			 strerror(errno));

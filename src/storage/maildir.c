@@ -38,7 +38,9 @@ struct maildir_delivery {
 static const char *maildir_error(const char *what, int err);
 static bool maildir_safe_component(const char *s, size_t len);
 static int maildir_open_sub(int dir_fd, const char *name, bool create,
-			    const char **error_r);
+			    bool *made_r, const char **error_r);
+static int maildir_sync_made(int dir_fd, bool made, int fd,
+			     const char **error_r);
 static size_t maildir_host(char *out, size_t out_size);
 static void maildir_delivery_free(struct maildir_delivery **d, bool unlink_tmp);
 
@@ -63,8 +65,10 @@ static bool maildir_safe_component(const char *s, size_t len)
 	return memchr(s, '/', len) == NULL && memchr(s, '\0', len) == NULL;
 }
 
+/* *made_r is set when the folder was missing (made here, or by a
+ * concurrent delivery that may not have synced its parent yet). */
 static int maildir_open_sub(int dir_fd, const char *name, bool create,
-			    const char **error_r)
+			    bool *made_r, const char **error_r)
 {
 	/* Opened first: the folder exists on every login but the first, and
 	 * a mkdir that fails with EEXIST costs a system call for nothing. */
@@ -75,11 +79,33 @@ static int maildir_open_sub(int dir_fd, const char *name, bool create,
 			*error_r = maildir_error("mkdir", errno);
 			return -1;
 		}
+		*made_r = true;
 		fd = openat(dir_fd, name, MAILDIR_DIR_FLAGS);
 	}
 	if (fd < 0)
 		*error_r = maildir_error("open directory", errno);
 	return fd;
+}
+
+/*
+ * INV-D1: a folder made for a new Maildir is an entry of its parent, and
+ * that entry is only durable once the parent is fsynced; without it a
+ * power loss can take the new Maildir, and the acknowledged message in
+ * it, away. On failure fd (the folder just opened, or -1) is closed.
+ */
+static int maildir_sync_made(int dir_fd, bool made, int fd,
+			     const char **error_r)
+{
+	int saved;
+
+	if (!made || fsync(dir_fd) == 0)
+		return 0;
+	saved = errno;
+	*error_r = maildir_error("fsync the parent of a new folder", saved);
+	if (fd >= 0)
+		close(fd);
+	errno = saved;
+	return -1;
 }
 
 int maildir_open(int root_fd, const char *user, bool create,
@@ -90,6 +116,7 @@ int maildir_open(int root_fd, const char *user, bool create,
 	const char *domain;
 	size_t local_len;
 	int domain_fd, fd, saved;
+	bool made = false;
 
 	/* INV-U1: only checked names become path components. */
 	if (!username_is_canonical(user)) {
@@ -108,15 +135,23 @@ int maildir_open(int root_fd, const char *user, bool create,
 	memcpy(local, user, local_len);
 	local[local_len] = '\0';
 
-	domain_fd = maildir_open_sub(root_fd, domain, create, error_r);
-	if (domain_fd < 0)
+	/* Each level's parent is synced when a folder was made in it:
+	 * DATA_DIR/mail for DOMAIN, DOMAIN for LOCAL, LOCAL for new cur
+	 * tmp (new/ itself is synced by every delivery). */
+	domain_fd = maildir_open_sub(root_fd, domain, create, &made, error_r);
+	if (domain_fd < 0 ||
+	    maildir_sync_made(root_fd, made, domain_fd, error_r) < 0)
 		return -1;
-	fd = maildir_open_sub(domain_fd, local, create, error_r);
+	made = false;
+	fd = maildir_open_sub(domain_fd, local, create, &made, error_r);
+	if (fd >= 0 && maildir_sync_made(domain_fd, made, fd, error_r) < 0)
+		fd = -1;
 	saved = errno;
 	close(domain_fd);
 	errno = saved;
 	if (fd < 0)
 		return -1;
+	made = false;
 	for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
 		struct stat st;
 		int sub;
@@ -125,7 +160,7 @@ int maildir_open(int root_fd, const char *user, bool create,
 		if (fstatat(fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
 		    S_ISDIR(st.st_mode))
 			continue;
-		sub = maildir_open_sub(fd, subdirs[i], create, error_r);
+		sub = maildir_open_sub(fd, subdirs[i], create, &made, error_r);
 		if (sub < 0) {
 			saved = errno;
 			close(fd);
@@ -134,6 +169,8 @@ int maildir_open(int root_fd, const char *user, bool create,
 		}
 		close(sub);
 	}
+	if (maildir_sync_made(fd, made, fd, error_r) < 0)
+		return -1;
 	return fd;
 }
 

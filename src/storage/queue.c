@@ -22,11 +22,15 @@
 
 #include "lib/log.h"
 #include "lib/parse.h"
+#include "lib/safe_open.h"
 #include "lib/xmalloc.h"
 
 #define QUEUE_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 /* "ID.env" / "ID.msg" in tmp/ and quarantine/. */
 #define QUEUE_MAX_FILE_NAME (QUEUE_MAX_ID + 16)
+/* What an envelope file must be before anyone reads it. */
+static const struct safe_open_rules queue_envelope_rules = {QUEUE_MAX_ENVELOPE,
+							    true};
 /* Entries of one id kept side by side in quarantine/. */
 #define QUEUE_QUARANTINE_TRIES 100
 
@@ -468,28 +472,28 @@ static int queue_read_file(int dir_fd, const char *name, char **data_r,
 			   size_t *len_r, const char **error_r)
 {
 	struct stat st;
+	const char *cause;
 	char *data;
 	size_t len = 0;
 	int fd, saved;
 
-	fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* Root reads env/ and hold/ at start-up (queue_recover()), and the
+	 * run user owns them: a FIFO must not hang the open, and a link to
+	 * a root-only file must not be read. An envelope only ever has one
+	 * name (written in tmp/, renamed into place). */
+	fd = safe_open_regular(dir_fd, name, O_RDONLY, &queue_envelope_rules,
+			       &st, &cause);
 	if (fd < 0 && errno == ENOENT)
 		return 0;
 	if (fd < 0) {
-		*error_r = queue_error("open envelope", errno);
-		return errno == ELOOP ? -2 : -1;
-	}
-	if (fstat(fd, &st) < 0) {
 		saved = errno;
-		*error_r = queue_error("stat envelope", errno);
-		close(fd);
+		snprintf(queue_errbuf, sizeof(queue_errbuf), "envelope %s",
+			 cause);
+		*error_r = queue_errbuf;
+		if (!safe_open_refused(saved))
+			*error_r = queue_error("open envelope", saved);
 		errno = saved;
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > QUEUE_MAX_ENVELOPE) {
-		*error_r = "envelope is not a regular file or too big";
-		close(fd);
-		return -2;
+		return safe_open_refused(saved) ? -2 : -1;
 	}
 	data = xmalloc((size_t)st.st_size + 1);
 	/* Read one byte past the size seen, to notice growth. */

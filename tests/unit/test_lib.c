@@ -1,7 +1,8 @@
 /*
- * src/lib: the bounded buffer (grows to its maximum, refuses past it and
- * changes nothing) and the cursor parsers (integers reject empty input,
- * signs, overflow; the cursor moves only on success).
+ * src/lib: safe_open_regular() (refuses what a less trusted user can
+ * plant without blocking), the bounded buffer (grows to its maximum, refuses
+ * past it and changes nothing) and the cursor parsers (integers reject empty
+ * input, signs, overflow; the cursor moves only on success).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,8 +14,14 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "lib/buf.h"
 #include "lib/parse.h"
+#include "lib/safe_open.h"
 
 static void test_buf_grows_to_max(void **state)
 {
@@ -262,6 +269,76 @@ static void test_ascii_case(void **state)
 	assert_string_equal(s, "mixed-123.org\xc3\x89");
 }
 
+/* A folder with one name of each kind safe_open_regular() must refuse,
+ * and one regular file it must open. */
+static void test_safe_open_regular(void **state)
+{
+	static const struct safe_open_rules rules = {100, true};
+	char dir[] = "/tmp/test_safe_open.XXXXXX", cmd[64];
+	const char *cause = NULL;
+	struct stat st;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	fd = openat(dfd, "ok", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "hello", 5), 5);
+	close(fd);
+	assert_int_equal(mkfifoat(dfd, "fifo", 0600), 0);
+	assert_int_equal(symlinkat("ok", dfd, "link"), 0);
+	assert_int_equal(mkdirat(dfd, "dir", 0700), 0);
+	fd = openat(dfd, "big", O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 101), 0);
+	close(fd);
+
+	fd = safe_open_regular(dfd, "ok", O_RDONLY, &rules, &st, &cause);
+	assert_true(fd >= 0);
+	assert_int_equal(st.st_size, 5);
+	/* O_NONBLOCK on a regular file changes nothing; it stays set. */
+	close(fd);
+	/* A FIFO with no writer: refused, and the call returns at once. */
+	errno = 0;
+	assert_int_equal(
+	    safe_open_regular(dfd, "fifo", O_RDONLY, &rules, &st, &cause), -1);
+	assert_int_equal(errno, ENODEV);
+	assert_string_equal(cause, "is a FIFO, not a regular file");
+	assert_int_equal(
+	    safe_open_regular(dfd, "link", O_RDONLY, &rules, &st, &cause), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(
+	    safe_open_regular(dfd, "dir", O_RDONLY, &rules, &st, &cause), -1);
+	assert_int_equal(errno, ENODEV);
+	assert_int_equal(
+	    safe_open_regular(dfd, "big", O_RDONLY, &rules, &st, &cause), -1);
+	assert_int_equal(errno, EFBIG);
+	assert_int_equal(
+	    safe_open_regular(dfd, "none", O_RDONLY, &rules, &st, &cause), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_false(safe_open_refused(ENOENT));
+	assert_true(safe_open_refused(EMLINK));
+	/* A second name for ok: refused under single_link only. */
+	assert_int_equal(linkat(dfd, "ok", dfd, "ok2", 0), 0);
+	assert_int_equal(
+	    safe_open_regular(dfd, "ok", O_RDONLY, &rules, &st, &cause), -1);
+	assert_int_equal(errno, EMLINK);
+	assert_string_equal(cause, "has another hard link");
+	{
+		const struct safe_open_rules any = {100, false};
+
+		fd =
+		    safe_open_regular(dfd, "ok2", O_RDONLY, &any, NULL, &cause);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+	close(dfd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +352,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_uint32),
 	    cmocka_unit_test(test_parse_word),
 	    cmocka_unit_test(test_ascii_case),
+	    cmocka_unit_test(test_safe_open_regular),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

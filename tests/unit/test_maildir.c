@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <cmocka.h>
@@ -53,6 +54,65 @@ static int teardown(void **state)
 	assert_int_equal(system(cmd), 0);
 	free(f);
 	return 0;
+}
+
+/*
+ * fsync() is wrapped (-Wl,--wrap=fsync, tests/unit/meson.build): while
+ * fsync_log.on, the path of every descriptor synced is recorded, and a
+ * path ending in fsync_log.fail_suffix fails with EIO.
+ */
+#define FSYNC_LOG_MAX 32
+static struct {
+	bool on;
+	const char *fail_suffix;
+	size_t count;
+	char paths[FSYNC_LOG_MAX][256];
+} fsync_log;
+
+int __real_fsync(int fd);
+int __wrap_fsync(int fd);
+
+int __wrap_fsync(int fd)
+{
+	char link[64], path[256];
+	ssize_t n;
+
+	if (!fsync_log.on)
+		return __real_fsync(fd);
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, path, sizeof(path) - 1);
+	path[n < 0 ? 0 : n] = '\0';
+	if (fsync_log.count < FSYNC_LOG_MAX)
+		snprintf(fsync_log.paths[fsync_log.count++], sizeof(path), "%s",
+			 path);
+	if (fsync_log.fail_suffix != NULL && n > 0 &&
+	    strlen(path) >= strlen(fsync_log.fail_suffix) &&
+	    strcmp(path + strlen(path) - strlen(fsync_log.fail_suffix),
+		   fsync_log.fail_suffix) == 0) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fsync(fd);
+}
+
+static void fsync_log_start(const char *fail_suffix)
+{
+	memset(&fsync_log, 0, sizeof(fsync_log));
+	fsync_log.fail_suffix = fail_suffix;
+	fsync_log.on = true;
+}
+
+/* Whether ROOT/rel (rel "" for ROOT itself) was fsynced. */
+static bool fsync_logged(const struct fixture *f, const char *rel)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want), "%s%s%s", f->root, rel[0] ? "/" : "", rel);
+	for (size_t i = 0; i < fsync_log.count; i++) {
+		if (strcmp(fsync_log.paths[i], want) == 0)
+			return true;
+	}
+	return false;
 }
 
 /* Number of entries (without dot files) in MAILDIR/sub. */
@@ -191,6 +251,77 @@ static void test_inv_u1_maildir_open_refuses_symlink(void **state)
 	assert_int_equal(
 	    faccessat(f->root_fd, "evil.com/bob", F_OK, AT_SYMLINK_NOFOLLOW),
 	    -1);
+}
+
+/* INV-D1: the first message to a user makes DOMAIN, LOCAL and new cur
+ * tmp; each parent whose entries changed is fsynced before maildir_open()
+ * returns, so before any 250. */
+static void test_inv_d1_new_maildir_parents_fsynced(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+	char name[256];
+	int fd;
+
+	fsync_log_start(NULL);
+	fd = maildir_open(f->root_fd, "new@fresh.example", true, &err);
+	fsync_log.on = false;
+	assert_true(fd >= 0);
+	assert_true(fsync_logged(f, ""));
+	assert_true(fsync_logged(f, "fresh.example"));
+	assert_true(fsync_logged(f, "fresh.example/new"));
+	fsync_log_start(NULL);
+	deliver(fd, "Subject: first\r\n\r\nhi\r\n", 22, 64, name, sizeof(name));
+	fsync_log.on = false;
+	assert_true(fsync_logged(f, "fresh.example/new/new"));
+	close(fd);
+}
+
+/* A second user of an existing domain: only DOMAIN and LOCAL changed. */
+static void test_inv_d1_new_local_syncs_domain_not_root(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+	int fd;
+
+	fsync_log_start(NULL);
+	fd = maildir_open(f->root_fd, "carol@example.com", true, &err);
+	fsync_log.on = false;
+	assert_true(fd >= 0);
+	assert_false(fsync_logged(f, ""));
+	assert_true(fsync_logged(f, "example.com"));
+	assert_true(fsync_logged(f, "example.com/carol"));
+	close(fd);
+}
+
+/* An existing Maildir costs no fsync at all (every RCPT and login). */
+static void test_maildir_open_existing_syncs_nothing(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+	int fd;
+
+	fsync_log_start(NULL);
+	fd = maildir_open(f->root_fd, "bob@example.com", true, &err);
+	fsync_log.on = false;
+	assert_true(fd >= 0);
+	assert_int_equal(fsync_log.count, 0);
+	close(fd);
+}
+
+/* A parent that cannot be synced refuses the mailbox (a 4xx at RCPT). */
+static void test_inv_d1_parent_fsync_failure_refuses(void **state)
+{
+	struct fixture *f = *state;
+	const char *err = NULL;
+
+	fsync_log_start("/fail.example");
+	errno = 0;
+	assert_int_equal(
+	    maildir_open(f->root_fd, "dave@fail.example", true, &err), -1);
+	fsync_log.on = false;
+	assert_int_equal(errno, EIO);
+	assert_non_null(strstr(err, "fsync"));
 }
 
 static void test_inv_d3_delivery_crlf_and_sizes(void **state)
@@ -428,6 +559,14 @@ int main(void)
 		test_inv_u1_maildir_open_rejects_bad_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_inv_u1_maildir_open_refuses_symlink, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_d1_new_maildir_parents_fsynced, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_d1_new_local_syncs_domain_not_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_maildir_open_existing_syncs_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_d1_parent_fsync_failure_refuses, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d3_delivery_crlf_and_sizes,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
