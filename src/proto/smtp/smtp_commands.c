@@ -28,6 +28,9 @@ struct smtp_command_row {
 	smtp_handler_fn *handler;
 	bool needs_greeting; /* HELO or EHLO first (RFC 5321 4.1.4) */
 	bool outside_txn;    /* not between MAIL and the end of DATA */
+	/* RFC 2920 section 3.1, RFC 3207 section 4.2: the last command of a
+	 * pipelined group; the client waits for its reply. */
+	bool ends_group;
 };
 
 static smtp_handler_fn cmd_helo, cmd_ehlo, cmd_mail, cmd_rcpt, cmd_data,
@@ -39,15 +42,15 @@ static const struct smtp_command_row smtp_commands[SMTP_CMD_COUNT] = {
     [SMTP_CMD_EHLO] = {SMTP_CMD_EHLO, cmd_ehlo, false, false},
     [SMTP_CMD_MAIL] = {SMTP_CMD_MAIL, cmd_mail, true, true},
     [SMTP_CMD_RCPT] = {SMTP_CMD_RCPT, cmd_rcpt, true, false},
-    [SMTP_CMD_DATA] = {SMTP_CMD_DATA, cmd_data, true, false},
+    [SMTP_CMD_DATA] = {SMTP_CMD_DATA, cmd_data, true, false, true},
     [SMTP_CMD_BDAT] = {SMTP_CMD_BDAT, cmd_bdat, false, false},
     [SMTP_CMD_RSET] = {SMTP_CMD_RSET, cmd_rset, false, false},
     [SMTP_CMD_NOOP] = {SMTP_CMD_NOOP, cmd_noop, false, false},
-    [SMTP_CMD_QUIT] = {SMTP_CMD_QUIT, cmd_quit, false, false},
+    [SMTP_CMD_QUIT] = {SMTP_CMD_QUIT, cmd_quit, false, false, true},
     [SMTP_CMD_VRFY] = {SMTP_CMD_VRFY, cmd_vrfy, false, false},
     [SMTP_CMD_EXPN] = {SMTP_CMD_EXPN, cmd_expn, false, false},
     [SMTP_CMD_HELP] = {SMTP_CMD_HELP, cmd_help, false, false},
-    [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, cmd_starttls, false, true},
+    [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, cmd_starttls, false, true, true},
     [SMTP_CMD_AUTH] = {SMTP_CMD_AUTH, cmd_auth, true, true},
 };
 
@@ -72,6 +75,16 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 	const char *error;
 	unsigned flags = s->txn.params.smtputf8 ? SMTP_PARSE_F_UTF8 : 0;
 
+	/* ALPACA-style cross-protocol: a browser or proxy made to talk to
+	 * this port. Checked on every line (Postfix refuses these verbs
+	 * anywhere); none of them is an SMTP command. */
+	if (smtp_is_http_request(line, len)) {
+		smtp_session_drop(s, "cross-protocol: HTTP request",
+				  "554 5.7.0 %s HTTP request on an SMTP port; "
+				  "closing connection",
+				  s->env->cfg->hostname);
+		return;
+	}
 	if (!s->txn.active &&
 	    ++s->commands_before_mail > SMTP_MAX_COMMANDS_BEFORE_MAIL) {
 		smtp_reply(s,
@@ -84,10 +97,25 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 	}
 	if (smtp_parse_command(line, len, flags, &cmd, &error) !=
 	    SMTP_PARSE_OK) {
-		smtp_reply_error(s, "%s", error);
+		/* RFC 3030: a BDAT's chunk follows it at once. Without a
+		 * size we trust, where it ends is unknown and its bytes
+		 * would be read as commands (INV-S1): close. */
+		if (cmd.cmd == SMTP_CMD_BDAT)
+			smtp_session_drop(s,
+					  "BDAT with a malformed size: the "
+					  "chunk cannot be skipped",
+					  "%s; closing connection", error);
+		else
+			smtp_reply_error(s, "%s", error);
 		return;
 	}
 	row = &smtp_commands[cmd.cmd];
+	/* Bytes already here were sent before the reply: a DATA body, or
+	 * plaintext meant for after TLS (CVE-2011-0411 class), must never
+	 * be read as commands (INV-S1). Checked before any reply, so a
+	 * refused DATA is covered too. */
+	if (row->ends_group && !smtp_session_in_sync(s, smtp_cmd_name(cmd.cmd)))
+		return;
 	if (row->needs_greeting && !s->greeted) {
 		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: send "
 				    "EHLO first");
@@ -420,6 +448,8 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	smtp_data_init(&t->data, s->env->cfg->max_message_size, flags);
+	smtp_content_set_max_line(&t->data.content,
+				  s->env->cfg->smtp_max_line_length);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtp_session_enter_mode(s, SMTP_MODE_DATA);
 }
@@ -429,7 +459,21 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_txn *t = &s->txn;
 	unsigned flags =
 	    s->env->cfg->smtp_normalize_bare_lf ? SMTP_DATA_F_NORMALIZE : 0;
+	char cause[128];
 
+	/* Reading a chunk bigger than any message we take, only to drop
+	 * it, would let one command hold the connection for as long as
+	 * the client likes: refuse and close instead. */
+	if (cmd->bdat_size > s->env->cfg->max_message_size) {
+		snprintf(cause, sizeof(cause),
+			 "BDAT chunk of %llu octets over max_message_size %u",
+			 (unsigned long long)cmd->bdat_size,
+			 s->env->cfg->max_message_size);
+		smtp_session_drop(s, cause,
+				  "552 5.3.4 Message size exceeds fixed "
+				  "maximum message size; closing connection");
+		return;
+	}
 	if (!t->bdat_started && (!t->active || t->rcpt_count == 0)) {
 		/* The chunk is on its way: read it, then refuse it. */
 		smtp_bdat_init(&t->bdat, SMTP_DATA_NO_LIMIT,
@@ -443,12 +487,18 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 		} else {
 			smtp_bdat_init(&t->bdat, s->env->cfg->max_message_size,
 				       flags);
+			smtp_content_set_max_line(
+			    &t->bdat.content,
+			    s->env->cfg->smtp_max_line_length);
 			t->bdat_started = true;
 		}
 	}
 	t->chunk_size = cmd->bdat_size;
 	if (smtp_bdat_chunk(&t->bdat, cmd->bdat_size, cmd->bdat_last) < 0) {
-		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands");
+		/* Its chunk is on the way and nothing will read it. */
+		smtp_session_drop(s, "BDAT after the LAST chunk",
+				  "503 5.5.1 Bad sequence of commands; closing "
+				  "connection");
 		return;
 	}
 	smtp_session_enter_mode(s, SMTP_MODE_BDAT);
