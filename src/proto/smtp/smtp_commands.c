@@ -28,9 +28,6 @@ struct smtp_command_row {
 	smtp_handler_fn *handler;
 	bool needs_greeting; /* HELO or EHLO first (RFC 5321 4.1.4) */
 	bool outside_txn;    /* not between MAIL and the end of DATA */
-	/* RFC 2920 section 3.1, RFC 3207 section 4.2: the last command of a
-	 * pipelined group; the client waits for its reply. */
-	bool ends_group;
 };
 
 static smtp_handler_fn cmd_helo, cmd_ehlo, cmd_mail, cmd_rcpt, cmd_data,
@@ -42,15 +39,15 @@ static const struct smtp_command_row smtp_commands[SMTP_CMD_COUNT] = {
     [SMTP_CMD_EHLO] = {SMTP_CMD_EHLO, cmd_ehlo, false, false},
     [SMTP_CMD_MAIL] = {SMTP_CMD_MAIL, cmd_mail, true, true},
     [SMTP_CMD_RCPT] = {SMTP_CMD_RCPT, cmd_rcpt, true, false},
-    [SMTP_CMD_DATA] = {SMTP_CMD_DATA, cmd_data, true, false, true},
+    [SMTP_CMD_DATA] = {SMTP_CMD_DATA, cmd_data, true, false},
     [SMTP_CMD_BDAT] = {SMTP_CMD_BDAT, cmd_bdat, false, false},
     [SMTP_CMD_RSET] = {SMTP_CMD_RSET, cmd_rset, false, false},
     [SMTP_CMD_NOOP] = {SMTP_CMD_NOOP, cmd_noop, false, false},
-    [SMTP_CMD_QUIT] = {SMTP_CMD_QUIT, cmd_quit, false, false, true},
+    [SMTP_CMD_QUIT] = {SMTP_CMD_QUIT, cmd_quit, false, false},
     [SMTP_CMD_VRFY] = {SMTP_CMD_VRFY, cmd_vrfy, false, false},
     [SMTP_CMD_EXPN] = {SMTP_CMD_EXPN, cmd_expn, false, false},
     [SMTP_CMD_HELP] = {SMTP_CMD_HELP, cmd_help, false, false},
-    [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, cmd_starttls, false, true, true},
+    [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, cmd_starttls, false, true},
     [SMTP_CMD_AUTH] = {SMTP_CMD_AUTH, cmd_auth, true, true},
 };
 
@@ -59,6 +56,7 @@ static void smtp_greet(struct smtp_session *s, const struct smtp_command *cmd,
 static bool smtp_storage_low(struct smtp_session *s, char *cause,
 			     size_t cause_size);
 static bool smtp_tls_first(const struct smtp_session *s);
+static bool smtp_ends_group(enum smtp_cmd cmd);
 static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx);
 static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r);
 static void smtp_starttls_done(void *ctx, bool ok);
@@ -114,7 +112,8 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 	 * plaintext meant for after TLS (CVE-2011-0411 class), must never
 	 * be read as commands (INV-S1). Checked before any reply, so a
 	 * refused DATA is covered too. */
-	if (row->ends_group && !smtp_session_in_sync(s, smtp_cmd_name(cmd.cmd)))
+	if (smtp_ends_group(cmd.cmd) &&
+	    !smtp_session_in_sync(s, smtp_cmd_name(cmd.cmd)))
 		return;
 	if (row->needs_greeting && !s->greeted) {
 		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: send "
@@ -127,6 +126,15 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 		return;
 	}
 	row->handler(s, &cmd);
+}
+
+/* RFC 2920 section 3.1, RFC 3207 section 4.2: the last command of a
+ * pipelined group; the client waits for its reply. (BDAT may be
+ * pipelined, RFC 3030.) */
+static bool smtp_ends_group(enum smtp_cmd cmd)
+{
+	return cmd == SMTP_CMD_DATA || cmd == SMTP_CMD_QUIT ||
+	       cmd == SMTP_CMD_STARTTLS;
 }
 
 /* HELO, EHLO: a new session state, any transaction forgotten. */
