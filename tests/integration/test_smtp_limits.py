@@ -185,6 +185,22 @@ def test_line_over_bound_refused(small_server, length):
                  r"over 65536 octets, smtp_max_line_length", since=mark)
 
 
+def test_line_bound_is_a_key(make_server):
+    """smtp_max_line_length sets the bound (octets with CRLF)."""
+    srv = make_server(overrides={"smtp_max_line_length": "2000"})
+    mark = srv.log_mark()
+    with SmtpConn(srv.smtp_port) as c:
+        for length, want in ((1998, "250 2.0.0"), (1999, "554 5.6.0")):
+            start_txn(c)
+            c.send(b"Subject: k\r\n\r\n" + b"k" * length + b"\r\n.\r\n")
+            r = c.reply_line()
+            assert r.startswith(want), (length, r)
+            assert c.cmd("RSET").startswith("250")
+        c.cmd("QUIT")
+    srv.wait_log(r"cause=message refused: 554 5\.6\.0 .*a line over 2000 "
+                 r"octets", since=mark)
+
+
 def test_long_header_line_kept_whole(small_server):
     """A long To: list stays one field: never split into a new one."""
     srv = small_server
