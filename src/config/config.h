@@ -107,8 +107,13 @@ struct config {
 	bool smtp_auth;		     /* offer AUTH on listen.smtp too */
 	bool sender_login_match;     /* submission: MAIL FROM and From: must
 				      * be the user's own address */
-	bool smtp_normalize_bare_lf; /* store bare LF/CR as CRLF instead of
+	bool smtp_normalize_bare_lf; /* store bare LF as CRLF instead of
 				      * refusing the message */
+
+	/* Longest line in a message, octets with CRLF. */
+	unsigned smtp_max_line_length;
+	/* Received: fields a message may carry; more is a mail loop. */
+	unsigned max_received_headers;
 	/* Retention (RFC 2449 section 6.7 EXPIRE) and LOGIN-DELAY (6.5) */
 	int64_t retention;	  /* seconds after first retrieval */
 	int64_t retention_unread; /* seconds after delivery, never read */

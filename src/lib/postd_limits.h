@@ -108,6 +108,16 @@
 /* A text line in DATA, including CRLF and not counting a stuffed dot,
  * is at most 1000 octets (RFC 5321 section 4.5.3.1.6). */
 #define SMTP_MAX_TEXT_LINE 1000
+/* What we accept instead (smtp_max_line_length): newsletters, long To:
+ * lists and machine-made HTML break RFC 5321's limit every day, and
+ * Postfix takes them. The line is stored unchanged; one over the bound
+ * refuses the message. The cap keeps the key sane. */
+#define SMTP_MAX_LINE_DEFAULT (64 * 1024)
+#define CONFIG_MAX_SMTP_LINE (1024 * 1024)
+/* Received: fields a message may already carry before it is refused as a
+ * mail loop (max_received_headers; Postfix's hopcount_limit is 50). */
+#define SMTP_MAX_RECEIVED_DEFAULT 50
+#define CONFIG_MAX_RECEIVED 1000
 /* Local part 64 octets, domain 255 octets, reverse- or forward-path 256
  * octets including the angle brackets and separators (RFC 5321 sections
  * 4.5.3.1.1 to 4.5.3.1.3). The path cap holds for the path as sent,

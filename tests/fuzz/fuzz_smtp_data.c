@@ -6,8 +6,10 @@
  * output never exceeds input (twice it when normalising); and, in plain
  * DATA mode, the result matches a direct reading of RFC 5321: the message
  * ends at the first <CRLF>.<CRLF> (the DATA line's CRLF counting as the
- * first), a leading dot is removed from each line, and bare CR/LF and long
- * lines are reported exactly (INV-S1).
+ * first), a leading dot is removed from each line, a bare CR is stored as
+ * a space, and bare CR/LF, a lone dot next to a bare CR and long lines
+ * are reported exactly (INV-S1). BDAT output is the input with each bare
+ * CR a space.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -34,6 +36,9 @@ static void fuzz_run_bdat(const uint8_t *in, size_t len, unsigned flags,
 static void fuzz_same(const struct fuzz_result *a, const struct fuzz_result *b);
 static void fuzz_reference(const uint8_t *in, size_t len,
 			   const struct fuzz_result *r);
+static bool fuzz_dot_next_to_bare_cr(const unsigned char *c, size_t n);
+static void fuzz_check_bdat_output(const uint8_t *in, size_t len,
+				   const struct fuzz_result *r);
 
 /* mode 0: whole; 1: one byte; else pseudo-random pieces of 1..mode. */
 static size_t fuzz_next_chunk(uint32_t *seed, size_t mode)
@@ -157,8 +162,46 @@ static void fuzz_same(const struct fuzz_result *a, const struct fuzz_result *b)
 	FUZZ_CHECK(a->content.size == b->content.size);
 	FUZZ_CHECK(a->content.bare_cr == b->content.bare_cr);
 	FUZZ_CHECK(a->content.bare_lf == b->content.bare_lf);
+	FUZZ_CHECK(a->content.dot_bare_cr == b->content.dot_bare_cr);
 	FUZZ_CHECK(a->content.line_too_long == b->content.line_too_long);
 	FUZZ_CHECK(a->content.too_big == b->content.too_big);
+}
+
+/* In unstuffed content: a line that is just "." between two line breaks
+ * of any kind (CRLF, bare CR, bare LF), one of them a bare CR. */
+static bool fuzz_dot_next_to_bare_cr(const unsigned char *c, size_t n)
+{
+	size_t start = 0;
+	bool start_bare_cr = false;
+
+	for (size_t i = 0; i < n; i++) {
+		bool crlf = c[i] == '\r' && i + 1 < n && c[i + 1] == '\n';
+		bool bare_cr = c[i] == '\r' && !crlf;
+
+		if (!crlf && !bare_cr && c[i] != '\n')
+			continue;
+		if (i - start == 1 && c[start] == '.' &&
+		    (start_bare_cr || bare_cr))
+			return true;
+		if (crlf)
+			i++;
+		start = i + 1;
+		start_bare_cr = bare_cr;
+	}
+	return false;
+}
+
+/* BDAT: the bytes unchanged but for bare CRs, which become spaces. */
+static void fuzz_check_bdat_output(const uint8_t *in, size_t len,
+				   const struct fuzz_result *r)
+{
+	FUZZ_CHECK(r->out_len == len);
+	for (size_t i = 0; i < len; i++) {
+		bool bare_cr =
+		    in[i] == '\r' && (i + 1 == len || in[i + 1] != '\n');
+
+		FUZZ_CHECK(r->out[i] == (bare_cr ? ' ' : in[i]));
+	}
 }
 
 /* RFC 5321 read directly, for plain DATA without a size limit. */
@@ -166,7 +209,7 @@ static void fuzz_reference(const uint8_t *in, size_t len,
 			   const struct fuzz_result *r)
 {
 	size_t end = SIZE_MAX, n = 0, line = 0, i;
-	bool bare_cr = false, bare_lf = false, too_long = false;
+	bool bare_cr = false, bare_lf = false, too_long = false, dot_cr = false;
 	unsigned char *content;
 
 	/* The first <CRLF>.<CRLF>, the DATA command's CRLF included. */
@@ -188,12 +231,22 @@ static void fuzz_reference(const uint8_t *in, size_t len,
 		bool line_start = i == 0 || (i >= 2 && in[i - 2] == '\r' &&
 					     in[i - 1] == '\n');
 
-		if (line_start && in[i] == '.')
+		if (line_start && in[i] == '.') {
+			/* ".<CR>" then not LF: a dot removed, a bare CR */
+			if (in[i + 1] == '\r' && in[i + 2] != '\n')
+				dot_cr = true;
 			continue;
+		}
 		content[n++] = in[i];
 	}
+	dot_cr = dot_cr || fuzz_dot_next_to_bare_cr(content, n);
 	FUZZ_CHECK(r->out_len == n);
-	FUZZ_CHECK(memcmp(r->out, content, n) == 0);
+	for (i = 0; i < n; i++) {
+		bool cr_alone = content[i] == '\r' &&
+				(i + 1 == n || content[i + 1] != '\n');
+
+		FUZZ_CHECK(r->out[i] == (cr_alone ? ' ' : content[i]));
+	}
 	for (i = 0; i < n; i++) {
 		if (content[i] == '\r' &&
 		    (i + 1 == n || content[i + 1] != '\n'))
@@ -211,6 +264,7 @@ static void fuzz_reference(const uint8_t *in, size_t len,
 	FUZZ_CHECK(r->content.bare_cr == bare_cr);
 	FUZZ_CHECK(r->content.bare_lf == bare_lf);
 	FUZZ_CHECK(r->content.line_too_long == too_long);
+	FUZZ_CHECK(r->content.dot_bare_cr == dot_cr);
 	FUZZ_CHECK(r->content.size == n);
 	free(content);
 }
@@ -244,10 +298,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (bdat) {
 		fuzz_run_bdat(in, len, flags, max, 0, &whole);
-		if ((flags & SMTP_DATA_F_NORMALIZE) == 0 &&
-		    !whole.content.too_big)
+		if ((flags & SMTP_DATA_F_BINARY) != 0 && !whole.content.too_big)
 			FUZZ_CHECK(whole.out_len == len &&
 				   memcmp(whole.out, in, len) == 0);
+		else if ((flags & SMTP_DATA_F_NORMALIZE) == 0 &&
+			 !whole.content.too_big)
+			fuzz_check_bdat_output(in, len, &whole);
 	} else {
 		fuzz_run_data(in, len, flags, max, 0, &whole);
 		if (flags == 0 && max == SMTP_DATA_NO_LIMIT)

@@ -1,8 +1,9 @@
 /*
  * Fuzz target for the submission header checks: the input goes through
  * whole and in chunks whose sizes come from its first byte; the output
- * and the verdict must not depend on the chunking, every input byte must
- * come out, and the end hook must run exactly once.
+ * the verdict and the Received: count must not depend on the chunking,
+ * every input byte must come out (lines longer than the scanner holds
+ * included), and the end hook must run exactly once.
  */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@ struct sink {
 	char *buf;
 	size_t len, cap;
 	int ends;
+	unsigned received; /* Received: fields counted */
 };
 
 static void sink_out(void *ctx, const char *data, size_t len)
@@ -44,6 +46,7 @@ static bool run(const char *in, size_t len, size_t step, struct sink *s)
 		smtp_header_feed(&h, in + i, len - i < step ? len - i : step);
 	smtp_header_finish(&h);
 	FUZZ_CHECK(s->ends == 1);
+	s->received = h.received_count;
 	return h.from_mismatch;
 }
 
@@ -64,6 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ma = run((const char *)data + 1, size - 1, size, &a);
 	mb = run((const char *)data + 1, size - 1, step, &b);
 	FUZZ_CHECK(ma == mb);
+	FUZZ_CHECK(a.received == b.received);
 	FUZZ_CHECK(a.len == size - 1 && b.len == size - 1);
 	FUZZ_CHECK(memcmp(a.buf, data + 1, a.len) == 0);
 	FUZZ_CHECK(memcmp(b.buf, data + 1, b.len) == 0);

@@ -122,6 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r2 = smtp_parse_command(line2, size, SMTP_PARSE_F_UTF8, &cmd2, &error2);
 	FUZZ_CHECK(cmd.cmd <= SMTP_CMD_COUNT);
 	FUZZ_CHECK(cmd.cmd == cmd2.cmd);
+	/* An HTTP request line is never an SMTP command (the session closes
+	 * on it before parsing). */
+	if (smtp_is_http_request((const char *)data, size))
+		FUZZ_CHECK(r != SMTP_PARSE_OK && cmd.cmd == SMTP_CMD_COUNT);
 	if (r == SMTP_PARSE_OK) {
 		FUZZ_CHECK(error == NULL);
 		FUZZ_CHECK(cmd.cmd < SMTP_CMD_COUNT);

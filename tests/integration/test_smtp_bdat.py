@@ -2,6 +2,8 @@
 chunks stored whole and unstuffed, BDAT out of sequence consumed then
 refused, BDAT 0 LAST, size and line-end checks at LAST."""
 
+import pytest
+
 from conftest import ALICE, DOMAIN
 from pop3util import wire
 from smtputil import SmtpConn, check_trace, pop3_fetch_all
@@ -160,31 +162,36 @@ def test_bdat_bare_lf_refused(shared_server):
     assert pop3_fetch_all(srv, ALICE) == []
 
 
-def test_bdat_bad_size_argument(shared_server):
+@pytest.mark.parametrize("bad", ["BDAT", "BDAT -1", "BDAT x LAST",
+                                 "BDAT 5 FIRST",
+                                 "BDAT 99999999999999999999999 LAST"])
+def test_bdat_bad_size_argument_closes(shared_server, bad):
+    """A BDAT whose size cannot be trusted: where its chunk ends is
+    unknown, so the server replies once and closes; the chunk (which
+    holds a command here) is never read as commands."""
     srv = shared_server
+    mark = srv.log_mark()
     with SmtpConn(srv.smtp_port) as c:
         envelope(c)
-        for bad in ("BDAT", "BDAT -1", "BDAT x LAST", "BDAT 5 FIRST",
-                    "BDAT 99999999999999999999999 LAST"):
-            r = c.cmd(bad)
-            assert r.startswith("501") or r.startswith("552") or \
-                r.startswith("555"), (bad, r)
-        assert c.cmd("NOOP").startswith("250")
-        c.cmd("QUIT")
+        c.send(bad.encode() + b"\r\nRSET\r\n")
+        r = c.reply_line()
+        assert r.startswith("501 5.5.4"), (bad, r)
+        assert c.wait_closed() == b"", "a reply after the BDAT refusal"
+    srv.wait_log(r"refused .*cause=BDAT with a malformed size", since=mark)
 
 
 def test_bdat_over_size_552_then_usable(make_server):
+    """Chunks that each fit but together exceed max_message_size are read
+    to the end and refused at LAST; the session stays usable."""
     srv = make_server(overrides={"max_message_size": "100000"})
     body = b"Subject: big\r\n\r\n" + b"y" * 78 + b"\r\n"
-    body = body * 1600
+    body = body * 800
     with SmtpConn(srv.smtp_port) as c:
         envelope(c)
         c.send(b"BDAT %d\r\n" % len(body) + body)
+        assert c.reply_line().startswith("250"), "first chunk"
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
         r = c.reply_line()
-        # refused now or at LAST; either way the bytes are consumed
-        if r.startswith("250"):
-            c.send(b"BDAT 2 LAST\r\n\r\n")
-            r = c.reply_line()
         assert r.startswith("552 5.3.4"), r
         c.send(b"RSET\r\n")
         assert c.reply_line().startswith("250")
@@ -193,6 +200,22 @@ def test_bdat_over_size_552_then_usable(make_server):
         assert c.reply_line().startswith("250 2.0.0")
         c.cmd("QUIT")
     assert stored_only(srv) == b"Subject: ok\r\n"
+
+
+def test_bdat_chunk_over_max_size_closes(make_server):
+    """One chunk bigger than any message we take: reading it only to drop
+    it would let the client hold the connection as long as it likes, so
+    552 and close at once; the chunk is never read as commands."""
+    srv = make_server(overrides={"max_message_size": "100000"})
+    mark = srv.log_mark()
+    with SmtpConn(srv.smtp_port) as c:
+        envelope(c)
+        c.send(b"BDAT 100001 LAST\r\nRSET\r\nQUIT\r\n")
+        r = c.reply_line()
+        assert r.startswith("552 5.3.4"), r
+        assert c.wait_closed() == b""
+    srv.wait_log(r"refused .*cause=BDAT chunk of 100001 octets over "
+                 r"max_message_size 100000", since=mark)
 
 
 def test_bdat_multiple_recipients(shared_server):

@@ -1,5 +1,6 @@
-"""Limits with clear replies: SIZE (RFC 1870), RFC 5321 line length,
-bare LF/CR (550 5.6.0, or normalised when configured), recipients per
+"""Limits with clear replies: SIZE (RFC 1870), line length (long lines
+kept up to smtp_max_line_length), bare LF (550 5.6.0, or normalised when
+configured), bare CR (stored as a space), recipients per
 message, errors per session, commands before MAIL, idle timeout."""
 
 import time
@@ -146,40 +147,84 @@ def test_line_998_accepted(small_server):
     assert check_trace(got, SENDER, "ESMTP") == msg
 
 
-@pytest.mark.parametrize("length", [1001, 1500, 70000])
-def test_line_over_1000_refused_550(small_server, length):
+@pytest.mark.parametrize("length", [999, 1001, 1500, 65534])
+def test_long_line_accepted_unchanged(small_server, length):
+    """RFC 5322 forbids lines over 998 octets, but newsletters and
+    machine-made HTML carry them every day: up to smtp_max_line_length
+    (64 KiB with CRLF by default) they are stored unchanged."""
     srv = small_server
     srv.clear_mailbox()
+    msg = b"Subject: long\r\n\r\nshort\r\n" + b"z" * length + b"\r\nend\r\n"
+    with SmtpConn(srv.smtp_port) as c:
+        start_txn(c)
+        c.send(msg + b".\r\n")
+        r = c.reply_line()
+        assert r.startswith("250 2.0.0"), r
+        c.cmd("QUIT")
+    (_, got), = pop3_fetch_all(srv, ALICE)
+    assert check_trace(got, SENDER, "ESMTP") == msg
+
+
+@pytest.mark.parametrize("length", [65535, 70000])
+def test_line_over_bound_refused(small_server, length):
+    """Beyond the bound: 554 5.6.0 after the final dot (the client stays
+    in step), one log line naming the key."""
+    srv = small_server
+    srv.clear_mailbox()
+    mark = srv.log_mark()
     with SmtpConn(srv.smtp_port) as c:
         start_txn(c)
         c.send(b"Subject: long\r\n\r\nshort\r\n" + b"z" * length +
                b"\r\nend\r\n.\r\n")
         r = c.reply_line()
-        assert r.startswith("550 5.6.0"), r
+        assert r.startswith("554 5.6.0"), r
         send_ok(c)
         c.cmd("QUIT")
     assert len(pop3_fetch_all(srv, ALICE)) == 1
+    srv.wait_log(r"refused .*cause=message refused: 554 5\.6\.0 .*a line "
+                 r"over 65536 octets, smtp_max_line_length", since=mark)
 
 
-def test_long_header_line_refused_550(small_server):
+def test_line_bound_is_a_key(make_server):
+    """smtp_max_line_length sets the bound (octets with CRLF)."""
+    srv = make_server(overrides={"smtp_max_line_length": "2000"})
+    mark = srv.log_mark()
+    with SmtpConn(srv.smtp_port) as c:
+        for length, want in ((1998, "250 2.0.0"), (1999, "554 5.6.0")):
+            start_txn(c)
+            c.send(b"Subject: k\r\n\r\n" + b"k" * length + b"\r\n.\r\n")
+            r = c.reply_line()
+            assert r.startswith(want), (length, r)
+            assert c.cmd("RSET").startswith("250")
+        c.cmd("QUIT")
+    srv.wait_log(r"cause=message refused: 554 5\.6\.0 .*a line over 2000 "
+                 r"octets", since=mark)
+
+
+def test_long_header_line_kept_whole(small_server):
+    """A long To: list stays one field: never split into a new one."""
     srv = small_server
+    srv.clear_mailbox()
+    to = b"To: " + b", ".join(b"user%d@example.net" % i for i in range(300))
+    assert len(to) > 5000
+    msg = b"Subject: many\r\n" + to + b"\r\n\r\nbody\r\n"
     with SmtpConn(srv.smtp_port) as c:
         start_txn(c)
-        c.send(b"Subject: " + b"h" * 1200 + b"\r\n\r\nbody\r\n.\r\n")
+        c.send(msg + b".\r\n")
         r = c.reply_line()
-        assert r.startswith("550 5.6.0"), r
+        assert r.startswith("250 2.0.0"), r
         c.cmd("QUIT")
+    (_, got), = pop3_fetch_all(srv, ALICE)
+    assert check_trace(got, SENDER, "ESMTP") == msg
 
 
 @pytest.mark.parametrize("body", [
     b"line one\nline two\r\n",
-    b"line one\rline two\r\n",
     b"trailing bare lf\n",
     b"lf at the very end\r\nx\n",
     b"\n",
-    b"cr before crlf\r\r\n",
-], ids=["lf", "cr", "lf-end", "lf-last", "lf-only", "cr-crlf"])
-def test_bare_lf_cr_refused_550(small_server, body):
+], ids=["lf", "lf-end", "lf-last", "lf-only"])
+def test_bare_lf_refused_550(small_server, body):
     srv = small_server
     srv.clear_mailbox()
     with SmtpConn(srv.smtp_port) as c:
@@ -190,6 +235,42 @@ def test_bare_lf_cr_refused_550(small_server, body):
         send_ok(c)
         c.cmd("QUIT")
     assert len(pop3_fetch_all(srv, ALICE)) == 1
+
+
+@pytest.mark.parametrize("body,stored", [
+    (b"line one\rline two\r\n", b"line one line two\r\n"),
+    (b"cr before crlf\r\r\n", b"cr before crlf \r\n"),
+    (b"a\r.b\r\n", b"a .b\r\n"),
+], ids=["cr", "cr-crlf", "cr-dot-text"])
+def test_bare_cr_inside_line_stored_as_space(small_server, body, stored):
+    """A bare CR inside a line (not a line end) is real mail, not an
+    attack: stored as a space, every time, so nothing that reads or
+    relays the message can take it for a line end."""
+    srv = small_server
+    srv.clear_mailbox()
+    with SmtpConn(srv.smtp_port) as c:
+        start_txn(c)
+        c.send(b"Subject: bare\r\n\r\n" + body + b".\r\n")
+        r = c.reply_line()
+        assert r.startswith("250 2.0.0"), r
+        c.cmd("QUIT")
+    (_, got), = pop3_fetch_all(srv, ALICE)
+    assert check_trace(got, SENDER, "ESMTP") == \
+        b"Subject: bare\r\n\r\n" + stored
+
+
+def test_bare_cr_never_starts_a_header_field(small_server):
+    srv = small_server
+    srv.clear_mailbox()
+    with SmtpConn(srv.smtp_port) as c:
+        start_txn(c)
+        c.send(b"Subject: hi\rBcc: victim@example.net\r\n\r\nb\r\n.\r\n")
+        r = c.reply_line()
+        assert r.startswith("250 2.0.0"), r
+        c.cmd("QUIT")
+    (_, got), = pop3_fetch_all(srv, ALICE)
+    assert check_trace(got, SENDER, "ESMTP") == \
+        b"Subject: hi Bcc: victim@example.net\r\n\r\nb\r\n"
 
 
 def test_bare_lf_in_header_refused(small_server):
@@ -214,8 +295,9 @@ def test_bare_lf_normalized_when_configured(make_server):
         c.cmd("QUIT")
     (_, got), = pop3_fetch_all(srv, ALICE)
     rest = check_trace(got, SENDER, "ESMTP")
+    # bare LF becomes CRLF; a bare CR is a space, as without the key
     assert rest == (b"Subject: normalise\r\n\r\nline one\r\nline two\r\n"
-                    b"cr alone\r\nafter cr\r\nlf at end\r\n\r\n"
+                    b"cr alone after cr\r\nlf at end\r\n\r\n"
                     b"last\r\n")
 
 

@@ -22,12 +22,14 @@ struct data_case {
 	size_t in_len; /* 0: strlen(in) */
 	unsigned flags;
 	uint64_t max;	  /* 0: no limit */
+	size_t max_line;  /* 0: the default (SMTP_MAX_TEXT_LINE) */
 	const char *out;  /* NULL: not checked (discarded) */
 	size_t out_len;	  /* 0: strlen(out) */
 	const char *rest; /* the input after the end marker, which must not
 			     be consumed; NULL if the input holds no end
 			     marker */
 	bool bare_lf, bare_cr, long_line, too_big;
+	bool dot_cr; /* a lone dot next to a bare CR (smuggling shape) */
 	const char *refusal; /* reply code prefix, NULL if acceptable */
 };
 
@@ -48,46 +50,58 @@ static const struct data_case cases[] = {
      .rest = ""},
     {"end marker then more data", "line1\r\n.\r\nline2\r\n.\r\n",
      .out = "line1\r\n", .rest = "line2\r\n.\r\n"},
-    {"CR CR LF", "a\r\r\n.\r\n", .out = "a\r\r\n", .rest = "", .bare_cr = true,
-     .refusal = "550 5.6.0"},
+    /* A bare CR inside a line is stored as a space and accepted. */
+    {"CR CR LF", "a\r\r\n.\r\n", .out = "a \r\n", .rest = "", .bare_cr = true},
+    {"CR inside a line", "a\rb\r\n.\r\n", .out = "a b\r\n", .rest = "",
+     .bare_cr = true},
+    {"CR never starts a header field", "Subject: x\rBcc: y\r\n\r\nb\r\n.\r\n",
+     .out = "Subject: x Bcc: y\r\n\r\nb\r\n", .rest = "", .bare_cr = true},
+    {"CR before a dot inside a line", "a\r.b\r\n.\r\n", .out = "a .b\r\n",
+     .rest = "", .bare_cr = true},
     {"binary octets pass", "a\0\xff\x80z\r\n.\r\n", 10,
      .out = "a\0\xff\x80z\r\n", .out_len = 7, .rest = ""},
     /* INV-S1: SMTP smuggling sequences never end the message. */
     {"LF.LF does not end", "a\n.\nMAIL FROM:<x@y>\r\n.\r\n",
      .out = "a\n.\nMAIL FROM:<x@y>\r\n", .rest = "", .bare_lf = true,
      .refusal = "550 5.6.0"},
-    {"CR.CR does not end", "a\r.\rb\r\n.\r\n", .out = "a\r.\rb\r\n", .rest = "",
-     .bare_cr = true, .refusal = "550 5.6.0"},
+    {"CR.CR does not end", "a\r.\rb\r\n.\r\n", .out = "a . b\r\n", .rest = "",
+     .bare_cr = true, .dot_cr = true, .refusal = "550 5.6.0"},
+    {"CR.CRLF does not end", "a\r.\r\nb\r\n.\r\n", .out = "a .\r\nb\r\n",
+     .rest = "", .bare_cr = true, .dot_cr = true, .refusal = "550 5.6.0"},
+    {"CRLF..CR is a lone dot too", "a\r\n..\rb\r\n.\r\n", .out = "a\r\n. b\r\n",
+     .rest = "", .bare_cr = true, .dot_cr = true, .refusal = "550 5.6.0"},
     {"CRLF.LF does not end", "a\r\n.\nb\r\n.\r\n", .out = "a\r\n\nb\r\n",
      .rest = "", .bare_lf = true, .refusal = "550 5.6.0"},
     {"LF.CRLF does not end", "a\n.\r\nb\r\n.\r\n", .out = "a\n.\r\nb\r\n",
      .rest = "", .bare_lf = true, .refusal = "550 5.6.0"},
-    {"CRLF.CR.CRLF does not end", "a\r\n.\r.\r\n.\r\n", .out = "a\r\n\r.\r\n",
-     .rest = "", .bare_cr = true, .refusal = "550 5.6.0"},
-    {"CRLF.CRCRLF does not end", "a\r\n.\r\r\n.\r\n", .out = "a\r\n\r\r\n",
-     .rest = "", .bare_cr = true, .refusal = "550 5.6.0"},
+    {"CRLF.CR.CRLF does not end", "a\r\n.\r.\r\n.\r\n", .out = "a\r\n .\r\n",
+     .rest = "", .bare_cr = true, .dot_cr = true, .refusal = "550 5.6.0"},
+    {"CRLF.CRCRLF does not end", "a\r\n.\r\r\n.\r\n", .out = "a\r\n \r\n",
+     .rest = "", .bare_cr = true, .dot_cr = true, .refusal = "550 5.6.0"},
     {"LF.LF at the start", "\n.\n\r\n.\r\n", .out = "\n.\n\r\n", .rest = "",
      .bare_lf = true, .refusal = "550 5.6.0"},
     {"CRLF.LF open", "x\r\n.\nQUIT\r\n", .out = "x\r\n\nQUIT\r\n",
      .bare_lf = true},
     {"LF.CRLF open", "x\n.\r\nQUIT\r\n", .out = "x\n.\r\nQUIT\r\n",
      .bare_lf = true},
-    {"CR.CR open", "x\r.\rQUIT\r\n", .out = "x\r.\rQUIT\r\n", .bare_cr = true},
+    {"CR.CR open", "x\r.\rQUIT\r\n", .out = "x . QUIT\r\n", .bare_cr = true,
+     .dot_cr = true},
     {"LF.LF open", "x\n.\nQUIT\n", .out = "x\n.\nQUIT\n", .bare_lf = true},
     {"unterminated, dot CR held", "abc\r\n.\r", .out = "abc\r\n"},
     {"unterminated, dot held", "abc\r\n.", .out = "abc\r\n"},
     {"unterminated, CR held", "abc\r", .out = "abc"},
     /* Normalising (off by default) */
-    {"normalise bare LF and CR", "a\nb\rc\r\n.\r\n",
-     .flags = SMTP_DATA_F_NORMALIZE, .out = "a\r\nb\r\nc\r\n", .rest = "",
+    {"normalise bare LF, CR is a space", "a\nb\rc\r\n.\r\n",
+     .flags = SMTP_DATA_F_NORMALIZE, .out = "a\r\nb c\r\n", .rest = "",
      .bare_lf = true, .bare_cr = true},
     {"normalise never ends at LF.LF", "a\n.\nb\r\n.\r\n",
      .flags = SMTP_DATA_F_NORMALIZE, .out = "a\r\n.\r\nb\r\n", .rest = "",
      .bare_lf = true, .bare_cr = false},
     {"normalise CR CR LF", "a\r\r\n.\r\n", .flags = SMTP_DATA_F_NORMALIZE,
-     .out = "a\r\n\r\n", .rest = "", .bare_cr = true},
+     .out = "a \r\n", .rest = "", .bare_cr = true},
     {"normalise dot CR x", "a\r\n.\rx\r\n.\r\n", .flags = SMTP_DATA_F_NORMALIZE,
-     .out = "a\r\n\r\nx\r\n", .rest = "", .bare_cr = true},
+     .out = "a\r\n x\r\n", .rest = "", .bare_cr = true, .dot_cr = true,
+     .refusal = "550 5.6.0"},
     /* Size (RFC 1870): read on to the end, then 552 */
     {"size at the limit", "123456\r\n.\r\n", .max = 8, .out = "123456\r\n",
      .rest = ""},
@@ -121,6 +135,8 @@ static void run_data(const struct data_case *c, const char *in, size_t len,
 	size_t pos = 0;
 
 	smtp_data_init(&d, c->max != 0 ? c->max : SMTP_DATA_NO_LIMIT, c->flags);
+	if (c->max_line != 0)
+		smtp_content_set_max_line(&d.content, c->max_line);
 	memset(r, 0, sizeof(*r));
 	r->out = malloc(2 * len + 8);
 	assert_non_null(r->out);
@@ -198,10 +214,12 @@ static void check_result(const struct data_case *c, const char *how,
 	if (r->content.bare_lf != c->bare_lf ||
 	    r->content.bare_cr != c->bare_cr ||
 	    r->content.line_too_long != c->long_line ||
-	    r->content.too_big != c->too_big)
-		fail_msg("%s (%s): lf %d cr %d long %d big %d", c->name, how,
-			 r->content.bare_lf, r->content.bare_cr,
-			 r->content.line_too_long, r->content.too_big);
+	    r->content.too_big != c->too_big ||
+	    r->content.dot_bare_cr != c->dot_cr)
+		fail_msg("%s (%s): lf %d cr %d long %d big %d dot-cr %d",
+			 c->name, how, r->content.bare_lf, r->content.bare_cr,
+			 r->content.line_too_long, r->content.too_big,
+			 r->content.dot_bare_cr);
 	if (c->rest == NULL)
 		return;
 	if ((refusal == NULL) != (c->refusal == NULL) ||
@@ -219,6 +237,7 @@ static bool same_result(const struct result *a, const struct result *b)
 	       a->content.size == b->content.size &&
 	       a->content.bare_lf == b->content.bare_lf &&
 	       a->content.bare_cr == b->content.bare_cr &&
+	       a->content.dot_bare_cr == b->content.dot_bare_cr &&
 	       a->content.line_too_long == b->content.line_too_long &&
 	       a->content.too_big == b->content.too_big;
 }
@@ -278,6 +297,8 @@ static void test_inv_s1_marker_split(void **state)
 	    {"x\n.\n", true, false},	{"x\r.\r", false, true},
 	    {"x\r\n.\ny", true, false}, {"x\n.\r\ny", true, false},
 	};
+	/* Every bare CR above is next to a lone dot, so the body is
+	 * refused whenever it holds a bare CR or LF. */
 
 	(void)state;
 	for (size_t b = 0; b < sizeof(bodies) / sizeof(bodies[0]); b++) {
@@ -292,6 +313,7 @@ static void test_inv_s1_marker_split(void **state)
 		    .rest = "RSET\r\n",
 		    .bare_lf = bodies[b].bare_lf,
 		    .bare_cr = bodies[b].bare_cr,
+		    .dot_cr = bodies[b].bare_cr,
 		    .refusal = bodies[b].bare_lf || bodies[b].bare_cr
 				   ? "550 5.6.0"
 				   : NULL,
@@ -347,7 +369,7 @@ static void test_line_length(void **state)
 	c.in = m;
 	c.rest = "";
 	c.long_line = true;
-	c.refusal = "550 5.6.0";
+	c.refusal = "554 5.6.0";
 	run_case(&c);
 	free(m);
 
@@ -358,12 +380,80 @@ static void test_line_length(void **state)
 	c.rest = "";
 	c.bare_lf = true;
 	c.long_line = true;
+	c.refusal = "550 5.6.0";
 	run_case(&c);
 	c.name = "bare LFs normalised";
 	c.flags = SMTP_DATA_F_NORMALIZE;
 	c.long_line = false;
 	c.refusal = NULL;
 	run_case(&c);
+	free(m);
+}
+
+/* A configured bound above RFC 5321's: real mail has long lines, and
+ * they are stored unchanged up to the bound (here 1500 octets with CRLF,
+ * small enough to split at every position). */
+static void test_line_length_configured(void **state)
+{
+	size_t len;
+	char *m;
+	struct data_case c = {.name = "1498 of 1500", .max_line = 1500};
+
+	(void)state;
+	m = make_line_msg('a', 1498, false, &len);
+	c.in = m;
+	c.out = NULL;
+	c.rest = "";
+	run_case(&c);
+	free(m);
+
+	m = make_line_msg('a', 1499, false, &len);
+	c.name = "1499 of 1500";
+	c.in = m;
+	c.long_line = true;
+	c.refusal = "554 5.6.0";
+	run_case(&c);
+	free(m);
+
+	/* Below RFC 5321's limit is not a bound we set. */
+	m = make_line_msg('a', SMTP_MAX_TEXT_LINE - 1, false, &len);
+	c.name = "999 with a bound of 10";
+	c.max_line = 10;
+	c.in = m;
+	run_case(&c);
+	free(m);
+}
+
+/* 64 KiB, the session's default bound: whole and byte by byte (the
+ * output must be the line, unchanged). */
+static void test_line_length_64k(void **state)
+{
+	const size_t max = 64 * 1024;
+	size_t len;
+	char *m = make_line_msg('x', max - 2, false, &len);
+	struct data_case c = {
+	    .name = "64 KiB", .in = m, .rest = "", .max_line = max};
+	struct result whole, trickle;
+
+	(void)state;
+	run_data(&c, m, len, 0, 0, 0, &whole);
+	check_result(&c, "whole", &whole);
+	run_data(&c, m, len, 1, 0, 0, &trickle);
+	check_result(&c, "byte by byte", &trickle);
+	assert_true(same_result(&whole, &trickle));
+	assert_int_equal(whole.out_len, max);
+	assert_memory_equal(whole.out, m, max);
+	free(whole.out);
+	free(trickle.out);
+	free(m);
+
+	m = make_line_msg('x', max - 1, false, &len);
+	c.in = m;
+	c.long_line = true;
+	c.refusal = "554 5.6.0";
+	run_data(&c, m, len, 0, 0, 0, &whole);
+	check_result(&c, "whole, one over", &whole);
+	free(whole.out);
 	free(m);
 }
 
@@ -404,8 +494,8 @@ static void test_out_max_is_enough(void **state)
 			pos += used;
 			total += olen;
 		}
-		/* 63 CRs: 62 came out as CRLF, the last is held. */
-		assert_int_equal(total, 1 + 62 * 2);
+		/* 63 CRs: 62 came out as spaces, the last is held. */
+		assert_int_equal(total, 1 + 62);
 	}
 }
 
@@ -484,6 +574,7 @@ static void test_bdat(void **state)
 						 {"\rc", true}};
 	static const struct bdat_chunk empty_last[] = {{"x\r\n", false},
 						       {"", true}};
+	static const struct bdat_chunk dot_cr[] = {{"a\r\n.\rb\r\n", true}};
 
 	(void)state;
 	/* No unstuffing, no end marker. */
@@ -494,19 +585,27 @@ static void test_bdat(void **state)
 	check_bdat(split_crlf, 2, 0, SMTP_DATA_NO_LIMIT, "a\r\nb\r\n", &c);
 	assert_false(c.bare_cr);
 	assert_null(smtp_content_refusal(&c));
-	/* A CR at the very end is bare. */
-	check_bdat(trailing_cr, 1, 0, SMTP_DATA_NO_LIMIT, "a\r\nb\r", &c);
+	/* A CR at the very end is bare: a space, like any bare CR. */
+	check_bdat(trailing_cr, 1, 0, SMTP_DATA_NO_LIMIT, "a\r\nb ", &c);
 	assert_true(c.bare_cr);
+	assert_null(smtp_content_refusal(&c));
+	check_bdat(trailing_cr, 1, SMTP_DATA_F_NORMALIZE, SMTP_DATA_NO_LIMIT,
+		   "a\r\nb ", &c);
+	assert_null(smtp_content_refusal(&c));
+	check_bdat(bare, 2, 0, SMTP_DATA_NO_LIMIT, "a\nb c", &c);
+	assert_true(c.bare_cr && c.bare_lf);
 	assert_string_equal(smtp_content_refusal(&c),
 			    "550 5.6.0 Message contains bare CR or LF; lines "
 			    "must end with CRLF");
-	check_bdat(trailing_cr, 1, SMTP_DATA_F_NORMALIZE, SMTP_DATA_NO_LIMIT,
-		   "a\r\nb\r\n", &c);
-	assert_null(smtp_content_refusal(&c));
-	check_bdat(bare, 2, 0, SMTP_DATA_NO_LIMIT, "a\nb\rc", &c);
-	assert_true(c.bare_cr && c.bare_lf);
 	check_bdat(bare, 2, SMTP_DATA_F_NORMALIZE, SMTP_DATA_NO_LIMIT,
-		   "a\r\nb\r\nc", &c);
+		   "a\r\nb c", &c);
+	/* BDAT has no stuffing: a dot line next to a bare CR is the
+	 * smuggling shape all the same. */
+	check_bdat(dot_cr, 1, 0, SMTP_DATA_NO_LIMIT, "a\r\n. b\r\n", &c);
+	assert_true(c.dot_bare_cr);
+	assert_string_equal(smtp_content_refusal(&c),
+			    "550 5.6.0 Message contains bare CR or LF; lines "
+			    "must end with CRLF");
 	/* BINARYMIME: bare CR/LF and long lines are data. */
 	check_bdat(bare, 2, SMTP_DATA_F_BINARY, SMTP_DATA_NO_LIMIT, "a\nb\rc",
 		   &c);
@@ -538,8 +637,8 @@ static void test_bdat_long_line_across_chunks(void **state)
 	check_bdat(chunks, 2, 0, SMTP_DATA_NO_LIMIT, NULL, &c);
 	assert_true(c.line_too_long);
 	assert_string_equal(smtp_content_refusal(&c),
-			    "550 5.6.0 Message contains a line longer than "
-			    "1000 octets");
+			    "554 5.6.0 Message contains a line longer than we "
+			    "accept");
 	check_bdat(chunks, 2, SMTP_DATA_F_BINARY, SMTP_DATA_NO_LIMIT, NULL, &c);
 	assert_false(c.line_too_long);
 	b[498] = '\0';
@@ -578,6 +677,8 @@ int main(void)
 	    cmocka_unit_test(test_inv_s1_data_table),
 	    cmocka_unit_test(test_inv_s1_marker_split),
 	    cmocka_unit_test(test_line_length),
+	    cmocka_unit_test(test_line_length_configured),
+	    cmocka_unit_test(test_line_length_64k),
 	    cmocka_unit_test(test_out_max),
 	    cmocka_unit_test(test_out_max_is_enough),
 	    cmocka_unit_test(test_bdat),

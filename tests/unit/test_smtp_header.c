@@ -173,24 +173,89 @@ static void test_scan_without_user(void **state)
 	}
 }
 
-/* A line longer than the scanner holds stops the scan and refuses. */
+/* Feeds in whole or in pieces of step octets, then finishes. */
+static void scan_in_steps(struct smtp_header_scan *h, const char *in,
+			  size_t len, size_t step)
+{
+	for (size_t i = 0; i < len; i += step)
+		smtp_header_feed(h, in + i, len - i < step ? len - i : step);
+	smtp_header_finish(h);
+}
+
+/* A header line longer than the scanner holds (long To: lists are real
+ * mail) passes through unchanged, and the scan goes on after it: the
+ * From: below it is still checked, the fields are still found. */
 static void test_scan_overlong_line(void **state)
 {
-	static char in[3 * SMTP_MAX_TEXT_LINE];
+	static char in[4 * SMTP_MAX_TEXT_LINE];
+	static char want[sizeof(in) + 64];
+	static struct capture cap;
+	const char *tail = "\r\nFrom: alice@example.org\r\nDate: x\r\n"
+			   "Received: from a\r\n\r\nbody\r\n";
+	const size_t steps[] = {sizeof(in), 1, 7, SMTP_MAX_TEXT_LINE};
+	size_t long_len = 3 * SMTP_MAX_TEXT_LINE, len;
+	struct smtp_header_scan h;
+
+	(void)state;
+	memset(in, 'x', long_len);
+	memcpy(in, "To: ", 4);
+	memcpy(in + long_len, tail, strlen(tail) + 1);
+	len = strlen(in);
+	/* the input unchanged, the end marker before the empty line */
+	snprintf(want, sizeof(want), "%.*s[end id=0 date=1]\r\nbody\r\n",
+		 (int)(len - strlen("\r\nbody\r\n")), in);
+	for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]); k++) {
+		memset(&cap, 0, sizeof(cap));
+		smtp_header_init(&h, USER, cap_out, cap_end, &cap);
+		scan_in_steps(&h, in, len, steps[k]);
+		assert_false(h.from_mismatch);
+		assert_int_equal(h.received_count, 1);
+		assert_int_equal(cap.ends, 1);
+		assert_int_equal(cap.len, strlen(want));
+		assert_memory_equal(cap.out, want, cap.len);
+	}
+
+	/* A From: line too long to hold, or a From: continued by one, is
+	 * not checked half: it is a mismatch. */
+	memcpy(in, "From: alice@example.org, ", 25);
+	memset(&cap, 0, sizeof(cap));
+	smtp_header_init(&h, USER, cap_out, cap_end, &cap);
+	scan_in_steps(&h, in, len, 1);
+	assert_true(h.from_mismatch);
+	memcpy(in, "From: alice@example.org\r\n ", 27);
+	memset(&cap, 0, sizeof(cap));
+	smtp_header_init(&h, USER, cap_out, cap_end, &cap);
+	scan_in_steps(&h, in, len, sizeof(in));
+	assert_true(h.from_mismatch);
+	assert_int_equal(cap.len, strlen(want));
+}
+
+/* Received: fields are counted in the header section only, in any case
+ * and in the obsolete "Name :" form; not in the body. */
+static void test_scan_received_count(void **state)
+{
+	static char in[8000];
+	size_t n = 0;
 	struct smtp_header_scan h;
 	static struct capture cap;
 
 	(void)state;
-	memset(in, 'x', sizeof(in) - 1);
-	memcpy(in, "X-Long: ", 8);
-	memset(&cap, 0, sizeof(cap));
-	smtp_header_init(&h, USER, cap_out, cap_end, &cap);
-	smtp_header_feed(&h, in, strlen(in));
-	smtp_header_finish(&h);
-	assert_true(h.from_mismatch);
-	assert_int_equal(cap.ends, 1);
-	/* every byte passed on, plus the end marker */
-	assert_int_equal(cap.len, strlen(in) + strlen("[end id=0 date=0]"));
+	for (int i = 0; i < 60; i++)
+		n += (size_t)snprintf(in + n, sizeof(in) - n,
+				      "%s: from h%d\r\n\tby x\r\n",
+				      i % 3 == 0   ? "Received"
+				      : i % 3 == 1 ? "RECEIVED"
+						   : "Received ",
+				      i);
+	n += (size_t)snprintf(in + n, sizeof(in) - n,
+			      "X-Received: no\r\nSubject: s\r\n\r\n"
+			      "Received: in the body\r\n");
+	for (size_t step = 1; step <= n; step += n - 1) {
+		memset(&cap, 0, sizeof(cap));
+		smtp_header_init(&h, NULL, cap_out, cap_end, &cap);
+		scan_in_steps(&h, in, n, step);
+		assert_int_equal(h.received_count, 60);
+	}
 }
 
 int main(void)
@@ -199,6 +264,7 @@ int main(void)
 	    cmocka_unit_test(test_from_lists),
 	    cmocka_unit_test(test_scan_stream),
 	    cmocka_unit_test(test_scan_overlong_line),
+	    cmocka_unit_test(test_scan_received_count),
 	    cmocka_unit_test(test_scan_without_user),
 	};
 

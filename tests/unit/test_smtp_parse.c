@@ -481,23 +481,35 @@ static const struct parse_case cases[] = {
      E_RCPT,
      .cmd = RCPT},
     /* Bare CR, LF and NUL (INV-S2) */
+    /* A NUL is a syntax error in what was sent (501), not an unknown
+     * command; the verb is still reported. */
     {.line = "MAIL FROM:<a\0b@example.com>",
      .len = 28,
      .want = SMTP_PARSE_NUL,
-     .reply = "500 5.5.2",
+     .reply = "501 5.5.2",
+     .cmd = MAIL},
+    {.line = "\0HELO x",
+     .len = 7,
+     .want = SMTP_PARSE_NUL,
+     .reply = "501 5.5.2",
      .cmd = SMTP_CMD_COUNT},
+    {.line = "BDAT 1\0",
+     .len = 7,
+     .want = SMTP_PARSE_NUL,
+     .reply = "501 5.5.2",
+     .cmd = SMTP_CMD_BDAT},
     {.line = "RCPT TO:<a@example.com>\rRCPT TO:<b@example.com>",
      .want = SMTP_PARSE_BARE_EOL,
      .reply = "500 5.5.2",
-     .cmd = SMTP_CMD_COUNT},
+     .cmd = RCPT},
     {.line = "NOOP a\nb",
      .want = SMTP_PARSE_BARE_EOL,
      .reply = "500 5.5.2",
-     .cmd = SMTP_CMD_COUNT},
+     .cmd = SMTP_CMD_NOOP},
     {.line = "MAIL FROM:<\"a\rb\"@example.com>",
      .want = SMTP_PARSE_BARE_EOL,
      .reply = "500 5.5.2",
-     .cmd = SMTP_CMD_COUNT},
+     .cmd = MAIL},
 };
 
 static void check_str(const char *what, const char *line, const char *got,
@@ -783,6 +795,61 @@ static void test_utf8_valid(void **state)
 	assert_false(smtp_utf8_valid("a\0b", 3));
 }
 
+/* Cross-protocol bytes (ALPACA-style): HTTP request lines are spotted,
+ * SMTP commands and near misses are not. */
+static void test_http_request(void **state)
+{
+	static const char *const http[] = {
+	    "GET / HTTP/1.1",
+	    "POST /login HTTP/1.0",
+	    "HEAD http://mail.example.org/ HTTP/1.1",
+	    "CONNECT mail.example.org:443 HTTP/1.1",
+	    "CONNECT 192.0.2.1:25",
+	    "PRI * HTTP/2.0",
+	    "OPTIONS * HTTP/1.1",
+	};
+	static const char *const not_http[] = {
+	    "GET",
+	    "GET /",
+	    "GET / HTTP/1",
+	    "GET / HTTP/1.1 x",
+	    "GET  / HTTP/1.1",
+	    "get / HTTP/1.1",
+	    "CONNECT",
+	    "CONNECT ",
+	    "EHLO GET / HTTP/1.1",
+	    "NOOP GET / HTTP/1.1",
+	    "MAIL FROM:<a@b> HTTP/1.1",
+	    "",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++)
+		if (!smtp_is_http_request(http[i], strlen(http[i])))
+			fail_msg("not seen as HTTP: '%s'", http[i]);
+	for (size_t i = 0; i < sizeof(not_http) / sizeof(not_http[0]); i++)
+		if (smtp_is_http_request(not_http[i], strlen(not_http[i])))
+			fail_msg("taken for HTTP: '%s'", not_http[i]);
+	/* Byte by byte: no prefix of a request line is one, except at its
+	 * full length (the check needs the whole line, never reads past
+	 * len). */
+	for (size_t i = 0; i < sizeof(http) / sizeof(http[0]); i++) {
+		size_t len = strlen(http[i]);
+
+		for (size_t k = 0; k < len; k++) {
+			char *copy = malloc(k + 1);
+
+			assert_non_null(copy);
+			memcpy(copy, http[i], k);
+			if (smtp_is_http_request(copy, k) &&
+			    strncmp(http[i], "CONNECT", 7) != 0)
+				fail_msg("prefix %zu of '%s' is HTTP", k,
+					 http[i]);
+			free(copy);
+		}
+	}
+}
+
 static void test_cmd_names(void **state)
 {
 	(void)state;
@@ -801,6 +868,7 @@ int main(void)
 	    cmocka_unit_test(test_canonical),
 	    cmocka_unit_test(test_utf8_valid),
 	    cmocka_unit_test(test_cmd_names),
+	    cmocka_unit_test(test_http_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,7 @@ static void smtp_greet(struct smtp_session *s, const struct smtp_command *cmd,
 static bool smtp_storage_low(struct smtp_session *s, char *cause,
 			     size_t cause_size);
 static bool smtp_tls_first(const struct smtp_session *s);
+static bool smtp_ends_group(enum smtp_cmd cmd);
 static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx);
 static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r);
 static void smtp_starttls_done(void *ctx, bool ok);
@@ -72,6 +73,16 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 	const char *error;
 	unsigned flags = s->txn.params.smtputf8 ? SMTP_PARSE_F_UTF8 : 0;
 
+	/* ALPACA-style cross-protocol: a browser or proxy made to talk to
+	 * this port. Checked on every line (Postfix refuses these verbs
+	 * anywhere); none of them is an SMTP command. */
+	if (smtp_is_http_request(line, len)) {
+		smtp_session_drop(s, "cross-protocol: HTTP request",
+				  "554 5.7.0 %s HTTP request on an SMTP port; "
+				  "closing connection",
+				  s->env->cfg->hostname);
+		return;
+	}
 	if (!s->txn.active &&
 	    ++s->commands_before_mail > SMTP_MAX_COMMANDS_BEFORE_MAIL) {
 		smtp_reply(s,
@@ -84,10 +95,26 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 	}
 	if (smtp_parse_command(line, len, flags, &cmd, &error) !=
 	    SMTP_PARSE_OK) {
-		smtp_reply_error(s, "%s", error);
+		/* RFC 3030: a BDAT's chunk follows it at once. Without a
+		 * size we trust, where it ends is unknown and its bytes
+		 * would be read as commands (INV-S1): close. */
+		if (cmd.cmd == SMTP_CMD_BDAT)
+			smtp_session_drop(s,
+					  "BDAT with a malformed size: the "
+					  "chunk cannot be skipped",
+					  "%s; closing connection", error);
+		else
+			smtp_reply_error(s, "%s", error);
 		return;
 	}
 	row = &smtp_commands[cmd.cmd];
+	/* Bytes already here were sent before the reply: a DATA body, or
+	 * plaintext meant for after TLS (CVE-2011-0411 class), must never
+	 * be read as commands (INV-S1). Checked before any reply, so a
+	 * refused DATA is covered too. */
+	if (smtp_ends_group(cmd.cmd) &&
+	    !smtp_session_in_sync(s, smtp_cmd_name(cmd.cmd)))
+		return;
 	if (row->needs_greeting && !s->greeted) {
 		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: send "
 				    "EHLO first");
@@ -99,6 +126,15 @@ void smtp_commands_dispatch(struct smtp_session *s, char *line, size_t len)
 		return;
 	}
 	row->handler(s, &cmd);
+}
+
+/* RFC 2920 section 3.1, RFC 3207 section 4.2: the last command of a
+ * pipelined group; the client waits for its reply. (BDAT may be
+ * pipelined, RFC 3030.) */
+static bool smtp_ends_group(enum smtp_cmd cmd)
+{
+	return cmd == SMTP_CMD_DATA || cmd == SMTP_CMD_QUIT ||
+	       cmd == SMTP_CMD_STARTTLS;
 }
 
 /* HELO, EHLO: a new session state, any transaction forgotten. */
@@ -420,6 +456,8 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	smtp_data_init(&t->data, s->env->cfg->max_message_size, flags);
+	smtp_content_set_max_line(&t->data.content,
+				  s->env->cfg->smtp_max_line_length);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtp_session_enter_mode(s, SMTP_MODE_DATA);
 }
@@ -429,7 +467,21 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 	struct smtp_txn *t = &s->txn;
 	unsigned flags =
 	    s->env->cfg->smtp_normalize_bare_lf ? SMTP_DATA_F_NORMALIZE : 0;
+	char cause[128];
 
+	/* Reading a chunk bigger than any message we take, only to drop
+	 * it, would let one command hold the connection for as long as
+	 * the client likes: refuse and close instead. */
+	if (cmd->bdat_size > s->env->cfg->max_message_size) {
+		snprintf(cause, sizeof(cause),
+			 "BDAT chunk of %llu octets over max_message_size %u",
+			 (unsigned long long)cmd->bdat_size,
+			 s->env->cfg->max_message_size);
+		smtp_session_drop(s, cause,
+				  "552 5.3.4 Message size exceeds fixed "
+				  "maximum message size; closing connection");
+		return;
+	}
 	if (!t->bdat_started && (!t->active || t->rcpt_count == 0)) {
 		/* The chunk is on its way: read it, then refuse it. */
 		smtp_bdat_init(&t->bdat, SMTP_DATA_NO_LIMIT,
@@ -443,12 +495,18 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *cmd)
 		} else {
 			smtp_bdat_init(&t->bdat, s->env->cfg->max_message_size,
 				       flags);
+			smtp_content_set_max_line(
+			    &t->bdat.content,
+			    s->env->cfg->smtp_max_line_length);
 			t->bdat_started = true;
 		}
 	}
 	t->chunk_size = cmd->bdat_size;
 	if (smtp_bdat_chunk(&t->bdat, cmd->bdat_size, cmd->bdat_last) < 0) {
-		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands");
+		/* Its chunk is on the way and nothing will read it. */
+		smtp_session_drop(s, "BDAT after the LAST chunk",
+				  "503 5.5.1 Bad sequence of commands; closing "
+				  "connection");
 		return;
 	}
 	smtp_session_enter_mode(s, SMTP_MODE_BDAT);

@@ -22,14 +22,17 @@ enum smtp_data_state {
 #define R_TOO_BIG "552 5.3.4 Message size exceeds fixed maximum message size"
 #define R_BARE                                                                 \
 	"550 5.6.0 Message contains bare CR or LF; lines must end with CRLF"
-#define R_LONG_LINE "550 5.6.0 Message contains a line longer than 1000 octets"
+#define R_LONG_LINE "554 5.6.0 Message contains a line longer than we accept"
 
 static void smtp_content_init(struct smtp_content *c, uint64_t max_size,
 			      unsigned flags);
 static void smtp_content_emit(struct smtp_content *c, unsigned char b,
 			      unsigned char *out, size_t *n);
+static void smtp_content_text(struct smtp_content *c, unsigned char b,
+			      unsigned char *out, size_t *n);
 static void smtp_content_add(struct smtp_content *c, unsigned char b,
 			     unsigned char *out, size_t *n);
+static void smtp_content_break(struct smtp_content *c, bool bare_cr);
 static void smtp_content_line_end(struct smtp_content *c, unsigned char *out,
 				  size_t *n);
 static void smtp_content_bare(struct smtp_content *c, unsigned char b,
@@ -48,6 +51,14 @@ static void smtp_content_init(struct smtp_content *c, uint64_t max_size,
 	c->max_size = max_size;
 	c->flags = flags;
 	c->discard = (flags & SMTP_DATA_F_DISCARD) != 0;
+	c->max_line = SMTP_MAX_TEXT_LINE;
+	c->loose_empty = true;
+}
+
+void smtp_content_set_max_line(struct smtp_content *c, size_t max_line)
+{
+	c->max_line =
+	    max_line < SMTP_MAX_TEXT_LINE ? SMTP_MAX_TEXT_LINE : max_line;
 }
 
 const char *smtp_content_refusal(const struct smtp_content *c)
@@ -56,8 +67,8 @@ const char *smtp_content_refusal(const struct smtp_content *c)
 		return R_TOO_BIG;
 	if ((c->flags & SMTP_DATA_F_BINARY) != 0)
 		return NULL;
-	if ((c->bare_cr || c->bare_lf) &&
-	    (c->flags & SMTP_DATA_F_NORMALIZE) == 0)
+	if (c->dot_bare_cr ||
+	    (c->bare_lf && (c->flags & SMTP_DATA_F_NORMALIZE) == 0))
 		return R_BARE;
 	if (c->line_too_long)
 		return R_LONG_LINE;
@@ -79,30 +90,59 @@ static void smtp_content_emit(struct smtp_content *c, unsigned char b,
 		out[(*n)++] = b;
 }
 
-/* An octet that belongs to a line (not a line end). */
-static void smtp_content_add(struct smtp_content *c, unsigned char b,
-			     unsigned char *out, size_t *n)
+/* An octet stored inside a line: it counts towards the line length. */
+static void smtp_content_text(struct smtp_content *c, unsigned char b,
+			      unsigned char *out, size_t *n)
 {
 	smtp_content_emit(c, b, out, n);
 	if (c->line_len < SIZE_MAX)
 		c->line_len++;
-	/* RFC 5321 section 4.5.3.1.6: 1000 octets with the CRLF. */
-	if (c->line_len > SMTP_MAX_TEXT_LINE - 2 && !c->line_too_long &&
+	/* max_line counts the CRLF (RFC 5321 section 4.5.3.1.6 style). */
+	if (c->line_len > c->max_line - 2 && !c->line_too_long &&
 	    (c->flags & SMTP_DATA_F_BINARY) == 0) {
 		c->line_too_long = true;
 	}
 }
 
+/* An octet of content that is not a line break. */
+static void smtp_content_add(struct smtp_content *c, unsigned char b,
+			     unsigned char *out, size_t *n)
+{
+	c->loose_dot = c->loose_empty && b == '.';
+	c->loose_empty = false;
+	smtp_content_text(c, b, out, n);
+}
+
+/*
+ * A line break of any kind (bare_cr: a bare CR). INV-S1: a lone "." with
+ * a bare CR on either side is what a reader that ends lines at CR would
+ * take for the end of data; such a message stays refused.
+ */
+static void smtp_content_break(struct smtp_content *c, bool bare_cr)
+{
+	if (c->loose_dot && (c->after_bare_cr || bare_cr) &&
+	    (c->flags & SMTP_DATA_F_BINARY) == 0)
+		c->dot_bare_cr = true;
+	c->loose_empty = true;
+	c->loose_dot = false;
+	c->after_bare_cr = bare_cr;
+}
+
 static void smtp_content_line_end(struct smtp_content *c, unsigned char *out,
 				  size_t *n)
 {
+	smtp_content_break(c, false);
 	smtp_content_emit(c, '\r', out, n);
 	smtp_content_emit(c, '\n', out, n);
 	c->line_len = 0;
 }
 
-/* A bare CR or bare LF (b): INV-S1, data and never a line end. It is
- * noted, and written as CRLF when normalising. */
+/*
+ * A bare CR or bare LF (b): INV-S1, data and never a line end. A bare CR
+ * is stored as a space, whatever the flags: kept as it is, a later reader
+ * (a relay, a client) could end a line or start a header field there. A
+ * bare LF is noted, and written as CRLF when normalising.
+ */
 static void smtp_content_bare(struct smtp_content *c, unsigned char b,
 			      unsigned char *out, size_t *n)
 {
@@ -110,14 +150,19 @@ static void smtp_content_bare(struct smtp_content *c, unsigned char b,
 		smtp_content_add(c, b, out, n);
 		return;
 	}
-	if (b == '\r')
+	if (b == '\r') {
 		c->bare_cr = true;
-	else
-		c->bare_lf = true;
-	if ((c->flags & SMTP_DATA_F_NORMALIZE) != 0)
+		smtp_content_break(c, true);
+		smtp_content_text(c, ' ', out, n);
+		return;
+	}
+	c->bare_lf = true;
+	if ((c->flags & SMTP_DATA_F_NORMALIZE) != 0) {
 		smtp_content_line_end(c, out, n);
-	else
-		smtp_content_add(c, b, out, n);
+		return;
+	}
+	smtp_content_break(c, false);
+	smtp_content_text(c, b, out, n);
 }
 
 /*
@@ -227,7 +272,10 @@ int smtp_data_feed(struct smtp_data *d, const void *in, size_t in_len,
 				break;
 			}
 			/* ".\r" then something else: the dot goes, the
-			 * CR is content. */
+			 * CR is content, a bare one next to a lone dot
+			 * (INV-S1). */
+			if ((d->content.flags & SMTP_DATA_F_BINARY) == 0)
+				d->content.dot_bare_cr = true;
 			smtp_content_put(&d->content, '\r', o, &n);
 			smtp_content_put(&d->content, b, o, &n);
 			if (b == '\r')

@@ -11,8 +11,12 @@
  * INV-S1 (SMTP smuggling, CVE-2023-51764/51765/51766): DATA ends only at
  * <CR><LF>.<CR><LF>. A bare CR or bare LF is never a line end: "\n.\n",
  * "\r.\r", "\r\n.\n" and "\n.\r\n" are message content. A message that
- * holds a bare CR or LF is marked, and refused after its end (or, with
- * SMTP_DATA_F_NORMALIZE, stored with CRLF in their place).
+ * holds a bare LF is marked, and refused after its end (or, with
+ * SMTP_DATA_F_NORMALIZE, stored with CRLF in its place). A bare CR inside
+ * a line (old Mac text, "\r\r\n" from a double conversion) is stored as
+ * a space, always: no later reader can take it for a line end or a new
+ * header field. A lone "." next to a bare CR is the shape of a smuggled
+ * end of data and keeps the message refused.
  * Limits never stop the reader mid-stream: a message that is too big or
  * has an overlong line is read and discarded to its end, so that the
  * session answers after the final dot and the client stays in sync.
@@ -47,12 +51,21 @@ struct smtp_content {
 	/* Message octets so far, as output (after dot-unstuffing and
 	 * normalising), counted on even when discarding. */
 	uint64_t size;
-	size_t line_len;    /* octets in the current line, CRLF not counted */
-	bool cr_pending;    /* a CR whose meaning waits for the next byte */
-	bool bare_cr;	    /* a CR not followed by LF was seen */
-	bool bare_lf;	    /* an LF not preceded by CR was seen */
-	bool line_too_long; /* a line over SMTP_MAX_TEXT_LINE with CRLF */
-	bool too_big;	    /* size went over max_size */
+	size_t max_line; /* longest line allowed, with its CRLF */
+	size_t line_len; /* octets in the current line, CRLF not counted */
+	bool cr_pending; /* a CR whose meaning waits for the next byte */
+	bool bare_cr;	 /* a CR not followed by LF was seen (stored as
+			  * a space) */
+	bool bare_lf;	 /* an LF not preceded by CR was seen */
+	/* A lone "." between two line breaks of any kind (CRLF, bare CR,
+	 * bare LF, or a dot removed by unstuffing), one of them a bare CR:
+	 * what a reader that ends lines at CR takes for the end of data. */
+	bool dot_bare_cr;
+	bool line_too_long; /* a line over max_line with CRLF */
+	/* Since the last line break of any kind: no octet, one ".", or
+	 * anything else; and whether that break was a bare CR. */
+	bool loose_empty, loose_dot, after_bare_cr;
+	bool too_big; /* size went over max_size */
 	/* Too big (or SMTP_DATA_F_DISCARD): no more output is produced;
 	 * the caller drops what it wrote. Other reasons to refuse do not
 	 * stop the output: a session that does not want to store a
@@ -63,10 +76,20 @@ struct smtp_content {
 /*
  * The reply to give after the end of the message if it must be refused,
  * or NULL if it may be accepted: "552 5.3.4 ..." when too big (RFC 1870
- * section 6.2), "550 5.6.0 ..." for a bare CR or LF (unless normalised)
- * or an overlong line (unless binary). Static storage, no CRLF.
+ * section 6.2), "550 5.6.0 ..." for a bare LF (unless normalised) or a
+ * lone dot next to a bare CR, "554 5.6.0 ..." for a line over max_line
+ * (unless binary). Static storage, no CRLF.
  */
 const char *smtp_content_refusal(const struct smtp_content *c);
+
+/*
+ * The longest line a message may hold, in octets with its CRLF (at least
+ * SMTP_MAX_TEXT_LINE, RFC 5321's limit, which is the default). Real mail
+ * breaks that limit every day (long To: lists, machine-made HTML), so
+ * the session sets a generous bound here; the line is stored unchanged.
+ * Call after init, before the first byte.
+ */
+void smtp_content_set_max_line(struct smtp_content *c, size_t max_line);
 
 /* The DATA reader. */
 struct smtp_data {
@@ -87,7 +110,7 @@ void smtp_data_init(struct smtp_data *d, uint64_t max_size, unsigned flags);
  * in one call (unless the message ends first): in_len + 4, or
  * 2 * in_len + 4 with SMTP_DATA_F_NORMALIZE (SIZE_MAX on overflow).
  * Over a whole message, output never exceeds the input consumed, or
- * twice it with SMTP_DATA_F_NORMALIZE (each bare CR or LF becomes two
+ * twice it with SMTP_DATA_F_NORMALIZE (each bare LF becomes two
  * octets); a call may release up to one octet held from the last call.
  */
 size_t smtp_data_out_max(unsigned flags, size_t in_len);

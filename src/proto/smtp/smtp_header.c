@@ -1,10 +1,12 @@
 #include "proto/smtp/smtp_header.h"
 
+#include <limits.h>
 #include <string.h>
 
 #include "lib/parse.h"
 
 static void smtp_header_line(struct smtp_header_scan *h);
+static void smtp_header_overflow(struct smtp_header_scan *h);
 static void smtp_header_field_end(struct smtp_header_scan *h);
 static bool smtp_header_name_is(const char *line, size_t len, const char *name);
 static bool smtp_header_mailbox_is(const char *addr, size_t len,
@@ -85,11 +87,35 @@ static void smtp_header_line(struct smtp_header_scan *h)
 		h->in_from = true;
 		memcpy(h->field, colon + 1, vlen);
 		h->field_len = vlen;
+	} else if (smtp_header_name_is(line, body, "Received")) {
+		if (h->received_count < UINT_MAX)
+			h->received_count++;
 	} else if (smtp_header_name_is(line, body, "Message-ID")) {
 		h->have_message_id = true;
 	} else if (smtp_header_name_is(line, body, "Date")) {
 		h->have_date = true;
 	}
+}
+
+/*
+ * A header line longer than the buffer (long To: lists and the like are
+ * common): what its start says is taken into account, then the start is
+ * sent on and the rest of the line passes through unexamined. A From:
+ * that long cannot be checked whole and counts as a mismatch.
+ */
+static void smtp_header_overflow(struct smtp_header_scan *h)
+{
+	bool was_from = h->in_from;
+
+	smtp_header_line(h);
+	if (h->in_from ||
+	    (was_from && (h->line[0] == ' ' || h->line[0] == '\t'))) {
+		h->from_mismatch = true;
+		h->in_from = false;
+	}
+	h->out(h->ctx, h->line, h->line_len);
+	h->line_len = 0;
+	h->line_overflow = true;
 }
 
 void smtp_header_feed(struct smtp_header_scan *h, const char *in, size_t len)
@@ -99,19 +125,22 @@ void smtp_header_feed(struct smtp_header_scan *h, const char *in, size_t len)
 	while (i < len && !h->done) {
 		char c = in[i++];
 
+		if (h->line_overflow) {
+			const char *lf = memchr(in + i - 1, '\n', len - i + 1);
+			size_t run = lf != NULL
+					 ? (size_t)(lf - (in + i - 1)) + 1
+					 : len - i + 1;
+
+			h->out(h->ctx, in + i - 1, run);
+			i += run - 1;
+			if (lf != NULL)
+				h->line_overflow = false;
+			continue;
+		}
 		if (h->line_len == sizeof(h->line) - 1) {
-			/* An overlong line (the DATA reader refuses it
-			 * anyway): stop examining, refuse if From: was
-			 * possibly in it. */
-			h->from_mismatch = true;
-			h->line_overflow = true;
-			h->out(h->ctx, h->line, h->line_len);
-			h->line_len = 0;
-			smtp_header_field_end(h);
-			h->at_end(h->ctx, h->have_message_id, h->have_date);
-			h->done = true;
+			smtp_header_overflow(h);
 			i--;
-			break;
+			continue;
 		}
 		h->line[h->line_len++] = c;
 		if (c != '\n')

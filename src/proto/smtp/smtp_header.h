@@ -1,9 +1,12 @@
 /*
- * The header checks of a submission server (RFC 6409 section 8): is every
+ * The header checks: on a submission server (RFC 6409 section 8), is every
  * address in From: the user's own, and are Message-ID: and Date: present
- * (they are added if not). Pure and streaming: message bytes go through
- * one line at a time, so only the current line and the From: field are
- * ever held, whatever the size of the header section.
+ * (they are added if not); on every listener, how many Received: fields
+ * the message already carries (a mail loop). Pure and streaming: message
+ * bytes go through one line at a time, so only the start of the current
+ * line (SMTP_MAX_TEXT_LINE octets) and the From: field are ever held,
+ * whatever the size of the header section. A longer line passes through
+ * unchanged and the scan goes on after it.
  */
 #ifndef POSTD_SMTP_HEADER_H
 #define POSTD_SMTP_HEADER_H
@@ -29,15 +32,18 @@ struct smtp_header_scan {
 	bool done; /* past the header section: bytes pass straight on */
 	char line[SMTP_MAX_TEXT_LINE + 1];
 	size_t line_len;
-	bool line_overflow; /* the current line did not fit: scan stops */
+	/* The current line did not fit: its start was examined and sent on,
+	 * the rest passes straight through to its LF. */
+	bool line_overflow;
 	char field[SMTP_HEADER_MAX_FROM + 1]; /* the From: field so far */
 	size_t field_len;
 	bool in_from; /* the field being read is From: */
 	unsigned from_count;
 	bool have_message_id, have_date;
+	unsigned received_count; /* Received: fields in the header section */
 	/* The verdict, final after smtp_header_finish(): a From: address
-	 * that is not the user, more than one From: field, or a header the
-	 * scan could not follow. */
+	 * that is not the user, more than one From: field, or a From: line
+	 * too long to hold. */
 	bool from_mismatch;
 };
 

@@ -7,7 +7,8 @@
 
 /* Reply texts (RFC 5321 section 4.2, RFC 3463 enhanced codes). */
 #define R_UNKNOWN "500 5.5.2 Syntax error, command unrecognized"
-#define R_NUL "500 5.5.2 NUL byte in command"
+/* A NUL is a syntax error in what the client sent, not an unknown verb. */
+#define R_NUL "501 5.5.2 NUL byte in command"
 #define R_BARE_EOL "500 5.5.2 Bare CR or LF in command"
 #define R_TOO_LONG "500 5.5.2 Line too long"
 #define R_SYNTAX "501 5.5.4 Syntax error in parameters or arguments"
@@ -791,6 +792,12 @@ enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 	memset(cmd_r, 0, sizeof(*cmd_r));
 	cmd_r->cmd = SMTP_CMD_COUNT;
 	*error_r = NULL;
+	/* The verb first, so that every error below still names it: a BDAT
+	 * line that is refused must end the session (its chunk follows). */
+	while (verb_len < len && line[verb_len] != ' ')
+		verb_len++;
+	if (smtp_find_verb(line, verb_len, &cmd_r->cmd) < 0)
+		cmd_r->cmd = SMTP_CMD_COUNT;
 	/* NUL is an error, never a string end. */
 	if (memchr(line, '\0', len) != NULL) {
 		*error_r = R_NUL;
@@ -806,9 +813,7 @@ enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 		return SMTP_PARSE_TOO_LONG;
 	}
 	line[len] = '\0';
-	while (line[verb_len] != ' ' && line[verb_len] != '\0')
-		verb_len++;
-	if (smtp_find_verb(line, verb_len, &cmd_r->cmd) < 0) {
+	if (cmd_r->cmd == SMTP_CMD_COUNT) {
 		*error_r = R_UNKNOWN;
 		return SMTP_PARSE_UNKNOWN;
 	}
@@ -832,6 +837,44 @@ enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 		cmd_r->cmd = cmd;
 	}
 	return r;
+}
+
+/* HTTP methods (RFC 9110 section 9, RFC 5789, and the HTTP/2 preface's
+ * "PRI"); case-sensitive, as HTTP defines them. */
+static const char *const smtp_http_methods[] = {
+    "GET",     "HEAD",	  "POST",  "PUT",   "DELETE",
+    "CONNECT", "OPTIONS", "TRACE", "PATCH", "PRI",
+};
+
+bool smtp_is_http_request(const char *line, size_t len)
+{
+	size_t m = 0, t, v;
+
+	while (m < len && line[m] != ' ')
+		m++;
+	for (size_t i = 0; i < sizeof(smtp_http_methods) / sizeof(char *);
+	     i++) {
+		if (strlen(smtp_http_methods[i]) != m ||
+		    memcmp(line, smtp_http_methods[i], m) != 0)
+			continue;
+		/* "CONNECT host:port" is a proxy request with or without
+		 * a version. */
+		if (m == 7 && memcmp(line, "CONNECT", 7) == 0 && m + 1 < len)
+			return true;
+		/* method SP request-target SP "HTTP/" DIGIT "." DIGIT */
+		t = m + 1;
+		v = t;
+		while (v < len && (unsigned char)line[v] > ' ' &&
+		       (unsigned char)line[v] < 0x7f)
+			v++;
+		if (m >= len || v == t || len - v != 9 || line[v] != ' ')
+			return false;
+		return memcmp(line + v + 1, "HTTP/", 5) == 0 &&
+		       smtp_is_digit((unsigned char)line[v + 6]) &&
+		       line[v + 7] == '.' &&
+		       smtp_is_digit((unsigned char)line[v + 8]);
+	}
+	return false;
 }
 
 /* Dot-string = Atom *("." Atom) */

@@ -114,7 +114,7 @@ struct smtp_command {
 
 enum smtp_parse_error {
 	SMTP_PARSE_OK = 0,
-	SMTP_PARSE_NUL,	       /* 500 5.5.2: NUL byte in the line */
+	SMTP_PARSE_NUL,	       /* 501 5.5.2: NUL byte in the line */
 	SMTP_PARSE_BARE_EOL,   /* 500 5.5.2: CR or LF inside the line */
 	SMTP_PARSE_TOO_LONG,   /* 500 5.5.2: over SMTP_MAX_COMMAND_LINE */
 	SMTP_PARSE_UNKNOWN,    /* 500 5.5.2: empty line or unknown verb */
@@ -151,6 +151,15 @@ enum smtp_parse_error {
 enum smtp_parse_error smtp_parse_command(char *line, size_t len, unsigned flags,
 					 struct smtp_command *cmd_r,
 					 const char **error_r);
+
+/*
+ * True if a command line (without CRLF) is an HTTP request line: a
+ * method, one space, a request target and "HTTP/x.y", or any "CONNECT
+ * target". A browser or proxy tricked into talking to the SMTP port
+ * (ALPACA-style cross-protocol attacks) sends these; none is an SMTP
+ * command, so the session replies once and closes.
+ */
+bool smtp_is_http_request(const char *line, size_t len);
 
 /* The verb of a command ("RCPT"). */
 const char *smtp_cmd_name(enum smtp_cmd cmd);

@@ -32,6 +32,7 @@ static void smtp_on_timeout(void *arg);
 static void smtp_on_shutdown(void *arg);
 static void smtp_on_close(void *arg, const char *reason);
 static void smtp_process_input(struct smtp_session *s);
+static bool smtp_tls_hello_on_plaintext(struct smtp_session *s);
 static bool smtp_read_body(struct smtp_session *s);
 static void smtp_body_output(struct smtp_session *s, const char *data,
 			     size_t len);
@@ -209,6 +210,61 @@ bool smtp_session_auth_offered(const struct smtp_session *s)
 	return smtp_session_plaintext_allowed(s);
 }
 
+void smtp_session_drop(struct smtp_session *s, const char *cause,
+		       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	smtp_vreply(s, NULL, 0, fmt, ap);
+	va_end(ap);
+	smtp_session_log_refusal(s, cause);
+	conn_close(s->conn, cause);
+}
+
+bool smtp_session_in_sync(struct smtp_session *s, const char *after)
+{
+	char cause[128];
+
+	if (conn_input_pending(s->conn) == 0)
+		return true;
+	/* Exim drops such clients, Postfix too
+	 * (smtpd_forbid_unauth_pipelining): a client that does not wait
+	 * for the reply may have sent a message body, or plaintext meant
+	 * for after TLS, that must never be read as commands (INV-S1). */
+	snprintf(cause, sizeof(cause),
+		 "pipelining sync error: %zu octets sent after %s before its "
+		 "reply",
+		 conn_input_pending(s->conn), after);
+	smtp_session_drop(s, cause,
+			  "554 5.5.0 %s Synchronization error: data sent "
+			  "before the reply to %s; closing connection",
+			  s->env->cfg->hostname, after);
+	return false;
+}
+
+/*
+ * ALPACA-style cross-protocol: a TLS ClientHello (a handshake record,
+ * 0x16 0x03) on a plaintext port where a command should start. No SMTP
+ * command starts with 0x16, so one reply and the connection closes.
+ */
+static bool smtp_tls_hello_on_plaintext(struct smtp_session *s)
+{
+	size_t len;
+	const unsigned char *p =
+	    (const unsigned char *)conn_input_peek(s->conn, &len);
+
+	if (conn_is_tls(s->conn) || p == NULL || len < 2 || p[0] != 0x16 ||
+	    p[1] != 0x03)
+		return false;
+	smtp_session_drop(s,
+			  "cross-protocol: TLS handshake on a plaintext port",
+			  "554 5.7.0 %s TLS handshake on a plaintext SMTP "
+			  "port; use STARTTLS; closing connection",
+			  s->env->cfg->hostname);
+	return true;
+}
+
 void smtp_session_set_busy(struct smtp_session *s, bool busy)
 {
 	s->busy = busy;
@@ -260,6 +316,8 @@ static void smtp_process_input(struct smtp_session *s)
 				break;
 			continue;
 		}
+		if (smtp_tls_hello_on_plaintext(s))
+			break;
 		/* The parser enforces 512 octets for commands; AUTH lines may
 		 * be longer (RFC 4954), up to the input buffer. */
 		r = conn_read_line(s->conn, line, sizeof(line),
@@ -279,6 +337,12 @@ static void smtp_process_input(struct smtp_session *s)
 		else
 			smtp_commands_dispatch(s, line, len);
 		OPENSSL_cleanse(line, len);
+		/* A 334 prompt went out: the client must wait for it. The
+		 * prompt is queued already, so the 554 follows it. */
+		if (s->sasl != SMTP_SASL_NONE && !s->busy &&
+		    !conn_is_closing(s->conn) &&
+		    !smtp_session_in_sync(s, "an AUTH prompt"))
+			break;
 	}
 	s->in_input_loop = false;
 }
@@ -368,13 +432,16 @@ static void smtp_header_out(void *ctx, const char *data, size_t len)
 
 /*
  * RFC 6409 section 8: the submission server adds a missing Message-ID:
- * and Date: where the header section ends.
+ * and Date: where the header section ends. An MTA (port 25) passes the
+ * message on as it came.
  */
 static void smtp_header_end(void *ctx, bool have_message_id, bool have_date)
 {
 	struct smtp_session *s = ctx;
 	char line[300];
 
+	if (!s->submission)
+		return;
 	if (!have_message_id) {
 		snprintf(line, sizeof(line), "Message-ID: <%s.%ld@%s>\r\n",
 			 s->id, (long)time(NULL), s->env->cfg->hostname);
@@ -430,15 +497,13 @@ int smtp_session_message_begin(struct smtp_session *s)
 		 conn_is_tls(s->conn) ? conn_tls_version(s->conn) : "",
 		 conn_is_tls(s->conn) ? ")" : "", date);
 	smtp_spool_write(s, hdr, strlen(hdr));
-	if (s->submission && s->env->cfg->sender_login_match) {
-		t->header = xmalloc(sizeof(*t->header));
-		smtp_header_init(t->header, s->user, smtp_header_out,
-				 smtp_header_end, s);
-	} else if (s->submission) {
-		t->header = xmalloc(sizeof(*t->header));
-		smtp_header_init(t->header, NULL, smtp_header_out,
-				 smtp_header_end, s);
-	}
+	/* Every listener counts Received: fields (a mail loop); a
+	 * submission also checks From: and adds Message-ID: and Date:. */
+	t->header = xmalloc(sizeof(*t->header));
+	smtp_header_init(
+	    t->header,
+	    s->submission && s->env->cfg->sender_login_match ? s->user : NULL,
+	    smtp_header_out, smtp_header_end, s);
 	return 0;
 }
 
@@ -450,13 +515,28 @@ void smtp_session_message_end(struct smtp_session *s)
 	const char **remote;
 	size_t nfd = 0, nremote = 0;
 	const char *refusal = t->refusal;
+	const struct smtp_content *content =
+	    t->bdat_started ? &t->bdat.content : &t->data.content;
 	char cause[300];
 
 	if (t->header != NULL)
 		smtp_header_finish(t->header);
 	if (refusal == NULL)
-		refusal = smtp_content_refusal(
-		    t->bdat_started ? &t->bdat.content : &t->data.content);
+		refusal = smtp_content_refusal(content);
+	if (refusal == NULL && t->header != NULL &&
+	    t->header->received_count > s->env->cfg->max_received_headers) {
+		/* Postfix's hopcount_limit: a message that went round this
+		 * often is looping; bounce it rather than pass it on. */
+		snprintf(cause, sizeof(cause),
+			 "mail loop: %u Received headers (max_received_headers "
+			 "%u)",
+			 t->header->received_count,
+			 s->env->cfg->max_received_headers);
+		smtp_refuse(s, cause,
+			    "554 5.4.6 Too many Received headers: mail loop");
+		smtp_txn_reset(s);
+		return;
+	}
 	if (refusal == NULL && t->header != NULL && t->header->user != NULL &&
 	    t->header->from_mismatch)
 		refusal = "553 5.7.1 The From: header is not your own "
@@ -468,7 +548,15 @@ void smtp_session_message_end(struct smtp_session *s)
 		return;
 	}
 	if (refusal != NULL) {
-		snprintf(cause, sizeof(cause), "message refused: %s", refusal);
+		char detail[96] = "";
+
+		if (content->line_too_long)
+			snprintf(detail, sizeof(detail),
+				 " (a line over %zu octets, "
+				 "smtp_max_line_length)",
+				 content->max_line);
+		snprintf(cause, sizeof(cause), "message refused: %s%s", refusal,
+			 detail);
 		smtp_refuse(s, cause, "%s", refusal);
 		smtp_txn_reset(s);
 		return;

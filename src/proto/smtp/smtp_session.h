@@ -114,6 +114,22 @@ void smtp_refuse(struct smtp_session *s, const char *cause, const char *fmt,
  * line, not counted against the client. */
 void smtp_tempfail(struct smtp_session *s, const char *cause, const char *fmt,
 		   ...) __attribute__((format(printf, 3, 4)));
+/*
+ * A client the session cannot stay in step with (cross-protocol bytes,
+ * a pipelining sync error, a BDAT chunk that cannot be skipped): the
+ * reply, ONE refusal log line with the cause, and the connection closes
+ * at once; nothing it sent after is read.
+ */
+void smtp_session_drop(struct smtp_session *s, const char *cause,
+		       const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/*
+ * RFC 2920 section 3.1, RFC 3207, RFC 4954: after DATA, STARTTLS, QUIT
+ * and an AUTH prompt (334) the client must wait for the reply. Returns
+ * true if no byte is waiting; else drops the session (554 5.5.0, the log
+ * line names what) and returns false.
+ */
+bool smtp_session_in_sync(struct smtp_session *s, const char *after);
 void smtp_session_set_busy(struct smtp_session *s, bool busy);
 void smtp_session_log_refusal(struct smtp_session *s, const char *cause);
 bool smtp_session_plaintext_allowed(const struct smtp_session *s);
