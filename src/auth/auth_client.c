@@ -31,8 +31,8 @@ struct auth_client {
 	struct event_base *base;
 	int fd;
 	struct event *read_ev, *write_ev, *fail_ev;
-	/* Requests by id % AUTH_MAX_PENDING: sent or queued, and cancelled
-	 * ones whose reply has not come yet (so their id is not reused). */
+	/* Requests by id % AUTH_MAX_PENDING: sent or queued. A cancelled
+	 * one leaves at once (auth_client_cancel()). */
 	struct auth_client_request *slots[AUTH_MAX_PENDING];
 	size_t pending;
 	uint32_t next_id;
@@ -53,6 +53,7 @@ static void auth_client_queue_remove(struct auth_client *client,
 				     struct auth_client_request *req);
 static int auth_client_flush(struct auth_client *client);
 static void auth_client_destroy(struct auth_client *client);
+static void auth_client_send_cancel(struct auth_client *client, uint32_t id);
 
 struct auth_client *auth_client_new(struct event_base *base, int fd)
 {
@@ -190,10 +191,32 @@ void auth_client_cancel(struct auth_client_request **reqp)
 	if (req->packet != NULL) {
 		/* Never sent: no reply will come, forget it now. */
 		auth_client_queue_remove(client, req);
-		client->slots[req->id % AUTH_MAX_PENDING] = NULL;
-		client->pending--;
-		auth_client_request_free(req);
+	} else {
+		/* Sent: the auth process drops it too, so that it stops
+		 * holding the peer's share and our slot is free at once. A
+		 * reply already on its way finds no request and is ignored
+		 * (ids grow, so a new request never takes an old one's). */
+		auth_client_send_cancel(client, req->id);
 	}
+	client->slots[req->id % AUTH_MAX_PENDING] = NULL;
+	client->pending--;
+	auth_client_request_free(req);
+}
+
+/* Best effort: if the socket is full the request is simply answered and
+ * the reply ignored, as before cancelling existed. */
+static void auth_client_send_cancel(struct auth_client *client, uint32_t id)
+{
+	struct auth_request cancel;
+
+	if (client->failed)
+		return;
+	memset(&cancel, 0, sizeof(cancel));
+	cancel.version = AUTH_PROTO_VERSION;
+	cancel.id = id;
+	cancel.type = AUTH_REQUEST_CANCEL;
+	(void)send(client->fd, &cancel, sizeof(cancel),
+		   MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void auth_client_fail_later(struct auth_client *client)
@@ -277,8 +300,10 @@ static void auth_client_read_cb(evutil_socket_t fd, short what, void *arg)
 		slot = reply.id % AUTH_MAX_PENDING;
 		req = client->slots[slot];
 		if (req == NULL || req->id != reply.id || req->packet != NULL) {
-			log_warn("auth reply for unknown request %u ignored",
-				 reply.id);
+			/* Mostly a cancelled request's reply that crossed
+			 * the cancel. */
+			log_debug("auth reply for unknown request %u ignored",
+				  reply.id);
 			continue;
 		}
 		client->slots[slot] = NULL;

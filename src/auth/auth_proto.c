@@ -16,6 +16,7 @@ bool auth_request_valid(const struct auth_request *req, size_t len)
 	case AUTH_REQUEST_PASSWORD:
 	case AUTH_REQUEST_APOP:
 	case AUTH_REQUEST_LOOKUP:
+	case AUTH_REQUEST_CANCEL:
 		break;
 	default:
 		return false;
@@ -40,7 +41,7 @@ bool auth_reply_valid(const struct auth_reply *reply, size_t len)
 	default:
 		return false;
 	}
-	if (reply->cause > AUTH_CAUSE_INTERNAL)
+	if (reply->cause > AUTH_CAUSE_BUSY)
 		return false;
 	return AUTH_FIELD_TERMINATED(reply->user) &&
 	       AUTH_FIELD_TERMINATED(reply->extra);
@@ -63,6 +64,10 @@ const char *auth_cause_str(enum auth_cause cause)
 		return "APOP needs a {PLAIN} password";
 	case AUTH_CAUSE_INTERNAL:
 		return "internal error";
+	case AUTH_CAUSE_PEER_BUSY:
+		return "too many authentication requests from this peer";
+	case AUTH_CAUSE_BUSY:
+		return "auth process busy";
 	}
 	return "unknown cause";
 }

@@ -24,6 +24,9 @@ enum auth_request_type {
 	AUTH_REQUEST_APOP = 2,
 	/* Does this user exist? (SMTP RCPT TO); no password. */
 	AUTH_REQUEST_LOOKUP = 3,
+	/* The session that sent request id has ended: drop it, answer
+	 * nothing. Only version, id and type are read. */
+	AUTH_REQUEST_CANCEL = 4,
 };
 
 enum auth_result {
@@ -41,6 +44,10 @@ enum auth_cause {
 	AUTH_CAUSE_BAD_REQUEST,	     /* the worker sent nonsense */
 	AUTH_CAUSE_APOP_UNAVAILABLE, /* APOP for a user without {PLAIN} */
 	AUTH_CAUSE_INTERNAL,
+	/* Refused before any check: the peer already has its share of
+	 * requests in the auth process (a flood), or the process is full. */
+	AUTH_CAUSE_PEER_BUSY,
+	AUTH_CAUSE_BUSY,
 };
 
 struct auth_request {

@@ -23,6 +23,10 @@
  */
 int auth_server_preload(const struct config *cfg);
 
+/* The users file's path as configured, for log lines written after a
+ * chroot has shortened cfg->users_file. */
+void auth_server_set_users_path(const char *configured);
+
 /* Runs the auth process until all worker_fds have closed or SIGTERM.
  * Returns the process exit code. */
 int auth_server_run(const struct config *cfg, const int *worker_fds,
