@@ -152,6 +152,8 @@ static void auth_server_load(struct auth_server *s, bool reload);
 static void auth_server_sighup(evutil_socket_t sig, short what, void *arg);
 static void auth_server_sigterm(evutil_socket_t sig, short what, void *arg);
 static void auth_worker_read(evutil_socket_t fd, short what, void *arg);
+static void auth_worker_request(struct auth_server *s, size_t index,
+				struct auth_request *req, size_t len);
 static void auth_worker_write(evutil_socket_t fd, short what, void *arg);
 static void auth_worker_close(struct auth_worker *w);
 static void auth_worker_send(struct auth_server *s, size_t worker,
@@ -393,19 +395,16 @@ static void auth_worker_read(evutil_socket_t fd, short what, void *arg)
 	struct auth_worker *w = arg;
 	struct auth_server *s = w->server;
 	size_t index = (size_t)(w - s->workers);
-	struct auth_request req;
+	struct auth_request reqs[AUTH_RECV_BATCH];
+	size_t lens[AUTH_RECV_BATCH];
 
 	(void)what;
-	for (int i = 0; i < AUTH_SERVER_MAX_READS && w->open; i++) {
-		/* MSG_TRUNC: an oversized datagram shows its real size and
-		 * is rejected instead of being read as a short one. */
-		ssize_t n =
-		    recv(fd, &req, sizeof(req), MSG_DONTWAIT | MSG_TRUNC);
+	for (int got = 0; got < AUTH_SERVER_MAX_READS && w->open;) {
+		int n = auth_recv_batch(fd, reqs, sizeof(reqs[0]),
+					AUTH_RECV_BATCH, lens);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0) {
 			if (n < 0)
 				log_warn("recv from worker %zu: %s", index,
@@ -413,24 +412,36 @@ static void auth_worker_read(evutil_socket_t fd, short what, void *arg)
 			auth_worker_close(w);
 			break;
 		}
-		if (!auth_request_valid(&req, (size_t)n)) {
-			struct auth_reply reply;
-
-			log_warn("worker %zu sent an invalid request (%zd "
-				 "bytes)",
-				 index, n);
-			if ((size_t)n >= offsetof(struct auth_request, type)) {
-				auth_reply_init(&reply, req.id,
-						AUTH_RESULT_TEMPFAIL,
-						AUTH_CAUSE_BAD_REQUEST);
-				auth_worker_send(s, index, &reply);
-			}
-		} else if (req.type == AUTH_REQUEST_CANCEL) {
-			auth_server_cancel(s, index, req.id);
-		} else {
-			auth_server_request(s, index, &req);
+		for (int i = 0; i < n; i++) {
+			auth_worker_request(s, index, &reqs[i], lens[i]);
+			OPENSSL_cleanse(&reqs[i], sizeof(reqs[i]));
 		}
-		OPENSSL_cleanse(&req, sizeof(req));
+		got += n;
+		/* Fewer than asked: the socket is empty, and reading on
+		 * would only return EAGAIN. */
+		if (n < AUTH_RECV_BATCH)
+			break;
+	}
+}
+
+/* One datagram from a worker; len is its real size. */
+static void auth_worker_request(struct auth_server *s, size_t index,
+				struct auth_request *req, size_t len)
+{
+	struct auth_reply reply;
+
+	if (!auth_request_valid(req, len)) {
+		log_warn("worker %zu sent an invalid request (%zu bytes)",
+			 index, len);
+		if (len >= offsetof(struct auth_request, type)) {
+			auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
+					AUTH_CAUSE_BAD_REQUEST);
+			auth_worker_send(s, index, &reply);
+		}
+	} else if (req->type == AUTH_REQUEST_CANCEL) {
+		auth_server_cancel(s, index, req->id);
+	} else {
+		auth_server_request(s, index, req);
 	}
 }
 

@@ -431,6 +431,29 @@ static void test_auth_server_peer_share(void **state)
 		assert_true(flood[i].calls <= 1);
 }
 
+/* Many requests at once: the replies come back in batches (one system
+ * call reads up to AUTH_RECV_BATCH datagrams) and every one reaches its
+ * own request. */
+static void test_auth_server_many_at_once(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result r[100];
+	int outstanding = 0;
+
+	start_server(fx, 0);
+	for (int i = 0; i < 100; i++)
+		assert_non_null(
+		    send_req(fx, AUTH_REQUEST_LOOKUP,
+			     i % 2 ? "alice@example.org" : "nobody@example.org",
+			     "", "", "p", &r[i], &outstanding));
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].reply.result,
+				 i % 2 ? AUTH_RESULT_OK : AUTH_RESULT_FAIL);
+	}
+}
+
 static void test_auth_server_cancel(void **state)
 {
 	struct fixture *fx = *state;
@@ -743,6 +766,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_peer_share, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_bad_datagrams,
