@@ -31,8 +31,8 @@ struct auth_client {
 	struct event_base *base;
 	int fd;
 	struct event *read_ev, *write_ev, *fail_ev;
-	/* Requests by id % AUTH_MAX_PENDING: sent or queued, and cancelled
-	 * ones whose reply has not come yet (so their id is not reused). */
+	/* Requests by id % AUTH_MAX_PENDING: sent or queued. A cancelled
+	 * one leaves at once (auth_client_cancel()). */
 	struct auth_client_request *slots[AUTH_MAX_PENDING];
 	size_t pending;
 	uint32_t next_id;
@@ -44,6 +44,8 @@ struct auth_client {
 };
 
 static void auth_client_read_cb(evutil_socket_t fd, short what, void *arg);
+static void auth_client_dispatch(struct auth_client *client,
+				 const struct auth_reply *reply, size_t len);
 static void auth_client_write_cb(evutil_socket_t fd, short what, void *arg);
 static void auth_client_fail_cb(evutil_socket_t fd, short what, void *arg);
 static void auth_client_fail(struct auth_client *client);
@@ -53,6 +55,7 @@ static void auth_client_queue_remove(struct auth_client *client,
 				     struct auth_client_request *req);
 static int auth_client_flush(struct auth_client *client);
 static void auth_client_destroy(struct auth_client *client);
+static void auth_client_send_cancel(struct auth_client *client, uint32_t id);
 
 struct auth_client *auth_client_new(struct event_base *base, int fd)
 {
@@ -190,10 +193,32 @@ void auth_client_cancel(struct auth_client_request **reqp)
 	if (req->packet != NULL) {
 		/* Never sent: no reply will come, forget it now. */
 		auth_client_queue_remove(client, req);
-		client->slots[req->id % AUTH_MAX_PENDING] = NULL;
-		client->pending--;
-		auth_client_request_free(req);
+	} else {
+		/* Sent: the auth process drops it too, so that it stops
+		 * holding the peer's share and our slot is free at once. A
+		 * reply already on its way finds no request and is ignored
+		 * (ids grow, so a new request never takes an old one's). */
+		auth_client_send_cancel(client, req->id);
 	}
+	client->slots[req->id % AUTH_MAX_PENDING] = NULL;
+	client->pending--;
+	auth_client_request_free(req);
+}
+
+/* Best effort: if the socket is full the request is simply answered and
+ * the reply ignored, as before cancelling existed. */
+static void auth_client_send_cancel(struct auth_client *client, uint32_t id)
+{
+	struct auth_request cancel;
+
+	if (client->failed)
+		return;
+	memset(&cancel, 0, sizeof(cancel));
+	cancel.version = AUTH_PROTO_VERSION;
+	cancel.id = id;
+	cancel.type = AUTH_REQUEST_CANCEL;
+	(void)send(client->fd, &cancel, sizeof(cancel),
+		   MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void auth_client_fail_later(struct auth_client *client)
@@ -240,24 +265,18 @@ static void auth_client_fail(struct auth_client *client)
 static void auth_client_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct auth_client *client = arg;
-	struct auth_reply reply;
+	struct auth_reply replies[AUTH_RECV_BATCH];
+	size_t lens[AUTH_RECV_BATCH];
 
 	(void)what;
 	client->dispatching++;
-	for (int i = 0; i < AUTH_CLIENT_MAX_READS && !client->free_requested;
-	     i++) {
-		struct auth_client_request *req;
-		auth_client_callback *cb;
-		void *ctx;
-		uint32_t slot;
-		/* MSG_TRUNC: learn the real size of an oversized datagram. */
-		ssize_t n =
-		    recv(fd, &reply, sizeof(reply), MSG_DONTWAIT | MSG_TRUNC);
+	for (int got = 0;
+	     got < AUTH_CLIENT_MAX_READS && !client->free_requested;) {
+		int n = auth_recv_batch(fd, replies, sizeof(replies[0]),
+					AUTH_RECV_BATCH, lens);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0) {
 			if (n < 0)
 				log_error("recv from the auth process: %s",
@@ -268,32 +287,51 @@ static void auth_client_read_cb(evutil_socket_t fd, short what, void *arg)
 			auth_client_fail(client);
 			return;
 		}
-		if (!auth_reply_valid(&reply, (size_t)n)) {
-			log_error("invalid reply from the auth process "
-				  "(%zd bytes), ignored",
-				  n);
-			continue;
-		}
-		slot = reply.id % AUTH_MAX_PENDING;
-		req = client->slots[slot];
-		if (req == NULL || req->id != reply.id || req->packet != NULL) {
-			log_warn("auth reply for unknown request %u ignored",
-				 reply.id);
-			continue;
-		}
-		client->slots[slot] = NULL;
-		client->pending--;
-		/* The handle is gone before the callback runs (header). */
-		cb = req->callback;
-		ctx = req->ctx;
-		auth_client_request_free(req);
-		if (cb != NULL)
-			cb(&reply, ctx);
+		for (int i = 0; i < n && !client->free_requested; i++)
+			auth_client_dispatch(client, &replies[i], lens[i]);
+		got += n;
+		/* Fewer than asked: nothing more is waiting. */
+		if (n < AUTH_RECV_BATCH)
+			break;
 	}
 	client->dispatching--;
 	/* A callback freed the client: the rest still get their NULL. */
 	if (client->free_requested && client->dispatching == 0)
 		auth_client_fail(client);
+}
+
+/* One reply (len: its real size) to the request it answers. */
+static void auth_client_dispatch(struct auth_client *client,
+				 const struct auth_reply *reply, size_t len)
+{
+	struct auth_client_request *req;
+	auth_client_callback *cb;
+	void *ctx;
+	uint32_t slot;
+
+	if (!auth_reply_valid(reply, len)) {
+		log_error("invalid reply from the auth process (%zu bytes), "
+			  "ignored",
+			  len);
+		return;
+	}
+	slot = reply->id % AUTH_MAX_PENDING;
+	req = client->slots[slot];
+	if (req == NULL || req->id != reply->id || req->packet != NULL) {
+		/* Mostly a cancelled request's reply that crossed the
+		 * cancel. */
+		log_debug("auth reply for unknown request %u ignored",
+			  reply->id);
+		return;
+	}
+	client->slots[slot] = NULL;
+	client->pending--;
+	/* The handle is gone before the callback runs (header). */
+	cb = req->callback;
+	ctx = req->ctx;
+	auth_client_request_free(req);
+	if (cb != NULL)
+		cb(reply, ctx);
 }
 
 static void auth_client_write_cb(evutil_socket_t fd, short what, void *arg)

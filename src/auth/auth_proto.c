@@ -1,6 +1,9 @@
 #include "auth/auth_proto.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 /* True if the array holds a NUL, so it can be read as a C string. */
 #define AUTH_FIELD_TERMINATED(field)                                           \
@@ -16,6 +19,7 @@ bool auth_request_valid(const struct auth_request *req, size_t len)
 	case AUTH_REQUEST_PASSWORD:
 	case AUTH_REQUEST_APOP:
 	case AUTH_REQUEST_LOOKUP:
+	case AUTH_REQUEST_CANCEL:
 		break;
 	default:
 		return false;
@@ -40,7 +44,7 @@ bool auth_reply_valid(const struct auth_reply *reply, size_t len)
 	default:
 		return false;
 	}
-	if (reply->cause > AUTH_CAUSE_INTERNAL)
+	if (reply->cause > AUTH_CAUSE_BUSY)
 		return false;
 	return AUTH_FIELD_TERMINATED(reply->user) &&
 	       AUTH_FIELD_TERMINATED(reply->extra);
@@ -63,6 +67,43 @@ const char *auth_cause_str(enum auth_cause cause)
 		return "APOP needs a {PLAIN} password";
 	case AUTH_CAUSE_INTERNAL:
 		return "internal error";
+	case AUTH_CAUSE_PEER_BUSY:
+		return "too many authentication requests from this peer";
+	case AUTH_CAUSE_BUSY:
+		return "auth process busy";
 	}
 	return "unknown cause";
+}
+
+int auth_recv_batch(int fd, void *bufs, size_t size, size_t count, size_t *lens)
+{
+	struct mmsghdr msgs[AUTH_RECV_BATCH];
+	struct iovec iov[AUTH_RECV_BATCH];
+	int n;
+
+	if (count > AUTH_RECV_BATCH)
+		count = AUTH_RECV_BATCH;
+	memset(msgs, 0, sizeof(msgs));
+	for (size_t i = 0; i < count; i++) {
+		iov[i].iov_base = (char *)bufs + i * size;
+		iov[i].iov_len = size;
+		msgs[i].msg_hdr.msg_iov = &iov[i];
+		msgs[i].msg_hdr.msg_iovlen = 1;
+	}
+	do {
+		n = recvmmsg(fd, msgs, (unsigned)count,
+			     MSG_DONTWAIT | MSG_TRUNC, NULL);
+	} while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		/* A zero-length datagram is how SOCK_SEQPACKET says the
+		 * peer closed; what came before it is still handled. */
+		if (msgs[i].msg_len == 0)
+			return i;
+		lens[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0
+			      ? size + 1
+			      : msgs[i].msg_len;
+	}
+	return n;
 }

@@ -24,6 +24,9 @@ enum auth_request_type {
 	AUTH_REQUEST_APOP = 2,
 	/* Does this user exist? (SMTP RCPT TO); no password. */
 	AUTH_REQUEST_LOOKUP = 3,
+	/* The session that sent request id has ended: drop it, answer
+	 * nothing. Only version, id and type are read. */
+	AUTH_REQUEST_CANCEL = 4,
 };
 
 enum auth_result {
@@ -41,6 +44,10 @@ enum auth_cause {
 	AUTH_CAUSE_BAD_REQUEST,	     /* the worker sent nonsense */
 	AUTH_CAUSE_APOP_UNAVAILABLE, /* APOP for a user without {PLAIN} */
 	AUTH_CAUSE_INTERNAL,
+	/* Refused before any check: the peer already has its share of
+	 * requests in the auth process (a flood), or the process is full. */
+	AUTH_CAUSE_PEER_BUSY,
+	AUTH_CAUSE_BUSY,
 };
 
 struct auth_request {
@@ -70,5 +77,21 @@ struct auth_reply {
 bool auth_request_valid(const struct auth_request *req, size_t len);
 bool auth_reply_valid(const struct auth_reply *reply, size_t len);
 const char *auth_cause_str(enum auth_cause cause);
+
+/* Datagrams read by one auth_recv_batch() call at most. */
+#define AUTH_RECV_BATCH 16
+
+/*
+ * Reads up to count (at most AUTH_RECV_BATCH) datagrams of up to size
+ * bytes each into bufs, one after another, with one system call and
+ * without waiting. Returns how many were read, with their sizes in lens
+ * (an oversized datagram gets a size above size, so it fails the
+ * validity check); 0 when the peer has closed; -1 with errno, EAGAIN
+ * when nothing is waiting. One call instead of reading until EAGAIN: on
+ * the login path that last, empty read was a system call per request on
+ * each side.
+ */
+int auth_recv_batch(int fd, void *bufs, size_t size, size_t count,
+		    size_t *lens);
 
 #endif

@@ -1,5 +1,6 @@
 #include "auth/auth_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -29,6 +30,20 @@
 #define AUTH_SERVER_MAX_READS 64
 /* How far a peer's slot is searched for in the tarpit table. */
 #define AUTH_PEER_PROBES 8
+/* Requests of one peer alive in this process (waiting for their check,
+ * being checked, or a failure held back): a flood from one peer fails
+ * fast beyond this and never takes the share of the others. */
+#define AUTH_PEER_MAX_JOBS 8
+/* Checks of one peer that run at once while it has no recent failure;
+ * a peer with failures is checked one request at a time. */
+#define AUTH_PEER_MAX_CHECKS 4
+/* Requests alive in this process in all: bounds its memory however many
+ * peers flood it. */
+#define AUTH_MAX_JOBS 1024
+/* Buckets of the (worker, id) table that finds a request to cancel. */
+#define AUTH_JOB_BUCKETS 1024
+/* "ffff:ffff:ffff:ffff::/64" and a NUL. */
+#define AUTH_PEER_KEY_SIZE 48
 /* An APOP digest: hex MD5 (RFC 1939 section 7). */
 #define AUTH_APOP_HEX_LEN 32
 
@@ -49,10 +64,24 @@ struct auth_worker {
 	size_t out_count;
 };
 
+enum auth_job_state {
+	AUTH_JOB_WAITING,  /* in its peer's queue, not yet checked */
+	AUTH_JOB_CHECKING, /* with the pool or verified inline */
+	AUTH_JOB_HELD,	   /* a failure reply held back */
+};
+
 struct auth_job {
-	struct auth_job *next, *prev;
+	struct auth_job *next;			/* pool queue and done list */
+	struct auth_job *wait_next, *wait_prev; /* the peer's queue */
+	struct auth_job *hash_next;		/* s->jobs[] chain */
 	struct auth_server *server;
+	struct auth_peer *peer;
 	size_t worker;
+	enum auth_job_state state;
+	/* The worker cancelled it while it was being checked: the result
+	 * still counts for the peer, but no reply goes out. */
+	bool cancelled;
+	uint64_t arrival_ms;
 	struct auth_request req; /* holds the secret until verified */
 	/* A copy of the stored hash, so a reload cannot free it under the
 	 * thread; for an unknown user the decoy's hash, or NULL when there
@@ -71,10 +100,22 @@ struct auth_job {
 	struct event *timer;
 };
 
+/*
+ * What the auth process remembers of a peer (an IPv4 address or an IPv6
+ * /64, see auth_peer_key()). Its penalty outlives its connections; a
+ * slot with requests alive is never given to another peer.
+ */
 struct auth_peer {
-	char addr[sizeof(((struct auth_request *)0)->peer)];
+	struct auth_server *server;
+	char key[AUTH_PEER_KEY_SIZE];
 	uint32_t failures;
-	uint64_t last_ms;
+	uint64_t failed_ms;  /* last failure: forgotten after a quiet while */
+	uint64_t seen_ms;    /* last request: the stalest slot is reused */
+	uint64_t checked_ms; /* when its last check started */
+	uint32_t jobs;	     /* requests alive, all states */
+	uint32_t checking;   /* of which being checked */
+	struct auth_job *wait_head, *wait_tail;
+	struct event *timer; /* wakes the queue when the penalty is over */
 };
 
 struct auth_server {
@@ -95,7 +136,10 @@ struct auth_server {
 	int wake_fds[2];
 	struct event *wake_ev;
 
-	struct auth_job *delayed; /* replies held back, for clean exit */
+	/* Every request alive, by (worker, id), for cancelling and for a
+	 * clean exit. */
+	struct auth_job *jobs[AUTH_JOB_BUCKETS];
+	size_t job_count;
 	struct auth_peer *peers;
 	/* Picks an unknown name's decoy user; random per process so that
 	 * nobody outside can tell which user a name maps to. */
@@ -108,6 +152,8 @@ static void auth_server_load(struct auth_server *s, bool reload);
 static void auth_server_sighup(evutil_socket_t sig, short what, void *arg);
 static void auth_server_sigterm(evutil_socket_t sig, short what, void *arg);
 static void auth_worker_read(evutil_socket_t fd, short what, void *arg);
+static void auth_worker_request(struct auth_server *s, size_t index,
+				struct auth_request *req, size_t len);
 static void auth_worker_write(evutil_socket_t fd, short what, void *arg);
 static void auth_worker_close(struct auth_worker *w);
 static void auth_worker_send(struct auth_server *s, size_t worker,
@@ -124,12 +170,26 @@ static bool auth_job_is_fast(const struct auth_job *job);
 static void auth_job_run(struct auth_job *job);
 static void auth_job_apop(struct auth_job *job, const char *plain);
 static void auth_server_wake(evutil_socket_t fd, short what, void *arg);
-static void auth_job_done(struct auth_server *s, struct auth_job *job);
-static void auth_job_timer(evutil_socket_t fd, short what, void *arg);
-static struct auth_peer *auth_peer_find(struct auth_server *s, const char *addr,
-					uint64_t now, bool create);
-static uint32_t auth_tarpit(struct auth_server *s, const char *addr,
-			    uint32_t *failures_r);
+static void auth_job_finish(struct auth_server *s, struct auth_job *job);
+static void auth_job_held_timer(evutil_socket_t fd, short what, void *arg);
+static void auth_job_release(struct auth_server *s, struct auth_job *job);
+static void auth_job_start(struct auth_server *s, struct auth_job *job);
+static size_t auth_job_bucket(size_t worker, uint32_t id);
+static void auth_server_cancel(struct auth_server *s, size_t worker,
+			       uint32_t id);
+static void auth_server_refuse(struct auth_server *s, size_t worker,
+			       uint32_t id, enum auth_cause cause);
+static void auth_peer_key(const char *addr, char *key, size_t size);
+static struct auth_peer *auth_peer_find(struct auth_server *s, const char *key,
+					uint64_t now);
+static uint64_t auth_peer_penalty(const struct auth_server *s,
+				  const struct auth_peer *p);
+static void auth_peer_failed(struct auth_server *s, struct auth_peer *p);
+static void auth_peer_pump(struct auth_server *s, struct auth_peer *p);
+static void auth_peer_arm(struct auth_server *s, struct auth_peer *p,
+			  uint64_t wait_ms);
+static void auth_peer_timer(evutil_socket_t fd, short what, void *arg);
+static void auth_peer_unwait(struct auth_peer *p, struct auth_job *job);
 static void auth_server_start_pool(struct auth_server *s);
 static void auth_server_stop_pool(struct auth_server *s);
 static void auth_server_free(struct auth_server *s);
@@ -144,6 +204,19 @@ static uint64_t auth_now_ms(void)
 
 /* Users read by auth_server_preload() before privileges were dropped. */
 static struct passwd_db *auth_server_preloaded;
+/* The users file as the admin configured it, for the log: inside the
+ * chroot cfg->users_file is only its last component. */
+static char auth_users_shown[4096];
+
+void auth_server_set_users_path(const char *configured)
+{
+	snprintf(auth_users_shown, sizeof(auth_users_shown), "%s", configured);
+}
+
+static const char *auth_users_path(const struct config *cfg)
+{
+	return auth_users_shown[0] != '\0' ? auth_users_shown : cfg->users_file;
+}
 
 int auth_server_preload(const struct config *cfg)
 {
@@ -153,7 +226,7 @@ int auth_server_preload(const struct config *cfg)
 		return -1;
 	if (passwd_db_load(cfg->users_file, &auth_server_preloaded, &error) <
 	    0) {
-		log_error("cannot load users file %s: %s", cfg->users_file,
+		log_error("cannot load users file %s: %s", auth_users_path(cfg),
 			  error);
 		return -1;
 	}
@@ -175,19 +248,19 @@ static void auth_server_load(struct auth_server *s, bool reload)
 		if (reload && s->db != NULL)
 			log_error("reloading users file %s failed, keeping "
 				  "the old users: %s",
-				  s->cfg->users_file, error);
+				  auth_users_path(s->cfg), error);
 		else
 			log_error("cannot load users file %s: %s; every login "
 				  "fails temporarily until it is fixed and "
 				  "SIGHUP is sent",
-				  s->cfg->users_file, error);
+				  auth_users_path(s->cfg), error);
 		return;
 	}
 	/* Jobs in flight hold their own copy of the hash, so the old
 	 * database can go now. */
 	passwd_db_free(&s->db);
 	s->db = db;
-	log_info("users file %s %s: %zu users", s->cfg->users_file,
+	log_info("users file %s %s: %zu users", auth_users_path(s->cfg),
 		 reload ? "reloaded" : "loaded", passwd_db_count(db));
 }
 
@@ -234,6 +307,18 @@ static void auth_worker_close(struct auth_worker *w)
 	}
 	w->out_tail = NULL;
 	w->out_count = 0;
+	/* Its sessions are gone: their requests free their peers' share
+	 * now instead of waiting for a check nobody will read. */
+	for (size_t b = 0; b < AUTH_JOB_BUCKETS; b++) {
+		struct auth_job *job = w->server->jobs[b], *next;
+
+		for (; job != NULL; job = next) {
+			next = job->hash_next;
+			if (&w->server->workers[job->worker] == w)
+				auth_server_cancel(w->server, job->worker,
+						   job->req.id);
+		}
+	}
 	if (--w->server->workers_open == 0) {
 		log_info("every worker has closed its socket: auth process "
 			 "stopping");
@@ -310,19 +395,16 @@ static void auth_worker_read(evutil_socket_t fd, short what, void *arg)
 	struct auth_worker *w = arg;
 	struct auth_server *s = w->server;
 	size_t index = (size_t)(w - s->workers);
-	struct auth_request req;
+	struct auth_request reqs[AUTH_RECV_BATCH];
+	size_t lens[AUTH_RECV_BATCH];
 
 	(void)what;
-	for (int i = 0; i < AUTH_SERVER_MAX_READS && w->open; i++) {
-		/* MSG_TRUNC: an oversized datagram shows its real size and
-		 * is rejected instead of being read as a short one. */
-		ssize_t n =
-		    recv(fd, &req, sizeof(req), MSG_DONTWAIT | MSG_TRUNC);
+	for (int got = 0; got < AUTH_SERVER_MAX_READS && w->open;) {
+		int n = auth_recv_batch(fd, reqs, sizeof(reqs[0]),
+					AUTH_RECV_BATCH, lens);
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
-		if (n < 0 && errno == EINTR)
-			continue;
 		if (n <= 0) {
 			if (n < 0)
 				log_warn("recv from worker %zu: %s", index,
@@ -330,22 +412,36 @@ static void auth_worker_read(evutil_socket_t fd, short what, void *arg)
 			auth_worker_close(w);
 			break;
 		}
-		if (!auth_request_valid(&req, (size_t)n)) {
-			struct auth_reply reply;
-
-			log_warn("worker %zu sent an invalid request (%zd "
-				 "bytes)",
-				 index, n);
-			if ((size_t)n >= offsetof(struct auth_request, type)) {
-				auth_reply_init(&reply, req.id,
-						AUTH_RESULT_TEMPFAIL,
-						AUTH_CAUSE_BAD_REQUEST);
-				auth_worker_send(s, index, &reply);
-			}
-		} else {
-			auth_server_request(s, index, &req);
+		for (int i = 0; i < n; i++) {
+			auth_worker_request(s, index, &reqs[i], lens[i]);
+			OPENSSL_cleanse(&reqs[i], sizeof(reqs[i]));
 		}
-		OPENSSL_cleanse(&req, sizeof(req));
+		got += n;
+		/* Fewer than asked: the socket is empty, and reading on
+		 * would only return EAGAIN. */
+		if (n < AUTH_RECV_BATCH)
+			break;
+	}
+}
+
+/* One datagram from a worker; len is its real size. */
+static void auth_worker_request(struct auth_server *s, size_t index,
+				struct auth_request *req, size_t len)
+{
+	struct auth_reply reply;
+
+	if (!auth_request_valid(req, len)) {
+		log_warn("worker %zu sent an invalid request (%zu bytes)",
+			 index, len);
+		if (len >= offsetof(struct auth_request, type)) {
+			auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
+					AUTH_CAUSE_BAD_REQUEST);
+			auth_worker_send(s, index, &reply);
+		}
+	} else if (req->type == AUTH_REQUEST_CANCEL) {
+		auth_server_cancel(s, index, req->id);
+	} else {
+		auth_server_request(s, index, req);
 	}
 }
 
@@ -355,6 +451,10 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	const struct passwd_entry *e = NULL;
 	struct auth_reply reply;
 	struct auth_job *job;
+	struct auth_peer *p;
+	char key[AUTH_PEER_KEY_SIZE];
+	uint64_t now;
+	size_t bucket;
 
 	if (s->db == NULL) {
 		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
@@ -385,10 +485,28 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		auth_worker_send(s, worker, &reply);
 		return;
 	}
+	auth_peer_key(req->peer, key, sizeof(key));
+	now = auth_now_ms();
+	if (s->job_count >= AUTH_MAX_JOBS) {
+		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_BUSY);
+		return;
+	}
+	p = auth_peer_find(s, key, now);
+	if (p == NULL) {
+		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_BUSY);
+		return;
+	}
+	if (p->jobs >= AUTH_PEER_MAX_JOBS) {
+		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_PEER_BUSY);
+		return;
+	}
 	job = xcalloc(1, sizeof(*job));
 	job->server = s;
 	job->worker = worker;
 	job->req = *req;
+	job->peer = p;
+	job->arrival_ms = now;
+	job->state = AUTH_JOB_WAITING;
 	if (e != NULL) {
 		job->stored = xstrdup(e->password);
 		snprintf(job->extra, sizeof(job->extra), "%s",
@@ -397,11 +515,43 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		job->stored = xstrdup(e->password);
 		job->decoy = true;
 	}
+	bucket = auth_job_bucket(worker, req->id);
+	job->hash_next = s->jobs[bucket];
+	s->jobs[bucket] = job;
+	s->job_count++;
+	p->jobs++;
+	/* Every request queues behind its peer; the queue decides when it
+	 * is checked (auth_peer_pump()). */
+	job->wait_prev = p->wait_tail;
+	if (p->wait_tail != NULL)
+		p->wait_tail->wait_next = job;
+	else
+		p->wait_head = job;
+	p->wait_tail = job;
+	auth_peer_pump(s, p);
+}
+
+/* Answers at once, before any check, the same for every password: the
+ * auth process has no room for this request. */
+static void auth_server_refuse(struct auth_server *s, size_t worker,
+			       uint32_t id, enum auth_cause cause)
+{
+	struct auth_reply reply;
+
+	auth_reply_init(&reply, id, AUTH_RESULT_TEMPFAIL, cause);
+	auth_worker_send(s, worker, &reply);
+}
+
+/* Verifies the job: digests inline, slow schemes in the pool. */
+static void auth_job_start(struct auth_server *s, struct auth_job *job)
+{
+	job->state = AUTH_JOB_CHECKING;
+	job->peer->checking++;
 	/* A digest scheme ({PLAIN}, {SSHA512}, ...) costs microseconds:
 	 * handing it to a thread would cost more than verifying it here. */
 	if (auth_job_is_fast(job)) {
 		auth_job_run(job);
-		auth_job_done(s, job);
+		auth_job_finish(s, job);
 		return;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -412,6 +562,35 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	s->queue_tail = job;
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * The worker no longer wants the answer (its session ended). A request
+ * not yet checked, or whose failure is being held back, goes at once; one
+ * being verified is marked and dropped when its result comes back. The
+ * peer's failures stay (a closed connection does not end a penalty).
+ */
+static void auth_server_cancel(struct auth_server *s, size_t worker,
+			       uint32_t id)
+{
+	struct auth_job *job = s->jobs[auth_job_bucket(worker, id)];
+
+	while (job != NULL && (job->worker != worker || job->req.id != id))
+		job = job->hash_next;
+	if (job == NULL)
+		return; /* answered already: the reply crossed the cancel */
+	switch (job->state) {
+	case AUTH_JOB_WAITING:
+		auth_peer_unwait(job->peer, job);
+		auth_job_release(s, job);
+		break;
+	case AUTH_JOB_HELD:
+		auth_job_release(s, job);
+		break;
+	case AUTH_JOB_CHECKING:
+		job->cancelled = true;
+		break;
+	}
 }
 
 /* True for schemes that are one digest, not a deliberately slow hash. */
@@ -598,79 +777,213 @@ static void auth_job_run(struct auth_job *job)
 	}
 }
 
-/* Finds a peer, or with create takes over the stalest slot near where
- * it belongs. Failures older than AUTH_TARPIT_FORGET_MS are forgotten. */
-static struct auth_peer *auth_peer_find(struct auth_server *s, const char *addr,
-					uint64_t now, bool create)
+static size_t auth_job_bucket(size_t worker, uint32_t id)
 {
-	size_t start = 0, victim;
-	struct auth_peer *p;
+	return (id ^ (uint32_t)worker * 2654435761u) % AUTH_JOB_BUCKETS;
+}
 
-	for (const char *c = addr; *c != '\0'; c++)
+/*
+ * The name a peer's failures are counted under: an IPv4 address as it
+ * is, an IPv6 address by its /64, the smallest block a site is given, so
+ * that hopping through the addresses of one's own network does not
+ * escape the penalty.
+ */
+static void auth_peer_key(const char *addr, char *key, size_t size)
+{
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (inet_pton(AF_INET6, addr, &a6) == 1 && !IN6_IS_ADDR_V4MAPPED(&a6)) {
+		memset(&a6.s6_addr[8], 0, 8);
+		if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) != NULL) {
+			snprintf(key, size, "%s/64", text);
+			return;
+		}
+	}
+	snprintf(key, size, "%s", addr[0] != '\0' ? addr : "unknown");
+}
+
+/*
+ * Finds a peer, or takes over the stalest idle slot near where it
+ * belongs. A slot with requests alive is never taken (their count would
+ * be lost); NULL if every candidate is busy. Failures older than
+ * AUTH_TARPIT_FORGET_MS are forgotten.
+ */
+static struct auth_peer *auth_peer_find(struct auth_server *s, const char *key,
+					uint64_t now)
+{
+	struct auth_peer *p, *victim = NULL;
+	size_t start = 0;
+
+	for (const char *c = key; *c != '\0'; c++)
 		start = start * 31 + (unsigned char)*c;
 	start %= AUTH_TARPIT_PEERS;
-	victim = start;
 	for (size_t i = 0; i < AUTH_PEER_PROBES; i++) {
 		p = &s->peers[(start + i) % AUTH_TARPIT_PEERS];
-		if (p->addr[0] != '\0' && strcmp(p->addr, addr) == 0) {
-			if (now - p->last_ms > AUTH_TARPIT_FORGET_MS)
+		if (p->key[0] != '\0' && strcmp(p->key, key) == 0) {
+			if (now - p->failed_ms > AUTH_TARPIT_FORGET_MS)
 				p->failures = 0;
+			p->seen_ms = now;
 			return p;
 		}
-		if (p->last_ms < s->peers[victim].last_ms || p->addr[0] == '\0')
-			victim = (start + i) % AUTH_TARPIT_PEERS;
+		if (p->jobs == 0 &&
+		    (victim == NULL || p->key[0] == '\0' ||
+		     (victim->key[0] != '\0' && p->seen_ms < victim->seen_ms)))
+			victim = p;
 	}
-	if (!create)
+	if (victim == NULL)
 		return NULL;
-	p = &s->peers[victim];
-	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	p = victim;
+	snprintf(p->key, sizeof(p->key), "%s", key);
 	p->failures = 0;
-	p->last_ms = now;
+	p->failed_ms = p->checked_ms = 0;
+	p->seen_ms = now;
 	return p;
 }
 
 /*
- * The delay for a failure from addr: the base delay plus jitter up to
- * half of it, doubled for each recent failure from the same peer, capped
- * (INV-A1). The jitter hides how long the verification took.
+ * How long a peer's next request waits before it is checked: nothing
+ * without recent failures, then the base delay doubled for every
+ * failure after the first, capped (INV-A1). Waiting before the check,
+ * for right and wrong passwords alike, is what slows guessing: a client
+ * that gives up early learns nothing from when an answer would come.
  */
-static uint32_t auth_tarpit(struct auth_server *s, const char *addr,
-			    uint32_t *failures_r)
+static uint64_t auth_peer_penalty(const struct auth_server *s,
+				  const struct auth_peer *p)
 {
-	uint64_t now = auth_now_ms();
-	struct auth_peer *p =
-	    auth_peer_find(s, addr[0] != '\0' ? addr : "unknown", now, true);
-	uint64_t base = s->cfg->auth_failure_delay_ms, delay;
+	uint64_t delay = s->cfg->auth_failure_delay_ms;
 
-	if (base > AUTH_TARPIT_MAX_DELAY_MS)
-		base = AUTH_TARPIT_MAX_DELAY_MS;
-	if (p->failures < UINT32_MAX)
-		p->failures++;
-	p->last_ms = now;
-	delay = base +
-		(base >= 2 ? randombytes_uniform((uint32_t)base / 2 + 1) : 0);
+	if (p->failures == 0 || delay == 0)
+		return 0;
 	for (uint32_t i = 1;
 	     i < p->failures && delay < AUTH_TARPIT_MAX_DELAY_MS; i++)
 		delay *= 2;
-	if (delay > AUTH_TARPIT_MAX_DELAY_MS)
-		delay = AUTH_TARPIT_MAX_DELAY_MS;
-	if (p->failures > 1 && delay > 0) {
-		char esc[sizeof(p->addr) * 4];
-
-		log_info("tarpit peer=%s failures=%u delay=%ums",
-			 log_escape(esc, sizeof(esc), p->addr, strlen(p->addr)),
-			 p->failures, (unsigned)delay);
-	}
-	*failures_r = p->failures;
-	return (uint32_t)delay;
+	return delay < AUTH_TARPIT_MAX_DELAY_MS ? delay
+						: AUTH_TARPIT_MAX_DELAY_MS;
 }
 
-static void auth_job_done(struct auth_server *s, struct auth_job *job)
+/* Counts a failed check; logged whenever it makes the peer wait. */
+static void auth_peer_failed(struct auth_server *s, struct auth_peer *p)
+{
+	uint64_t penalty;
+
+	if (p->failures < UINT32_MAX)
+		p->failures++;
+	p->failed_ms = auth_now_ms();
+	penalty = auth_peer_penalty(s, p);
+	if (penalty > 0) {
+		char esc[sizeof(p->key) * 4];
+
+		log_info("tarpit peer=%s failures=%u delay=%ums",
+			 log_escape(esc, sizeof(esc), p->key, strlen(p->key)),
+			 p->failures, (unsigned)penalty);
+	}
+}
+
+/*
+ * Starts the checks a peer's queue may have now. Without failures up to
+ * AUTH_PEER_MAX_CHECKS run at once. With failures, one at a time, each
+ * starting a penalty after both its own arrival and the previous check,
+ * so that however many connections a peer opens it gets one guess per
+ * penalty; the peer's timer resumes the queue.
+ */
+static void auth_peer_pump(struct auth_server *s, struct auth_peer *p)
+{
+	struct auth_job *job;
+
+	while ((job = p->wait_head) != NULL) {
+		uint64_t penalty = auth_peer_penalty(s, p), now = auth_now_ms();
+
+		if (penalty == 0 && p->checking >= AUTH_PEER_MAX_CHECKS)
+			return; /* resumed when a check finishes */
+		if (penalty > 0) {
+			uint64_t from = job->arrival_ms > p->checked_ms
+					    ? job->arrival_ms
+					    : p->checked_ms;
+
+			if (p->checking > 0)
+				return;
+			if (from + penalty > now) {
+				auth_peer_arm(s, p, from + penalty - now);
+				return;
+			}
+		}
+		auth_peer_unwait(p, job);
+		job->reply.delay_ms = (uint32_t)(now - job->arrival_ms);
+		p->checked_ms = now;
+		auth_job_start(s, job);
+	}
+}
+
+static void auth_peer_arm(struct auth_server *s, struct auth_peer *p,
+			  uint64_t wait_ms)
+{
+	struct timeval tv;
+
+	if (p->timer == NULL) {
+		p->timer = evtimer_new(s->base, auth_peer_timer, p);
+		if (p->timer == NULL)
+			fatal("cannot create a timer");
+	}
+	tv.tv_sec = (time_t)(wait_ms / 1000);
+	tv.tv_usec = (suseconds_t)(wait_ms % 1000) * 1000;
+	evtimer_add(p->timer, &tv);
+}
+
+static void auth_peer_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth_peer *p = arg;
+
+	(void)fd;
+	(void)what;
+	auth_peer_pump(p->server, p);
+}
+
+static void auth_peer_unwait(struct auth_peer *p, struct auth_job *job)
+{
+	if (job->wait_prev != NULL)
+		job->wait_prev->wait_next = job->wait_next;
+	else
+		p->wait_head = job->wait_next;
+	if (job->wait_next != NULL)
+		job->wait_next->wait_prev = job->wait_prev;
+	else
+		p->wait_tail = job->wait_prev;
+	job->wait_next = job->wait_prev = NULL;
+}
+
+/* Forgets a request that no pool thread holds. */
+static void auth_job_release(struct auth_server *s, struct auth_job *job)
+{
+	struct auth_job **pp =
+	    &s->jobs[auth_job_bucket(job->worker, job->req.id)];
+
+	while (*pp != NULL && *pp != job)
+		pp = &(*pp)->hash_next;
+	if (*pp != NULL)
+		*pp = job->hash_next;
+	s->job_count--;
+	job->peer->jobs--;
+	auth_job_free(job);
+}
+
+/*
+ * A check is over: count a failure for the peer, then answer. A failure
+ * is held back by the base delay plus jitter up to half of it, which
+ * hides how long the verification took; a success goes at once (a
+ * penalised peer did its waiting before the check). A cancelled request
+ * still counts, but nobody is answered.
+ */
+static void auth_job_finish(struct auth_server *s, struct auth_job *job)
 {
 	struct auth_reply *reply = &job->reply;
+	struct auth_peer *p = job->peer;
+	uint32_t waited = reply->delay_ms;
+	uint64_t hold = 0;
 	char user[USERNAME_BUF_SIZE * 4];
 	struct timeval tv;
 
+	p->checking--;
 	auth_reply_init(reply, job->req.id, job->result, job->cause);
 	if (job->cause == AUTH_CAUSE_BAD_HASH ||
 	    job->cause == AUTH_CAUSE_INTERNAL)
@@ -686,42 +999,38 @@ static void auth_job_done(struct auth_server *s, struct auth_job *job)
 		snprintf(reply->user, sizeof(reply->user), "%s", job->req.user);
 		snprintf(reply->extra, sizeof(reply->extra), "%s", job->extra);
 	} else if (job->result == AUTH_RESULT_FAIL) {
-		reply->delay_ms =
-		    auth_tarpit(s, job->req.peer, &reply->peer_failures);
+		auth_peer_failed(s, p);
+		hold = s->cfg->auth_failure_delay_ms;
+		if (hold > AUTH_TARPIT_MAX_DELAY_MS)
+			hold = AUTH_TARPIT_MAX_DELAY_MS;
+		if (hold >= 2)
+			hold += randombytes_uniform((uint32_t)hold / 2 + 1);
 	}
-	if (reply->delay_ms == 0) {
-		auth_worker_send(s, job->worker, reply);
-		auth_job_free(job);
+	reply->peer_failures = p->failures;
+	reply->delay_ms = waited + (uint32_t)hold;
+	if (job->cancelled || hold == 0) {
+		if (!job->cancelled)
+			auth_worker_send(s, job->worker, reply);
+		auth_job_release(s, job);
 		return;
 	}
-	job->timer = evtimer_new(s->base, auth_job_timer, job);
+	job->state = AUTH_JOB_HELD;
+	job->timer = evtimer_new(s->base, auth_job_held_timer, job);
 	if (job->timer == NULL)
 		fatal("cannot create a timer");
-	tv.tv_sec = reply->delay_ms / 1000;
-	tv.tv_usec = (suseconds_t)(reply->delay_ms % 1000) * 1000;
+	tv.tv_sec = (time_t)(hold / 1000);
+	tv.tv_usec = (suseconds_t)(hold % 1000) * 1000;
 	evtimer_add(job->timer, &tv);
-	job->prev = NULL;
-	job->next = s->delayed;
-	if (s->delayed != NULL)
-		s->delayed->prev = job;
-	s->delayed = job;
 }
 
-static void auth_job_timer(evutil_socket_t fd, short what, void *arg)
+static void auth_job_held_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct auth_job *job = arg;
-	struct auth_server *s = job->server;
 
 	(void)fd;
 	(void)what;
-	if (job->prev != NULL)
-		job->prev->next = job->next;
-	else
-		s->delayed = job->next;
-	if (job->next != NULL)
-		job->next->prev = job->prev;
-	auth_worker_send(s, job->worker, &job->reply);
-	auth_job_free(job);
+	auth_worker_send(job->server, job->worker, &job->reply);
+	auth_job_release(job->server, job);
 }
 
 static void auth_server_wake(evutil_socket_t fd, short what, void *arg)
@@ -738,9 +1047,13 @@ static void auth_server_wake(evutil_socket_t fd, short what, void *arg)
 	s->done_head = s->done_tail = NULL;
 	pthread_mutex_unlock(&s->lock);
 	for (; job != NULL; job = next) {
+		struct auth_peer *p = job->peer;
+
 		next = job->next;
 		job->next = NULL;
-		auth_job_done(s, job);
+		auth_job_finish(s, job);
+		/* The peer may start its next check now. */
+		auth_peer_pump(s, p);
 	}
 }
 
@@ -768,33 +1081,22 @@ static void auth_server_start_pool(struct auth_server *s)
 
 static void auth_server_stop_pool(struct auth_server *s)
 {
-	struct auth_job *job, *next;
-
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < s->thread_count; i++)
 		pthread_join(s->threads[i], NULL);
-	for (job = s->queue_head; job != NULL; job = next) {
-		next = job->next;
-		auth_job_free(job);
-	}
-	for (job = s->done_head; job != NULL; job = next) {
-		next = job->next;
-		auth_job_free(job);
-	}
+	/* The jobs themselves are in s->jobs, freed with the server. */
 	s->queue_head = s->queue_tail = s->done_head = s->done_tail = NULL;
 	XFREE(s->threads);
 }
 
 static void auth_server_free(struct auth_server *s)
 {
-	struct auth_job *job, *next;
-
-	for (job = s->delayed; job != NULL; job = next) {
-		next = job->next;
-		auth_job_free(job);
+	for (size_t b = 0; b < AUTH_JOB_BUCKETS; b++) {
+		while (s->jobs[b] != NULL)
+			auth_job_release(s, s->jobs[b]);
 	}
 	for (size_t i = 0; i < s->worker_count; i++) {
 		if (s->workers[i].open) {
@@ -816,6 +1118,10 @@ static void auth_server_free(struct auth_server *s)
 	close(s->wake_fds[1]);
 	passwd_db_free(&s->db);
 	sodium_memzero(s->decoy_key, sizeof(s->decoy_key));
+	for (size_t i = 0; i < AUTH_TARPIT_PEERS; i++) {
+		if (s->peers[i].timer != NULL)
+			event_free(s->peers[i].timer);
+	}
 	free(s->peers);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
@@ -840,6 +1146,8 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
 	s->peers = xcalloc(AUTH_TARPIT_PEERS, sizeof(*s->peers));
+	for (size_t i = 0; i < AUTH_TARPIT_PEERS; i++)
+		s->peers[i].server = s;
 	crypto_shorthash_keygen(s->decoy_key);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
@@ -885,8 +1193,8 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 	if (auth_server_preloaded != NULL) {
 		s->db = auth_server_preloaded;
 		auth_server_preloaded = NULL;
-		log_info("users file %s loaded: %zu users", cfg->users_file,
-			 passwd_db_count(s->db));
+		log_info("users file %s loaded: %zu users",
+			 auth_users_path(cfg), passwd_db_count(s->db));
 	} else {
 		auth_server_load(s, false);
 	}

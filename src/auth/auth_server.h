@@ -2,10 +2,11 @@
  * The auth process: the only process that reads the users file and sees
  * password hashes. It answers each worker over its own socket, verifies
  * hashes in a small thread pool so that slow schemes (bcrypt, Argon2)
- * never stall its loop, and holds back failure replies: a fixed delay
- * with jitter, growing with repeated failures from the same peer
- * (INV-A1 tarpit). SIGHUP reloads the users file; the process exits when
- * every worker socket has closed.
+ * never stall its loop, and runs the tarpit (INV-A1): a peer with recent
+ * failures waits before its next password is checked, longer for every
+ * failure, and each failure reply is held back a fixed delay with
+ * jitter; a peer has a bounded share of the process. SIGHUP reloads the
+ * users file; the process exits when every worker socket has closed.
  */
 #ifndef POSTD_AUTH_SERVER_H
 #define POSTD_AUTH_SERVER_H
@@ -22,6 +23,10 @@
  * afresh on the parent's SIGHUP. Returns 0, or -1 (logged).
  */
 int auth_server_preload(const struct config *cfg);
+
+/* The users file's path as configured, for log lines written after a
+ * chroot has shortened cfg->users_file. */
+void auth_server_set_users_path(const char *configured);
 
 /* Runs the auth process until all worker_fds have closed or SIGTERM.
  * Returns the process exit code. */

@@ -225,6 +225,7 @@ static void master_auth_confine(struct config *cfg)
 	tzset();
 	if (chroot(dir) < 0 || chdir("/") < 0)
 		fatal("chroot %s: %s", dir, strerror(errno));
+	auth_server_set_users_path(cfg->users_file);
 	memmove(cfg->users_file, slash, strlen(slash) + 1);
 	/* Read as root: the file need not be readable by the run user. */
 	(void)auth_server_preload(cfg);

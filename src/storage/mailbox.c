@@ -354,7 +354,9 @@ static DIR *mailbox_dir_open(struct mailbox *box, const char *name, char *error,
 static void mailbox_holder_line(const struct mailbox_owner *owner, char *out,
 				size_t out_size)
 {
-	char sid[64], user[256], peer[128], host[128], rawhost[256];
+	static char host[128], rawhost[256];
+	static bool host_known;
+	char sid[64], user[256], peer[128];
 	char since[32];
 	struct tm tm;
 	time_t now = time(NULL);
@@ -368,10 +370,15 @@ static void mailbox_holder_line(const struct mailbox_owner *owner, char *out,
 	log_escape(sid, sizeof(sid), s, strlen(s));
 	log_escape(user, sizeof(user), u, strlen(u));
 	log_escape(peer, sizeof(peer), p, strlen(p));
-	if (gethostname(rawhost, sizeof(rawhost)) < 0)
-		rawhost[0] = '\0';
-	rawhost[sizeof(rawhost) - 1] = '\0';
-	log_escape(host, sizeof(host), rawhost, strlen(rawhost));
+	/* Looked up once per process: a system call on every login for a
+	 * name that is only shown when a lock is contended. */
+	if (!host_known) {
+		if (gethostname(rawhost, sizeof(rawhost)) < 0)
+			rawhost[0] = '\0';
+		rawhost[sizeof(rawhost) - 1] = '\0';
+		log_escape(host, sizeof(host), rawhost, strlen(rawhost));
+		host_known = true;
+	}
 	gmtime_r(&now, &tm);
 	strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	snprintf(out, out_size,
@@ -430,9 +437,10 @@ static enum mailbox_status mailbox_lock(struct mailbox *box,
 	mailbox_holder_line(owner, line, sizeof(line) - 1);
 	len = strlen(line);
 	line[len++] = '\n';
-	/* Only for the IN-USE log line: a failure here is not an error. */
-	if (ftruncate(box->lock_fd, 0) < 0 ||
-	    pwrite(box->lock_fd, line, len, 0) != (ssize_t)len)
+	/* Only for the IN-USE log line: a failure here is not an error.
+	 * No ftruncate: the reader stops at the first newline, so what an
+	 * earlier, longer holder line left after ours is never read. */
+	if (pwrite(box->lock_fd, line, len, 0) != (ssize_t)len)
 		log_debug("mailbox: cannot write lock holder: %s",
 			  strerror(errno));
 	return MAILBOX_OK;
@@ -444,7 +452,7 @@ static int mailbox_scan_dir(struct mailbox *box, DIR *dir, const char *prefix,
 {
 	struct dirent *de;
 
-	rewinddir(dir);
+	/* dir was opened just now (mailbox_open()): no rewind needed. */
 	errno = 0;
 	while ((de = readdir(dir)) != NULL) {
 		const char *name = de->d_name;
@@ -529,6 +537,11 @@ static int mailbox_index_read(struct mailbox *box, struct mailbox_hash *h,
 		if (r == 0)
 			break;
 		len += (size_t)r;
+		/* The whole file as fstat saw it: the index is replaced by
+		 * rename, never written in place, so this inode does not
+		 * change and the read that would return 0 is not needed. */
+		if (len == (size_t)st.st_size)
+			break;
 		/* We hold the lock, so it should not grow; if it did, it
 		 * is not ours. */
 		if (len == size) {

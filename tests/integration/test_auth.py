@@ -505,3 +505,17 @@ def test_inv_a1_same_timing_unknown_user_and_wrong_password(shared_server):
     unknown = sample("ghost-%d@example.org" % os.getpid())
     slow = max(known, unknown)
     assert abs(known - unknown) <= 0.5 * slow + 0.010, (known, unknown)
+
+
+def test_users_file_logged_by_its_configured_path(make_server):
+    """The auth process reads the users file inside a chroot, where its
+    name is only "/users"; the log names the path the admin configured,
+    at start and on reload."""
+    srv = make_server()
+    srv.wait_log(r"users file %s loaded: \d+ users"
+                 % re.escape(srv.users_file))
+    mark = srv.log_mark()
+    srv.hup()
+    srv.wait_log(r"users file %s loaded: \d+ users"
+                 % re.escape(srv.users_file), since=mark, timeout=10)
+

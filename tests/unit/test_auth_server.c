@@ -306,54 +306,152 @@ static void test_auth_server_apop(void **state)
 	assert_int_equal(nochallenge.reply.cause, AUTH_CAUSE_BAD_REQUEST);
 }
 
-/* INV-A1: failures from one peer are held back longer and longer; a
- * success in between does not reset the count (or an attacker would log
- * into an account of its own between guesses); another peer is not
+/* INV-A1: after a failure, a peer's next request waits before it is
+ * checked, twice as long for every further failure, whatever its
+ * password: a right one waits as long as a wrong one, so the time of an
+ * answer says nothing about the password. A success does not reset the
+ * count (or an attacker would log into an account of its own between
+ * guesses). An IPv6 peer is counted by its /64; another peer is not
  * affected. */
 static void test_inv_a1_auth_server_tarpit(void **state)
 {
 	struct fixture *fx = *state;
 	struct result r;
 	int outstanding = 0;
-	uint32_t prev_delay = 0;
 
 	start_server(fx, 20);
 	for (uint32_t i = 1; i <= 4; i++) {
+		/* waited before the check (none for the first), then the
+		 * failure held back 20 ms plus jitter up to 10 ms */
+		uint32_t wait = i == 1 ? 0 : 20u << (i - 2);
+
 		send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad",
 			 "", "198.51.100.7", &r, &outstanding);
 		run_until_done(fx, &outstanding);
 		assert_int_equal(r.reply.result, AUTH_RESULT_FAIL);
 		assert_int_equal(r.reply.peer_failures, i);
-		/* base 20 + jitter up to 10, doubled per earlier failure */
-		assert_true(r.reply.delay_ms >= 20u << (i - 1));
-		assert_true(r.reply.delay_ms <= 30u << (i - 1));
-		assert_true(r.reply.delay_ms > prev_delay);
-		prev_delay = r.reply.delay_ms;
+		assert_true(r.reply.delay_ms >= wait + 20);
 	}
 	/* An unknown user is tarpitted the same way. */
 	send_req(fx, AUTH_REQUEST_PASSWORD, "nobody@example.org", "bad", "",
 		 "198.51.100.7", &r, &outstanding);
 	run_until_done(fx, &outstanding);
 	assert_int_equal(r.reply.peer_failures, 5);
-	assert_true(r.reply.delay_ms >= 20u << 4);
+	assert_true(r.reply.delay_ms >= (20u << 3) + 20);
 
-	/* Another peer starts from the base delay. */
-	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
-		 "2001:db8::1", &r, &outstanding);
-	run_until_done(fx, &outstanding);
-	assert_int_equal(r.reply.peer_failures, 1);
-	assert_true(r.reply.delay_ms >= 20 && r.reply.delay_ms <= 30);
-
-	/* Success: no delay, but the peer is not forgiven. */
+	/* The right password waits before its check just the same, and
+	 * the peer is not forgiven. */
 	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "secret", "",
 		 "198.51.100.7", &r, &outstanding);
 	run_until_done(fx, &outstanding);
 	assert_int_equal(r.reply.result, AUTH_RESULT_OK);
-	assert_int_equal(r.reply.delay_ms, 0);
+	assert_int_equal(r.reply.peer_failures, 5);
+	assert_true(r.reply.delay_ms >= 20u << 4);
+
+	/* Another peer starts from nothing; a second address of the same
+	 * IPv6 /64 counts as the same peer, one of another /64 does not. */
 	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
-		 "198.51.100.7", &r, &outstanding);
+		 "2001:db8::1", &r, &outstanding);
 	run_until_done(fx, &outstanding);
-	assert_int_equal(r.reply.peer_failures, 6);
+	assert_int_equal(r.reply.peer_failures, 1);
+	assert_true(r.reply.delay_ms >= 20 && r.reply.delay_ms <= 30 + 100);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
+		 "2001:db8::ffff:2", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.peer_failures, 2);
+	assert_true(r.reply.delay_ms >= 40);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "alice@example.org", "bad", "",
+		 "2001:db8:0:1::1", &r, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(r.reply.peer_failures, 1);
+}
+
+/* A flood from one peer has at most its share of the auth process: its
+ * extra requests fail at once (before any check) while another peer is
+ * answered without waiting; cancelled requests give their share back. */
+static void test_auth_server_peer_share(void **state)
+{
+	struct fixture *fx = *state;
+	struct result flood[12], other, again;
+	struct auth_client_request *h[12];
+	int outstanding = 0, busy = 0;
+
+	start_server(fx, 2000);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad", "",
+		 "192.0.2.9", &flood[0], &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(flood[0].reply.peer_failures, 1);
+	/* Now every request of 192.0.2.9 waits 2 s before its check. */
+	for (int i = 0; i < 12; i++)
+		h[i] =
+		    send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org",
+			     "bad", "", "192.0.2.9", &flood[i], &outstanding);
+	/* Those refused come back at once; the others stay queued. */
+	while (busy < 4) {
+		struct timeval tv = {0, 50000};
+
+		event_base_loopexit(fx->base, &tv);
+		event_base_dispatch(fx->base);
+		busy = 0;
+		for (int i = 0; i < 12; i++)
+			busy += flood[i].calls;
+	}
+	assert_int_equal(busy, 4);
+	for (int i = 0; i < 12; i++) {
+		if (flood[i].calls == 0)
+			continue;
+		assert_int_equal(flood[i].reply.result, AUTH_RESULT_TEMPFAIL);
+		assert_int_equal(flood[i].reply.cause, AUTH_CAUSE_PEER_BUSY);
+		h[i] = NULL;
+	}
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.10", &other, &outstanding);
+	/* Only other's reply can come before 2 s: the 8 queued wait. */
+	{
+		struct timeval tv = {1, 0};
+
+		event_base_loopexit(fx->base, &tv);
+		event_base_dispatch(fx->base);
+	}
+	assert_int_equal(other.calls, 1);
+	assert_int_equal(other.reply.result, AUTH_RESULT_OK);
+	/* Cancelling the queued requests frees the peer's share. */
+	for (int i = 0; i < 12; i++) {
+		if (h[i] != NULL) {
+			auth_client_cancel(&h[i]);
+			outstanding--;
+		}
+	}
+	assert_int_equal(outstanding, 0);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.9", &again, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(again.reply.result, AUTH_RESULT_OK);
+	for (int i = 0; i < 12; i++)
+		assert_true(flood[i].calls <= 1);
+}
+
+/* Many requests at once: the replies come back in batches (one system
+ * call reads up to AUTH_RECV_BATCH datagrams) and every one reaches its
+ * own request. */
+static void test_auth_server_many_at_once(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result r[100];
+	int outstanding = 0;
+
+	start_server(fx, 0);
+	for (int i = 0; i < 100; i++)
+		assert_non_null(
+		    send_req(fx, AUTH_REQUEST_LOOKUP,
+			     i % 2 ? "alice@example.org" : "nobody@example.org",
+			     "", "", "p", &r[i], &outstanding));
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(r[i].calls, 1);
+		assert_int_equal(r[i].reply.result,
+				 i % 2 ? AUTH_RESULT_OK : AUTH_RESULT_FAIL);
+	}
 }
 
 static void test_auth_server_cancel(void **state)
@@ -665,6 +763,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_auth_server_apop, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_a1_auth_server_tarpit,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_peer_share, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
 					    teardown),

@@ -423,6 +423,36 @@ static void test_inv_p2_holder_line_is_escaped(void **state)
 	mailbox_close(&a);
 }
 
+/* The holder line is written over the last one without truncating the
+ * file: a shorter line after a longer one still names only the current
+ * holder. */
+static void test_inv_p2_holder_line_after_longer_one(void **state)
+{
+	struct fixture *f = *state;
+	const struct mailbox_owner longer = {
+	    "S-with-a-very-long-session-id-0123456789",
+	    "2001:db8:1234:5678:9abc:def0:1234:5678", "bob@example.com"};
+	const struct mailbox_owner shorter = {"S2", "192.0.2.9",
+					      "bob@example.com"};
+	struct mailbox *a = NULL, *b = NULL;
+	char err[512] = "";
+
+	assert_int_equal(mailbox_open(f->md_fd, &longer, &a, err, sizeof(err)),
+			 MAILBOX_OK);
+	mailbox_close(&a);
+	assert_int_equal(mailbox_open(f->md_fd, &shorter, &a, err, sizeof(err)),
+			 MAILBOX_OK);
+	assert_int_equal(mailbox_open(f->md_fd, &owner2, &b, err, sizeof(err)),
+			 MAILBOX_IN_USE);
+	assert_non_null(strstr(err, "locked by session S2 user "
+				    "bob@example.com peer 192.0.2.9 since "));
+	assert_null(strstr(err, "2001:db8"));
+	assert_null(strstr(err, "very-long"));
+	/* Ends with the host, as the line written does. */
+	assert_int_equal(err[strlen(err) - 1], ')');
+	mailbox_close(&a);
+}
+
 /* INV-P2: renamed by another program (new/ -> cur/ with flags): still
  * the same message; removed: an error, never other bytes. */
 static void test_inv_p2_renamed_and_removed_messages(void **state)
@@ -578,6 +608,7 @@ int main(void)
 	    T(test_inv_i1_uids_never_reused),
 	    T(test_inv_p2_lock_excludes_second_session),
 	    T(test_inv_p2_holder_line_is_escaped),
+	    T(test_inv_p2_holder_line_after_longer_one),
 	    T(test_inv_p2_renamed_and_removed_messages),
 	    T(test_inv_p1_expunge_removes_exactly_marked),
 	    T(test_mailbox_retrieved_is_kept),
