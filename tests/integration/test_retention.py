@@ -8,7 +8,7 @@ import pytest
 from conftest import ALICE, DOMAIN
 from pop3util import simple_msg
 from retention_util import (backdate, capa_value, index_entries, msg_files,
-                            set_extra, wait_summary)
+                            set_extra, wait_pass_done, wait_summary)
 
 BOB = "bob@example.org"
 DAY = 86400
@@ -82,9 +82,10 @@ def test_inv_t1_unread_boundary_from_delivery_time(make_server):
 
 def enable_retention_by_reload(srv):
     """Switches on a one-day unread retention with a pass every second,
-    by SIGHUP, while a session is already logged in. The first pass runs
-    as soon as postd starts, so a session opened after start could lose
-    the race to it; a reload makes the order certain."""
+    by SIGHUP, while a session is already logged in; postd starts a pass
+    right after a reload. The callers wait for the pass that starts with
+    postd to end before they log in: run late, it would race the login,
+    and only the reload can then start the pass awaited here."""
     srv.overrides.update({"retention_unread": "1d", "expire_interval": "1s"})
     srv.write_config()
     mark = srv.log_mark()
@@ -101,6 +102,7 @@ def test_inv_p2_timer_purges_but_never_a_held_mailbox(make_server):
     backdate(srv, ALICE, old)
     backdate(srv, BOB, old)
     srv.start()
+    wait_pass_done(srv)
     # bob's session holds the lock before retention is switched on
     c = srv.login(BOB)
     enable_retention_by_reload(srv)
@@ -132,6 +134,7 @@ def test_timer_removes_unread_after_quit(make_server):
     deliver_n(srv, BOB, 2, "b")
     backdate(srv, BOB, int(time.time()) - 2 * DAY)
     srv.start()
+    wait_pass_done(srv)
     c = srv.login(BOB)
     uidls = uidl_list(c)
     enable_retention_by_reload(srv)
