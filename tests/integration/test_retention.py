@@ -33,6 +33,7 @@ def expire(srv, *args, check=True):
 def test_inv_t1_retrieved_boundary_dry_run_and_real(make_server):
     srv = make_server(overrides={"retention": "1d",
                                  "expire_interval": "1h"})
+    wait_pass_done(srv)  # a pass holding the lock makes postctl skip
     deliver_n(srv, ALICE, 2)
     c = srv.login()
     uidls = uidl_list(c)
@@ -65,6 +66,7 @@ def test_inv_t1_retrieved_boundary_dry_run_and_real(make_server):
 def test_inv_t1_unread_boundary_from_delivery_time(make_server):
     srv = make_server(overrides={"retention_unread": "7d",
                                  "expire_interval": "1h"})
+    wait_pass_done(srv)  # a pass holding the lock makes postctl skip
     deliver_n(srv, ALICE, 1)
     d = int(time.time()) - 3 * DAY
     backdate(srv, ALICE, d)
