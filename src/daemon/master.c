@@ -67,8 +67,9 @@ struct master {
 	bool respawn_pending;
 	bool queue_respawn_pending; /* the runner died on its own */
 	time_t queue_started;
-	time_t next_expire; /* when the next retention pass is due */
-	bool stopping;	    /* SIGTERM: children leaving is expected */
+	time_t next_expire;    /* when the next retention pass is due */
+	int expire_generation; /* the generation next_expire was set in */
+	bool stopping;	       /* SIGTERM: children leaving is expected */
 };
 
 static void master_listener_key(const struct listen_addr *a, char *out,
@@ -381,13 +382,22 @@ static void master_spawn_queue(struct master *m)
 	m->queue_started = time(NULL);
 }
 
-/* A retention pass every expire_interval; never two at once. */
+/* A retention pass every expire_interval and after every new generation;
+ * never two at once. */
 static void master_maybe_expire(struct master *m)
 {
 	time_t now = time(NULL);
 	struct master_child *c;
 	pid_t pid;
 
+	/* A new generation (a reload) may bring other retention rules, a
+	 * shorter expire_interval or another users file: a pass at once
+	 * applies them and rewrites the CAPA summary, rather than after
+	 * the old interval. */
+	if (m->expire_generation != m->generation) {
+		m->expire_generation = m->generation;
+		m->next_expire = 0;
+	}
 	if (now < m->next_expire)
 		return;
 	for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {

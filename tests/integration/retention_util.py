@@ -61,3 +61,9 @@ def wait_summary(srv, timeout=10.0):
     while not os.path.exists(path):
         assert time.monotonic() < deadline, "no retention pass ran"
         time.sleep(0.05)
+
+
+def wait_pass_done(srv, since=0, timeout=10.0):
+    """Waits for the log line with which every retention pass ends."""
+    srv.wait_log(r"retention pass: \d+ messages removed, \d+ users "
+                 r"checked, \d+ errors", since=since, timeout=timeout)

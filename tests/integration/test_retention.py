@@ -8,7 +8,7 @@ import pytest
 from conftest import ALICE, DOMAIN
 from pop3util import simple_msg
 from retention_util import (backdate, capa_value, index_entries, msg_files,
-                            set_extra, wait_summary)
+                            set_extra, wait_pass_done, wait_summary)
 
 BOB = "bob@example.org"
 DAY = 86400
@@ -33,6 +33,7 @@ def expire(srv, *args, check=True):
 def test_inv_t1_retrieved_boundary_dry_run_and_real(make_server):
     srv = make_server(overrides={"retention": "1d",
                                  "expire_interval": "1h"})
+    wait_pass_done(srv)  # a pass holding the lock makes postctl skip
     deliver_n(srv, ALICE, 2)
     c = srv.login()
     uidls = uidl_list(c)
@@ -65,6 +66,7 @@ def test_inv_t1_retrieved_boundary_dry_run_and_real(make_server):
 def test_inv_t1_unread_boundary_from_delivery_time(make_server):
     srv = make_server(overrides={"retention_unread": "7d",
                                  "expire_interval": "1h"})
+    wait_pass_done(srv)  # a pass holding the lock makes postctl skip
     deliver_n(srv, ALICE, 1)
     d = int(time.time()) - 3 * DAY
     backdate(srv, ALICE, d)
@@ -82,9 +84,10 @@ def test_inv_t1_unread_boundary_from_delivery_time(make_server):
 
 def enable_retention_by_reload(srv):
     """Switches on a one-day unread retention with a pass every second,
-    by SIGHUP, while a session is already logged in. The first pass runs
-    as soon as postd starts, so a session opened after start could lose
-    the race to it; a reload makes the order certain."""
+    by SIGHUP, while a session is already logged in; postd starts a pass
+    right after a reload. The callers wait for the pass that starts with
+    postd to end before they log in: run late, it would race the login,
+    and only the reload can then start the pass awaited here."""
     srv.overrides.update({"retention_unread": "1d", "expire_interval": "1s"})
     srv.write_config()
     mark = srv.log_mark()
@@ -101,6 +104,7 @@ def test_inv_p2_timer_purges_but_never_a_held_mailbox(make_server):
     backdate(srv, ALICE, old)
     backdate(srv, BOB, old)
     srv.start()
+    wait_pass_done(srv)
     # bob's session holds the lock before retention is switched on
     c = srv.login(BOB)
     enable_retention_by_reload(srv)
@@ -132,6 +136,7 @@ def test_timer_removes_unread_after_quit(make_server):
     deliver_n(srv, BOB, 2, "b")
     backdate(srv, BOB, int(time.time()) - 2 * DAY)
     srv.start()
+    wait_pass_done(srv)
     c = srv.login(BOB)
     uidls = uidl_list(c)
     enable_retention_by_reload(srv)
@@ -231,6 +236,11 @@ def test_capa_expire_per_domain_and_user(make_server):
 
 def test_expire_0_removes_retrieved_at_quit_only(make_server):
     srv = make_server(overrides={"retention": "0"})
+    # The pass that starts with postd removes a retrieved message at once
+    # (age >= 0); if it ran late, after the dropped session below, it
+    # would take message 1 before the QUIT this test is about. The next
+    # pass is an expire_interval (1h) away.
+    wait_pass_done(srv)
     deliver_n(srv, ALICE, 3)
     c = srv.connect()
     assert capa_value(c.capa(), "EXPIRE") == "0"
@@ -283,6 +293,9 @@ assert gm_dir  # a fixture, used by name below
 def test_getmail_leave_on_server_sees_expired_vanish(make_server, gm_dir):
     srv = make_server(overrides={"retention": "1d",
                                  "expire_interval": "1h"})
+    # The pass that starts with postd holds the mailbox lock while it
+    # looks at it; getmail does not retry an [IN-USE] login.
+    wait_pass_done(srv)
     for i in range(3):
         srv.deliver(ALICE, simple_msg("gm %d" % i, "marker-gm-%d\n" % i))
     GETMAIL_RETRIED.clear()
