@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2317 # functions run through step and trap
 # The fresh-machine check: proves on a bare Debian 12 what the README
 # promises, so that a package the developers happen to have installed can
 # no longer hide a missing dependency.
@@ -74,6 +75,12 @@ step() {
 
 finish() {
 	local rc=$?
+	# A check that stopped early (an error of this script) must not end
+	# in "0 failed".
+	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+		failed=1
+		failures="$failures aborted(status-$rc)"
+	fi
 	for pid in "${bg_pids[@]}"; do
 		kill -TERM "$pid" 2>/dev/null
 	done
@@ -97,8 +104,27 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
+# Ends what still runs inside root R (a daemon a failed step left behind),
+# found by each process's root directory.
+kill_in_root() {
+	local r=$1 p link pids=""
+	for p in /proc/[0-9]*; do
+		link=$(readlink "$p/root" 2>/dev/null) || continue
+		case $link in "$r" | "$r"/*) pids="$pids ${p#/proc/}" ;; esac
+	done
+	[ -z "$pids" ] && return 0
+	echo "fresh: stopping what still runs in $r:$pids" >&2
+	# shellcheck disable=SC2086
+	kill -TERM $pids 2>/dev/null
+	sleep 3
+	# shellcheck disable=SC2086
+	kill -KILL $pids 2>/dev/null
+	return 0
+}
+
 unmount_root() {
 	local r=$1 m
+	kill_in_root "$r"
 	# Deepest first; a busy mount is detached rather than left behind.
 	awk -v r="$r" '$2 == r || index($2, r "/") == 1 {print $2}' \
 		/proc/self/mounts | sort -r | while read -r m; do
@@ -186,6 +212,11 @@ new_root() { # new_root VAR: a fresh copy of the base, mounted
 	mount -t proc proc "$r/proc" &&
 		mount --rbind /sys "$r/sys" && mount --make-rslave "$r/sys" &&
 		mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev" ||
+		return 1
+	# Downloaded packages are kept between runs: a rerun installs the
+	# same packages without fetching them again.
+	mkdir -p "$CACHE/archives/partial" &&
+		mount --bind "$CACHE/archives" "$r/var/cache/apt/archives" ||
 		return 1
 	cp /etc/resolv.conf "$r/etc/resolv.conf"
 	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n' \
@@ -420,34 +451,42 @@ unit_security() {
 
 # --- main ---------------------------------------------------------------
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "fresh: run as root (debootstrap, chroot, mounts)" >&2
-	exit 1
-fi
-say "source $SRC; Debian sources:"
-echo "$SOURCES" | while read -r l; do echo "    $l"; done
-[ -n "$MIRROR" ] || { fail sources "no Debian $SUITE entry in /etc/apt"; exit 1; }
-for tool in debootstrap unshare ss ip git systemd-analyze; do
-	command -v $tool >/dev/null || { fail host-tools "$tool is missing"; exit 1; }
-done
+# All of it is read before any of it runs: editing this file while it runs
+# cannot change what runs.
+main() {
 
-if [ -f "$BASE" ]; then
-	pass "base root cached: $BASE"
-else
-	step debootstrap make_base || exit 1
-fi
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "fresh: run as root (debootstrap, chroot, mounts)" >&2
+		exit 1
+	fi
+	say "source $SRC; Debian sources:"
+	echo "$SOURCES" | while read -r l; do echo "    $l"; done
+	[ -n "$MIRROR" ] || { fail sources "no Debian $SUITE entry in /etc/apt"; exit 1; }
+	for tool in debootstrap unshare ss ip git systemd-analyze; do
+		command -v $tool >/dev/null || { fail host-tools "$tool is missing"; exit 1; }
+	done
 
-step root1 new_root ROOT1 || exit 1
-step copy-source copy_source "$ROOT1" /root/postd || exit 1
-quick_start "$ROOT1"
-quick_tests "$ROOT1"
-if step deb-build build_deb "$ROOT1"; then
-	DEB=$(find "$ROOT1/root/pkg" -maxdepth 1 -name "postd_*.deb" | head -n 1)
-	step root2 new_root ROOT2 || exit 1
-	if step deb-install deb_install "$ROOT2" "$DEB"; then
-		step deb-service deb_check "$ROOT2"
-		if step unit-security unit_security "$ROOT2"; then
-			say "$(grep -a 'Overall exposure' "$LOGDIR/unit-security.log")"
+	if [ -f "$BASE" ]; then
+		pass "base root cached: $BASE"
+	else
+		step debootstrap make_base || exit 1
+	fi
+
+	step root1 new_root ROOT1 || exit 1
+	step copy-source copy_source "$ROOT1" /root/postd || exit 1
+	quick_start "$ROOT1"
+	quick_tests "$ROOT1"
+	if step deb-build build_deb "$ROOT1"; then
+		DEB=$(find "$ROOT1/root/pkg" -maxdepth 1 -name "postd_*.deb" | head -n 1)
+		step root2 new_root ROOT2 || exit 1
+		if step deb-install deb_install "$ROOT2" "$DEB"; then
+			step deb-service deb_check "$ROOT2"
+			if step unit-security unit_security "$ROOT2"; then
+				say "$(grep -a 'Overall exposure' "$LOGDIR/unit-security.log")"
+			fi
 		fi
 	fi
-fi
+}
+
+main "$@"
+exit
