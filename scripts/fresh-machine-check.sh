@@ -61,15 +61,17 @@ fail() { # fail NAME WHY [LOG]
 
 # step NAME COMMAND...: runs COMMAND with its output in a log of its own.
 step() {
-	local name=$1 log="$LOGDIR/$1.log" t
+	local name=$1 log="$LOGDIR/$1.log" t rc
 	t=$(date +%s)
 	shift
 	say "step $name ..."
-	if "$@" >"$log" 2>&1; then
+	"$@" >"$log" 2>&1
+	rc=$?
+	if [ "$rc" -eq 0 ]; then
 		pass "$name ($(($(date +%s) - t))s)"
 		return 0
 	fi
-	fail "$name" "exit status $? after $(($(date +%s) - t))s" "$log"
+	fail "$name" "exit status $rc after $(($(date +%s) - t))s" "$log"
 	return 1
 }
 
@@ -125,6 +127,10 @@ kill_in_root() {
 unmount_root() {
 	local r=$1 m
 	kill_in_root "$r"
+	if [ -d "$r/var/cache/apt/archives" ] && [ -d "$CACHE/archives" ]; then
+		find "$r/var/cache/apt/archives" -maxdepth 1 -name '*.deb' \
+			-exec cp -n -t "$CACHE/archives/" {} + 2>/dev/null
+	fi
 	# Deepest first; a busy mount is detached rather than left behind.
 	awk -v r="$r" '$2 == r || index($2, r "/") == 1 {print $2}' \
 		/proc/self/mounts | sort -r | while read -r m; do
@@ -213,11 +219,13 @@ new_root() { # new_root VAR: a fresh copy of the base, mounted
 		mount --rbind /sys "$r/sys" && mount --make-rslave "$r/sys" &&
 		mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev" ||
 		return 1
-	# Downloaded packages are kept between runs: a rerun installs the
-	# same packages without fetching them again.
-	mkdir -p "$CACHE/archives/partial" &&
-		mount --bind "$CACHE/archives" "$r/var/cache/apt/archives" ||
-		return 1
+	# Downloaded packages are kept between runs (copied, not shared: two
+	# roots must not wait on one apt lock), so a rerun fetches less.
+	mkdir -p "$CACHE/archives"
+	find "$CACHE/archives" -maxdepth 1 -name '*.deb' \
+		-exec cp -l -t "$r/var/cache/apt/archives/" {} + 2>/dev/null ||
+		find "$CACHE/archives" -maxdepth 1 -name '*.deb' \
+			-exec cp -t "$r/var/cache/apt/archives/" {} +
 	cp /etc/resolv.conf "$r/etc/resolv.conf"
 	printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n' \
 		>"$r/etc/hosts"
