@@ -437,11 +437,20 @@ pid=\$(cat '$root/tmp/postd.pid')
 smtp_pop3s_roundtrip '$root' smtp://127.0.0.1:25 pop3s://127.0.0.1:995 \
 	"\$addr" 'a good password'
 rc=\$?
-echo "postd processes (name uid):"
+# The workers and the auth process must run as the package's postd user.
+postd_uid=\$(awk -F: '\$1 == "postd" {print \$3}' '$root/etc/passwd')
+dropped=0
+echo "postd's processes in the root (pid uid):"
 for p in /proc/[0-9]*; do
-	n=\$(cat \$p/comm 2>/dev/null) || continue
-	case \$n in postd*) echo "  \$n \$(awk '/^Uid:/ {print \$2}' \$p/status)" ;; esac
+	case \$(readlink \$p/root 2>/dev/null) in '$root'|'$root'/*) ;; *) continue ;; esac
+	uid=\$(awk '/^Uid:/ {print \$2}' \$p/status 2>/dev/null) || continue
+	echo "  \${p#/proc/} \$uid"
+	[ "\$uid" = "\$postd_uid" ] && dropped=\$((dropped + 1))
 done
+if [ "\$dropped" -lt 2 ]; then
+	echo "fewer than two processes run as postd (uid \$postd_uid)"
+	rc=1
+fi
 stop_pid \$pid || rc=1
 echo "postd's log:"; cat '$root/tmp/postd.log'
 [ \$rc -eq 0 ]
