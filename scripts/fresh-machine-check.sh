@@ -77,6 +77,8 @@ step() {
 
 finish() {
 	local rc=$?
+	# A signal may arrive while a step's output goes to its log.
+	exec 1>&3 2>&4
 	# A check that stopped early (an error of this script) must not end
 	# in "0 failed".
 	if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
@@ -103,24 +105,30 @@ finish() {
 	[ "$failed" -eq 0 ] && [ "$rc" -eq 0 ]
 	exit $?
 }
+exec 3>&1 4>&2
 trap finish EXIT
 trap 'exit 130' INT TERM
 
 # Ends what still runs inside root R (a daemon a failed step left behind),
 # found by each process's root directory.
 kill_in_root() {
-	local r=$1 p link pids=""
-	for p in /proc/[0-9]*; do
-		link=$(readlink "$p/root" 2>/dev/null) || continue
-		case $link in "$r" | "$r"/*) pids="$pids ${p#/proc/}" ;; esac
+	local r=$1 p link pids round
+	# Repeated: a process being stopped may still start another.
+	for round in 1 2 3 4 5; do
+		pids=""
+		for p in /proc/[0-9]*; do
+			link=$(readlink "$p/root" 2>/dev/null) || continue
+			case $link in "$r" | "$r"/*) pids="$pids ${p#/proc/}" ;; esac
+		done
+		[ -z "$pids" ] && return 0
+		echo "fresh: stopping what still runs in $r:$pids" >&2
+		# shellcheck disable=SC2086
+		kill -TERM $pids 2>/dev/null
+		sleep "$round"
+		# shellcheck disable=SC2086
+		kill -KILL $pids 2>/dev/null
+		sleep 1
 	done
-	[ -z "$pids" ] && return 0
-	echo "fresh: stopping what still runs in $r:$pids" >&2
-	# shellcheck disable=SC2086
-	kill -TERM $pids 2>/dev/null
-	sleep 3
-	# shellcheck disable=SC2086
-	kill -KILL $pids 2>/dev/null
 	return 0
 }
 
@@ -468,8 +476,8 @@ unit_security() {
 
 # --- main ---------------------------------------------------------------
 
-# All of it is read before any of it runs: editing this file while it runs
-# cannot change what runs.
+# All of it is read before any of it runs (main and the exit after it are
+# one line): editing this file while it runs cannot change what runs.
 main() {
 
 	if [ "$(id -u)" -ne 0 ]; then
@@ -505,5 +513,4 @@ main() {
 	fi
 }
 
-main "$@"
-exit
+main "$@"; exit # one line: bash has read it all before main runs
