@@ -221,8 +221,10 @@ new_root() { # new_root VAR: a fresh copy of the base, mounted
 	local r
 	r=$(mktemp -d "$WORK/postd-fresh-root.XXXXXX") || return 1
 	roots+=("$r")
-	chmod 755 "$r" # it becomes "/": every user must reach through it
 	tar -C "$r" --numeric-owner -xzf "$BASE" || return 1
+	# It becomes "/": every user (dovecot's, getmail's "nobody", postd)
+	# must reach through it, whatever mode the tarball gave it.
+	chmod 755 "$r"
 	mount -t proc proc "$r/proc" &&
 		mount --rbind /sys "$r/sys" && mount --make-rslave "$r/sys" &&
 		mount --rbind /dev "$r/dev" && mount --make-rslave "$r/dev" ||
