@@ -16,7 +16,8 @@ TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
       libclang-rt-14-dev cppcheck clang-format procps swaks
       libnet-ssleay-perl libio-socket-ssl-perl msmtp ca-certificates
       dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl
-      dovecot-pop3d dovecot-imapd postfix"
+      dovecot-pop3d dovecot-imapd postfix gnutls-bin git-email
+      libmailtools-perl strace"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
