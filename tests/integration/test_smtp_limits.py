@@ -185,6 +185,23 @@ def test_line_over_bound_refused(small_server, length):
                  r"over 65536 octets, smtp_max_line_length", since=mark)
 
 
+def test_too_big_with_long_line_logs_size_not_line(small_server):
+    """A message refused for its size that also has a line over the bound
+    is logged for its size: the log names the cause that was answered."""
+    srv = small_server
+    mark = srv.log_mark()
+    with SmtpConn(srv.smtp_port) as c:
+        start_txn(c)
+        c.send(b"Subject: big\r\n\r\n" + b"y" * 70000 + b"\r\n" +
+               body_of_size(LIMIT + 1000) + b".\r\n")
+        r = c.reply_line()
+        assert r.startswith("552 5.3.4"), r
+        c.cmd("QUIT")
+    m = srv.wait_log(r"refused .*cause=message refused: 552 5\.3\.4.*",
+                     since=mark)
+    assert "smtp_max_line_length" not in m.group(0), m.group(0)
+
+
 def test_line_bound_is_a_key(make_server):
     """smtp_max_line_length sets the bound (octets with CRLF)."""
     srv = make_server(overrides={"smtp_max_line_length": "2000"})

@@ -23,6 +23,9 @@ enum smtp_data_state {
 #define R_BARE                                                                 \
 	"550 5.6.0 Message contains bare CR or LF; lines must end with CRLF"
 #define R_LONG_LINE "554 5.6.0 Message contains a line longer than we accept"
+/* One object, so that smtp_content_refused_for_long_line() can tell this
+ * reply from the others by its address. */
+static const char long_line_refusal[] = R_LONG_LINE;
 
 static void smtp_content_init(struct smtp_content *c, uint64_t max_size,
 			      unsigned flags);
@@ -71,8 +74,13 @@ const char *smtp_content_refusal(const struct smtp_content *c)
 	    (c->bare_lf && (c->flags & SMTP_DATA_F_NORMALIZE) == 0))
 		return R_BARE;
 	if (c->line_too_long)
-		return R_LONG_LINE;
+		return long_line_refusal;
 	return NULL;
+}
+
+bool smtp_content_refused_for_long_line(const struct smtp_content *c)
+{
+	return smtp_content_refusal(c) == long_line_refusal;
 }
 
 /* One octet of the message as stored. */

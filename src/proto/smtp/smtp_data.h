@@ -82,6 +82,10 @@ struct smtp_content {
  */
 const char *smtp_content_refusal(const struct smtp_content *c);
 
+/* True when the reply smtp_content_refusal() gives is the one for a line
+ * over max_line, so that a log adds that detail only to that refusal. */
+bool smtp_content_refused_for_long_line(const struct smtp_content *c);
+
 /*
  * The longest line a message may hold, in octets with its CRLF (at least
  * SMTP_MAX_TEXT_LINE, RFC 5321's limit, which is the default). Real mail

@@ -550,7 +550,8 @@ void smtp_session_message_end(struct smtp_session *s)
 	if (refusal != NULL) {
 		char detail[96] = "";
 
-		if (content->line_too_long)
+		if (t->refusal == NULL &&
+		    smtp_content_refused_for_long_line(content))
 			snprintf(detail, sizeof(detail),
 				 " (a line over %zu octets, "
 				 "smtp_max_line_length)",
