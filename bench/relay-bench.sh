@@ -18,7 +18,7 @@
 # stopped when it exits, however it exits.
 set -euo pipefail
 
-POSTD_BUILD=${POSTD_BUILD:-/work/main/build}
+POSTD_BUILD=${POSTD_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 POSTD_BIN=$POSTD_BUILD/src/daemon/postd
 POSTCTL_BIN=$POSTD_BUILD/src/cli/postctl
 SINK_PORT=${SINK_PORT:-22530}	# smtp-sink, the one destination

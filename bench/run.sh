@@ -11,7 +11,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-POSTD_BUILD=${POSTD_BUILD:-/work/main/build}
+POSTD_BUILD=${POSTD_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 POSTD_BIN=$POSTD_BUILD/src/daemon/postd
 POSTCTL_BIN=$POSTD_BUILD/src/cli/postctl
 P_PORT=${P_PORT:-21110}

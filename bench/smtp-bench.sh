@@ -14,7 +14,7 @@
 # however it exits.
 set -euo pipefail
 
-POSTD_BUILD=${POSTD_BUILD:-/work/main/build}
+POSTD_BUILD=${POSTD_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 POSTD_BIN=$POSTD_BUILD/src/daemon/postd
 POSTCTL_BIN=$POSTD_BUILD/src/cli/postctl
 PD_PORT=${PD_PORT:-22526}

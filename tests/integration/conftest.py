@@ -1,7 +1,7 @@
 """Fixtures that run the real postd daemon for integration tests.
 
 Run: /usr/bin/python3 -m pytest -q tests/integration
-Env: POSTD_BUILD (default /work/main/build) holds src/daemon/postd and
+Env: POSTD_BUILD (default: build/ at the top of the repository) holds src/daemon/postd and
      src/cli/postctl.
      POSTD_TEST_REFERENCE=dovecot runs the client side of the suite against
      a private Dovecot instead (only to check the tests' own logic; tests
@@ -31,7 +31,9 @@ import pytest
 
 import pop3util
 
-BUILD = os.environ.get("POSTD_BUILD", "/work/main/build")
+BUILD = os.environ.get(
+    "POSTD_BUILD",
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../build"))
 POSTD = os.path.join(BUILD, "src/daemon/postd")
 POSTCTL = os.path.join(BUILD, "src/cli/postctl")
 REFERENCE = os.environ.get("POSTD_TEST_REFERENCE", "")
