@@ -40,6 +40,10 @@
 /* Requests alive in this process in all: bounds its memory however many
  * peers flood it. */
 #define AUTH_MAX_JOBS 1024
+/* Of AUTH_MAX_JOBS, the part only peers without recent failures may
+ * take: otherwise a hundred-odd penalised peers (the /64s of one IPv6
+ * /56) fill the process and every login of anyone is refused as busy. */
+#define AUTH_RESERVED_JOBS (AUTH_MAX_JOBS / 4)
 /* Buckets of the (worker, id) table that finds a request to cancel. */
 #define AUTH_JOB_BUCKETS 1024
 /* "ffff:ffff:ffff:ffff::/64" and a NUL. */
@@ -493,6 +497,12 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	}
 	p = auth_peer_find(s, key, now);
 	if (p == NULL) {
+		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_BUSY);
+		return;
+	}
+	/* The reserve is for peers that have not failed lately. */
+	if (p->failures > 0 &&
+	    s->job_count >= AUTH_MAX_JOBS - AUTH_RESERVED_JOBS) {
 		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_BUSY);
 		return;
 	}

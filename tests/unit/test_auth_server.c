@@ -431,6 +431,65 @@ static void test_auth_server_peer_share(void **state)
 		assert_true(flood[i].calls <= 1);
 }
 
+/* Runs the loop until r has its reply (or 20 s pass). */
+static void run_until_answered(struct fixture *fx, const struct result *r)
+{
+	for (int i = 0; i < 400 && r->calls == 0; i++) {
+		struct timeval tv = {0, 50000};
+
+		event_base_loopexit(fx->base, &tv);
+		event_base_dispatch(fx->base);
+	}
+	assert_int_equal(r->calls, 1);
+}
+
+/* Penalised peers cannot take the whole auth process: 128 of them (the
+ * /64s of one IPv6 /56), each with its share of 8 requests, would fill
+ * all 1024 places; the last quarter is kept for peers without recent
+ * failures, so a fresh peer still logs in and the penalised requests
+ * beyond three quarters are refused as busy. */
+static void test_auth_server_reserve_for_fresh_peers(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result fail[128], flood[128 * 8];
+	struct result fresh;
+	char peer[64];
+	int outstanding = 0, busy = 0;
+
+	start_server(fx, 1000);
+	for (int i = 0; i < 128; i++) {
+		snprintf(peer, sizeof(peer), "2001:db8:0:%x::1", i);
+		send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad",
+			 "", peer, &fail[i], &outstanding);
+	}
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 128; i++)
+		assert_int_equal(fail[i].reply.peer_failures, 1);
+	/* Every one of these waits 1 s before its check. */
+	for (int i = 0; i < 128 * 8; i++) {
+		snprintf(peer, sizeof(peer), "2001:db8:0:%x::1", i / 8);
+		assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD,
+					 "bob@example.org", "bad", "", peer,
+					 &flood[i], &outstanding));
+	}
+	/* Sent after the flood on the same socket, so read after it. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.200", &fresh, &outstanding);
+	run_until_answered(fx, &fresh);
+	assert_int_equal(fresh.reply.result, AUTH_RESULT_OK);
+	/* The refusals were answered before fresh's success. */
+	for (int i = 0; i < 128 * 8; i++) {
+		if (flood[i].calls == 0)
+			continue;
+		assert_int_equal(flood[i].reply.result, AUTH_RESULT_TEMPFAIL);
+		assert_int_equal(flood[i].reply.cause, AUTH_CAUSE_BUSY);
+		busy++;
+	}
+	assert_int_equal(busy, 1024 / 4);
+	/* The rest get NULL now, while outstanding still exists. */
+	auth_client_free(&fx->client);
+}
+
 /* Many requests at once: the replies come back in batches (one system
  * call reads up to AUTH_RECV_BATCH datagrams) and every one reaches its
  * own request. */
@@ -766,6 +825,8 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_peer_share, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_auth_server_reserve_for_fresh_peers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
