@@ -490,6 +490,50 @@ static void test_auth_server_reserve_for_fresh_peers(void **state)
 	auth_client_free(&fx->client);
 }
 
+/* A peer whose slots in the tarpit table are all taken by other peers'
+ * live requests is still served (from the shared overflow entry), not
+ * refused as busy. The table is keyed by a secret; the test sets it so
+ * that it can pick 8 addresses that fill the victim's 8 slots. */
+static void test_auth_server_peer_window_full(void **state)
+{
+	static const unsigned char secret[AUTH_PEER_SECRET_SIZE] =
+	    "test secret 16b";
+	struct fixture *fx = *state;
+	struct result fill[8], victim;
+	char fillers[8][32] = {{0}}, addr[32];
+	size_t start = auth_peer_slot(secret, "192.0.2.77");
+	int found = 0, outstanding = 0;
+
+	/* 8 addresses whose window is the victim's: each takes one of its
+	 * slots, whichever free one the table picks. */
+	for (int i = 0; i < 1 << 24 && found < 8; i++) {
+		snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16 & 255,
+			 i >> 8 & 255, i & 255);
+		if (auth_peer_slot(secret, addr) == start)
+			snprintf(fillers[found++], sizeof(fillers[0]), "%s",
+				 addr);
+	}
+	assert_int_equal(found, 8);
+	auth_server_peer_secret = secret;
+	start_server(fx, 2000);
+	auth_server_peer_secret = NULL;
+	/* Each failure is held back 2 s: the 8 slots stay busy. */
+	for (int k = 0; k < 8; k++)
+		send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad",
+			 "", fillers[k], &fill[k], &outstanding);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.77", &victim, &outstanding);
+	run_until_answered(fx, &victim);
+	assert_int_equal(victim.reply.result, AUTH_RESULT_OK);
+	for (int k = 0; k < 8; k++)
+		assert_int_equal(fill[k].calls, 0);
+	run_until_done(fx, &outstanding);
+	for (int k = 0; k < 8; k++) {
+		assert_int_equal(fill[k].reply.result, AUTH_RESULT_FAIL);
+		assert_int_equal(fill[k].reply.peer_failures, 1);
+	}
+}
+
 /* Many requests at once: the replies come back in batches (one system
  * call reads up to AUTH_RECV_BATCH datagrams) and every one reaches its
  * own request. */
@@ -827,6 +871,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_auth_server_reserve_for_fresh_peers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_peer_window_full,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
