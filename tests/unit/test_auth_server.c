@@ -534,6 +534,52 @@ static void test_auth_server_peer_window_full(void **state)
 	}
 }
 
+/* A cancel sent while the socket to the auth process is full waits in
+ * the client's queue instead of being dropped: the auth process drops
+ * the cancelled requests, so their peer's share is free again. */
+static void test_auth_client_cancel_when_socket_full(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result look[1000];
+	struct result first, queued[8], again;
+	struct auth_client_request *h[8];
+	int outstanding = 0;
+
+	start_server(fx, 2000);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad", "",
+		 "192.0.2.9", &first, &outstanding);
+	run_until_done(fx, &outstanding);
+	/* 192.0.2.9 now waits 2 s, then longer, before each check: these 8
+	 * take its whole share for many seconds. */
+	for (int i = 0; i < 8; i++)
+		assert_non_null(h[i] = send_req(fx, AUTH_REQUEST_PASSWORD,
+						"bob@example.org", "bad", "",
+						"192.0.2.9", &queued[i],
+						&outstanding));
+	/* With the auth process stopped, the socket fills up. */
+	assert_int_equal(kill(fx->pid, SIGSTOP), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_non_null(send_req(fx, AUTH_REQUEST_LOOKUP,
+					 "alice@example.org", "", "", "p",
+					 &look[i], &outstanding));
+	for (int i = 0; i < 8; i++) {
+		auth_client_cancel(&h[i]);
+		outstanding--;
+	}
+	assert_int_equal(kill(fx->pid, SIGCONT), 0);
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(look[i].reply.result, AUTH_RESULT_OK);
+	/* Had the cancels been lost, this would be refused at once with
+	 * AUTH_CAUSE_PEER_BUSY. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.9", &again, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(again.reply.result, AUTH_RESULT_OK);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(queued[i].calls, 0);
+}
+
 /* Many requests at once: the replies come back in batches (one system
  * call reads up to AUTH_RECV_BATCH datagrams) and every one reaches its
  * own request. */
@@ -873,6 +919,8 @@ int main(void)
 		test_auth_server_reserve_for_fresh_peers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_peer_window_full,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_auth_client_cancel_when_socket_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
