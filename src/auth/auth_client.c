@@ -25,6 +25,8 @@ struct auth_client_request {
 	 * NULL once sent. */
 	struct auth_request *packet;
 	struct auth_client_request *queue_next;
+	/* Only a CANCEL waiting in the queue: in no slot, freed once sent. */
+	bool is_cancel;
 };
 
 struct auth_client {
@@ -124,6 +126,10 @@ static int auth_client_flush(struct auth_client *client)
 		if (n != (ssize_t)sizeof(*req->packet))
 			return -1;
 		auth_client_queue_remove(client, req);
+		if (req->is_cancel) {
+			auth_client_request_free(req);
+			continue;
+		}
 		OPENSSL_cleanse(req->packet, sizeof(*req->packet));
 		XFREE(req->packet);
 	}
@@ -205,20 +211,34 @@ void auth_client_cancel(struct auth_client_request **reqp)
 	auth_client_request_free(req);
 }
 
-/* Best effort: if the socket is full the request is simply answered and
- * the reply ignored, as before cancelling existed. */
+/* Queued like a request when the socket is full: a dropped cancel would
+ * leave the request holding its peer's share in the auth process until
+ * it is checked, which for a penalised peer can be a long while. */
 static void auth_client_send_cancel(struct auth_client *client, uint32_t id)
 {
-	struct auth_request cancel;
+	struct auth_client_request *r;
 
 	if (client->failed)
 		return;
-	memset(&cancel, 0, sizeof(cancel));
-	cancel.version = AUTH_PROTO_VERSION;
-	cancel.id = id;
-	cancel.type = AUTH_REQUEST_CANCEL;
-	(void)send(client->fd, &cancel, sizeof(cancel),
-		   MSG_NOSIGNAL | MSG_DONTWAIT);
+	r = xcalloc(1, sizeof(*r));
+	r->client = client;
+	r->id = id;
+	r->is_cancel = true;
+	r->packet = xcalloc(1, sizeof(*r->packet));
+	r->packet->version = AUTH_PROTO_VERSION;
+	r->packet->id = id;
+	r->packet->type = AUTH_REQUEST_CANCEL;
+	if (client->queue_tail != NULL)
+		client->queue_tail->queue_next = r;
+	else
+		client->queue_head = r;
+	client->queue_tail = r;
+	/* A broken socket is reported from the loop, not from here: the
+	 * caller may be inside a callback. */
+	if (client->queue_head == r && auth_client_flush(client) < 0) {
+		log_error("send to the auth process: %s", strerror(errno));
+		auth_client_fail_later(client);
+	}
 }
 
 static void auth_client_fail_later(struct auth_client *client)
@@ -348,6 +368,14 @@ static void auth_client_write_cb(evutil_socket_t fd, short what, void *arg)
 
 static void auth_client_destroy(struct auth_client *client)
 {
+	struct auth_client_request *r, *next;
+
+	/* Cancels never sent; the requests are freed from their slots. */
+	for (r = client->queue_head; r != NULL; r = next) {
+		next = r->queue_next;
+		if (r->is_cancel)
+			auth_client_request_free(r);
+	}
 	for (size_t i = 0; i < AUTH_MAX_PENDING; i++) {
 		if (client->slots[i] != NULL)
 			auth_client_request_free(client->slots[i]);

@@ -40,6 +40,10 @@
 /* Requests alive in this process in all: bounds its memory however many
  * peers flood it. */
 #define AUTH_MAX_JOBS 1024
+/* Of AUTH_MAX_JOBS, the part only peers without recent failures may
+ * take: otherwise a hundred-odd penalised peers (the /64s of one IPv6
+ * /56) fill the process and every login of anyone is refused as busy. */
+#define AUTH_RESERVED_JOBS (AUTH_MAX_JOBS / 4)
 /* Buckets of the (worker, id) table that finds a request to cancel. */
 #define AUTH_JOB_BUCKETS 1024
 /* "ffff:ffff:ffff:ffff::/64" and a NUL. */
@@ -140,7 +144,13 @@ struct auth_server {
 	 * clean exit. */
 	struct auth_job *jobs[AUTH_JOB_BUCKETS];
 	size_t job_count;
+	/* AUTH_TARPIT_PEERS slots, then the overflow peer: the requests of
+	 * a peer whose every candidate slot is busy share it, penalty and
+	 * all, rather than being refused. */
 	struct auth_peer *peers;
+	/* Keys the slot a peer starts from; random per process so that
+	 * nobody outside can choose addresses that crowd out another's. */
+	unsigned char peer_key[crypto_shorthash_KEYBYTES];
 	/* Picks an unknown name's decoy user; random per process so that
 	 * nobody outside can tell which user a name maps to. */
 	unsigned char decoy_key[crypto_shorthash_KEYBYTES];
@@ -182,6 +192,7 @@ static void auth_server_refuse(struct auth_server *s, size_t worker,
 static void auth_peer_key(const char *addr, char *key, size_t size);
 static struct auth_peer *auth_peer_find(struct auth_server *s, const char *key,
 					uint64_t now);
+static struct auth_peer *auth_peer_seen(struct auth_peer *p, uint64_t now);
 static uint64_t auth_peer_penalty(const struct auth_server *s,
 				  const struct auth_peer *p);
 static void auth_peer_failed(struct auth_server *s, struct auth_peer *p);
@@ -201,6 +212,10 @@ static uint64_t auth_now_ms(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+_Static_assert(AUTH_PEER_SECRET_SIZE == crypto_shorthash_KEYBYTES,
+	       "the tarpit's secret is a crypto_shorthash key");
+const unsigned char *auth_server_peer_secret;
 
 /* Users read by auth_server_preload() before privileges were dropped. */
 static struct passwd_db *auth_server_preloaded;
@@ -492,11 +507,15 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		return;
 	}
 	p = auth_peer_find(s, key, now);
-	if (p == NULL) {
+	/* The reserve is for peers that have not failed lately. */
+	if (p->failures > 0 &&
+	    s->job_count >= AUTH_MAX_JOBS - AUTH_RESERVED_JOBS) {
 		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_BUSY);
 		return;
 	}
-	if (p->jobs >= AUTH_PEER_MAX_JOBS) {
+	/* The overflow peer is many peers: only the caps above bound it. */
+	if (p->jobs >= AUTH_PEER_MAX_JOBS &&
+	    p != &s->peers[AUTH_TARPIT_PEERS]) {
 		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_PEER_BUSY);
 		return;
 	}
@@ -803,36 +822,51 @@ static void auth_peer_key(const char *addr, char *key, size_t size)
 	snprintf(key, size, "%s", addr[0] != '\0' ? addr : "unknown");
 }
 
+size_t auth_peer_slot(const unsigned char *secret, const char *key)
+{
+	unsigned char h[crypto_shorthash_BYTES];
+	uint64_t v = 0;
+
+	crypto_shorthash(h, (const unsigned char *)key, strlen(key), secret);
+	for (size_t i = 0; i < sizeof(h); i++)
+		v = v << 8 | h[i];
+	return (size_t)(v % AUTH_TARPIT_PEERS);
+}
+
+/* The peer is seen now; its failures are forgotten after a quiet while. */
+static struct auth_peer *auth_peer_seen(struct auth_peer *p, uint64_t now)
+{
+	if (now - p->failed_ms > AUTH_TARPIT_FORGET_MS)
+		p->failures = 0;
+	p->seen_ms = now;
+	return p;
+}
+
 /*
  * Finds a peer, or takes over the stalest idle slot near where it
- * belongs. A slot with requests alive is never taken (their count would
- * be lost); NULL if every candidate is busy. Failures older than
- * AUTH_TARPIT_FORGET_MS are forgotten.
+ * belongs (by a keyed hash: nobody can aim at another's slots). A slot
+ * with requests alive is never taken (their count would be lost); if
+ * every candidate is busy the request goes to the shared overflow peer
+ * rather than being refused. Failures older than AUTH_TARPIT_FORGET_MS
+ * are forgotten.
  */
 static struct auth_peer *auth_peer_find(struct auth_server *s, const char *key,
 					uint64_t now)
 {
 	struct auth_peer *p, *victim = NULL;
-	size_t start = 0;
+	size_t start = auth_peer_slot(s->peer_key, key);
 
-	for (const char *c = key; *c != '\0'; c++)
-		start = start * 31 + (unsigned char)*c;
-	start %= AUTH_TARPIT_PEERS;
 	for (size_t i = 0; i < AUTH_PEER_PROBES; i++) {
 		p = &s->peers[(start + i) % AUTH_TARPIT_PEERS];
-		if (p->key[0] != '\0' && strcmp(p->key, key) == 0) {
-			if (now - p->failed_ms > AUTH_TARPIT_FORGET_MS)
-				p->failures = 0;
-			p->seen_ms = now;
-			return p;
-		}
+		if (p->key[0] != '\0' && strcmp(p->key, key) == 0)
+			return auth_peer_seen(p, now);
 		if (p->jobs == 0 &&
 		    (victim == NULL || p->key[0] == '\0' ||
 		     (victim->key[0] != '\0' && p->seen_ms < victim->seen_ms)))
 			victim = p;
 	}
 	if (victim == NULL)
-		return NULL;
+		return auth_peer_seen(&s->peers[AUTH_TARPIT_PEERS], now);
 	p = victim;
 	snprintf(p->key, sizeof(p->key), "%s", key);
 	p->failures = 0;
@@ -1118,7 +1152,8 @@ static void auth_server_free(struct auth_server *s)
 	close(s->wake_fds[1]);
 	passwd_db_free(&s->db);
 	sodium_memzero(s->decoy_key, sizeof(s->decoy_key));
-	for (size_t i = 0; i < AUTH_TARPIT_PEERS; i++) {
+	sodium_memzero(s->peer_key, sizeof(s->peer_key));
+	for (size_t i = 0; i <= AUTH_TARPIT_PEERS; i++) {
 		if (s->peers[i].timer != NULL)
 			event_free(s->peers[i].timer);
 	}
@@ -1145,9 +1180,16 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 
 	s = xcalloc(1, sizeof(*s));
 	s->cfg = cfg;
-	s->peers = xcalloc(AUTH_TARPIT_PEERS, sizeof(*s->peers));
-	for (size_t i = 0; i < AUTH_TARPIT_PEERS; i++)
+	s->peers = xcalloc(AUTH_TARPIT_PEERS + 1, sizeof(*s->peers));
+	for (size_t i = 0; i <= AUTH_TARPIT_PEERS; i++)
 		s->peers[i].server = s;
+	snprintf(s->peers[AUTH_TARPIT_PEERS].key, AUTH_PEER_KEY_SIZE,
+		 "overflow");
+	if (auth_server_peer_secret != NULL)
+		memcpy(s->peer_key, auth_server_peer_secret,
+		       sizeof(s->peer_key));
+	else
+		crypto_shorthash_keygen(s->peer_key);
 	crypto_shorthash_keygen(s->decoy_key);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);

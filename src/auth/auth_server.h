@@ -33,4 +33,15 @@ void auth_server_set_users_path(const char *configured);
 int auth_server_run(const struct config *cfg, const int *worker_fds,
 		    size_t worker_count);
 
+/* The size of the secret the tarpit table is keyed with. */
+#define AUTH_PEER_SECRET_SIZE 16
+
+/* For tests: when not NULL, auth_server_run() keys the tarpit table with
+ * this secret (AUTH_PEER_SECRET_SIZE bytes) instead of a random one. */
+extern const unsigned char *auth_server_peer_secret;
+
+/* The tarpit slot a peer key (see auth_peer_key()) is looked for from,
+ * under secret: exposed so that a test can fill a peer's slots. */
+size_t auth_peer_slot(const unsigned char *secret, const char *key);
+
 #endif

@@ -431,6 +431,155 @@ static void test_auth_server_peer_share(void **state)
 		assert_true(flood[i].calls <= 1);
 }
 
+/* Runs the loop until r has its reply (or 20 s pass). */
+static void run_until_answered(struct fixture *fx, const struct result *r)
+{
+	for (int i = 0; i < 400 && r->calls == 0; i++) {
+		struct timeval tv = {0, 50000};
+
+		event_base_loopexit(fx->base, &tv);
+		event_base_dispatch(fx->base);
+	}
+	assert_int_equal(r->calls, 1);
+}
+
+/* Penalised peers cannot take the whole auth process: 128 of them (the
+ * /64s of one IPv6 /56), each with its share of 8 requests, would fill
+ * all 1024 places; the last quarter is kept for peers without recent
+ * failures, so a fresh peer still logs in and the penalised requests
+ * beyond three quarters are refused as busy. */
+static void test_auth_server_reserve_for_fresh_peers(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result fail[128], flood[128 * 8];
+	struct result fresh;
+	char peer[64];
+	int outstanding = 0, busy = 0;
+
+	start_server(fx, 1000);
+	for (int i = 0; i < 128; i++) {
+		snprintf(peer, sizeof(peer), "2001:db8:0:%x::1", i);
+		send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad",
+			 "", peer, &fail[i], &outstanding);
+	}
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 128; i++)
+		assert_int_equal(fail[i].reply.peer_failures, 1);
+	/* Every one of these waits 1 s before its check. */
+	for (int i = 0; i < 128 * 8; i++) {
+		snprintf(peer, sizeof(peer), "2001:db8:0:%x::1", i / 8);
+		assert_non_null(send_req(fx, AUTH_REQUEST_PASSWORD,
+					 "bob@example.org", "bad", "", peer,
+					 &flood[i], &outstanding));
+	}
+	/* Sent after the flood on the same socket, so read after it. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.200", &fresh, &outstanding);
+	run_until_answered(fx, &fresh);
+	assert_int_equal(fresh.reply.result, AUTH_RESULT_OK);
+	/* The refusals were answered before fresh's success. */
+	for (int i = 0; i < 128 * 8; i++) {
+		if (flood[i].calls == 0)
+			continue;
+		assert_int_equal(flood[i].reply.result, AUTH_RESULT_TEMPFAIL);
+		assert_int_equal(flood[i].reply.cause, AUTH_CAUSE_BUSY);
+		busy++;
+	}
+	assert_int_equal(busy, 1024 / 4);
+	/* The rest get NULL now, while outstanding still exists. */
+	auth_client_free(&fx->client);
+}
+
+/* A peer whose slots in the tarpit table are all taken by other peers'
+ * live requests is still served (from the shared overflow entry), not
+ * refused as busy. The table is keyed by a secret; the test sets it so
+ * that it can pick 8 addresses that fill the victim's 8 slots. */
+static void test_auth_server_peer_window_full(void **state)
+{
+	static const unsigned char secret[AUTH_PEER_SECRET_SIZE] =
+	    "test secret 16b";
+	struct fixture *fx = *state;
+	struct result fill[8], victim;
+	char fillers[8][32] = {{0}}, addr[32];
+	size_t start = auth_peer_slot(secret, "192.0.2.77");
+	int found = 0, outstanding = 0;
+
+	/* 8 addresses whose window is the victim's: each takes one of its
+	 * slots, whichever free one the table picks. */
+	for (int i = 0; i < 1 << 24 && found < 8; i++) {
+		snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16 & 255,
+			 i >> 8 & 255, i & 255);
+		if (auth_peer_slot(secret, addr) == start)
+			snprintf(fillers[found++], sizeof(fillers[0]), "%s",
+				 addr);
+	}
+	assert_int_equal(found, 8);
+	auth_server_peer_secret = secret;
+	start_server(fx, 2000);
+	auth_server_peer_secret = NULL;
+	/* Each failure is held back 2 s: the 8 slots stay busy. */
+	for (int k = 0; k < 8; k++)
+		send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad",
+			 "", fillers[k], &fill[k], &outstanding);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.77", &victim, &outstanding);
+	run_until_answered(fx, &victim);
+	assert_int_equal(victim.reply.result, AUTH_RESULT_OK);
+	for (int k = 0; k < 8; k++)
+		assert_int_equal(fill[k].calls, 0);
+	run_until_done(fx, &outstanding);
+	for (int k = 0; k < 8; k++) {
+		assert_int_equal(fill[k].reply.result, AUTH_RESULT_FAIL);
+		assert_int_equal(fill[k].reply.peer_failures, 1);
+	}
+}
+
+/* A cancel sent while the socket to the auth process is full waits in
+ * the client's queue instead of being dropped: the auth process drops
+ * the cancelled requests, so their peer's share is free again. */
+static void test_auth_client_cancel_when_socket_full(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result look[1000];
+	struct result first, queued[8], again;
+	struct auth_client_request *h[8];
+	int outstanding = 0;
+
+	start_server(fx, 2000);
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "bad", "",
+		 "192.0.2.9", &first, &outstanding);
+	run_until_done(fx, &outstanding);
+	/* 192.0.2.9 now waits 2 s, then longer, before each check: these 8
+	 * take its whole share for many seconds. */
+	for (int i = 0; i < 8; i++)
+		assert_non_null(h[i] = send_req(fx, AUTH_REQUEST_PASSWORD,
+						"bob@example.org", "bad", "",
+						"192.0.2.9", &queued[i],
+						&outstanding));
+	/* With the auth process stopped, the socket fills up. */
+	assert_int_equal(kill(fx->pid, SIGSTOP), 0);
+	for (int i = 0; i < 1000; i++)
+		assert_non_null(send_req(fx, AUTH_REQUEST_LOOKUP,
+					 "alice@example.org", "", "", "p",
+					 &look[i], &outstanding));
+	for (int i = 0; i < 8; i++) {
+		auth_client_cancel(&h[i]);
+		outstanding--;
+	}
+	assert_int_equal(kill(fx->pid, SIGCONT), 0);
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 1000; i++)
+		assert_int_equal(look[i].reply.result, AUTH_RESULT_OK);
+	/* Had the cancels been lost, this would be refused at once with
+	 * AUTH_CAUSE_PEER_BUSY. */
+	send_req(fx, AUTH_REQUEST_PASSWORD, "bob@example.org", "tanstaaf", "",
+		 "192.0.2.9", &again, &outstanding);
+	run_until_done(fx, &outstanding);
+	assert_int_equal(again.reply.result, AUTH_RESULT_OK);
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(queued[i].calls, 0);
+}
+
 /* Many requests at once: the replies come back in batches (one system
  * call reads up to AUTH_RECV_BATCH datagrams) and every one reaches its
  * own request. */
@@ -766,6 +915,12 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_peer_share, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_auth_server_reserve_for_fresh_peers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_peer_window_full,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_auth_client_cancel_when_socket_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
