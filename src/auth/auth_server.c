@@ -34,6 +34,11 @@
  * being checked, or a failure held back): a flood from one peer fails
  * fast beyond this and never takes the share of the others. */
 #define AUTH_PEER_MAX_JOBS 8
+/* The same while the peer has no recent failure: a webmail host or an
+ * office behind one address logs many users in at once, and only
+ * AUTH_PEER_MAX_CHECKS of them are checked at a time anyway. A failure
+ * trims the peer's queue back to AUTH_PEER_MAX_JOBS (auth_peer_trim()). */
+#define AUTH_PEER_MAX_JOBS_CLEAN 64
 /* Checks of one peer that run at once while it has no recent failure;
  * a peer with failures is checked one request at a time. */
 #define AUTH_PEER_MAX_CHECKS 4
@@ -196,6 +201,7 @@ static struct auth_peer *auth_peer_seen(struct auth_peer *p, uint64_t now);
 static uint64_t auth_peer_penalty(const struct auth_server *s,
 				  const struct auth_peer *p);
 static void auth_peer_failed(struct auth_server *s, struct auth_peer *p);
+static void auth_peer_trim(struct auth_server *s, struct auth_peer *p);
 static void auth_peer_pump(struct auth_server *s, struct auth_peer *p);
 static void auth_peer_arm(struct auth_server *s, struct auth_peer *p,
 			  uint64_t wait_ms);
@@ -514,7 +520,8 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		return;
 	}
 	/* The overflow peer is many peers: only the caps above bound it. */
-	if (p->jobs >= AUTH_PEER_MAX_JOBS &&
+	if (p->jobs >= (p->failures > 0 ? AUTH_PEER_MAX_JOBS
+					: AUTH_PEER_MAX_JOBS_CLEAN) &&
 	    p != &s->peers[AUTH_TARPIT_PEERS]) {
 		auth_server_refuse(s, worker, req->id, AUTH_CAUSE_PEER_BUSY);
 		return;
@@ -904,6 +911,7 @@ static void auth_peer_failed(struct auth_server *s, struct auth_peer *p)
 	if (p->failures < UINT32_MAX)
 		p->failures++;
 	p->failed_ms = auth_now_ms();
+	auth_peer_trim(s, p);
 	penalty = auth_peer_penalty(s, p);
 	if (penalty > 0) {
 		char esc[sizeof(p->key) * 4];
@@ -911,6 +919,28 @@ static void auth_peer_failed(struct auth_server *s, struct auth_peer *p)
 		log_info("tarpit peer=%s failures=%u delay=%ums",
 			 log_escape(esc, sizeof(esc), p->key, strlen(p->key)),
 			 p->failures, (unsigned)penalty);
+	}
+}
+
+/*
+ * A peer that has just failed keeps no more than AUTH_PEER_MAX_JOBS
+ * requests: what it queued while it looked clean is refused unchecked,
+ * newest first, so that it cannot sit on that larger share while its
+ * penalty makes each request wait. The overflow entry is many peers and
+ * is bounded by the global caps only.
+ */
+static void auth_peer_trim(struct auth_server *s, struct auth_peer *p)
+{
+	if (p == &s->peers[AUTH_TARPIT_PEERS])
+		return;
+	while (p->jobs > AUTH_PEER_MAX_JOBS && p->wait_tail != NULL) {
+		struct auth_job *job = p->wait_tail;
+		size_t worker = job->worker;
+		uint32_t id = job->req.id;
+
+		auth_peer_unwait(p, job);
+		auth_job_release(s, job);
+		auth_server_refuse(s, worker, id, AUTH_CAUSE_PEER_BUSY);
 	}
 }
 

@@ -25,6 +25,11 @@
 
 #define SSHA256_SECRET                                                         \
 	"{SSHA256}feV6jwbSJmV+7uchugWsSKnF2injr7MK6FSY3UciVSMBAgMEc2FsdFk="
+/* "slowsecret" in a deliberately slow scheme: checked in the pool, so
+ * that requests of one peer really are alive at the same time. */
+#define SLOW_SHA512                                                            \
+	"$6$postdunit$FBugLyZFDMMTXCo4cOuMMqXrPHmBhKEnLFugR6KNNN7KePMD/"       \
+	"t7wcIPvBUt9Hvxow.q3Rqbx3MuNP.udbTdzm."
 
 struct fixture {
 	char dir[64];
@@ -603,6 +608,43 @@ static void test_auth_server_many_at_once(void **state)
 	}
 }
 
+/* One address that logs many users in at once (a webmail host, an office
+ * behind NAT) is served, not refused, while it has no failures; its first
+ * failure trims what it queued back to the penalised share. */
+static void test_auth_server_busy_clean_peer(void **state)
+{
+	struct fixture *fx = *state;
+	static struct result ok[20], bad[20];
+	int outstanding = 0, refused = 0;
+
+	write_users(fx->users,
+		    "slow@example.org:{SHA512-CRYPT}" SLOW_SHA512 "\n");
+	start_server(fx, 0);
+	for (int i = 0; i < 20; i++)
+		send_req(fx, AUTH_REQUEST_PASSWORD, "slow@example.org",
+			 "slowsecret", "", "198.51.100.7", &ok[i],
+			 &outstanding);
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(ok[i].reply.result, AUTH_RESULT_OK);
+	for (int i = 0; i < 20; i++)
+		send_req(fx, AUTH_REQUEST_PASSWORD, "slow@example.org", "bad",
+			 "", "198.51.100.8", &bad[i], &outstanding);
+	run_until_done(fx, &outstanding);
+	for (int i = 0; i < 20; i++) {
+		if (bad[i].reply.result == AUTH_RESULT_TEMPFAIL) {
+			assert_int_equal(bad[i].reply.cause,
+					 AUTH_CAUSE_PEER_BUSY);
+			refused++;
+		} else {
+			assert_int_equal(bad[i].reply.result, AUTH_RESULT_FAIL);
+		}
+	}
+	/* 4 were being checked when the first failed; of the 16 queued,
+	 * those beyond the penalised share of 8 were refused unchecked. */
+	assert_true(refused >= 8);
+}
+
 static void test_auth_server_cancel(void **state)
 {
 	struct fixture *fx = *state;
@@ -922,6 +964,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_auth_client_cancel_when_socket_full, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_many_at_once,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_auth_server_busy_clean_peer,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_server_cancel, setup,
 					    teardown),
