@@ -252,6 +252,22 @@ static void test_comments_blank_lines_and_whitespace(void **state)
 	loaded_free(&l);
 }
 
+/* The minimal config plus LINE (line 4) is refused with exactly one
+ * error, at line 4, that contains NEEDLE. */
+static void assert_line_refused(const char *line, const char *needle)
+{
+	char text[512];
+	struct loaded l;
+
+	snprintf(text, sizeof(text), "%s# line 3\n%s\n", minimal, line);
+	load(&l, text);
+	assert_int_equal(l.rc, -1);
+	assert_null(l.cfg);
+	assert_error_at(&l, 4, needle);
+	assert_int_equal(count_lines(l.errors), 1);
+	loaded_free(&l);
+}
+
 static void test_error_kinds_with_line_numbers(void **state)
 {
 	static const struct {
@@ -290,19 +306,8 @@ static void test_error_kinds_with_line_numbers(void **state)
 	    {"domains = example.org", "duplicate key 'domains'"},
 	};
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char text[512];
-		struct loaded l;
-
-		snprintf(text, sizeof(text), "%s# line 3\n%s\n", minimal,
-			 cases[i].line);
-		load(&l, text);
-		assert_int_equal(l.rc, -1);
-		assert_null(l.cfg);
-		assert_error_at(&l, 4, cases[i].needle);
-		assert_int_equal(count_lines(l.errors), 1);
-		loaded_free(&l);
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_line_refused(cases[i].line, cases[i].needle);
 }
 
 static void test_duplicate_names_first_line(void **state)
@@ -1075,19 +1080,8 @@ static void test_plaintext_auth_per_listener_errors(void **state)
 	    {"plaintext_auth.pop3 =", "empty value"},
 	};
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char text[512];
-		struct loaded l;
-
-		snprintf(text, sizeof(text), "%s# line 3\n%s\n", minimal,
-			 cases[i].line);
-		load(&l, text);
-		assert_int_equal(l.rc, -1);
-		assert_null(l.cfg);
-		assert_error_at(&l, 4, cases[i].needle);
-		assert_int_equal(count_lines(l.errors), 1);
-		loaded_free(&l);
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_line_refused(cases[i].line, cases[i].needle);
 }
 
 static void test_plaintext_auth_per_listener_twice(void **state)
