@@ -10,14 +10,14 @@ set -eu
 
 # gcc without Recommends has no C library headers: libc6-dev.
 BUILD="gcc libc6-dev pkg-config meson ninja-build libevent-dev libssl-dev
-       libsodium-dev libcrypt-dev libcmocka-dev libc-ares-dev"
+       libsodium-dev libcrypt-dev libcmocka-dev libc-ares-dev libpq-dev"
 # swaks speaks TLS only with Net::SSLeay and IO::Socket::SSL (Recommends).
 TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
       libclang-rt-14-dev cppcheck clang-format procps swaks
       libnet-ssleay-perl libio-socket-ssl-perl msmtp ca-certificates
       dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl
       dovecot-pop3d dovecot-imapd postfix gnutls-bin git-email
-      libmailtools-perl strace"
+      libmailtools-perl strace postgresql haproxy"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
@@ -37,12 +37,26 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "deps: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# Keep a config file this script wrote (see createcluster.conf below).
+export UCF_FORCE_CONFFOLD=1
 # Postfix is installed for its binaries (postctl check is tested against
 # a private instance): "No configuration" keeps its own service off port 25.
 if command -v debconf-set-selections >/dev/null; then
 	echo "postfix postfix/main_mailer_type select No configuration" |
 		debconf-set-selections
 fi
+# PostgreSQL is installed for its server binaries: the tests make private
+# clusters with initdb. Without this, the package would also create and
+# start a system-wide cluster on port 5432 that nothing here uses.
+case " $missing " in
+*" postgresql "*)
+	if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		mkdir -p /etc/postgresql-common
+		echo "create_main_cluster = false" \
+			>/etc/postgresql-common/createcluster.conf
+	fi
+	;;
+esac
 log=$(mktemp "${TMPDIR:-/tmp}/postd-deps.XXXXXX")
 # apt's own output is shown only when it fails, and then all of it.
 run() {
@@ -56,7 +70,7 @@ run() {
 run apt-get update -q
 # shellcheck disable=SC2086
 run apt-get install -y -q -o DPkg::Lock::Timeout=900 \
-	--no-install-recommends $missing
+	-o Dpkg::Options::=--force-confold --no-install-recommends $missing
 rm -f "$log"
 # A package that installed yet is not "install ok installed" (a failed
 # postinst that apt did not report) must not pass silently either.
