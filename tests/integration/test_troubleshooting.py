@@ -1,4 +1,4 @@
-"""docs/troubleshooting.md, row by row: each test provokes the cause a
+"""doc/troubleshooting.md, row by row: each test provokes the cause a
 client reports (Outlook's codes, Thunderbird's and Apple Mail's messages)
 against the real daemon and checks both the reply postd sent and the log
 line the table quotes. A test's name names its row.

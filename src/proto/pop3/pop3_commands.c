@@ -214,7 +214,7 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *cmd)
 		char name[64], cause[160];
 
 		/* Outlook's "Secure Password Authentication" asks for NTLM
-		 * (0x800CCC18 in docs/troubleshooting.md). */
+		 * (0x800CCC18 in doc/troubleshooting.md). */
 		log_escape_word(name, sizeof(name), cmd->text);
 		snprintf(cause, sizeof(cause),
 			 "unsupported SASL mechanism %s (only PLAIN and LOGIN "

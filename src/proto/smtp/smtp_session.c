@@ -183,7 +183,7 @@ void smtp_tempfail(struct smtp_session *s, const char *cause, const char *fmt,
 }
 
 /* The one format every refusal is logged in, for POP3 and SMTP alike
- * (docs/troubleshooting.md quotes it). cause holds nothing unescaped
+ * (doc/troubleshooting.md quotes it). cause holds nothing unescaped
  * from the network. */
 void smtp_session_log_refusal(struct smtp_session *s, const char *cause)
 {
