@@ -39,7 +39,7 @@ fi
 # split so that this script does not match itself.
 inv_doc=doc/invariants.md
 inv_re='INV-[A-Z]+[0-9]+[a-z]?'
-cite_dirs="src tests doc docs bench scripts README.md DESIGN.md SECURITY.md"
+cite_dirs="src tests doc bench scripts README.md DESIGN.md SECURITY.md"
 outside_re='STYLE'' habit|habit [0-9]|[.][.]/shared|STYLE[.]md|INVARIANTS[.]md'
 # search OPTIONS PATTERN -- PATHS: git grep in a git checkout (tracked and
 # new files, not ignored ones: no build or data folders), else grep -r.
