@@ -1,3 +1,8 @@
+/*
+ * The POP3 connection, where pop3_commands.c runs commands and
+ * pop3_policy.c decides what a login leads to: the session's state,
+ * replies, the input loop, and the resumable RETR/TOP/LIST/UIDL jobs.
+ */
 #include "proto/pop3/pop3_session.h"
 
 #include <errno.h>
@@ -16,6 +21,7 @@
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
+#include "proto/pop3/pop3_commands.h"
 
 /* Bytes of a message file read per step of a RETR job. */
 #define POP3_READ_CHUNK (64 * 1024)
