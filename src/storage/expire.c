@@ -283,7 +283,8 @@ enum expire_status expire_mailbox(int maildir_fd, const char *user,
 			ndue++;
 	}
 	if (ndue > 0 && !dry_run)
-		failed = mailbox_expunge(box, due, error, error_size);
+		failed = mailbox_expunge(box, due, MAILBOX_EXPUNGE_RETENTION,
+					 error, error_size);
 	/* A failed removal (or folder fsync) may come back after a crash:
 	 * nothing is reported as removed then, the error says why. */
 	if (failed == 0 && report != NULL) {

@@ -451,8 +451,10 @@ static void cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
 	/* INV-P1: the only place a session removes messages. */
 	pop3_session_enter_state(s, POP3_STATE_UPDATE);
 	implicit = pop3_policy_expire_at_quit(s);
+	POSTD_ASSERT(s->state == POP3_STATE_UPDATE);
 	failed =
-	    mailbox_expunge(s->box, s->marks.deleted, error, sizeof(error));
+	    mailbox_expunge(s->box, s->marks.deleted,
+			    MAILBOX_EXPUNGE_POP3_UPDATE, error, sizeof(error));
 	/* The lock goes before the reply: a client that reconnects at
 	 * once must not find its own mailbox IN-USE. */
 	mailbox_close(&s->box);
@@ -486,6 +488,7 @@ static void cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
 
 static void pop3_start_listing(struct pop3_session *s, int listing)
 {
+	POSTD_ASSERT(s->job.kind == POP3_JOB_NONE); /* one job at a time */
 	s->job.kind = POP3_JOB_LISTING;
 	s->job.listing = listing;
 	s->job.next = 0;
@@ -539,6 +542,7 @@ static void pop3_start_message(struct pop3_session *s, uint32_t msg,
 			       msg);
 		return;
 	}
+	POSTD_ASSERT(s->job.kind == POP3_JOB_NONE); /* one job at a time */
 	if (body_lines < 0)
 		pop3_reply_ok(
 		    s, "%llu octets.",

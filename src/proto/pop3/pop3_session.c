@@ -18,6 +18,7 @@
 
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/postd_assert.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
@@ -85,6 +86,10 @@ void pop3_session_start(struct conn *conn, struct proto_env *env)
 
 void pop3_session_enter_state(struct pop3_session *s, enum pop3_state state)
 {
+	/* RFC 1939: AUTHORIZATION, then TRANSACTION, then UPDATE; never
+	 * back, never a step skipped (INV-P1: UPDATE only from TRANSACTION). */
+	POSTD_ASSERT((unsigned)state == (unsigned)s->state + 1 &&
+		     state <= POP3_STATE_UPDATE);
 	log_debug("session=%s state %s -> %s", conn_id(s->conn),
 		  pop3_state_names[s->state], pop3_state_names[state]);
 	s->state = state;
