@@ -32,6 +32,7 @@ static void pop3_on_drain(void *arg);
 static void pop3_on_timeout(void *arg);
 static void pop3_on_shutdown(void *arg);
 static void pop3_on_close(void *arg, const char *reason);
+static void pop3_refuse_long_line(struct pop3_session *s);
 static void pop3_process_input(struct pop3_session *s);
 static void pop3_reply_vline(struct pop3_session *s, const char *status,
 			     const char *fmt, va_list ap);
@@ -161,6 +162,22 @@ void pop3_session_close(struct pop3_session *s, const char *reason)
 	conn_close(s->conn, reason);
 }
 
+/* An overlong line, which conn_read_line() has dropped. The cause names
+ * the cap from postd_limits.h, never a copy of it. */
+static void pop3_refuse_long_line(struct pop3_session *s)
+{
+	char cause[64];
+
+	if (s->sasl != POP3_SASL_NONE)
+		snprintf(cause, sizeof(cause), "SASL line too long");
+	else
+		snprintf(cause, sizeof(cause), "line too long (over %d octets)",
+			 POP3_MAX_COMMAND_LINE);
+	s->sasl = POP3_SASL_NONE;
+	pop3_reply_err(s, "Line too long.");
+	pop3_session_log_refusal(s, cause);
+}
+
 static void pop3_process_input(struct pop3_session *s)
 {
 	/* Room for the longest line any state allows. */
@@ -182,13 +199,7 @@ static void pop3_process_input(struct pop3_session *s)
 		if (r == 0)
 			break;
 		if (r < 0) {
-			s->sasl = POP3_SASL_NONE;
-			pop3_reply_err(s, "Line too long.");
-			pop3_session_log_refusal(
-			    s, max == POP3_MAX_COMMAND_LINE - 2
-				   ? "line too long (over "
-				     "255 octets)"
-				   : "SASL line too long");
+			pop3_refuse_long_line(s);
 			if (++s->bad_commands >= SESSION_MAX_BAD_COMMANDS) {
 				pop3_reply_err(s, "Too many bad commands, "
 						  "closing.");
