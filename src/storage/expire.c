@@ -1,6 +1,10 @@
 /*
- * Retention: the decision per message, the users file overrides, and the
- * purge of one mailbox (doc/internals/retention.md).
+ * Retention: which messages are due and the purge of one mailbox, through
+ * mailbox.c's lock and expunge; the timer (src/daemon/expire_child.c) and
+ * postctl expire drive it, POP3 shows it in CAPA (pop3_policy.c).
+ *
+ * The decision per message, the users file overrides, and the purge of
+ * one mailbox (doc/internals/retention.md).
  */
 #include "storage/expire.h"
 

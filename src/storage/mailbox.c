@@ -1,4 +1,8 @@
 /*
+ * A Maildir as one POP3 session sees it, locked and frozen into a
+ * snapshot; maildir.c creates the folders and writes into them, expire.c
+ * decides what the retention pass removes through this file.
+ *
  * The POP3 view of a Maildir: lock, one readdir of new/ and cur/, the
  * index for everything already known, a snapshot sorted by UID.
  *
