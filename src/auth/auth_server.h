@@ -5,8 +5,14 @@
  * never stall its loop, and runs the tarpit (INV-A1): a peer with recent
  * failures waits before its next password is checked, longer for every
  * failure, and each failure reply is held back a fixed delay with
- * jitter; a peer has a bounded share of the process. SIGHUP reloads the
- * users file; the process exits when every worker socket has closed.
+ * jitter; a peer has a bounded share of the process. The process exits
+ * when every worker socket has closed.
+ *
+ * The daemon's reload (SIGHUP to the parent) replaces this process with a
+ * new one, which reads the users file as root (auth_server_preload()). A
+ * SIGHUP sent to this process itself re-reads the file in place, but as
+ * the run user inside the chroot: with a file readable by root alone
+ * that fails and the old users stay (logged).
  */
 #ifndef POSTD_AUTH_SERVER_H
 #define POSTD_AUTH_SERVER_H

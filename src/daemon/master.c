@@ -204,7 +204,13 @@ static void master_child_setup(void)
  * The auth process sees only the folder of the users file: it is chrooted
  * there and reads the file while still root (so it may be root's alone),
  * then drops privileges. A SIGHUP to the parent starts a new generation,
- * whose auth process reads the file afresh.
+ * whose auth process reads the file afresh, as root, in the same way; the
+ * old one answers its workers' last logins and exits when they have gone
+ * (master_signal_generation()). The parent never passes SIGHUP on. The
+ * auth process has a SIGHUP handler of its own (auth_server.c), reached
+ * only by signalling that process directly: it re-reads the file in place
+ * as the run user inside the chroot, so a root-only file fails to load
+ * there and the old users stay (logged).
  */
 static void master_auth_confine(struct config *cfg)
 {

@@ -18,6 +18,7 @@
 
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/postd_assert.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
@@ -818,6 +819,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 void conn_starttls(struct conn *conn, SSL_CTX *ssl_ctx,
 		   void (*done)(void *session, bool ok))
 {
+	/* TLS is started once: STLS and STARTTLS are refused on a TLS
+	 * connection before they get here. */
+	POSTD_ASSERT(!conn->tls);
 	conn->starttls_ctx = ssl_ctx;
 	conn->starttls_done = done;
 	/* Nothing more is read until the handshake: whatever plaintext the

@@ -1,6 +1,10 @@
 /*
- * Retention: the decision per message, the users file overrides, and the
- * purge of one mailbox (doc/internals/retention.md).
+ * Retention: which messages are due and the purge of one mailbox, through
+ * mailbox.c's lock and expunge; the timer (src/daemon/expire_child.c) and
+ * postctl expire drive it, POP3 shows it in CAPA (pop3_policy.c).
+ *
+ * The decision per message, the users file overrides, and the purge of
+ * one mailbox (doc/internals/retention.md).
  */
 #include "storage/expire.h"
 
@@ -283,7 +287,8 @@ enum expire_status expire_mailbox(int maildir_fd, const char *user,
 			ndue++;
 	}
 	if (ndue > 0 && !dry_run)
-		failed = mailbox_expunge(box, due, error, error_size);
+		failed = mailbox_expunge(box, due, MAILBOX_EXPUNGE_RETENTION,
+					 error, error_size);
 	/* A failed removal (or folder fsync) may come back after a crash:
 	 * nothing is reported as removed then, the error says why. */
 	if (failed == 0 && report != NULL) {

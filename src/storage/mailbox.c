@@ -1,4 +1,8 @@
 /*
+ * A Maildir as one POP3 session sees it, locked and frozen into a
+ * snapshot; maildir.c creates the folders and writes into them, expire.c
+ * decides what the retention pass removes through this file.
+ *
  * The POP3 view of a Maildir: lock, one readdir of new/ and cur/, the
  * index for everything already known, a snapshot sorted by UID.
  *
@@ -24,6 +28,7 @@
 
 #include "lib/log.h"
 #include "lib/parse.h"
+#include "lib/postd_assert.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "storage/maildir.h"
@@ -1034,14 +1039,19 @@ void mailbox_mark_retrieved(struct mailbox *box, size_t i, time_t now)
 	}
 }
 
-size_t mailbox_expunge(struct mailbox *box, const bool *deleted, char *error,
-		       size_t error_size)
+size_t mailbox_expunge(struct mailbox *box, const bool *deleted,
+		       enum mailbox_expunger by, char *error, size_t error_size)
 {
 	size_t failed = 0, removed_new = 0, removed_cur = 0;
 
+	/* INV-P1: a POP3 session removes messages only in UPDATE; the
+	 * retention pass is the only other caller. Both hold the lock, so
+	 * no other session's snapshot changes under it (INV-P2). */
+	POSTD_ASSERT(by == MAILBOX_EXPUNGE_POP3_UPDATE ||
+		     by == MAILBOX_EXPUNGE_RETENTION);
+	POSTD_ASSERT(box->lock_fd >= 0);
 	if (error_size > 0)
 		error[0] = '\0';
-	/* INV-P1: called only from the UPDATE state. */
 	for (size_t i = 0; i < box->count; i++) {
 		struct mailbox_entry *e = &box->msgs[i];
 		int r;

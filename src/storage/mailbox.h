@@ -73,13 +73,25 @@ int mailbox_msg_open(struct mailbox *box, size_t i, char *error,
 /* Records the first retrieval of message i (kept in the index). */
 void mailbox_mark_retrieved(struct mailbox *box, size_t i, time_t now);
 
+/* Who removes messages: there are exactly two callers. */
+enum mailbox_expunger {
+	/* A POP3 session after QUIT, in the UPDATE state (INV-P1). */
+	MAILBOX_EXPUNGE_POP3_UPDATE,
+	/* The retention pass (expire_mailbox()), on a mailbox that no
+	 * session held when it took the lock (INV-P2). */
+	MAILBOX_EXPUNGE_RETENTION,
+};
+
 /*
- * POP3 UPDATE (INV-P1): removes the messages whose deleted[i] is set,
- * fsyncs the directories, and updates the index. A message already gone
- * counts as removed. Returns the number that could not be removed (0 on
- * full success), with the first cause in error.
+ * Removes the messages whose deleted[i] is set, fsyncs the directories,
+ * and updates the index; by says which of the two callers asks. The
+ * caller holds the lock (an open mailbox), so no session's snapshot
+ * changes under it. A message already gone counts as removed. Returns
+ * the number that could not be removed (0 on full success), with the
+ * first cause in error.
  */
-size_t mailbox_expunge(struct mailbox *box, const bool *deleted, char *error,
+size_t mailbox_expunge(struct mailbox *box, const bool *deleted,
+		       enum mailbox_expunger by, char *error,
 		       size_t error_size);
 
 /* Writes the index if it changed and releases the lock. */

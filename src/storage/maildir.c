@@ -1,8 +1,12 @@
 /*
- * Maildir folders and delivery into them. Every name is opened beneath a
- * directory descriptor with O_NOFOLLOW (INV-U1); the only names that come
- * from outside are the user's domain and local part, and those are
- * checked by username_is_canonical() first.
+ * A user's Maildir folders and one delivery at a time into them (postctl
+ * deliver, the first-start welcome, local mail from the queue runner);
+ * spool.c delivers SMTP mail in batches, and mailbox.c reads the folders
+ * as POP3 sees them.
+ *
+ * Every name is opened beneath a directory descriptor with O_NOFOLLOW
+ * (INV-U1); the only names that come from outside are the user's domain
+ * and local part, and those are checked by username_is_canonical() first.
  */
 #include "storage/maildir.h"
 

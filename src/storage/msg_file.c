@@ -1,3 +1,8 @@
+/*
+ * Writing one message file in the Maildir convention (CRLF stored as LF,
+ * both sizes counted); which file and which folder is maildir.c's or
+ * spool.c's business, and msg_wire.c reads the file back out.
+ */
 #include "storage/msg_file.h"
 
 #include <errno.h>

@@ -1,8 +1,11 @@
 /*
- * Stored message -> POP3 wire form. The input is cut into segments at
- * each LF with memchr so that long lines cost one memcpy, not a branch
- * per byte; the state in struct msg_wire carries everything a segment
- * needs from the previous chunk, so any chunking gives the same output.
+ * Reading a stored message back out for POP3 (LF to CRLF, dot-stuffing,
+ * TOP): the reverse of msg_file.c, and blind to folders and indexes.
+ *
+ * The input is cut into segments at each LF with memchr so that long
+ * lines cost one memcpy, not a branch per byte; the state in struct
+ * msg_wire carries everything a segment needs from the previous chunk, so
+ * any chunking gives the same output.
  */
 #include "storage/msg_wire.h"
 

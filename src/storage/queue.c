@@ -1,4 +1,7 @@
 /*
+ * The outbound queue's entries on disk, from the moment spool.c links a
+ * message in until src/delivery/ has sent or bounced it; no Maildir here.
+ *
  * The outbound queue folder: envelopes that validate themselves (INV-D2)
  * and start-up recovery (INV-D4). Every name below the queue folder is
  * either a fixed folder name or an id that passed queue_id_valid(), and

@@ -1,4 +1,8 @@
 /*
+ * SMTP's way in: one message written once and committed by a thread pool
+ * into every recipient's Maildir and the queue; maildir.c delivers one
+ * message without threads, queue.c owns the queue entries afterwards.
+ *
  * The spool: a message is written once into tmp/ on the event loop
  * thread, then committed by a pool thread (fsync, links into every
  * recipient's new/ and the queue, directory fsyncs) so that the loop

@@ -71,6 +71,18 @@ def test_overlong_line_one_error(shared_server, size, logged_in):
     still_serving(srv)
 
 
+def test_overlong_line_logs_its_cap(shared_server):
+    """The refusal's one log line names the cap: 255 octets with CRLF
+    (RFC 2449 section 4)."""
+    srv = shared_server
+    with srv.connect() as c:
+        mark = srv.log_mark()
+        c.send(b"X" * 300 + b"\r\n")
+        assert c.line() == "-ERR Line too long."
+        srv.wait_log(r"proto=pop3 .*cause=line too long \(over 255 "
+                     r"octets\)$", since=mark)
+
+
 def test_line_of_255_octets_is_accepted(shared_server):
     """RFC 2449 section 4: 255 octets including CRLF is allowed."""
     with shared_server.connect() as c:

@@ -2,7 +2,9 @@
  * src/lib: safe_open_regular() (refuses what a less trusted user can
  * plant without blocking), the bounded buffer (grows to its maximum, refuses
  * past it and changes nothing) and the cursor parsers (integers reject empty
- * input, signs, overflow; the cursor moves only on success).
+ * input, signs, overflow; the cursor moves only on success), and
+ * POSTD_ASSERT() (a broken promise aborts with FILE:LINE and the
+ * expression in the log; a kept one costs nothing).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +23,9 @@
 
 #include "lib/buf.h"
 #include "lib/parse.h"
+#include "lib/postd_assert.h"
 #include "lib/safe_open.h"
+#include "death_test.h"
 
 static void test_buf_grows_to_max(void **state)
 {
@@ -339,6 +343,35 @@ static void test_safe_open_regular(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Where the check in check_is_one() is, for the expected log line. */
+static int check_is_one_line;
+
+static void check_is_one(void *arg)
+{
+	int *n = arg;
+
+	check_is_one_line = __LINE__ + 1;
+	POSTD_ASSERT(*n == 1);
+}
+
+static void test_assert_fires(void **state)
+{
+	char out[1024], where[64];
+	int one = 1, two = 2, status;
+
+	(void)state;
+	check_is_one(&one); /* kept: returns, and tells its line */
+	status = death_run(check_is_one, &one, out, sizeof(out));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_string_equal(out, "");
+
+	status = death_run(check_is_one, &two, out, sizeof(out));
+	assert_true(death_by_abort(status));
+	snprintf(where, sizeof(where), "assertion failed: %s:%d: *n == 1",
+		 __FILE__, check_is_one_line);
+	assert_non_null(strstr(out, where));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +386,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_word),
 	    cmocka_unit_test(test_ascii_case),
 	    cmocka_unit_test(test_safe_open_regular),
+	    cmocka_unit_test(test_assert_fires),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* The POP3 snapshot: index, UIDs (INV-I1), UIDLs and lock (INV-P2),
- * expunge (INV-P1). */
+ * expunge (INV-P1), and the checks that abort when a caller breaks the
+ * expunge rule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include "storage/mailbox.h"
 #include "storage/maildir.h"
 #include "storage/msg_wire.h"
+#include "death_test.h"
 
 struct fixture {
 	char root[64];
@@ -351,7 +353,9 @@ static void test_inv_i1_uids_never_reused(void **state)
 	box = open_ok(f->md_fd);
 	uv = mailbox_uidvalidity(box);
 	assert_int_equal(mailbox_msg(box, 2)->uid, 3);
-	assert_int_equal(mailbox_expunge(box, del, err, sizeof(err)), 0);
+	assert_int_equal(mailbox_expunge(box, del, MAILBOX_EXPUNGE_POP3_UPDATE,
+					 err, sizeof(err)),
+			 0);
 	mailbox_close(&box);
 	deliver(f->md_fd, "y\n", name, sizeof(name));
 	box = open_ok(f->md_fd);
@@ -366,7 +370,9 @@ static void test_inv_i1_uids_never_reused(void **state)
 	{
 		bool all[3] = {true, true, true};
 
-		assert_int_equal(mailbox_expunge(box, all, err, sizeof(err)),
+		assert_int_equal(mailbox_expunge(box, all,
+						 MAILBOX_EXPUNGE_POP3_UPDATE,
+						 err, sizeof(err)),
 				 0);
 	}
 	mailbox_close(&box);
@@ -505,7 +511,9 @@ static void test_inv_p1_expunge_removes_exactly_marked(void **state)
 	snprintf(path, sizeof(path), "new/%s", names[5]);
 	snprintf(to, sizeof(to), "cur/%s:2,S", names[5]);
 	assert_int_equal(renameat(f->md_fd, path, f->md_fd, to), 0);
-	assert_int_equal(mailbox_expunge(box, del, err, sizeof(err)), 0);
+	assert_int_equal(mailbox_expunge(box, del, MAILBOX_EXPUNGE_POP3_UPDATE,
+					 err, sizeof(err)),
+			 0);
 	mailbox_close(&box);
 
 	for (int i = 0; i < 6; i++) {
@@ -518,6 +526,53 @@ static void test_inv_p1_expunge_removes_exactly_marked(void **state)
 	assert_int_equal(mailbox_msg(box, 0)->uid, 1);
 	assert_int_equal(mailbox_msg(box, 1)->uid, 3);
 	mailbox_close(&box);
+}
+
+struct expunge_try {
+	int md_fd;
+	enum mailbox_expunger by;
+};
+
+/* In a child: opens the mailbox and removes every message as t->by. */
+static void expunge_all_as(void *arg)
+{
+	const struct expunge_try *t = arg;
+	struct mailbox *box = open_ok(t->md_fd);
+	bool del[2] = {true, true};
+	char err[256];
+
+	(void)mailbox_expunge(box, del, t->by, err, sizeof(err));
+	mailbox_close(&box);
+}
+
+/* INV-P1: only the two known callers may remove messages; any other
+ * aborts before a file is touched. */
+static void test_inv_p1_expunge_by_unknown_caller_aborts(void **state)
+{
+	struct fixture *f = *state;
+	struct expunge_try t = {f->md_fd, (enum mailbox_expunger)7};
+	char names[2][256], out[1024], path[300];
+	struct stat st;
+	int status;
+
+	for (int i = 0; i < 2; i++)
+		deliver(f->md_fd, "m\n", names[i], sizeof(names[i]));
+	status = death_run(expunge_all_as, &t, out, sizeof(out));
+	assert_true(death_by_abort(status));
+	assert_non_null(strstr(out, "assertion failed: "));
+	assert_non_null(strstr(out, "MAILBOX_EXPUNGE_RETENTION"));
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "new/%s", names[i]);
+		assert_int_equal(fstatat(f->md_fd, path, &st, 0), 0);
+	}
+	/* The retention pass is a known caller: it removes them. */
+	t.by = MAILBOX_EXPUNGE_RETENTION;
+	status = death_run(expunge_all_as, &t, out, sizeof(out));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "new/%s", names[i]);
+		assert_int_equal(fstatat(f->md_fd, path, &st, 0), -1);
+	}
 }
 
 static void test_mailbox_retrieved_is_kept(void **state)
@@ -611,6 +666,7 @@ int main(void)
 	    T(test_inv_p2_holder_line_after_longer_one),
 	    T(test_inv_p2_renamed_and_removed_messages),
 	    T(test_inv_p1_expunge_removes_exactly_marked),
+	    T(test_inv_p1_expunge_by_unknown_caller_aborts),
 	    T(test_mailbox_retrieved_is_kept),
 	    T(test_mailbox_uidl_fallback_and_uniqueness),
 	    T(test_mailbox_ignores_dot_files_and_dirs),

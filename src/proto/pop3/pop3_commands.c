@@ -1,28 +1,23 @@
 /*
- * The POP3 command table and handlers. A table row carries each command's
- * preconditions (states, plaintext-login policy); the dispatcher refuses a
- * command that breaks them with the right reply, so handlers contain only
- * the action (see doc/hacking.md).
+ * The POP3 command table and handlers, where pop3_session.c runs the
+ * connection and pop3_policy.c decides what a login leads to. A table row
+ * carries each command's preconditions (states, plaintext-login policy);
+ * the dispatcher refuses a command that breaks them with the right reply,
+ * so handlers contain only the action (see doc/hacking.md).
  */
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
+#include "proto/pop3/pop3_commands.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <openssl/crypto.h>
 
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/parse.h"
-#include "lib/xmalloc.h"
-#include "proto/pop3/pop3_parse.h"
-#include "proto/pop3/pop3_session.h"
-#include "storage/maildir.h"
+#include "lib/postd_assert.h"
+#include "proto/pop3/pop3_policy.h"
 
 #define STATE_AUTH (1u << POP3_STATE_AUTHORIZATION)
 #define STATE_TRANS (1u << POP3_STATE_TRANSACTION)
@@ -33,42 +28,35 @@
 	"[AUTH] Plaintext authentication requires TLS: enable SSL/TLS "        \
 	"(STLS or port 995) in your mail client."
 #define POP3_AUTH_FAILED "[AUTH] Authentication failed."
-/* In the user's Maildir: its mtime is the last successful POP3 login
- * (LOGIN-DELAY, RFC 2449 section 6.5). A file survives restarts and is
- * shared by every worker. */
-#define POP3_LASTLOGIN_FILE "postd-lastlogin"
-
-typedef void pop3_handler_fn(struct pop3_session *s,
-			     const struct pop3_command *cmd);
-
-struct pop3_command_row {
-	enum pop3_cmd cmd;
-	pop3_handler_fn *handler;
-	unsigned states;
-	bool plaintext_login; /* refused without TLS unless the policy allows */
-};
 
 static pop3_handler_fn cmd_user, cmd_pass, cmd_apop, cmd_auth, cmd_stls,
     cmd_capa, cmd_quit, cmd_stat, cmd_list, cmd_retr, cmd_dele, cmd_noop,
     cmd_rset, cmd_top, cmd_uidl;
 
-static const struct pop3_command_row pop3_commands[POP3_CMD_COUNT] = {
-    {POP3_CMD_USER, cmd_user, STATE_AUTH, true},
-    {POP3_CMD_PASS, cmd_pass, STATE_AUTH, true},
-    {POP3_CMD_APOP, cmd_apop, STATE_AUTH, false},
-    {POP3_CMD_AUTH, cmd_auth, STATE_AUTH, false},
-    {POP3_CMD_STLS, cmd_stls, STATE_AUTH, false},
-    {POP3_CMD_CAPA, cmd_capa, STATE_AUTH | STATE_TRANS, false},
-    {POP3_CMD_QUIT, cmd_quit, STATE_AUTH | STATE_TRANS, false},
-    {POP3_CMD_STAT, cmd_stat, STATE_TRANS, false},
-    {POP3_CMD_LIST, cmd_list, STATE_TRANS, false},
-    {POP3_CMD_RETR, cmd_retr, STATE_TRANS, false},
-    {POP3_CMD_DELE, cmd_dele, STATE_TRANS, false},
-    {POP3_CMD_NOOP, cmd_noop, STATE_TRANS, false},
-    {POP3_CMD_RSET, cmd_rset, STATE_TRANS, false},
-    {POP3_CMD_TOP, cmd_top, STATE_TRANS, false},
-    {POP3_CMD_UIDL, cmd_uidl, STATE_TRANS, false},
+/* Keyed by the enum, so a row cannot slip to another command's index; a
+ * missing row is caught by the count check below (the last one) or by
+ * tests/unit/test_pop3_commands.c (any other). */
+static const struct pop3_command_row pop3_commands[] = {
+    [POP3_CMD_USER] = {POP3_CMD_USER, cmd_user, STATE_AUTH, true},
+    [POP3_CMD_PASS] = {POP3_CMD_PASS, cmd_pass, STATE_AUTH, true},
+    [POP3_CMD_APOP] = {POP3_CMD_APOP, cmd_apop, STATE_AUTH, false},
+    [POP3_CMD_AUTH] = {POP3_CMD_AUTH, cmd_auth, STATE_AUTH, false},
+    [POP3_CMD_STLS] = {POP3_CMD_STLS, cmd_stls, STATE_AUTH, false},
+    [POP3_CMD_CAPA] = {POP3_CMD_CAPA, cmd_capa, STATE_AUTH | STATE_TRANS,
+		       false},
+    [POP3_CMD_QUIT] = {POP3_CMD_QUIT, cmd_quit, STATE_AUTH | STATE_TRANS,
+		       false},
+    [POP3_CMD_STAT] = {POP3_CMD_STAT, cmd_stat, STATE_TRANS, false},
+    [POP3_CMD_LIST] = {POP3_CMD_LIST, cmd_list, STATE_TRANS, false},
+    [POP3_CMD_RETR] = {POP3_CMD_RETR, cmd_retr, STATE_TRANS, false},
+    [POP3_CMD_DELE] = {POP3_CMD_DELE, cmd_dele, STATE_TRANS, false},
+    [POP3_CMD_NOOP] = {POP3_CMD_NOOP, cmd_noop, STATE_TRANS, false},
+    [POP3_CMD_RSET] = {POP3_CMD_RSET, cmd_rset, STATE_TRANS, false},
+    [POP3_CMD_TOP] = {POP3_CMD_TOP, cmd_top, STATE_TRANS, false},
+    [POP3_CMD_UIDL] = {POP3_CMD_UIDL, cmd_uidl, STATE_TRANS, false},
 };
+_Static_assert(POSTD_N_ELEMENTS(pop3_commands) == POP3_CMD_COUNT,
+	       "pop3_commands[] needs one row per enum pop3_cmd value");
 
 static void pop3_sasl_error(struct pop3_session *s, const char *error);
 static void pop3_bad_command(struct pop3_session *s, const char *reply);
@@ -80,16 +68,17 @@ static void pop3_auth_request(struct pop3_session *s, uint8_t type,
 			      const char *secret, size_t secret_len);
 static void pop3_auth_done(const struct auth_reply *reply, void *ctx);
 static void pop3_login_failed(struct pop3_session *s, const char *cause);
-static void pop3_open_mailbox(struct pop3_session *s);
-static void pop3_user_policy(struct pop3_session *s, const char *extra);
-static bool pop3_login_delayed(struct pop3_session *s);
-static void pop3_capa_expire(struct pop3_session *s, bool auth);
-static size_t pop3_expire_at_quit(struct pop3_session *s);
 static void pop3_stls_done(void *ctx, bool ok);
 static void pop3_set_user(struct pop3_session *s, const char *name, size_t len);
 static void pop3_start_message(struct pop3_session *s, uint32_t msg,
 			       int64_t body_lines);
 static void pop3_start_listing(struct pop3_session *s, int listing);
+
+const struct pop3_command_row *pop3_commands_table(size_t *count_r)
+{
+	*count_r = POSTD_N_ELEMENTS(pop3_commands);
+	return pop3_commands;
+}
 
 void pop3_commands_dispatch(struct pop3_session *s, char *line, size_t len)
 {
@@ -102,6 +91,8 @@ void pop3_commands_dispatch(struct pop3_session *s, char *line, size_t len)
 		return;
 	}
 	row = &pop3_commands[cmd.cmd];
+	/* The input loop reads no command while one is unfinished. */
+	POSTD_ASSERT(!s->busy && row->cmd == cmd.cmd);
 	if ((row->states & (1u << s->state)) == 0) {
 		pop3_bad_command(s, s->state == POP3_STATE_AUTHORIZATION
 					? "Command not valid in this state: "
@@ -391,90 +382,10 @@ static void pop3_auth_done(const struct auth_reply *reply, void *ctx)
 		   !username_is_canonical(reply->user)) {
 		pop3_login_failed(s, auth_cause_str(reply->cause));
 	} else {
-		snprintf(s->user, sizeof(s->user), "%s", reply->user);
-		pop3_user_policy(s, reply->extra);
-		pop3_open_mailbox(s);
+		pop3_policy_login(s, reply->user, reply->extra);
 	}
 	if (!conn_is_closing(s->conn))
 		pop3_session_set_busy(s, false);
-}
-
-static void pop3_open_mailbox(struct pop3_session *s)
-{
-	struct mailbox_owner owner = {conn_id(s->conn), conn_peer(s->conn),
-				      s->user};
-	char error[512], cause[600];
-	const char *err;
-	size_t count;
-
-	s->maildir_fd = maildir_open(s->env->mail_root_fd, s->user, true, &err);
-	if (s->maildir_fd < 0) {
-		pop3_reply_err(s, "[SYS/TEMP] Your mailbox cannot be opened "
-				  "right now; the administrator has been "
-				  "told.");
-		snprintf(cause, sizeof(cause), "cannot open Maildir: %s", err);
-		pop3_session_log_refusal(s, cause);
-		return;
-	}
-	/* After the password was verified, never before: a refusal here
-	 * tells only the account's owner that it exists. */
-	if (pop3_login_delayed(s)) {
-		close(s->maildir_fd);
-		s->maildir_fd = -1;
-		return;
-	}
-	switch (mailbox_open(s->maildir_fd, &owner, &s->box, error,
-			     sizeof(error))) {
-	case MAILBOX_OK:
-		break;
-	case MAILBOX_IN_USE:
-		pop3_reply_err(s, "[IN-USE] Mailbox is in use by another "
-				  "session; try again later.");
-		snprintf(cause, sizeof(cause), "mailbox in use: %s", error);
-		pop3_session_log_refusal(s, cause);
-		close(s->maildir_fd);
-		s->maildir_fd = -1;
-		return;
-	default:
-		pop3_reply_err(s, "[SYS/TEMP] Your mailbox cannot be read "
-				  "right now; the administrator has been "
-				  "told.");
-		snprintf(cause, sizeof(cause), "cannot read mailbox: %s",
-			 error);
-		pop3_session_log_refusal(s, cause);
-		close(s->maildir_fd);
-		s->maildir_fd = -1;
-		return;
-	}
-	if (s->login_delay > 0) {
-		int fd =
-		    openat(s->maildir_fd, POP3_LASTLOGIN_FILE,
-			   O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-
-		/* Only slows the next check down if it fails: logged. */
-		if (fd < 0 || futimens(fd, NULL) < 0)
-			log_warn("session=%s user=%s: cannot record the login "
-				 "time: %s",
-				 conn_id(s->conn), s->user, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-	}
-	metrics_add(METRIC_LOGINS_OK, 1);
-	count = mailbox_count(s->box);
-	s->marks.deleted = xcalloc(count, sizeof(bool));
-	s->total_bytes = 0;
-	for (size_t i = 0; i < count; i++)
-		s->total_bytes += mailbox_msg(s->box, i)->size;
-	pop3_session_enter_state(s, POP3_STATE_TRANSACTION);
-	conn_set_timeout(s->conn, s->env->cfg->timeout_idle);
-	conn_set_input_limit(s->conn, CONN_INPUT_MAX);
-	log_info("login user=%s peer=%s session=%s proto=%s mech=%s tls=%s "
-		 "messages=%zu",
-		 s->user, conn_peer(s->conn), conn_id(s->conn),
-		 config_proto_name(conn_proto(s->conn)), s->mech,
-		 conn_tls_version(s->conn), count);
-	pop3_reply_ok(s, "Logged in: %zu messages (%llu octets).", count,
-		      (unsigned long long)s->total_bytes);
 }
 
 static void cmd_stls(struct pop3_session *s, const struct pop3_command *cmd)
@@ -522,7 +433,7 @@ static void cmd_capa(struct pop3_session *s, const struct pop3_command *cmd)
 		conn_printf(s->conn, "USER\r\nSASL PLAIN LOGIN\r\n");
 	if (auth && !conn_is_tls(s->conn) && s->env->ssl_ctx != NULL)
 		conn_printf(s->conn, "STLS\r\n");
-	pop3_capa_expire(s, auth);
+	pop3_policy_capa(s, auth);
 	conn_printf(s->conn, "IMPLEMENTATION postd\r\n.\r\n");
 }
 
@@ -537,11 +448,13 @@ static void cmd_quit(struct pop3_session *s, const struct pop3_command *cmd)
 		pop3_session_close(s, "QUIT");
 		return;
 	}
-	/* INV-P1: the only place messages are removed. */
+	/* INV-P1: the only place a session removes messages. */
 	pop3_session_enter_state(s, POP3_STATE_UPDATE);
-	implicit = pop3_expire_at_quit(s);
+	implicit = pop3_policy_expire_at_quit(s);
+	POSTD_ASSERT(s->state == POP3_STATE_UPDATE);
 	failed =
-	    mailbox_expunge(s->box, s->marks.deleted, error, sizeof(error));
+	    mailbox_expunge(s->box, s->marks.deleted,
+			    MAILBOX_EXPUNGE_POP3_UPDATE, error, sizeof(error));
 	/* The lock goes before the reply: a client that reconnects at
 	 * once must not find its own mailbox IN-USE. */
 	mailbox_close(&s->box);
@@ -575,6 +488,7 @@ static void cmd_stat(struct pop3_session *s, const struct pop3_command *cmd)
 
 static void pop3_start_listing(struct pop3_session *s, int listing)
 {
+	POSTD_ASSERT(s->job.kind == POP3_JOB_NONE); /* one job at a time */
 	s->job.kind = POP3_JOB_LISTING;
 	s->job.listing = listing;
 	s->job.next = 0;
@@ -628,6 +542,7 @@ static void pop3_start_message(struct pop3_session *s, uint32_t msg,
 			       msg);
 		return;
 	}
+	POSTD_ASSERT(s->job.kind == POP3_JOB_NONE); /* one job at a time */
 	if (body_lines < 0)
 		pop3_reply_ok(
 		    s, "%llu octets.",
@@ -679,144 +594,4 @@ static void cmd_rset(struct pop3_session *s, const struct pop3_command *cmd)
 	s->marks.deleted_bytes = 0;
 	pop3_reply_ok(s, "%zu messages (%llu octets).", count,
 		      (unsigned long long)s->total_bytes);
-}
-
-/* Retention and LOGIN-DELAY */
-
-/* The user's values: the domain's (or global) postd.conf values, then the
- * users file's extra fields, which the auth reply carries. */
-static void pop3_user_policy(struct pop3_session *s, const char *extra)
-{
-	const struct config *cfg = s->env->cfg;
-	struct expire_user_fields f;
-	const char *domain;
-	char error[256];
-	size_t local_len;
-
-	domain = username_domain(s->user, &local_len);
-	s->policy.retention = config_retention(cfg, domain, false);
-	s->policy.retention_unread = config_retention(cfg, domain, true);
-	s->login_delay = cfg->login_delay;
-	if (expire_parse_extra(extra, &f, error, sizeof(error)) > 0)
-		log_warn("session=%s user=%s: users file extra fields: %s",
-			 conn_id(s->conn), s->user, error);
-	expire_policy_apply(&s->policy, &f);
-	if (f.has_login_delay)
-		s->login_delay = f.login_delay;
-}
-
-/* True (after replying and logging) if the previous successful login was
- * less than login_delay seconds ago. */
-static bool pop3_login_delayed(struct pop3_session *s)
-{
-	struct stat st;
-	char cause[256], when[32];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	if (s->login_delay == 0 ||
-	    fstatat(s->maildir_fd, POP3_LASTLOGIN_FILE, &st,
-		    AT_SYMLINK_NOFOLLOW) < 0 ||
-	    !S_ISREG(st.st_mode))
-		return false;
-	/* INV-T1: a last login in the future means the clock went back;
-	 * waiting for it to catch up could lock the user out for a long
-	 * time, so that login does not count. */
-	if (st.st_mtime > now || now - st.st_mtime >= (time_t)s->login_delay)
-		return false;
-	gmtime_r(&st.st_mtime, &tm);
-	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	pop3_reply_err(s,
-		       "[LOGIN-DELAY] You logged in %lld seconds ago; this "
-		       "server allows one login every %u seconds. Check "
-		       "mail less often.",
-		       (long long)(now - st.st_mtime), s->login_delay);
-	snprintf(cause, sizeof(cause),
-		 "login delay: last login %s (%lld s ago), delay %u s", when,
-		 (long long)(now - st.st_mtime), s->login_delay);
-	pop3_session_log_refusal(s, cause);
-	return true;
-}
-
-/* RFC 2449 6.5 and 6.7. Before login: the smallest EXPIRE and the largest
- * LOGIN-DELAY that any domain or user has, with USER when they differ.
- * The worker never reads the users file: the retention pass leaves what
- * the users' extra fields say in a summary (expire_summary_read()).
- * After login: the user's own values. */
-static void pop3_capa_expire(struct pop3_session *s, bool auth)
-{
-	const struct config *cfg = s->env->cfg;
-	struct expire_policy p = {cfg->retention, cfg->retention_unread};
-	struct expire_summary sum;
-	unsigned delay = cfg->login_delay;
-	bool user = false, delay_user = false;
-	int64_t days;
-
-	if (!auth) {
-		p = s->policy;
-		delay = s->login_delay;
-	}
-	days = expire_capa_days(&p);
-	if (auth && config_retention_varies(cfg)) {
-		user = true;
-		for (size_t i = 0; i < cfg->domain_retention_count; i++) {
-			const char *d = cfg->domain_retention[i].domain;
-			struct expire_policy dp = {
-			    config_retention(cfg, d, false),
-			    config_retention(cfg, d, true)};
-			int64_t dd = expire_capa_days(&dp);
-
-			if (dd >= 0 && (days < 0 || dd < days))
-				days = dd;
-		}
-	}
-	if (auth && expire_summary_read(s->env->mail_root_fd, &sum) == 0) {
-		if (sum.expire_varies) {
-			user = true;
-			if (sum.min_days >= 0 &&
-			    (days < 0 || sum.min_days < days))
-				days = sum.min_days;
-		}
-		if (sum.delay_varies) {
-			delay_user = true;
-			if (sum.max_login_delay > delay)
-				delay = sum.max_login_delay;
-		}
-	}
-	if (days < 0)
-		conn_printf(s->conn, "EXPIRE NEVER%s\r\n", user ? " USER" : "");
-	else
-		conn_printf(s->conn, "EXPIRE %" PRId64 "%s\r\n", days,
-			    user ? " USER" : "");
-	if (delay > 0)
-		conn_printf(s->conn, "LOGIN-DELAY %u%s\r\n", delay,
-			    delay_user ? " USER" : "");
-}
-
-/* EXPIRE 0 (RFC 2449 6.7): entering UPDATE, every message downloaded
- * with RETR (in this session or before) gets an implicit DELE. Returns
- * how many were added. */
-static size_t pop3_expire_at_quit(struct pop3_session *s)
-{
-	size_t n = 0, count = mailbox_count(s->box);
-	time_t now = time(NULL);
-
-	if (!expire_at_quit(&s->policy))
-		return 0;
-	for (size_t i = 0; i < count; i++) {
-		const struct mailbox_msg *m = mailbox_msg(s->box, i);
-
-		if (m->retrieved == 0 || s->marks.deleted[i])
-			continue;
-		s->marks.deleted[i] = true;
-		s->marks.deleted_count++;
-		s->marks.deleted_bytes += m->size;
-		n++;
-		log_info("expired user=%s uid=%" PRIu32 " uidl=%s age=%" PRId64
-			 "s rule=retention 0s after first retrieval (EXPIRE "
-			 "0, at QUIT) session=%s",
-			 s->user, m->uid, m->uidl,
-			 expire_age(now, m->retrieved), conn_id(s->conn));
-	}
-	return n;
 }

@@ -1,3 +1,8 @@
+/*
+ * The POP3 connection, where pop3_commands.c runs commands and
+ * pop3_policy.c decides what a login leads to: the session's state,
+ * replies, the input loop, and the resumable RETR/TOP/LIST/UIDL jobs.
+ */
 #include "proto/pop3/pop3_session.h"
 
 #include <errno.h>
@@ -13,9 +18,11 @@
 
 #include "lib/log.h"
 #include "lib/metrics.h"
+#include "lib/postd_assert.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
+#include "proto/pop3/pop3_commands.h"
 
 /* Bytes of a message file read per step of a RETR job. */
 #define POP3_READ_CHUNK (64 * 1024)
@@ -25,6 +32,7 @@ static void pop3_on_drain(void *arg);
 static void pop3_on_timeout(void *arg);
 static void pop3_on_shutdown(void *arg);
 static void pop3_on_close(void *arg, const char *reason);
+static void pop3_refuse_long_line(struct pop3_session *s);
 static void pop3_process_input(struct pop3_session *s);
 static void pop3_reply_vline(struct pop3_session *s, const char *status,
 			     const char *fmt, va_list ap);
@@ -79,6 +87,10 @@ void pop3_session_start(struct conn *conn, struct proto_env *env)
 
 void pop3_session_enter_state(struct pop3_session *s, enum pop3_state state)
 {
+	/* RFC 1939: AUTHORIZATION, then TRANSACTION, then UPDATE; never
+	 * back, never a step skipped (INV-P1: UPDATE only from TRANSACTION). */
+	POSTD_ASSERT((unsigned)state == (unsigned)s->state + 1 &&
+		     state <= POP3_STATE_UPDATE);
 	log_debug("session=%s state %s -> %s", conn_id(s->conn),
 		  pop3_state_names[s->state], pop3_state_names[state]);
 	s->state = state;
@@ -150,6 +162,22 @@ void pop3_session_close(struct pop3_session *s, const char *reason)
 	conn_close(s->conn, reason);
 }
 
+/* An overlong line, which conn_read_line() has dropped. The cause names
+ * the cap from postd_limits.h, never a copy of it. */
+static void pop3_refuse_long_line(struct pop3_session *s)
+{
+	char cause[64];
+
+	if (s->sasl != POP3_SASL_NONE)
+		snprintf(cause, sizeof(cause), "SASL line too long");
+	else
+		snprintf(cause, sizeof(cause), "line too long (over %d octets)",
+			 POP3_MAX_COMMAND_LINE);
+	s->sasl = POP3_SASL_NONE;
+	pop3_reply_err(s, "Line too long.");
+	pop3_session_log_refusal(s, cause);
+}
+
 static void pop3_process_input(struct pop3_session *s)
 {
 	/* Room for the longest line any state allows. */
@@ -171,13 +199,7 @@ static void pop3_process_input(struct pop3_session *s)
 		if (r == 0)
 			break;
 		if (r < 0) {
-			s->sasl = POP3_SASL_NONE;
-			pop3_reply_err(s, "Line too long.");
-			pop3_session_log_refusal(
-			    s, max == POP3_MAX_COMMAND_LINE - 2
-				   ? "line too long (over "
-				     "255 octets)"
-				   : "SASL line too long");
+			pop3_refuse_long_line(s);
 			if (++s->bad_commands >= SESSION_MAX_BAD_COMMANDS) {
 				pop3_reply_err(s, "Too many bad commands, "
 						  "closing.");

@@ -1,7 +1,8 @@
 /*
  * A POP3 session (RFC 1939): the AUTHORIZATION, TRANSACTION and UPDATE
  * states, changed only through pop3_session_enter_state(), and the
- * per-session state the command handlers in pop3_commands.c act on.
+ * per-session state the command handlers in pop3_commands.c and the
+ * login and retention policy in pop3_policy.c act on.
  */
 #ifndef POSTD_POP3_SESSION_H
 #define POSTD_POP3_SESSION_H
@@ -114,11 +115,5 @@ void pop3_session_close(struct pop3_session *s, const char *reason);
 
 /* Continues a RETR/TOP/LIST/UIDL job; ends it when complete. */
 void pop3_job_run(struct pop3_session *s);
-
-/* The command table and its dispatcher (pop3_commands.c). */
-void pop3_commands_dispatch(struct pop3_session *s, char *line, size_t len);
-/* A line received in the middle of an AUTH exchange. */
-void pop3_commands_sasl_continue(struct pop3_session *s, char *line,
-				 size_t len);
 
 #endif

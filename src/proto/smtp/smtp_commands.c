@@ -16,25 +16,18 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/parse.h"
+#include "lib/postd_assert.h"
 #include "lib/xmalloc.h"
-#include "proto/smtp/smtp_session.h"
+#include "proto/smtp/smtp_commands.h"
 #include "storage/maildir.h"
-
-typedef void smtp_handler_fn(struct smtp_session *s,
-			     const struct smtp_command *cmd);
-
-struct smtp_command_row {
-	enum smtp_cmd cmd;
-	smtp_handler_fn *handler;
-	bool needs_greeting; /* HELO or EHLO first (RFC 5321 4.1.4) */
-	bool outside_txn;    /* not between MAIL and the end of DATA */
-};
 
 static smtp_handler_fn cmd_helo, cmd_ehlo, cmd_mail, cmd_rcpt, cmd_data,
     cmd_bdat, cmd_rset, cmd_noop, cmd_quit, cmd_vrfy, cmd_expn, cmd_help,
     cmd_starttls, cmd_auth;
 
-static const struct smtp_command_row smtp_commands[SMTP_CMD_COUNT] = {
+/* Keyed by the enum; a missing last row fails the count check below, any
+ * other missing row tests/unit/test_smtp_commands.c. */
+static const struct smtp_command_row smtp_commands[] = {
     [SMTP_CMD_HELO] = {SMTP_CMD_HELO, cmd_helo, false, false},
     [SMTP_CMD_EHLO] = {SMTP_CMD_EHLO, cmd_ehlo, false, false},
     [SMTP_CMD_MAIL] = {SMTP_CMD_MAIL, cmd_mail, true, true},
@@ -50,6 +43,14 @@ static const struct smtp_command_row smtp_commands[SMTP_CMD_COUNT] = {
     [SMTP_CMD_STARTTLS] = {SMTP_CMD_STARTTLS, cmd_starttls, false, true},
     [SMTP_CMD_AUTH] = {SMTP_CMD_AUTH, cmd_auth, true, true},
 };
+_Static_assert(POSTD_N_ELEMENTS(smtp_commands) == SMTP_CMD_COUNT,
+	       "smtp_commands[] needs one row per enum smtp_cmd value");
+
+const struct smtp_command_row *smtp_commands_table(size_t *count_r)
+{
+	*count_r = POSTD_N_ELEMENTS(smtp_commands);
+	return smtp_commands;
+}
 
 static void smtp_greet(struct smtp_session *s, const struct smtp_command *cmd,
 		       bool esmtp);

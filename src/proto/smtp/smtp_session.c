@@ -31,6 +31,7 @@ static void smtp_on_drain(void *arg);
 static void smtp_on_timeout(void *arg);
 static void smtp_on_shutdown(void *arg);
 static void smtp_on_close(void *arg, const char *reason);
+static void smtp_refuse_long_line(struct smtp_session *s);
 static void smtp_process_input(struct smtp_session *s);
 static bool smtp_tls_hello_on_plaintext(struct smtp_session *s);
 static bool smtp_read_body(struct smtp_session *s);
@@ -299,6 +300,17 @@ void smtp_txn_reset(struct smtp_session *s)
 	t->pending.maildir_fd = -1;
 }
 
+/* The cause names the caps from postd_limits.h, never copies of them. */
+static void smtp_refuse_long_line(struct smtp_session *s)
+{
+	char cause[80];
+
+	snprintf(cause, sizeof(cause),
+		 "line too long (over %d octets, AUTH %d)",
+		 SMTP_MAX_COMMAND_LINE, SASL_MAX_RESPONSE_LINE);
+	smtp_refuse(s, cause, "500 5.5.2 Line too long");
+}
+
 static void smtp_process_input(struct smtp_session *s)
 {
 	char line[SASL_MAX_RESPONSE_LINE + 1];
@@ -326,10 +338,7 @@ static void smtp_process_input(struct smtp_session *s)
 			break;
 		if (r < 0) {
 			s->sasl = SMTP_SASL_NONE;
-			smtp_refuse(s,
-				    "line too long (over 512 octets, AUTH "
-				    "12288)",
-				    "500 5.5.2 Line too long");
+			smtp_refuse_long_line(s);
 			continue;
 		}
 		if (s->sasl != SMTP_SASL_NONE)
