@@ -2,8 +2,9 @@
  * The pure protocol pieces of the outbound SMTP client: the reply parser
  * (RFC 5321 section 4.2, multi-line replies, RFC 3463 enhanced codes),
  * the EHLO keyword parser, and the DATA encoder (LF to CRLF, dot-
- * stuffing). No sockets here: delivery.c does the I/O and feeds bytes in,
- * so everything below is testable and fuzzable on plain buffers.
+ * stuffing). No sockets here: outbound_session.c does the I/O and feeds
+ * bytes in, so everything below is testable and fuzzable on plain
+ * buffers.
  */
 #ifndef POSTD_SMTP_CLIENT_H
 #define POSTD_SMTP_CLIENT_H

@@ -180,6 +180,25 @@
 /* Header bytes postctl queue show prints. */
 #define QUEUE_SHOW_MAX_HEADER (64 * 1024)
 
+/* Queue runner (src/delivery/). */
+/* RFC 5321 section 4.5.3.2 timeouts (seconds). */
+#define DELIVERY_CONNECT_TIMEOUT 30
+#define DELIVERY_COMMAND_TIMEOUT 300
+#define DELIVERY_DATA_END_TIMEOUT 600
+/* The safety-net rescan of env/ (inotify does the real work). */
+#define DELIVERY_RESCAN_SECS 60
+/* Attempts in flight at once (one per queue entry). */
+#define DELIVERY_MAX_ATTEMPTS 200
+/* Bytes read from msg/ID per step and the output level that asks for
+ * the next step. */
+#define DELIVERY_CHUNK 65536
+/* A connection that delivered a message waits this long for the next
+ * message to the same destination, and at most this many wait. */
+#define DELIVERY_IDLE_SECS 5
+#define DELIVERY_MAX_IDLE 100
+/* A dsn_queue failure is retried this soon. */
+#define DELIVERY_DSN_RETRY 60
+
 /* Retention is at most ten years (EXPIRE counts days). */
 #define CONFIG_MAX_RETENTION (3650u * 86400)
 /* queue_lifetime, delay_warning_time, queue_retry_*: at most 30 days. */
