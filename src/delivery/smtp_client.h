@@ -13,13 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One reply line, CRLF included: RFC 5321 section 4.5.3.1.5 says 512,
- * real servers send a little more; more than this is hostile. */
-#define SMTP_CLIENT_MAX_REPLY_LINE 2048
-/* Lines of one multi-line reply (an EHLO answer has a dozen). */
-#define SMTP_CLIENT_MAX_REPLY_LINES 64
-/* The joined text of one reply (lines joined by '\n'). */
-#define SMTP_CLIENT_MAX_REPLY_TEXT 8192
+#include "lib/postd_limits.h"
 
 struct smtp_reply {
 	unsigned code;	   /* 200..599 */
