@@ -17,6 +17,8 @@
 # nobody). Every connection goes to 127.0.0.1. The servers and the sink are
 # stopped when it exits, however it exits.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 POSTD_BUILD=${POSTD_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 POSTD_BIN=$POSTD_BUILD/src/daemon/postd
@@ -78,9 +80,6 @@ if [ -z "$MESSAGES" ]; then
 fi
 case "$MESSAGES" in '' | *[!0-9]* | 0) echo "bad --messages" >&2; exit 2 ;; esac
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
 [ "$(id -u)" = 0 ] || die "run me as root"
 
 # ---- packages --------------------------------------------------------------
@@ -90,17 +89,8 @@ need_pkgs=""
 { [ -x "$SMTP_SINK" ] && [ -x /usr/sbin/postfix ]; } ||
 	need_pkgs="$need_pkgs postfix"
 command -v python3 >/dev/null || need_pkgs="$need_pkgs python3"
-if [ -n "$need_pkgs" ]; then
-	log "installing$need_pkgs"
-	# "No configuration": nothing of Postfix's own starts on port 25.
-	echo "postfix postfix/main_mailer_type select No configuration" |
-		debconf-set-selections
-	export DEBIAN_FRONTEND=noninteractive
-	# shellcheck disable=SC2086
-	apt-get install -y $need_pkgs >/dev/null 2>&1 ||
-		{ apt-get update >/dev/null && apt-get install -y $need_pkgs >/dev/null; } ||
-		die "cannot install$need_pkgs"
-fi
+# shellcheck disable=SC2086
+install_pkgs $need_pkgs
 [ -x "$SMTP_SINK" ] || die "no $SMTP_SINK after installing postfix"
 PY=$(command -v python3)
 
@@ -133,105 +123,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- helpers in Python: injection, readiness, the measurement --------------
+# ---- helpers in Python: injection, the measurement (probes.py: CPU, RSS) ---
 
 cat >"$WORK/helper.py" <<'PYEOF'
 import os, re, smtplib, subprocess, sys, threading, time
 
+from probes import busy, cpu_times, mem, ready, tree, tree_cpu
+
 SAMPLE = 0.05	# seconds between memory samples
 STALL = 60	# no progress at the sink for this long: give up
-
-
-def cpu_times():
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v) - idle, sum(v)
-
-
-def busy(secs):
-    """Percent of all CPUs busy over SECS, whoever uses them."""
-    a = cpu_times()
-    time.sleep(float(secs))
-    b, t = [y - x for x, y in zip(a, cpu_times())]
-    print("%.0f" % (100.0 * b / t if t else 0))
-    return 0
-
-
-def ready(port, secs):
-    """Exit 0 once the server answers EHLO with 250."""
-    end = time.monotonic() + float(secs)
-    while time.monotonic() < end:
-        try:
-            s = smtplib.SMTP("127.0.0.1", int(port), timeout=2)
-            code = s.ehlo("probe.bench.test")[0]
-            s.quit()
-            if code == 250:
-                return 0
-        except (OSError, smtplib.SMTPException):
-            pass
-        time.sleep(0.1)
-    return 1
-
-
-def tree(root):
-    """ROOT and its descendants, from /proc/PID/task/TID/children."""
-    out, todo = [], [int(root)]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        try:
-            tasks = os.listdir("/proc/%d/task" % pid)
-        except OSError:
-            continue
-        for t in tasks:
-            try:
-                with open("/proc/%d/task/%s/children" % (pid, t)) as f:
-                    todo.extend(int(c) for c in f.read().split())
-            except OSError:
-                pass
-    return out
-
-
-def stat_cpu(pid):
-    """utime+stime+cutime+cstime of PID in clock ticks, or None."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            st = f.read()
-    except OSError:
-        return None
-    v = st[st.rindex(")") + 2:].split()
-    return sum(int(x) for x in v[11:15])
-
-
-def tree_cpu(root):
-    """CPU seconds used so far by process ROOT and all its descendants,
-    living or reaped (a reaped child's time is in its parent's cutime)."""
-    return sum(stat_cpu(p) or 0 for p in tree(root)) / \
-        os.sysconf("SC_CLK_TCK")
-
-
-def mem(pid):
-    """(name, RSS KiB, PSS KiB) of PID, or None once it is gone."""
-    try:
-        name, rss = "?", 0
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith("Name:"):
-                    name = line.split()[1]
-                elif line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                    break
-        pss = 0
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-                    break
-        return name, rss, pss
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def message(i, sender, nrcpt, domain, size):
@@ -473,33 +373,8 @@ sys.exit({"ready": ready, "busy": busy, "inject": inject,
           "sink_count": sink_count, "pd_held": pd_held,
           "measure": measure}[sys.argv[1]](*sys.argv[2:]))
 PYEOF
+bench_helper_probes
 helper() { "$PY" "$WORK/helper.py" "$@"; }
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# ---- the machine -----------------------------------------------------------
-
-machine_info() {
-	local cpu mem fs dev rot="" jrn=""
-	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-	mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-	fs=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
-	dev=$(df -P "$WORK" | awk 'NR == 2 { print $1 }')
-	dev=${dev##*/}
-	[ -r "/sys/block/$dev/queue/rotational" ] &&
-		rot=$(sed 's/1/, rotational/; s/0/, non-rotational/' \
-			"/sys/block/$dev/queue/rotational")
-	[ -r "/sys/fs/ext4/$dev/journal_task" ] &&
-		[ "$(cat "/sys/fs/ext4/$dev/journal_task")" = "<none>" ] &&
-		jrn=", no journal"
-	echo "machine: $(nproc) CPUs ($cpu), $mem RAM, kernel $(uname -r)"
-	echo "work dir: $WORK on $fs$rot$jrn," \
-		"mount options $(findmnt -no OPTIONS -T "$WORK" 2>/dev/null || echo '?')"
-	echo "postfix $(postconf -d -h mail_version 2>/dev/null || echo '?')," \
-		"postd $POSTD_BIN" \
-		"($(git -C "$(dirname "$0")" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-		"+ working tree)"
-}
 
 # ---- the sink --------------------------------------------------------------
 
@@ -563,66 +438,10 @@ default_destination_concurrency_limit = $CONCURRENCY
 defer_transports = smtp
 EOF
 	echo "$SINK_DOMAIN smtp:[127.0.0.1]:$SINK_PORT" >"$etc/transport"
-	# Debian's master.cf services without chroot (the private queue is no
-	# prepared chroot), smtpd on our port only.
-	cat >"$etc/master.cf" <<EOF
-# generated by bench/relay-bench.sh
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+	postfix_master_cf bench/relay-bench.sh >"$etc/master.cf"
 	chown postfix "$PF/data"
 	postfix -c "$etc" check >>"$LOGS/postfix.setup" 2>&1 ||
 		die "postfix check failed: $(tail -5 "$LOGS/postfix.setup")"
-}
-
-start_postfix() {
-	port_free "$PF_PORT" || die "port $PF_PORT is in use"
-	postfix -c "$PF/etc" start >>"$LOGS/postfix.setup" 2>&1 ||
-		die "postfix start failed: $(tail -5 "$LOGS/postfix.setup")"
-	PF_STARTED=1
-	helper ready "$PF_PORT" 20 || die "Postfix does not answer EHLO"
-}
-
-stop_postfix() {
-	[ "$PF_STARTED" = 1 ] || return 0
-	postfix -c "$PF/etc" stop >>"$LOGS/postfix.setup" 2>&1 || true
-	local pidf=$PF/queue/pid/master.pid pid
-	for _ in $(seq 50); do
-		pid=$(tr -d ' ' <"$pidf" 2>/dev/null) || break
-		if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-			break
-		fi
-		sleep 0.1
-	done
-	pid=$(tr -d ' ' <"$pidf" 2>/dev/null) || true
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		log "Postfix master $pid still running: postfix abort"
-		postfix -c "$PF/etc" abort >/dev/null 2>&1 || true
-	fi
-	PF_STARTED=0
 }
 
 pf_count() { # queue subdirectories...
@@ -748,13 +567,6 @@ stop_postd() {
 
 # A dead postd that is this shell's child stays a zombie until waited for,
 # and kill -0 succeeds on a zombie.
-postd_alive() {
-	local st
-	[ -n "$POSTD_PID" ] || return 1
-	st=$(ps -o stat= -p "$POSTD_PID" 2>/dev/null) || return 1
-	case "$st" in Z*) return 1 ;; esac
-	return 0
-}
 
 pd_queue_count() { "$POSTCTL_BIN" -c "$PD/postd.conf" queue list 2>&1 |
 	grep -c '@' || true; }
@@ -869,8 +681,7 @@ for p in "$SINK_PORT" "$CLOSED_PORT"; do
 	port_free "$p" || die "port $p is in use"
 done
 machine_info | tee "$LOGS/machine.txt"
-echo "before the runs: CPUs $(helper busy 2)% busy with other work," \
-	"load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/machine.txt"
+neighbours_info | tee -a "$LOGS/machine.txt"
 
 case " $SERVERS " in *" postfix "*) setup_postfix; start_postfix ;; esac
 case " $SERVERS " in *" postd "*) setup_postd ;; esac

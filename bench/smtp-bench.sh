@@ -13,6 +13,8 @@
 # Every connection goes to 127.0.0.1. Both servers are stopped when it exits,
 # however it exits.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 POSTD_BUILD=${POSTD_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 POSTD_BIN=$POSTD_BUILD/src/daemon/postd
@@ -77,9 +79,6 @@ msg_count() { # size sessions
 	echo "$n"
 }
 
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
 [ "$(id -u)" = 0 ] || die "run me as root"
 
 # ---- packages --------------------------------------------------------------
@@ -91,17 +90,8 @@ if [ "$ONLY" != postd ] || [ ! -x "$SMTP_SOURCE" ]; then
 		need_pkgs="$need_pkgs postfix"
 fi
 command -v python3 >/dev/null || need_pkgs="$need_pkgs python3"
-if [ -n "$need_pkgs" ]; then
-	log "installing$need_pkgs"
-	# "No configuration": nothing of Postfix's own starts on port 25.
-	echo "postfix postfix/main_mailer_type select No configuration" |
-		debconf-set-selections
-	export DEBIAN_FRONTEND=noninteractive
-	# shellcheck disable=SC2086
-	apt-get install -y $need_pkgs >/dev/null 2>&1 ||
-		{ apt-get update >/dev/null && apt-get install -y $need_pkgs >/dev/null; } ||
-		die "cannot install$need_pkgs"
-fi
+# shellcheck disable=SC2086
+install_pkgs $need_pkgs
 [ -x "$SMTP_SOURCE" ] || die "no $SMTP_SOURCE after installing postfix"
 PY=$(command -v python3)
 
@@ -135,10 +125,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- helpers in Python: readiness, timing, disk probe ----------------------
+# ---- helpers in Python: timing, disk probe (probes.py: CPU, readiness) ------
 
 cat >"$WORK/helper.py" <<'PYEOF'
-import os, smtplib, subprocess, sys, threading, time
+import os, subprocess, sys, threading, time
+
+from probes import busy, cpu_times, ready, tree_cpu
 
 STALL = 30
 
@@ -149,55 +141,6 @@ def count(d):
             return sum(1 for e in it if not e.name.startswith("."))
     except FileNotFoundError:
         return 0
-
-
-def cpu_times():
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v) - idle, sum(v)
-
-
-def ready(port, secs):
-    """Exit 0 once the server answers EHLO with 250."""
-    end = time.monotonic() + float(secs)
-    while time.monotonic() < end:
-        try:
-            s = smtplib.SMTP("127.0.0.1", int(port), timeout=2)
-            code = s.ehlo("probe.bench.test")[0]
-            s.quit()
-            if code == 250:
-                return 0
-        except (OSError, smtplib.SMTPException):
-            pass
-        time.sleep(0.1)
-    return 1
-
-
-def tree_cpu(root):
-    """CPU seconds used so far by process ROOT and all its descendants,
-    living or reaped (a reaped child's time is in its parent's cutime)."""
-    procs = {}
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % e) as f:
-                st = f.read()
-        except OSError:
-            continue
-        v = st[st.rindex(")") + 2:].split()
-        # fields after comm: state ppid ... utime(12) stime cutime cstime
-        procs[int(e)] = (int(v[1]), sum(int(x) for x in v[11:15]))
-    tree, todo = set(), [int(root)]
-    while todo:
-        pid = todo.pop()
-        if pid in tree or pid not in procs:
-            continue
-        tree.add(pid)
-        todo.extend(c for c, (pp, _) in procs.items() if pp == pid)
-    return sum(procs[q][1] for q in tree) / os.sysconf("SC_CLK_TCK")
 
 
 def run(newdir, total, timeout, errfile, server_pid, *cmd):
@@ -253,15 +196,6 @@ def run(newdir, total, timeout, errfile, server_pid, *cmd):
     return 0
 
 
-def busy(secs):
-    """Percent of all CPUs busy over SECS, whoever uses them."""
-    a = cpu_times()
-    time.sleep(float(secs))
-    b, t = [y - x for x, y in zip(a, cpu_times())]
-    print("%.0f" % (100.0 * b / t if t else 0))
-    return 0
-
-
 def probe(d, secs):
     """Durable commit rates of the disk under D."""
     secs = float(secs)
@@ -300,33 +234,8 @@ def probe(d, secs):
 sys.exit({"ready": ready, "run": run, "probe": probe, "busy": busy,
           "count": lambda d: print(count(d)) or 0}[sys.argv[1]](*sys.argv[2:]))
 PYEOF
+bench_helper_probes
 helper() { "$PY" "$WORK/helper.py" "$@"; }
-
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# ---- the machine -----------------------------------------------------------
-
-machine_info() {
-	local cpu mem fs dev rot="" jrn=""
-	cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-	mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
-	fs=$(df -PT "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
-	dev=$(df -P "$WORK" | awk 'NR == 2 { print $1 }')
-	dev=${dev##*/}
-	[ -r "/sys/block/$dev/queue/rotational" ] &&
-		rot=$(sed 's/1/, rotational/; s/0/, non-rotational/' \
-			"/sys/block/$dev/queue/rotational")
-	# ext4 without a journal: an fsync of a file does not make its name
-	# durable; only an fsync of the directory does.
-	[ -r "/sys/fs/ext4/$dev/journal_task" ] &&
-		[ "$(cat "/sys/fs/ext4/$dev/journal_task")" = "<none>" ] &&
-		jrn=", no journal"
-	echo "machine: $(nproc) CPUs ($cpu), $mem RAM, kernel $(uname -r)"
-	echo "work dir: $WORK on $fs$rot$jrn," \
-		"mount options $(findmnt -no OPTIONS -T "$WORK" 2>/dev/null || echo '?')"
-	echo "postfix $(postconf -d -h mail_version 2>/dev/null || echo '?')," \
-		"postd $POSTD_BIN"
-}
 
 # ---- Postfix ---------------------------------------------------------------
 
@@ -371,67 +280,11 @@ EOF
 	for k in $(seq "$TOTAL_RUNS"); do
 		echo "$RCPT_PREFIX$k@$DOMAIN $DOMAIN/$RCPT_PREFIX$k/"
 	done >"$etc/vmailbox"
-	# Debian's master.cf services without chroot (the private queue is no
-	# prepared chroot), smtpd on our port only.
-	cat >"$etc/master.cf" <<EOF
-# generated by bench/smtp-bench.sh
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+	postfix_master_cf bench/smtp-bench.sh >"$etc/master.cf"
 	chown postfix "$PF/data"
 	chown "$MAIL_UID:$MAIL_GID" "$PF_MAIL"
 	postfix -c "$etc" check >>"$LOGS/postfix.setup" 2>&1 ||
 		die "postfix check failed: $(tail -5 "$LOGS/postfix.setup")"
-}
-
-start_postfix() {
-	port_free "$PF_PORT" || die "port $PF_PORT is in use"
-	postfix -c "$PF/etc" start >>"$LOGS/postfix.setup" 2>&1 ||
-		die "postfix start failed: $(tail -5 "$LOGS/postfix.setup")"
-	PF_STARTED=1
-	helper ready "$PF_PORT" 20 || die "Postfix does not answer EHLO"
-}
-
-stop_postfix() {
-	[ "$PF_STARTED" = 1 ] || return 0
-	postfix -c "$PF/etc" stop >>"$LOGS/postfix.setup" 2>&1 || true
-	local pidf=$PF/queue/pid/master.pid pid
-	for _ in $(seq 50); do
-		pid=$(tr -d ' ' <"$pidf" 2>/dev/null) || break
-		if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
-			break
-		fi
-		sleep 0.1
-	done
-	pid=$(tr -d ' ' <"$pidf" 2>/dev/null) || true
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		log "Postfix master $pid still running: postfix abort"
-		postfix -c "$PF/etc" abort >/dev/null 2>&1 || true
-	fi
-	PF_STARTED=0
 }
 
 # Messages Postfix still holds (none once everything is delivered).
@@ -502,15 +355,6 @@ stop_postd() {
 	POSTD_PID=""
 }
 
-# The script is postd's parent: a dead postd stays a zombie until waited
-# for, and kill -0 succeeds on a zombie.
-postd_alive() {
-	local st
-	[ -n "$POSTD_PID" ] || return 1
-	st=$(ps -o stat= -p "$POSTD_PID" 2>/dev/null) || return 1
-	case "$st" in Z*) return 1 ;; esac
-	return 0
-}
 
 # ---- one run ---------------------------------------------------------------
 
@@ -586,9 +430,7 @@ rm -rf "$WORK/probe"
 echo "disk: $FSYNC_APPEND append+fsync/s, $FSYNC_MAILDIR Maildir" \
 	"commits/s (2 KiB file: write, fsync, rename, fsync dir), one at a time" |
 	tee -a "$LOGS/machine.txt"
-# Neighbours (other jobs on a shared machine) skew every figure: say so.
-echo "before the runs: CPUs $(helper busy 2)% busy with other work," \
-	"load average $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$LOGS/machine.txt"
+neighbours_info | tee -a "$LOGS/machine.txt"
 
 TOTAL_RUNS=$(($(wc -w <<<"$SIZES") * $(wc -w <<<"$SESSIONS") * ROUNDS * 2))
 case " $SERVERS " in *" postfix "*) setup_postfix; start_postfix ;; esac

@@ -11,19 +11,8 @@
 #include <sodium.h>
 
 #include "lib/log.h"
+#include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
-
-/* Longest scheme name between the braces, with an encoding suffix. */
-#define PASSWORD_MAX_SCHEME 32
-/* Salt bytes accepted after a digest ({SSHA512}: Dovecot writes 8). */
-#define PASSWORD_MAX_SALT 64
-/* Longest stored value after the scheme (crypt strings, Argon2). */
-#define PASSWORD_MAX_DATA 512
-/* Argon2 memory cost we agree to spend on one verification (KiB): a
- * stored hash must not be able to exhaust the auth process. */
-#define PASSWORD_MAX_ARGON2_MEM (1024u * 1024u)
-/* Bytes of the random password behind password_dummy_hash(). */
-#define PASSWORD_DUMMY_BYTES 32
 
 enum password_kind {
 	PASSWORD_KIND_PLAIN,

@@ -23,22 +23,13 @@
 #include <openssl/pem.h>
 #include <sodium.h>
 
+#include "lib/postd_limits.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 
-/* The header section that is signed. Larger headers are not signed
- * (an error): SMTP-received mail never has one this big. */
-#define DKIM_MAX_HEADER (1024 * 1024)
-/* Read size for the body. */
-#define DKIM_CHUNK (64 * 1024)
 /* RFC 6376 3.5 recommends lines of at most 78 columns. */
 #define DKIM_FOLD 78
-/* The DKIM-Signature header: tags, an h= list and a 4096-bit RSA
- * signature in base64 fit easily. */
-#define DKIM_MAX_SIG_HEADER 8192
-#define DKIM_MAX_NAME 253
-
 /* The signed header set (dkim.h), in h= order. */
 static const char *const dkim_sign_headers[] = {
     "from",	  "to",		  "cc",		  "subject",

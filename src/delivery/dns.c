@@ -25,26 +25,6 @@
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 
-/* RFC 5321 section 5.1 sets no cap; ten exchangers is more than any sane
- * domain publishes, and each costs two lookups and connection attempts. */
-#define DNS_MAX_MX_HOSTS 10
-/* MX records read from one answer before sorting; a larger RRset is
- * abuse (a 64 KiB TCP answer could hold thousands). */
-#define DNS_MAX_MX_RECORDS 100
-/* Addresses kept per host and per family: round-robin sets beyond this
- * add nothing but connection attempts. */
-#define DNS_MAX_ADDRS_PER_FAMILY 8
-/* A domain name is at most 253 characters in text form without the
- * trailing dot (RFC 1035 section 2.3.4: 255 octets on the wire). */
-#define DNS_MAX_NAME 253
-/* A label is at most 63 octets (RFC 1035 section 2.3.4). */
-#define DNS_MAX_LABEL 63
-/* c-ares waits DNS_TIMEOUT_MS for the first try and doubles it per
- * further try: 2 s + 4 s. A slow resolver means a retry of the queue
- * entry later, not a blocked runner. */
-#define DNS_TIMEOUT_MS 2000
-#define DNS_TRIES 2
-
 enum dns_sub_kind { DNS_SUB_MX, DNS_SUB_A, DNS_SUB_AAAA };
 
 /* A host being resolved; becomes a struct dns_host if it has addresses. */

@@ -20,22 +20,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/postd_limits.h"
 #include "lib/buf.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/xmalloc.h"
 
 #define DSN_RETURN_PATH "Return-Path: <>\n"
-/* The original header section attached (RFC 3462 text/rfc822-headers):
- * enough for any sane header, bounded so a huge one cannot bloat the
- * report. Cut at a line end. */
-#define DSN_MAX_HEADER (64 * 1024)
-/* A whole report: QUEUE_MAX_RCPTS recipients at about 1.5 KiB each plus
- * the header section fit comfortably. */
-#define DSN_MAX_SIZE (32 * 1024 * 1024)
-/* One value copied into a header or text line. */
-#define DSN_MAX_VALUE 1024
-
 static void dsn_clean(char *out, size_t size, const char *in, bool utf8);
 static void dsn_date(time_t t, char *out, size_t size);
 static const char *dsn_status(const char *status, enum dsn_action action);

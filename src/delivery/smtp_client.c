@@ -1,7 +1,10 @@
+/* Outbound SMTP protocol pieces: reply parser, EHLO keywords, DATA encoder. */
 /*
- * Outbound SMTP protocol pieces: reply parser, EHLO keywords, DATA
- * encoder. Everything here parses bytes from a hostile remote server, so
- * every length is checked against a cap while reading (INV-S3).
+ * Pure functions on buffers, no I/O: outbound_session.c beside it holds
+ * the conversation (sockets, timers, TLS, the state machine) and feeds
+ * the server's bytes in here. Everything here parses bytes from a hostile
+ * remote server, so every length is checked against a cap while reading
+ * (INV-S3).
  */
 #include "delivery/smtp_client.h"
 

@@ -2,8 +2,9 @@
  * The pure protocol pieces of the outbound SMTP client: the reply parser
  * (RFC 5321 section 4.2, multi-line replies, RFC 3463 enhanced codes),
  * the EHLO keyword parser, and the DATA encoder (LF to CRLF, dot-
- * stuffing). No sockets here: delivery.c does the I/O and feeds bytes in,
- * so everything below is testable and fuzzable on plain buffers.
+ * stuffing). No sockets here: outbound_session.c does the I/O and feeds
+ * bytes in, so everything below is testable and fuzzable on plain
+ * buffers.
  */
 #ifndef POSTD_SMTP_CLIENT_H
 #define POSTD_SMTP_CLIENT_H
@@ -12,13 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One reply line, CRLF included: RFC 5321 section 4.5.3.1.5 says 512,
- * real servers send a little more; more than this is hostile. */
-#define SMTP_CLIENT_MAX_REPLY_LINE 2048
-/* Lines of one multi-line reply (an EHLO answer has a dozen). */
-#define SMTP_CLIENT_MAX_REPLY_LINES 64
-/* The joined text of one reply (lines joined by '\n'). */
-#define SMTP_CLIENT_MAX_REPLY_TEXT 8192
+#include "lib/postd_limits.h"
 
 struct smtp_reply {
 	unsigned code;	   /* 200..599 */

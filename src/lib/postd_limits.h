@@ -180,6 +180,105 @@
 /* Header bytes postctl queue show prints. */
 #define QUEUE_SHOW_MAX_HEADER (64 * 1024)
 
+/* Queue runner (src/delivery/): the attempt, schedule, session and
+ * connection cache. */
+/* RFC 5321 section 4.5.3.2 timeouts (seconds). */
+#define DELIVERY_CONNECT_TIMEOUT 30
+#define DELIVERY_COMMAND_TIMEOUT 300
+#define DELIVERY_DATA_END_TIMEOUT 600
+/* The safety-net rescan of env/ (inotify does the real work). */
+#define DELIVERY_RESCAN_SECS 60
+/* Attempts in flight at once (one per queue entry). */
+#define DELIVERY_MAX_ATTEMPTS 200
+/* Bytes read from msg/ID per step and the output level that asks for
+ * the next step. */
+#define DELIVERY_CHUNK 65536
+/* A connection that delivered a message waits this long for the next
+ * message to the same destination, and at most this many wait. */
+#define DELIVERY_IDLE_SECS 5
+#define DELIVERY_MAX_IDLE 100
+/* A dsn_queue failure is retried this soon. */
+#define DELIVERY_DSN_RETRY 60
+
+/* Outbound SMTP replies (smtp_client.c). */
+/* One reply line, CRLF included: RFC 5321 section 4.5.3.1.5 says 512,
+ * real servers send a little more; more than this is hostile. */
+#define SMTP_CLIENT_MAX_REPLY_LINE 2048
+/* Lines of one multi-line reply (an EHLO answer has a dozen). */
+#define SMTP_CLIENT_MAX_REPLY_LINES 64
+/* The joined text of one reply (lines joined by '\n'). */
+#define SMTP_CLIENT_MAX_REPLY_TEXT 8192
+
+/* MX and address lookups (dns.c). */
+/* RFC 5321 section 5.1 sets no cap; ten exchangers is more than any sane
+ * domain publishes, and each costs two lookups and connection attempts. */
+#define DNS_MAX_MX_HOSTS 10
+/* MX records read from one answer before sorting; a larger RRset is
+ * abuse (a 64 KiB TCP answer could hold thousands). */
+#define DNS_MAX_MX_RECORDS 100
+/* Addresses kept per host and per family: round-robin sets beyond this
+ * add nothing but connection attempts. */
+#define DNS_MAX_ADDRS_PER_FAMILY 8
+/* A domain name is at most 253 characters in text form without the
+ * trailing dot (RFC 1035 section 2.3.4: 255 octets on the wire). */
+#define DNS_MAX_NAME 253
+/* A label is at most 63 octets (RFC 1035 section 2.3.4). */
+#define DNS_MAX_LABEL 63
+/* c-ares waits DNS_TIMEOUT_MS for the first try and doubles it per
+ * further try: 2 s + 4 s. A slow resolver means a retry of the queue
+ * entry later, not a blocked runner. */
+#define DNS_TIMEOUT_MS 2000
+#define DNS_TRIES 2
+
+/* DKIM signing (dkim.c). */
+/* The header section that is signed. Larger headers are not signed
+ * (an error): SMTP-received mail never has one this big. */
+#define DKIM_MAX_HEADER (1024 * 1024)
+/* Read size for the body. */
+#define DKIM_CHUNK (64 * 1024)
+/* The DKIM-Signature header: tags, an h= list and a 4096-bit RSA
+ * signature in base64 fit easily. */
+#define DKIM_MAX_SIG_HEADER 8192
+#define DKIM_MAX_NAME 253
+
+/* Delivery status notifications (dsn.c). */
+/* The original header section attached (RFC 3462 text/rfc822-headers):
+ * enough for any sane header, bounded so a huge one cannot bloat the
+ * report. Cut at a line end. */
+#define DSN_MAX_HEADER (64 * 1024)
+/* A whole report: QUEUE_MAX_RCPTS recipients at about 1.5 KiB each plus
+ * the header section fit comfortably. */
+#define DSN_MAX_SIZE (32 * 1024 * 1024)
+/* One value copied into a header or text line. */
+#define DSN_MAX_VALUE 1024
+
+/* Stored passwords (src/auth/password.c). */
+/* Longest scheme name between the braces, with an encoding suffix. */
+#define PASSWORD_MAX_SCHEME 32
+/* Salt bytes accepted after a digest ({SSHA512}: Dovecot writes 8). */
+#define PASSWORD_MAX_SALT 64
+/* Longest stored value after the scheme (crypt strings, Argon2). */
+#define PASSWORD_MAX_DATA 512
+/* Argon2 memory cost we agree to spend on one verification (KiB): a
+ * stored hash must not be able to exhaust the auth process. */
+#define PASSWORD_MAX_ARGON2_MEM (1024u * 1024u)
+/* Bytes of the random password behind password_dummy_hash(). */
+#define PASSWORD_DUMMY_BYTES 32
+
+/* HTTP (src/proto/http/http_server.c). */
+/* Request line plus headers: a browser sends under 2 KiB, a mail client
+ * far less. */
+#define HTTP_MAX_HEADERS (8 * 1024)
+/* Only Autodiscover has a body, a few hundred bytes. */
+#define HTTP_MAX_BODY (64 * 1024)
+/* A request must be complete this long after the connection opened (or
+ * after the previous response): min(timeout_preauth, this). A slowloris
+ * client gets 408 and is closed. */
+#define HTTP_MAX_REQUEST_SECS 30
+/* How often connections closed by evhttp are reaped (their counts in
+ * the caps released). */
+#define HTTP_SWEEP_MS 250
+
 /* Retention is at most ten years (EXPIRE counts days). */
 #define CONFIG_MAX_RETENTION (3650u * 86400)
 /* queue_lifetime, delay_warning_time, queue_retry_*: at most 30 days. */

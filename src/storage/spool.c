@@ -6,7 +6,7 @@
  * The spool: a message is written once into tmp/ on the event loop
  * thread, then committed by a pool thread (fsync, links into every
  * recipient's new/ and the queue, directory fsyncs) so that the loop
- * never waits for the disk. See doc/internals/queue.md.
+ * never waits for the disk. See doc/internals/storage.md.
  *
  * Threads take a batch of waiting commits at once (group commit): each
  * file is fsynced and linked, then every distinct directory the batch

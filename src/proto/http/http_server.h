@@ -4,9 +4,10 @@
  *   GET  /.well-known/autoconfig/mail/config-v1.1.xml, /mail/config-v1.1.xml
  *   POST /autodiscover/autodiscover.xml (any case)
  *   GET  /metrics, /healthz
- * Requests are bounded (HTTP_MAX_HEADERS, HTTP_MAX_BODY) and must arrive
- * within a deadline; connections count in the shared connection caps and
- * in the postd_sessions{protocol="http"} gauge.
+ * Requests are bounded (HTTP_MAX_HEADERS, HTTP_MAX_BODY, in
+ * lib/postd_limits.h) and must arrive within a deadline; connections
+ * count in the shared connection caps and in the
+ * postd_sessions{protocol="http"} gauge.
  */
 #ifndef POSTD_HTTP_SERVER_H
 #define POSTD_HTTP_SERVER_H
@@ -15,22 +16,10 @@
 
 #include <event2/event.h>
 
+#include "lib/postd_limits.h"
 #include "net/listener.h"
 #include "proto/common/proto_env.h"
 #include "proto/http/autoconfig.h"
-
-/* Request line plus headers: a browser sends under 2 KiB, a mail client
- * far less. */
-#define HTTP_MAX_HEADERS (8 * 1024)
-/* Only Autodiscover has a body, a few hundred bytes. */
-#define HTTP_MAX_BODY (64 * 1024)
-/* A request must be complete this long after the connection opened (or
- * after the previous response): min(timeout_preauth, this). A slowloris
- * client gets 408 and is closed. */
-#define HTTP_MAX_REQUEST_SECS 30
-/* How often connections closed by evhttp are reaped (their counts in
- * the caps released). */
-#define HTTP_SWEEP_MS 250
 
 struct http_server;
 
