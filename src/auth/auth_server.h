@@ -6,7 +6,8 @@
  * failures waits before its next password is checked, longer for every
  * failure, and each failure reply is held back a fixed delay with
  * jitter; a peer has a bounded share of the process. SIGHUP reloads the
- * users file; the process exits when every worker socket has closed.
+ * users file and the aliases file; the process exits when every worker socket
+ * has closed.
  */
 #ifndef POSTD_AUTH_SERVER_H
 #define POSTD_AUTH_SERVER_H
@@ -23,6 +24,13 @@
  * afresh on the parent's SIGHUP. Returns 0, or -1 (logged).
  */
 int auth_server_preload(const struct config *cfg);
+
+/*
+ * Loads aliases_file (if set) now, before the chroot into the users
+ * file's folder hides it; auth_server_run() starts from these aliases
+ * when it also starts from preloaded users. Returns 0, or -1 (logged).
+ */
+int auth_server_preload_aliases(const struct config *cfg);
 
 /* The users file's path as configured, for log lines written after a
  * chroot has shortened cfg->users_file. */
