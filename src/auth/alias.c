@@ -430,6 +430,16 @@ int alias_table_load_file(struct alias_table *t, const char *path, char **error)
 				alias_load_error(&l, lineno, "line too long");
 				while ((ch = getc(f)) != EOF && ch != '\n')
 					;
+				/* A new entry ends the one before; its own
+				 * continuation lines go with it. */
+				if (line[0] != ' ' && line[0] != '\t') {
+					if (logical_line != 0 && !logical_bad)
+						alias_load_logical(t, &l,
+								   logical_line,
+								   logical);
+					logical_line = lineno;
+					logical_len = 0;
+				}
 				logical_bad = true;
 				continue;
 			}
@@ -647,11 +657,13 @@ enum alias_status alias_expand(const struct alias_table *t,
 	char lower[ALIAS_ADDR_SIZE];
 
 	memset(out, 0, sizeof(*out));
-	if ((size_t)snprintf(lower, sizeof(lower), "%s", addr) >=
-		sizeof(lower) ||
-	    strchr(lower, '@') == NULL)
+	if ((size_t)snprintf(lower, sizeof(lower), "%s", addr) >= sizeof(lower))
 		return ALIAS_UNKNOWN;
 	ascii_lowercase(lower);
+	/* Only a name an alias file could hold can be found: nothing
+	 * else reaches the targets (INV-S2). */
+	if (!alias_addr_valid(lower, false))
+		return ALIAS_UNKNOWN;
 	if (alias_expand_addr(&c, lower) < 0) {
 		out->count = 0;
 		return c.status;

@@ -1485,9 +1485,12 @@ static int config_set_address(struct config_parser *p,
 	char quoted[128];
 	char **field = FIELD(p, k, char *);
 	const char *at = strrchr(value, '@');
+	bool printable = true;
 
 	ascii_lowercase(value);
-	if (at == NULL || at == value ||
+	for (const char *c = value; *c != '\0'; c++)
+		printable &= *c > ' ' && *c < 0x7f;
+	if (!printable || at == NULL || at == value ||
 	    !config_valid_hostname(at + 1, MAILBOX_MAX_DOMAIN) ||
 	    strlen(value) > SMTP_MAX_PATH - 2 ||
 	    strpbrk(value, " \t\"<>,;:\\()[]") != NULL) {
