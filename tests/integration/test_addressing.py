@@ -5,6 +5,7 @@ file (lists, domain aliases, catch-alls, loops), subaddresses
 smtplib and read back over POP3."""
 
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import ALICE, DOMAIN, POSTD, _child_env, running_server
 from pop3util import simple_msg, wire
 from smtputil import SmtpConn, check_trace, pop3_fetch_all, smtp_client
 
+SWAKS = shutil.which("swaks")
 BOB = "bob@" + DOMAIN
 CAROL = "carol@" + DOMAIN
 SENDER = "sender@remote.example"
@@ -143,6 +145,30 @@ def test_alias_to_three_users_one_reply_hard_links(asrv):
     asrv.wait_log(r"rcpt <team@example\.org> expanded to "
                   r"<alice@example\.org>,<bob@example\.org>,"
                   r"<carol@example\.org>", since=mark)
+
+
+@pytest.mark.skipif(not SWAKS, reason="swaks not installed (apt-get "
+                    "install swaks)")
+def test_swaks_pipelined_alias_and_postmaster(asrv):
+    """swaks pipelines MAIL, both RCPTs and DATA: the alias and the
+    postmaster address each get one reply, and every user one copy."""
+    clear(asrv)
+    msg = wire(simple_msg("swaks", "pipelined to the team\n"))
+    path = os.path.join(asrv.base, "swaks.eml")
+    with open(path, "wb") as f:
+        f.write(msg[:-2])  # swaks adds the CRLF before its "."
+    p = subprocess.run([SWAKS, "--server", "127.0.0.1", "--port",
+                        str(asrv.smtp_port), "--from", SENDER, "--to",
+                        "team@example.org,PostMaster@Example.COM",
+                        "--pipeline", "--data", "@" + path,
+                        "--timeout", "30"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    out = p.stdout.decode(errors="replace")
+    assert p.returncode == 0, out[-2000:]
+    assert out.count("<** ") == 0, out[-2000:]
+    for u in (ALICE, BOB, CAROL):
+        assert inbox(asrv, u) == [msg], u
 
 
 def test_nested_alias_duplicates_collapse(asrv):
