@@ -9,6 +9,8 @@
 #define AUTH_FIELD_TERMINATED(field)                                           \
 	(memchr((field), '\0', sizeof(field)) != NULL)
 
+static bool auth_reply_targets_valid(const struct auth_reply *reply);
+
 bool auth_request_valid(const struct auth_request *req, size_t len)
 {
 	if (req == NULL || len != sizeof(*req))
@@ -44,10 +46,77 @@ bool auth_reply_valid(const struct auth_reply *reply, size_t len)
 	default:
 		return false;
 	}
-	if (reply->cause > AUTH_CAUSE_BUSY)
+	if (reply->cause > AUTH_CAUSE_LAST)
 		return false;
 	return AUTH_FIELD_TERMINATED(reply->user) &&
-	       AUTH_FIELD_TERMINATED(reply->extra);
+	       AUTH_FIELD_TERMINATED(reply->extra) &&
+	       auth_reply_targets_valid(reply);
+}
+
+/* Exactly target_count addresses of printable ASCII holding '@', then
+ * only zeros; no remote bit past the last target; none unless OK. */
+static bool auth_reply_targets_valid(const struct auth_reply *reply)
+{
+	size_t pos = 0;
+
+	if (reply->target_count > AUTH_MAX_TARGETS ||
+	    (reply->target_count > 0 && reply->result != AUTH_RESULT_OK))
+		return false;
+	if (reply->target_count < 64 &&
+	    (reply->target_remote >> reply->target_count) != 0)
+		return false;
+	for (uint32_t i = 0; i < reply->target_count; i++) {
+		const char *s = reply->targets + pos;
+		const char *end = memchr(s, '\0', sizeof(reply->targets) - pos);
+		size_t len;
+
+		if (end == NULL)
+			return false;
+		len = (size_t)(end - s);
+		if (len < 3 || memchr(s, '@', len) == NULL)
+			return false;
+		for (size_t k = 0; k < len; k++) {
+			if ((unsigned char)s[k] <= 0x20 ||
+			    (unsigned char)s[k] >= 0x7f)
+				return false;
+		}
+		pos += len + 1;
+	}
+	for (; pos < sizeof(reply->targets); pos++) {
+		if (reply->targets[pos] != '\0')
+			return false;
+	}
+	return true;
+}
+
+int auth_reply_add_target(struct auth_reply *reply, const char *addr,
+			  bool remote)
+{
+	size_t pos = 0, len = strlen(addr);
+
+	if (reply->target_count >= AUTH_MAX_TARGETS)
+		return -1;
+	for (uint32_t i = 0; i < reply->target_count; i++)
+		pos += strlen(reply->targets + pos) + 1;
+	if (len + 1 > sizeof(reply->targets) - pos)
+		return -1;
+	memcpy(reply->targets + pos, addr, len + 1);
+	if (remote)
+		reply->target_remote |= (uint64_t)1 << reply->target_count;
+	reply->target_count++;
+	return 0;
+}
+
+const char *auth_reply_target(const struct auth_reply *reply, uint32_t i,
+			      bool *remote_r)
+{
+	size_t pos = 0;
+
+	for (uint32_t k = 0; k < i; k++)
+		pos += strlen(reply->targets + pos) + 1;
+	if (remote_r != NULL)
+		*remote_r = (reply->target_remote >> i) & 1;
+	return reply->targets + pos;
 }
 
 const char *auth_cause_str(enum auth_cause cause)
@@ -71,6 +140,10 @@ const char *auth_cause_str(enum auth_cause cause)
 		return "too many authentication requests from this peer";
 	case AUTH_CAUSE_BUSY:
 		return "auth process busy";
+	case AUTH_CAUSE_ALIAS_LOOP:
+		return "alias loop";
+	case AUTH_CAUSE_ALIAS_TOO_MANY:
+		return "alias expands to too many addresses";
 	}
 	return "unknown cause";
 }

@@ -14,7 +14,13 @@
 #include "lib/postd_limits.h"
 #include "lib/username.h"
 
-#define AUTH_PROTO_VERSION 1
+/* 2: LOOKUP replies carry the targets an address expands to. */
+#define AUTH_PROTO_VERSION 2
+
+/* Targets of one LOOKUP reply: at most this many addresses, packed one
+ * after another, each NUL-terminated, in this many bytes. */
+#define AUTH_MAX_TARGETS 64
+#define AUTH_TARGETS_SIZE 4096
 
 enum auth_request_type {
 	/* Verify user + password (USER/PASS, AUTH PLAIN, AUTH LOGIN). */
@@ -48,7 +54,12 @@ enum auth_cause {
 	 * requests in the auth process (a flood), or the process is full. */
 	AUTH_CAUSE_PEER_BUSY,
 	AUTH_CAUSE_BUSY,
+	/* LOOKUP: the address is an alias that leads back to itself, or
+	 * expands to more than the configured bound. */
+	AUTH_CAUSE_ALIAS_LOOP,
+	AUTH_CAUSE_ALIAS_TOO_MANY,
 };
+#define AUTH_CAUSE_LAST AUTH_CAUSE_ALIAS_TOO_MANY
 
 struct auth_request {
 	uint32_t version;
@@ -70,12 +81,26 @@ struct auth_reply {
 	uint32_t delay_ms;	      /* how long the reply was held back */
 	char user[USERNAME_BUF_SIZE]; /* canonical name on success */
 	char extra[256];	      /* the user's extra fields, on success */
+	/* LOOKUP success: the final addresses (aliases expanded, a user is
+	 * its own one target), packed "a@x\0b@y\0"; bit i of
+	 * target_remote set: target i is at another server. Unused bytes
+	 * and bits are zero. */
+	uint32_t target_count;
+	uint64_t target_remote;
+	char targets[AUTH_TARGETS_SIZE];
 };
 
 /* True if len is the size of a request and every string field is
  * NUL-terminated and the type is known. */
 bool auth_request_valid(const struct auth_request *req, size_t len);
 bool auth_reply_valid(const struct auth_reply *reply, size_t len);
+/* Appends addr as the next target of reply; -1 if it does not fit. */
+int auth_reply_add_target(struct auth_reply *reply, const char *addr,
+			  bool remote);
+/* Target i of a valid reply (i < target_count), and whether it is
+ * remote. */
+const char *auth_reply_target(const struct auth_reply *reply, uint32_t i,
+			      bool *remote_r);
 const char *auth_cause_str(enum auth_cause cause);
 
 /* Datagrams read by one auth_recv_batch() call at most. */

@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <sodium.h>
 
+#include "auth/alias.h"
 #include "auth/auth_proto.h"
 #include "auth/passwd_file.h"
 #include "auth/password.h"
@@ -131,6 +132,8 @@ struct auth_server {
 	const struct config *cfg;
 	struct event_base *base;
 	struct passwd_db *db;
+	struct alias_table *aliases;	  /* NULL: no aliases_file */
+	struct alias_result alias_result; /* scratch for LOOKUP */
 
 	struct auth_worker *workers;
 	size_t worker_count, workers_open;
@@ -165,6 +168,12 @@ struct auth_server {
 static uint64_t auth_now_ms(void);
 static void auth_server_load(struct auth_server *s, bool reload);
 static void auth_server_sighup(evutil_socket_t sig, short what, void *arg);
+static struct alias_table *auth_aliases_load(const struct config *cfg,
+					     const char *path);
+static bool auth_alias_is_local_domain(const char *domain, void *ctx);
+static bool auth_alias_is_user(const char *addr, void *ctx);
+static void auth_server_lookup(struct auth_server *s, size_t worker,
+			       const struct auth_request *req);
 static void auth_server_sigterm(evutil_socket_t sig, short what, void *arg);
 static void auth_worker_read(evutil_socket_t fd, short what, void *arg);
 static void auth_worker_request(struct auth_server *s, size_t index,
@@ -225,6 +234,8 @@ const unsigned char *auth_server_peer_secret;
 
 /* Users read by auth_server_preload() before privileges were dropped. */
 static struct passwd_db *auth_server_preloaded;
+/* Aliases read by auth_server_preload_aliases() before the chroot. */
+static struct alias_table *auth_server_aliases_preloaded;
 /* The users file as the admin configured it, for the log: inside the
  * chroot cfg->users_file is only its last component. */
 static char auth_users_shown[4096];
@@ -254,11 +265,66 @@ int auth_server_preload(const struct config *cfg)
 	return 0;
 }
 
-/* Loads the users file; on a reload failure the old users stay. */
+/* Reads the aliases file; a bad line is logged and skipped, so one typo
+ * does not take every alias away. NULL if the file cannot be read. */
+static struct alias_table *auth_aliases_load(const struct config *cfg,
+					     const char *path)
+{
+	struct alias_table *t = alias_table_new();
+	char *error = NULL;
+
+	(void)cfg;
+	if (alias_table_load_file(t, path, &error) < 0) {
+		bool unreadable = alias_table_count(t) == 0 &&
+				  strncmp(error, "cannot open", 11) == 0;
+
+		for (char *line = error; line != NULL;) {
+			char *nl = strchr(line, '\n');
+
+			if (nl != NULL)
+				*nl = '\0';
+			log_error("aliases file: %s", line);
+			line = nl != NULL ? nl + 1 : NULL;
+		}
+		free(error);
+		if (unreadable) {
+			alias_table_free(&t);
+			return NULL;
+		}
+	}
+	log_info("aliases file %s loaded: %zu aliases", path,
+		 alias_table_count(t));
+	return t;
+}
+
+int auth_server_preload_aliases(const struct config *cfg)
+{
+	if (cfg->aliases_file == NULL)
+		return 0;
+	alias_table_free(&auth_server_aliases_preloaded);
+	auth_server_aliases_preloaded =
+	    auth_aliases_load(cfg, cfg->aliases_file);
+	return auth_server_aliases_preloaded != NULL ? 0 : -1;
+}
+
+/* Loads the users file and the aliases file; on a reload failure the old
+ * ones stay. */
 static void auth_server_load(struct auth_server *s, bool reload)
 {
 	struct passwd_db *db;
 	const char *error;
+
+	if (s->cfg->aliases_file != NULL && (reload || s->aliases == NULL)) {
+		struct alias_table *t =
+		    auth_aliases_load(s->cfg, s->cfg->aliases_file);
+
+		if (t != NULL) {
+			alias_table_free(&s->aliases);
+			s->aliases = t;
+		} else if (s->aliases != NULL) {
+			log_error("keeping the old aliases");
+		}
+	}
 
 	if (s->cfg->users_file == NULL) {
 		log_error("no users_file configured: every login fails "
@@ -488,16 +554,7 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	if (username_is_canonical(req->user))
 		e = passwd_db_lookup(s->db, req->user);
 	if (req->type == AUTH_REQUEST_LOOKUP) {
-		auth_reply_init(&reply, req->id,
-				e != NULL ? AUTH_RESULT_OK : AUTH_RESULT_FAIL,
-				e != NULL ? AUTH_CAUSE_NONE
-					  : AUTH_CAUSE_UNKNOWN_USER);
-		if (e != NULL) {
-			snprintf(reply.user, sizeof(reply.user), "%s", e->name);
-			snprintf(reply.extra, sizeof(reply.extra), "%s",
-				 e->extra != NULL ? e->extra : "");
-		}
-		auth_worker_send(s, worker, &reply);
+		auth_server_lookup(s, worker, req);
 		return;
 	}
 	if (req->type == AUTH_REQUEST_APOP && req->challenge[0] == '\0') {
@@ -555,6 +612,85 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		p->wait_head = job;
 	p->wait_tail = job;
 	auth_peer_pump(s, p);
+}
+
+static bool auth_alias_is_local_domain(const char *domain, void *ctx)
+{
+	const struct auth_server *s = ctx;
+
+	return config_is_local_domain(s->cfg, domain);
+}
+
+static bool auth_alias_is_user(const char *addr, void *ctx)
+{
+	const struct auth_server *s = ctx;
+
+	return username_is_canonical(addr) &&
+	       passwd_db_lookup(s->db, addr) != NULL;
+}
+
+/*
+ * RCPT: the address expanded through the aliases to its final targets.
+ * postmaster@ of every local domain goes to postmaster_address, or
+ * until that is set to the first user of the users file (postd -t
+ * warns), so that it is never lost; abuse@ to abuse_address if set.
+ */
+static void auth_server_lookup(struct auth_server *s, size_t worker,
+			       const struct auth_request *req)
+{
+	struct alias_result *r = &s->alias_result;
+	struct auth_reply reply;
+	struct alias_env env = {
+	    .is_local_domain = auth_alias_is_local_domain,
+	    .is_user = auth_alias_is_user,
+	    .ctx = s,
+	    .delimiter = s->cfg->recipient_delimiter,
+	    .max_expansions = s->cfg->alias_max_expansions,
+	    .postmaster = s->cfg->postmaster_address,
+	    .abuse = s->cfg->abuse_address,
+	};
+	enum alias_status st;
+	const struct passwd_entry *e;
+
+	if (env.postmaster == NULL && passwd_db_count(s->db) > 0)
+		env.postmaster = passwd_db_entry(s->db, 0)->name;
+	st = username_is_canonical(req->user)
+		 ? alias_expand(s->aliases, &env, req->user, r)
+		 : ALIAS_UNKNOWN;
+	auth_reply_init(&reply, req->id, AUTH_RESULT_OK, AUTH_CAUSE_NONE);
+	for (size_t i = 0; st == ALIAS_OK && i < r->count; i++) {
+		if (auth_reply_add_target(&reply, r->targets[i].addr,
+					  r->targets[i].remote) < 0)
+			st = ALIAS_TOO_MANY;
+	}
+	if (st != ALIAS_OK) {
+		auth_reply_init(&reply, req->id, AUTH_RESULT_FAIL,
+				st == ALIAS_LOOP ? AUTH_CAUSE_ALIAS_LOOP
+				: st == ALIAS_TOO_MANY
+				    ? AUTH_CAUSE_ALIAS_TOO_MANY
+				    : AUTH_CAUSE_UNKNOWN_USER);
+		if (st == ALIAS_LOOP)
+			log_warn("alias loop: <%s> reaches <%s> twice",
+				 req->user, r->loop);
+		auth_worker_send(s, worker, &reply);
+		return;
+	}
+	if (r->unknown_count > 0)
+		log_warn("alias <%s>: %zu target(s) are nobody, skipped "
+			 "(first: <%s>)",
+			 req->user, r->unknown_count, r->unknown);
+	/* The first local target names the user, as a plain lookup did. */
+	for (size_t i = 0; i < r->count; i++) {
+		if (r->targets[i].remote)
+			continue;
+		e = passwd_db_lookup(s->db, r->targets[i].addr);
+		snprintf(reply.user, sizeof(reply.user), "%s",
+			 r->targets[i].addr);
+		snprintf(reply.extra, sizeof(reply.extra), "%s",
+			 e != NULL && e->extra != NULL ? e->extra : "");
+		break;
+	}
+	auth_worker_send(s, worker, &reply);
 }
 
 /* Answers at once, before any check, the same for every password: the
@@ -1181,6 +1317,7 @@ static void auth_server_free(struct auth_server *s)
 	close(s->wake_fds[0]);
 	close(s->wake_fds[1]);
 	passwd_db_free(&s->db);
+	alias_table_free(&s->aliases);
 	sodium_memzero(s->decoy_key, sizeof(s->decoy_key));
 	sodium_memzero(s->peer_key, sizeof(s->peer_key));
 	for (size_t i = 0; i <= AUTH_TARPIT_PEERS; i++) {
@@ -1262,6 +1399,8 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 		w->open = true;
 		s->workers_open++;
 	}
+	s->aliases = auth_server_aliases_preloaded;
+	auth_server_aliases_preloaded = NULL;
 	if (auth_server_preloaded != NULL) {
 		s->db = auth_server_preloaded;
 		auth_server_preloaded = NULL;

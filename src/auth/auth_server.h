@@ -9,10 +9,10 @@
  * when every worker socket has closed.
  *
  * The daemon's reload (SIGHUP to the parent) replaces this process with a
- * new one, which reads the users file as root (auth_server_preload()). A
- * SIGHUP sent to this process itself re-reads the file in place, but as
- * the run user inside the chroot: with a file readable by root alone
- * that fails and the old users stay (logged).
+ * new one, which reads the users file and the aliases file as root
+ * (auth_server_preload()). A SIGHUP sent to this process itself re-reads
+ * both in place, but as the run user inside the chroot: with a file
+ * readable by root alone that fails and the old contents stay (logged).
  */
 #ifndef POSTD_AUTH_SERVER_H
 #define POSTD_AUTH_SERVER_H
@@ -29,6 +29,13 @@
  * afresh on the parent's SIGHUP. Returns 0, or -1 (logged).
  */
 int auth_server_preload(const struct config *cfg);
+
+/*
+ * Loads aliases_file (if set) now, before the chroot into the users
+ * file's folder hides it; auth_server_run() starts from these aliases
+ * when it also starts from preloaded users. Returns 0, or -1 (logged).
+ */
+int auth_server_preload_aliases(const struct config *cfg);
 
 /* The users file's path as configured, for log lines written after a
  * chroot has shortened cfg->users_file. */

@@ -1,8 +1,8 @@
 /*
- * postctl: manage the users file, deliver a message from stdin, and
- * inspect the outbound queue.
- * See postctl(8). Exit codes follow sysexits(3) so that an MTA calling
- * "postctl deliver" knows a temporary failure (75) from a permanent one.
+ * postctl: manage the users file and the aliases file, deliver a message from
+ * stdin, and inspect the outbound queue. See postctl(8). Exit codes follow
+ * sysexits(3) so that an MTA calling "postctl deliver" knows a temporary
+ * failure (75) from a permanent one.
  *
  * Passwords are never taken from argv (other users see it in ps); they
  * are read from the terminal with echo off or one line from stdin, kept
@@ -91,6 +91,9 @@ static void postctl_usage(FILE *out)
 		     "       postctl [-c FILE] user passwd NAME\n"
 		     "       postctl [-c FILE] user del NAME\n"
 		     "       postctl [-c FILE] user list\n"
+		     "       postctl [-c FILE] alias add ADDRESS TARGET...\n"
+		     "       postctl [-c FILE] alias del ADDRESS\n"
+		     "       postctl [-c FILE] alias list\n"
 		     "       postctl [-c FILE] deliver ADDRESS < MESSAGE\n"
 		     "       postctl [-c FILE] queue list\n"
 		     "       postctl [-c FILE] queue show ID\n"
@@ -763,12 +766,15 @@ int main(int argc, char **argv)
 	} else if (strcmp(argv[0], "check") == 0) {
 		return postctl_check_main(argc, argv);
 	} else if (strcmp(argv[0], "queue") == 0 ||
-		   strcmp(argv[0], "expire") == 0) {
+		   strcmp(argv[0], "expire") == 0 ||
+		   strcmp(argv[0], "alias") == 0) {
 		cfg = postctl_load_config(config_path);
 		if (cfg == NULL)
 			return EX_CONFIG;
 		rc = strcmp(argv[0], "queue") == 0
 			 ? postctl_queue_main(cfg, argc, argv)
+		     : strcmp(argv[0], "alias") == 0
+			 ? postctl_alias_main(cfg, argc, argv)
 			 : postctl_expire_main(cfg, argc, argv);
 		config_free(&cfg);
 		return rc;

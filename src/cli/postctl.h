@@ -32,6 +32,7 @@ int postctl_stdout_done(void);
  * (EX_USAGE) and returns a sysexits(3) code. */
 int postctl_queue_main(const struct config *cfg, int argc, char **argv);
 int postctl_expire_main(const struct config *cfg, int argc, char **argv);
+int postctl_alias_main(const struct config *cfg, int argc, char **argv);
 /* check needs no config: it looks at a server from the outside. */
 int postctl_check_main(int argc, char **argv);
 

@@ -56,6 +56,7 @@ struct config_key {
 	bool repeatable;
 	bool prefix; /* name ends in '.': "transport." matches transport.D */
 	bool listener_suffix; /* prefix key for a listener, not a domain */
+	bool allow_empty;     /* "key =" means "none" */
 };
 
 struct config_parser {
@@ -107,7 +108,8 @@ static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_duration, config_set_log_level, config_set_retention,
     config_set_domain_retention, config_set_relay_host, config_set_transport,
     config_set_dns_servers, config_set_tls_policy, config_set_domain_tls,
-    config_set_selector, config_set_dkim_key;
+    config_set_selector, config_set_dkim_key, config_set_address,
+    config_set_delimiter;
 static config_setter config_set_listener_plaintext_auth;
 
 #define OFF(field) offsetof(struct config, field)
@@ -307,6 +309,24 @@ static const struct config_key config_keys[] = {
      .set = config_set_dkim_key,
      .prefix = true,
      .repeatable = true},
+    {.name = "aliases_file",
+     .set = config_set_path,
+     .offset = OFF(aliases_file)},
+    {.name = "postmaster_address",
+     .set = config_set_address,
+     .offset = OFF(postmaster_address)},
+    {.name = "abuse_address",
+     .set = config_set_address,
+     .offset = OFF(abuse_address)},
+    {.name = "recipient_delimiter",
+     .set = config_set_delimiter,
+     .offset = OFF(recipient_delimiter),
+     .allow_empty = true},
+    {.name = "alias_max_expansions",
+     .set = config_set_uint,
+     .offset = OFF(alias_max_expansions),
+     .min = 1,
+     .max = ALIAS_MAX_EXPANSIONS_LIMIT},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -376,6 +396,8 @@ static void config_set_defaults(struct config *cfg)
 	cfg->max_connections_per_destination =
 	    CONFIG_DEFAULT_CONNECTIONS_PER_DESTINATION;
 	cfg->mx_port = 25;
+	cfg->recipient_delimiter = '+';
+	cfg->alias_max_expansions = ALIAS_MAX_EXPANSIONS_DEFAULT;
 }
 
 static char *config_default_hostname(void)
@@ -562,7 +584,7 @@ static void config_parse_line(struct config_parser *p, char *line)
 			     config_quote(quoted, sizeof(quoted), key));
 		return;
 	}
-	if (*value == '\0') {
+	if (*value == '\0' && !k->allow_empty) {
 		config_error(p, p->line, "%s: empty value", k->name);
 		return;
 	}
@@ -1456,6 +1478,52 @@ static int config_set_selector(struct config_parser *p,
 	return 0;
 }
 
+/* An address where role mail goes: "local@domain", lowercased. */
+static int config_set_address(struct config_parser *p,
+			      const struct config_key *k, char *value)
+{
+	char quoted[128];
+	char **field = FIELD(p, k, char *);
+	const char *at = strrchr(value, '@');
+	bool printable = true;
+
+	ascii_lowercase(value);
+	for (const char *c = value; *c != '\0'; c++)
+		printable &= *c > ' ' && *c < 0x7f;
+	if (!printable || at == NULL || at == value ||
+	    !config_valid_hostname(at + 1, MAILBOX_MAX_DOMAIN) ||
+	    strlen(value) > SMTP_MAX_PATH - 2 ||
+	    strpbrk(value, " \t\"<>,;:\\()[]") != NULL) {
+		config_error(
+		    p, p->line, "%s: '%s' is not an address (local@domain)",
+		    k->name, config_quote(quoted, sizeof(quoted), value));
+		return -1;
+	}
+	free(*field);
+	*field = xstrdup(value);
+	return 0;
+}
+
+/* RFC 5233: one character that starts a subaddress, or none. */
+static int config_set_delimiter(struct config_parser *p,
+				const struct config_key *k, char *value)
+{
+	char quoted[64];
+	char *field = FIELD(p, k, char);
+
+	if (value[0] != '\0' &&
+	    (value[1] != '\0' || strchr("+-=_", value[0]) == NULL)) {
+		config_error(p, p->line,
+			     "%s: '%s' is not one of + - = _ (or empty for "
+			     "none)",
+			     k->name,
+			     config_quote(quoted, sizeof(quoted), value));
+		return -1;
+	}
+	*field = value[0];
+	return 0;
+}
+
 static int config_set_dkim_key(struct config_parser *p,
 			       const struct config_key *k, char *value)
 {
@@ -1735,6 +1803,9 @@ void config_free(struct config **cfgp)
 		free(cfg->dkim_keys[i].path);
 	}
 	free(cfg->dkim_keys);
+	free(cfg->aliases_file);
+	free(cfg->postmaster_address);
+	free(cfg->abuse_address);
 	free(cfg);
 	*cfgp = NULL;
 }

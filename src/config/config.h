@@ -143,6 +143,13 @@ struct config {
 	char *dkim_selector;
 	struct config_dkim_key *dkim_keys;
 	size_t dkim_key_count;
+	/* Addressing */
+	char *aliases_file;	  /* virtual(5) format; NULL: none */
+	char *postmaster_address; /* where postmaster@ goes; NULL: the
+				   * first user of users_file */
+	char *abuse_address;	  /* where abuse@ goes; NULL: nowhere */
+	char recipient_delimiter; /* '\0': no subaddresses */
+	unsigned alias_max_expansions;
 };
 
 /* "pop3", "pop3s", ... */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/addressing.h"
 #include "config/config.h"
 #include "daemon/master.h"
 #include "lib/log.h"
@@ -76,6 +77,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (check_only) {
+		/* Aliases and role addresses: a loop found here is a loop
+		 * no sender meets. */
+		if (addressing_check(cfg, stderr) > 0) {
+			config_free(&cfg);
+			return 1;
+		}
 		printf("postd: %s: configuration OK\n",
 		       opts.config_path ? opts.config_path
 					: "embedded default");

@@ -219,6 +219,8 @@ static void master_auth_confine(struct config *cfg)
 	uid_t uid;
 	gid_t gid;
 
+	/* The aliases file may lie outside that folder. */
+	(void)auth_server_preload_aliases(cfg);
 	if (!privdrop_is_root() || slash == NULL) {
 		privdrop_to(cfg->user, NULL);
 		return;

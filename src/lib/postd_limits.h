@@ -139,6 +139,9 @@
  * far past what any real site needs, and both stay inside 32 bits. */
 #define CONFIG_MAX_MESSAGE_SIZE (1024u * 1024 * 1024)
 #define CONFIG_MAX_RECIPIENTS 10000
+/* Steps of one alias expansion (alias_max_expansions). */
+#define ALIAS_MAX_EXPANSIONS_DEFAULT 100
+#define ALIAS_MAX_EXPANSIONS_LIMIT 10000
 /* SMTP commands from one client before it starts a transaction (MAIL):
  * a real client needs a handful (EHLO, STARTTLS, EHLO, AUTH). */
 #define SMTP_MAX_COMMANDS_BEFORE_MAIL 100

@@ -60,6 +60,19 @@ static bool smtp_tls_first(const struct smtp_session *s);
 static bool smtp_ends_group(enum smtp_cmd cmd);
 static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx);
 static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r);
+static bool smtp_rcpt_is_role(const struct smtp_session *s, const char *addr,
+			      bool local);
+static void smtp_rcpt_refuse_lookup(struct smtp_session *s,
+				    const struct smtp_rcpt *r,
+				    enum auth_cause cause);
+static void smtp_rcpt_add_targets(struct smtp_session *s,
+				  const struct smtp_rcpt *typed,
+				  const struct auth_reply *reply);
+static bool smtp_rcpt_known(const struct smtp_txn *t, const char *addr);
+static int smtp_rcpt_open_maildirs(struct smtp_session *s,
+				   struct smtp_rcpt *add, size_t n);
+static void smtp_rcpt_log_expansion(struct smtp_session *s, const char *typed,
+				    const struct auth_reply *reply);
 static void smtp_starttls_done(void *ctx, bool ok);
 static void smtp_auth_request(struct smtp_session *s, const char *user,
 			      size_t user_len, const char *password,
@@ -296,6 +309,32 @@ static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r)
 		t->local_count++;
 }
 
+/*
+ * RFC 5321 section 4.5.1, RFC 2142: postmaster@ (and abuse@ when
+ * abuse_address is set) of a local domain. They are accepted from a
+ * client that is otherwise refused: a client policy added to cmd_rcpt
+ * must let them through.
+ */
+static bool smtp_rcpt_is_role(const struct smtp_session *s, const char *addr,
+			      bool local)
+{
+	if (!local)
+		return false;
+	if (strncmp(addr, "postmaster@", 11) == 0)
+		return true;
+	return s->env->cfg->abuse_address != NULL &&
+	       strncmp(addr, "abuse@", 6) == 0;
+}
+
+static bool smtp_rcpt_known(const struct smtp_txn *t, const char *addr)
+{
+	for (size_t i = 0; i < t->rcpt_count; i++) {
+		if (strcmp(t->rcpts[i].addr, addr) == 0)
+			return true;
+	}
+	return false;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 {
 	struct smtp_txn *t = &s->txn;
@@ -303,18 +342,11 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	struct auth_request req;
 	char domain[SMTP_MAX_DOMAIN + 1], cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
 	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
-	bool local;
+	bool local, role;
 
 	if (!t->active) {
 		smtp_reply_error(s, "503 5.5.1 Bad sequence of commands: MAIL "
 				    "first");
-		return;
-	}
-	if (t->rcpt_count >= s->env->cfg->max_recipients) {
-		snprintf(cause, sizeof(cause),
-			 "too many recipients (max_recipients %u)",
-			 s->env->cfg->max_recipients);
-		smtp_refuse(s, cause, "452 4.5.3 Too many recipients");
 		return;
 	}
 	if (cmd->path.postmaster) {
@@ -334,11 +366,21 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 			return;
 		}
 	}
-	for (size_t i = 0; i < t->rcpt_count; i++) {
-		if (strcmp(t->rcpts[i].addr, r.addr) == 0) {
-			smtp_reply(s, "250 2.1.5 Recipient OK (duplicate)");
-			return;
-		}
+	role = smtp_rcpt_is_role(s, r.addr, local);
+	/* A role address may go past the limit by one alias's worth, so
+	 * the envelope stays bounded (INV-S3). */
+	if (t->rcpt_count >= s->env->cfg->max_recipients &&
+	    (!role ||
+	     t->rcpt_count >= s->env->cfg->max_recipients + AUTH_MAX_TARGETS)) {
+		snprintf(cause, sizeof(cause),
+			 "too many recipients (max_recipients %u)",
+			 s->env->cfg->max_recipients);
+		smtp_refuse(s, cause, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (smtp_rcpt_known(t, r.addr)) {
+		smtp_reply(s, "250 2.1.5 Recipient OK (duplicate)");
+		return;
 	}
 	if (!local) {
 		/* INV-R1: only an authenticated session relays. */
@@ -374,6 +416,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 	snprintf(req.peer, sizeof(req.peer), "%s", conn_peer(s->conn));
 	snprintf(req.user, sizeof(req.user), "%s", r.addr);
 	t->pending = r;
+	t->pending_role = role;
 	s->auth_req =
 	    auth_client_send(s->env->auth, &req, smtp_rcpt_lookup_done, s);
 	if (s->auth_req == NULL) {
@@ -391,9 +434,6 @@ static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
 {
 	struct smtp_session *s = ctx;
 	struct smtp_rcpt r = s->txn.pending;
-	char cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
-	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
-	const char *error;
 
 	s->auth_req = NULL;
 	s->txn.pending.maildir_fd = -1;
@@ -401,39 +441,155 @@ static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
 		smtp_tempfail(s, "recipient lookup failed",
 			      "451 4.3.0 Temporary lookup failure; try again "
 			      "later");
-	} else if (reply->result != AUTH_RESULT_OK) {
-		snprintf(cause, sizeof(cause), "unknown recipient <%s>",
-			 log_escape_word(logged, sizeof(logged), r.addr));
-		smtp_refuse(s, cause,
-			    "550 5.1.1 <%s>: Recipient address rejected: User "
-			    "unknown",
-			    r.addr);
+	} else if (reply->result != AUTH_RESULT_OK ||
+		   reply->target_count == 0) {
+		smtp_rcpt_refuse_lookup(s, &r, (enum auth_cause)reply->cause);
 	} else {
-		r.local = true;
-		r.maildir_fd =
-		    maildir_open(s->env->mail_root_fd, r.addr, true, &error);
-		if (r.maildir_fd < 0) {
-			int err = errno;
-
-			snprintf(cause, sizeof(cause), "%sMaildir of %s: %s",
-				 err == ENOSPC	 ? "disk full (ENOSPC): "
-				 : err == EDQUOT ? "over quota (EDQUOT): "
-						 : "",
-				 r.addr, error);
-			if (err == ENOSPC || err == EDQUOT)
-				smtp_tempfail(s, cause,
-					      "452 4.3.1 Insufficient system "
-					      "storage");
-			else
-				smtp_tempfail(s, cause,
-					      "451 4.3.0 Mailbox temporarily "
-					      "unavailable");
-		} else {
-			smtp_rcpt_add(s, &r);
-			smtp_reply(s, "250 2.1.5 Recipient OK");
-		}
+		smtp_rcpt_add_targets(s, &r, reply);
 	}
 	smtp_session_set_busy(s, false);
+}
+
+static void smtp_rcpt_refuse_lookup(struct smtp_session *s,
+				    const struct smtp_rcpt *r,
+				    enum auth_cause cause)
+{
+	char why[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
+	char logged[SMTP_MAILBOX_BUF_SIZE * 4];
+
+	log_escape_word(logged, sizeof(logged), r->addr);
+	if (cause == AUTH_CAUSE_ALIAS_LOOP) {
+		snprintf(why, sizeof(why), "alias loop at <%s>", logged);
+		/* RFC 3463 X.4.6: routing loop detected. */
+		smtp_refuse(s, why,
+			    "550 5.4.6 <%s>: Recipient address rejected: "
+			    "alias loop",
+			    r->addr);
+	} else if (cause == AUTH_CAUSE_ALIAS_TOO_MANY) {
+		snprintf(why, sizeof(why),
+			 "alias <%s> expands to too many addresses", logged);
+		/* RFC 3463 X.2.4: mailing list expansion problem. */
+		smtp_refuse(s, why,
+			    "550 5.2.4 <%s>: Recipient address rejected: "
+			    "alias expands to too many addresses",
+			    r->addr);
+	} else {
+		snprintf(why, sizeof(why), "unknown recipient <%s>", logged);
+		smtp_refuse(s, why,
+			    "550 5.1.1 <%s>: Recipient address rejected: User "
+			    "unknown",
+			    r->addr);
+	}
+}
+
+/* Opens the Maildir of each local rcpt; on failure closes those opened
+ * and replies. */
+static int smtp_rcpt_open_maildirs(struct smtp_session *s,
+				   struct smtp_rcpt *add, size_t n)
+{
+	char cause[SMTP_MAILBOX_BUF_SIZE * 4 + 64];
+	const char *error;
+
+	for (size_t i = 0; i < n; i++) {
+		int err;
+
+		if (!add[i].local)
+			continue;
+		add[i].maildir_fd = maildir_open(s->env->mail_root_fd,
+						 add[i].addr, true, &error);
+		if (add[i].maildir_fd >= 0)
+			continue;
+		err = errno;
+		for (size_t k = 0; k < i; k++) {
+			if (add[k].maildir_fd >= 0)
+				close(add[k].maildir_fd);
+		}
+		snprintf(cause, sizeof(cause), "%sMaildir of %s: %s",
+			 err == ENOSPC	 ? "disk full (ENOSPC): "
+			 : err == EDQUOT ? "over quota (EDQUOT): "
+					 : "",
+			 add[i].addr, error);
+		if (err == ENOSPC || err == EDQUOT)
+			smtp_tempfail(s, cause,
+				      "452 4.3.1 Insufficient system storage");
+		else
+			smtp_tempfail(s, cause,
+				      "451 4.3.0 Mailbox temporarily "
+				      "unavailable");
+		return -1;
+	}
+	return 0;
+}
+
+/* One line naming what an alias, a subaddress or a role address became
+ * (nothing for a plain user). The targets come from the auth process,
+ * which sends printable ASCII only. */
+static void smtp_rcpt_log_expansion(struct smtp_session *s, const char *typed,
+				    const struct auth_reply *reply)
+{
+	char list[2048];
+	size_t len = 0;
+
+	if (reply->target_count == 1 &&
+	    strcmp(auth_reply_target(reply, 0, NULL), typed) == 0)
+		return;
+	list[0] = '\0';
+	for (uint32_t i = 0; i < reply->target_count; i++) {
+		int n = snprintf(list + len, sizeof(list) - len, "%s<%s>",
+				 i > 0 ? "," : "",
+				 auth_reply_target(reply, i, NULL));
+
+		if (n < 0 || (size_t)n >= sizeof(list) - len) {
+			snprintf(list + len, sizeof(list) - len, ",...");
+			break;
+		}
+		len += (size_t)n;
+	}
+	log_info("rcpt <%s> expanded to %s session=%s", typed, list,
+		 conn_id(s->conn));
+}
+
+/* An address the auth process expanded: one rcpt per new target, one
+ * reply for all. A remote target came from the admin's alias, so it is
+ * taken without AUTH (INV-R1 is about the client's own choice). */
+static void smtp_rcpt_add_targets(struct smtp_session *s,
+				  const struct smtp_rcpt *typed,
+				  const struct auth_reply *reply)
+{
+	struct smtp_txn *t = &s->txn;
+	struct smtp_rcpt add[AUTH_MAX_TARGETS];
+	size_t n = 0, limit = s->env->cfg->max_recipients;
+	char cause[128];
+
+	if (t->pending_role)
+		limit += AUTH_MAX_TARGETS;
+	for (uint32_t i = 0; i < reply->target_count; i++) {
+		bool remote;
+		const char *addr = auth_reply_target(reply, i, &remote);
+
+		if (smtp_rcpt_known(t, addr))
+			continue;
+		memset(&add[n], 0, sizeof(add[n]));
+		snprintf(add[n].addr, sizeof(add[n].addr), "%s", addr);
+		add[n].local = !remote;
+		add[n].forwarded = remote;
+		add[n].maildir_fd = -1;
+		n++;
+	}
+	if (t->rcpt_count + n > limit) {
+		snprintf(cause, sizeof(cause),
+			 "too many recipients (max_recipients %u) after alias "
+			 "expansion",
+			 s->env->cfg->max_recipients);
+		smtp_refuse(s, cause, "452 4.5.3 Too many recipients");
+		return;
+	}
+	if (smtp_rcpt_open_maildirs(s, add, n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		smtp_rcpt_add(s, &add[i]);
+	smtp_rcpt_log_expansion(s, typed->addr, reply);
+	smtp_reply(s, "250 2.1.5 Recipient OK");
 }
 
 static void cmd_data(struct smtp_session *s, const struct smtp_command *cmd)

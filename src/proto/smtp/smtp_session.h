@@ -37,6 +37,8 @@ enum smtp_sasl_step {
 struct smtp_rcpt {
 	char addr[SMTP_MAILBOX_BUF_SIZE];
 	bool local;
+	bool forwarded; /* from an alias to another server: sent with an SRS
+			   sender */
 	int maildir_fd; /* local recipients: their Maildir */
 };
 
@@ -62,6 +64,9 @@ struct smtp_txn {
 	struct spool_job *job;
 	/* RCPT waiting for the auth process's answer */
 	struct smtp_rcpt pending;
+	/* It is postmaster@ or abuse@ of a local domain: taken even past
+	 * max_recipients (RFC 5321 section 4.5.1). */
+	bool pending_role;
 };
 
 struct smtp_session {
