@@ -47,6 +47,7 @@
 #include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
+#include "lib/srs.h"
 #include "lib/username.h"
 #include "lib/xmalloc.h"
 #include "storage/maildir.h"
@@ -208,6 +209,7 @@ struct delivery {
 	struct dns_resolver *dns;
 	SSL_CTX *ctx_may, *ctx_verify;
 	struct dkim_signer *dkim;
+	struct srs_secrets srs; /* count 0: none (DSNs go to SRS as is) */
 	char *auth_user, *auth_pass;
 	int inotify_fd;
 	struct event *inotify_ev, *rescan_ev, *wake_ev;
@@ -229,6 +231,13 @@ struct delivery {
 };
 
 static int delivery_read_auth(struct delivery *d, char *error, size_t size);
+static void delivery_load_srs(struct delivery *d);
+static int delivery_dsn_queue(struct delivery *d,
+			      const struct queue_envelope *env,
+			      enum dsn_action action,
+			      const struct dsn_rcpt *rcpts, size_t rcpt_count,
+			      time_t now, char *id_r, size_t id_size,
+			      const char **error_r);
 static SSL_CTX *delivery_ctx_new(const struct config *cfg, bool verify,
 				 char *error, size_t size);
 static void delivery_scan(struct delivery *d);
@@ -314,6 +323,55 @@ static void idle_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---------------------------------------------------------------- setup */
 
+/* Read as root, like the DKIM keys: the file is root's alone. */
+static void delivery_load_srs(struct delivery *d)
+{
+	char error[512];
+
+	if (srs_secrets_load(&d->srs, d->cfg->srs_secret_file, error,
+			     sizeof(error)) < 0)
+		log_error("queue runner: srs_secret_file %s; DSNs to SRS "
+			  "addresses are not decoded",
+			  error);
+}
+
+/*
+ * A DSN for a forwarded message goes to its SRS reverse-path; decoded
+ * here, it goes straight to the original sender, as the bounce of a
+ * remote server does through smtp_rcpt_srs. The envelope is our own, so
+ * the age check uses the time the entry was made, not now: a message may
+ * stay queued for all of queue_lifetime.
+ */
+static int delivery_dsn_queue(struct delivery *d,
+			      const struct queue_envelope *env,
+			      enum dsn_action action,
+			      const struct dsn_rcpt *rcpts, size_t rcpt_count,
+			      time_t now, char *id_r, size_t id_size,
+			      const char **error_r)
+{
+	struct queue_envelope decoded = *env;
+	char addr[SRS_MAX_ADDRESS];
+	const char *at = strrchr(env->sender, '@');
+	enum srs_result r;
+
+	if (at != NULL && strcasecmp(at + 1, config_srs_domain(d->cfg)) == 0 &&
+	    srs_is_srs_local(env->sender, (size_t)(at - env->sender))) {
+		r = srs_reverse(&d->srs, env->sender,
+				(size_t)(at - env->sender),
+				(time_t)env->created, addr, sizeof(addr));
+		if (r == SRS_OK) {
+			log_info("id=%s DSN to SRS <%s> goes to <%s>", env->id,
+				 env->sender, addr);
+			decoded.sender = addr;
+		} else {
+			log_warn("id=%s DSN to SRS <%s>: not decoded (%s)",
+				 env->id, env->sender, srs_result_name(r));
+		}
+	}
+	return dsn_queue(d->queue_fd, d->cfg, &decoded, action, rcpts,
+			 rcpt_count, now, id_r, id_size, error_r);
+}
+
 struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 				  int mail_root_fd, char *error,
 				  size_t error_size)
@@ -351,6 +409,7 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 	if (cfg->relay_auth != NULL &&
 	    delivery_read_auth(d, error, error_size) < 0)
 		goto fail;
+	delivery_load_srs(d);
 	if (cfg->relay_auth_insecure)
 		log_warn("queue runner: relay_auth_insecure: the relay_auth "
 			 "password goes to %s over TLS whose certificate is "
@@ -1069,8 +1128,8 @@ static void attempt_delay_check(struct attempt *a, time_t now)
 			       "delivery will be retried";
 		n++;
 	}
-	r = n > 0 ? dsn_queue(a->d->queue_fd, cfg, env, DSN_DELAYED, dr, n, now,
-			      id, sizeof(id), &error)
+	r = n > 0 ? delivery_dsn_queue(a->d, env, DSN_DELAYED, dr, n, now, id,
+				       sizeof(id), &error)
 		  : 0;
 	free(dr);
 	if (r < 0) {
@@ -1351,8 +1410,8 @@ static void attempt_bounce(struct attempt *a, struct group *g)
 		free(dr);
 		return;
 	}
-	r = dsn_queue(a->d->queue_fd, a->d->cfg, env, DSN_FAILED, dr, n,
-		      time(NULL), id, sizeof(id), &error);
+	r = delivery_dsn_queue(a->d, env, DSN_FAILED, dr, n, time(NULL), id,
+			       sizeof(id), &error);
 	for (size_t k = 0; k < g->count; k++) {
 		size_t ri = g->idx[k];
 		struct queue_rcpt *rc = &env->rcpts[ri];
