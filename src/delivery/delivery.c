@@ -350,7 +350,8 @@ static int delivery_dsn_queue(struct delivery *d,
 			      const char **error_r)
 {
 	struct queue_envelope decoded = *env;
-	char addr[SRS_MAX_ADDRESS];
+	char addr[SRS_MAX_ADDRESS], logged[SRS_MAX_ADDRESS * 4];
+	char logged_to[SRS_MAX_ADDRESS * 4];
 	const char *at = strrchr(env->sender, '@');
 	enum srs_result r;
 
@@ -361,11 +362,17 @@ static int delivery_dsn_queue(struct delivery *d,
 				(time_t)env->created, addr, sizeof(addr));
 		if (r == SRS_OK) {
 			log_info("id=%s DSN to SRS <%s> goes to <%s>", env->id,
-				 env->sender, addr);
+				 log_escape_word(logged, sizeof(logged),
+						 env->sender),
+				 log_escape_word(logged_to, sizeof(logged_to),
+						 addr));
 			decoded.sender = addr;
 		} else {
 			log_warn("id=%s DSN to SRS <%s>: not decoded (%s)",
-				 env->id, env->sender, srs_result_name(r));
+				 env->id,
+				 log_escape_word(logged, sizeof(logged),
+						 env->sender),
+				 srs_result_name(r));
 		}
 	}
 	return dsn_queue(d->queue_fd, d->cfg, &decoded, action, rcpts,

@@ -47,6 +47,7 @@ static void srs_timestamp(time_t now, char out[3]);
 static int srs_timestamp_days(struct srs_span stamp);
 static bool srs_next_field(struct srs_span *rest, struct srs_span *field);
 static bool srs_dot_atom(const char *p, size_t len);
+static bool srs_host_name(struct srs_span host);
 static enum srs_result srs_put(char *out, size_t out_size, size_t local_max,
 			       const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -331,6 +332,22 @@ static bool srs_dot_atom(const char *p, size_t len)
 	return true;
 }
 
+/* A host that can be a field of an SRS local part: no separator, no
+ * address literal ('[' is not atext), no U-label (not in a local part
+ * without SMTPUTF8). */
+static bool srs_host_name(struct srs_span host)
+{
+	for (size_t i = 0; i < host.len; i++) {
+		char c = host.p[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		      c == '_'))
+			return false;
+	}
+	return host.len > 0;
+}
+
 /* Formats the result; its local part must stay within local_max. */
 static enum srs_result srs_put(char *out, size_t out_size, size_t local_max,
 			       const char *fmt, ...)
@@ -374,7 +391,7 @@ enum srs_result srs_forward(const struct srs_secrets *s, const char *sender,
 	host = (struct srs_span){at + 1, strlen(at + 1)};
 	if (strcasecmp(host.p, srs_domain) == 0)
 		return srs_put(out, out_size, SIZE_MAX, "%s", sender);
-	if (!srs_dot_atom(local.p, local.len))
+	if (!srs_dot_atom(local.p, local.len) || !srs_host_name(host))
 		return SRS_MALFORMED;
 	if (local.len > 5 && strncasecmp(local.p, "SRS1", 4) == 0 &&
 	    srs_is_srs_local(local.p, local.len)) {

@@ -115,6 +115,13 @@ static void test_forward_refuses(void **state)
 	assert_int_equal(
 	    srs_forward(&s, "a..b@b.example", DOMAIN, NOW, out, sizeof(out)),
 	    SRS_MALFORMED);
+	/* A host that would break the fields or the local part. */
+	assert_int_equal(
+	    srs_forward(&s, "a@b=c.example", DOMAIN, NOW, out, sizeof(out)),
+	    SRS_MALFORMED);
+	assert_int_equal(
+	    srs_forward(&s, "a@[192.0.2.1]", DOMAIN, NOW, out, sizeof(out)),
+	    SRS_MALFORMED);
 	/* 64 octets at most: the bounce must come back through RCPT. */
 	memset(lp, 'x', 50);
 	lp[50] = '\0';

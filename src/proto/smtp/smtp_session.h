@@ -37,7 +37,8 @@ enum smtp_sasl_step {
 struct smtp_rcpt {
 	char addr[SMTP_MAILBOX_BUF_SIZE];
 	bool local;
-	bool forwarded; /* from an alias to another server: sent with an SRS sender */
+	bool forwarded; /* from an alias to another server: sent with an SRS
+			   sender */
 	int maildir_fd; /* local recipients: their Maildir */
 };
 
