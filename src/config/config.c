@@ -327,6 +327,10 @@ static const struct config_key config_keys[] = {
      .offset = OFF(alias_max_expansions),
      .min = 1,
      .max = ALIAS_MAX_EXPANSIONS_LIMIT},
+    {.name = "srs_domain", .set = config_set_domain, .offset = OFF(srs_domain)},
+    {.name = "srs_secret_file",
+     .set = config_set_path,
+     .offset = OFF(srs_secret_file)},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -478,6 +482,9 @@ int config_load(const char *path, FILE *errors, struct config **cfg_r)
 		config_free(&p.cfg);
 		return -1;
 	}
+	if (p.cfg->srs_secret_file == NULL)
+		p.cfg->srs_secret_file =
+		    config_path_join(p.cfg->data_dir, "srs.secret");
 	*cfg_r = p.cfg;
 	return 0;
 }
@@ -1563,6 +1570,7 @@ struct config *config_default(const char *base_dir)
 	cfg->users_file = config_path_join(data_dir, "users");
 	cfg->tls_cert = config_path_join(data_dir, "tls/cert.pem");
 	cfg->tls_key = config_path_join(data_dir, "tls/key.pem");
+	cfg->srs_secret_file = config_path_join(data_dir, "srs.secret");
 	cfg->user =
 	    xstrdup(getpwnam(CONFIG_DEFAULT_USER) != NULL ? CONFIG_DEFAULT_USER
 							  : "nobody");
@@ -1751,6 +1759,13 @@ const char *config_dkim_key(const struct config *cfg, const char *domain)
 	return fallback;
 }
 
+const char *config_srs_domain(const struct config *cfg)
+{
+	if (cfg->srs_domain != NULL)
+		return cfg->srs_domain;
+	return cfg->domain_count > 0 ? cfg->domains[0] : "localhost";
+}
+
 static void config_route_free(struct config_route *r)
 {
 	free(r->domain);
@@ -1780,6 +1795,8 @@ void config_free(struct config **cfgp)
 	}
 	free(cfg->listen);
 	free(cfg->auth_default_domain);
+	free(cfg->srs_domain);
+	free(cfg->srs_secret_file);
 	for (size_t i = 0; i < cfg->domain_retention_count; i++)
 		free(cfg->domain_retention[i].domain);
 	free(cfg->domain_retention);

@@ -150,6 +150,9 @@ struct config {
 	char *abuse_address;	  /* where abuse@ goes; NULL: nowhere */
 	char recipient_delimiter; /* '\0': no subaddresses */
 	unsigned alias_max_expansions;
+	/* Forwarding (SRS, doc/internals/srs.md) */
+	char *srs_domain;      /* NULL: the first of domains */
+	char *srs_secret_file; /* default DATA_DIR/srs.secret */
 };
 
 /* "pop3", "pop3s", ... */
@@ -217,6 +220,9 @@ const char *config_tls_policy_name(enum tls_policy policy);
 /* The DKIM key file for a sender domain: dkim_key.DOMAIN, else dkim_key,
  * else NULL (no signature). */
 const char *config_dkim_key(const struct config *cfg, const char *domain);
+/* The domain of the SRS addresses postd makes (srs_domain, else the first
+ * local domain), lowercase. */
+const char *config_srs_domain(const struct config *cfg);
 
 /*
  * Keys a reload (SIGHUP) cannot apply, because the parent acts on them

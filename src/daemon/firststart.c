@@ -18,6 +18,7 @@
 #include "daemon/privdrop.h"
 #include "lib/log.h"
 #include "lib/safe_open.h"
+#include "lib/srs.h"
 #include "storage/maildir.h"
 #include "tls/tls.h"
 
@@ -113,6 +114,28 @@ void firststart_data_dirs(const struct config *cfg)
 		close(firststart_dir_at(queue_fd, queue, queue_dirs[i], cfg));
 	close(queue_fd);
 	close(data_fd);
+}
+
+/* The SRS key (doc/internals/srs.md): made once, root's alone, never
+ * logged. Forwarding needs it in every configuration. */
+void firststart_srs_secret(const struct config *cfg)
+{
+	struct srs_secrets srs;
+	char error[512];
+	int made =
+	    srs_secret_create(cfg->srs_secret_file, error, sizeof(error));
+
+	if (made < 0)
+		fatal("making the SRS secret: %s", error);
+	if (made > 0)
+		log_info("first start: made the SRS secret %s",
+			 cfg->srs_secret_file);
+	if (srs_secrets_load(&srs, cfg->srs_secret_file, error, sizeof(error)) <
+	    0)
+		fatal("srs_secret_file %s", error);
+	if (error[0] != '\0')
+		log_warn("srs_secret_file %s", error);
+	srs_secrets_clear(&srs);
 }
 
 void firststart_prepare(const struct config *cfg)

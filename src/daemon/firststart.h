@@ -15,4 +15,9 @@ void firststart_prepare(const struct config *cfg);
  * running as root. Fatal on failure. */
 void firststart_data_dirs(const struct config *cfg);
 
+/* Creates srs_secret_file with a random secret if missing (0600) and
+ * checks that it reads. Fatal on failure. Runs in every configuration:
+ * forwarding needs it. */
+void firststart_srs_secret(const struct config *cfg);
+
 #endif

@@ -22,6 +22,7 @@
 #include "daemon/privdrop.h"
 #include "daemon/worker.h"
 #include "lib/log.h"
+#include "lib/srs.h"
 #include "lib/metrics.h"
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
@@ -95,6 +96,7 @@ static struct master_child *master_child_slot(struct master *m);
 static void master_spawn_queue(struct master *m);
 static void master_child_main_queue(struct master *m);
 static void master_maybe_expire(struct master *m);
+static void master_load_srs(const struct config *cfg, struct srs_secrets *srs);
 static const char *master_role_name(enum master_role role);
 
 static sigset_t master_signals;
@@ -264,6 +266,7 @@ static void master_child_main_worker(struct master *m, int *pairs, int n,
 {
 	struct worker_params params;
 	char chroot_dir[4096];
+	static struct srs_secrets srs;
 
 	master_child_setup();
 	log_init("postd-worker", m->opts->foreground);
@@ -277,6 +280,7 @@ static void master_child_main_worker(struct master *m, int *pairs, int n,
 	 * its descriptors leads out (INV-U1); the users file and the TLS
 	 * key there are root's alone. */
 	snprintf(chroot_dir, sizeof(chroot_dir), "%s", m->cfg->data_dir);
+	master_load_srs(m->cfg, &srs);
 	privdrop_to(m->cfg->user, chroot_dir);
 	params.cfg = m->cfg;
 	params.listeners = m->listeners;
@@ -286,6 +290,7 @@ static void master_child_main_worker(struct master *m, int *pairs, int n,
 	params.mail_root_fd = m->mail_root_fd;
 	params.queue_fd = m->queue_fd;
 	params.slot = slot;
+	params.srs = &srs;
 	_exit(worker_run(&params));
 }
 
@@ -372,6 +377,23 @@ static void master_child_main_queue(struct master *m)
 	}
 	privdrop_to(m->cfg->user, m->cfg->data_dir);
 	_exit(delivery_run(d));
+}
+
+/*
+ * The SRS keys, read as root (the file is root's alone, 0600) by every
+ * new worker and queue runner, so that a reload picks up a new secret.
+ * A file that cannot be read leaves SRS off: forwarded mail keeps its
+ * sender and bounces to SRS addresses are deferred (451), never lost.
+ */
+static void master_load_srs(const struct config *cfg, struct srs_secrets *srs)
+{
+	char error[512];
+
+	if (srs_secrets_load(srs, cfg->srs_secret_file, error, sizeof(error)) <
+	    0)
+		log_error("srs_secret_file %s; SRS is off", error);
+	else if (error[0] != '\0')
+		log_warn("srs_secret_file %s", error);
 }
 
 static void master_spawn_queue(struct master *m)
@@ -700,6 +722,7 @@ int master_run(struct config *cfg, const struct master_options *opts)
 			 "without privilege separation by user id");
 	}
 	firststart_data_dirs(cfg);
+	firststart_srs_secret(cfg);
 	if (opts->config_path == NULL)
 		firststart_prepare(cfg);
 	m->ssl_ctx = master_tls(cfg, &tls_failed);

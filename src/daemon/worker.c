@@ -163,6 +163,7 @@ int worker_run(const struct worker_params *params)
 	w.env.ssl_ctx = params->ssl_ctx;
 	w.env.mail_root_fd = params->mail_root_fd;
 	w.env.queue_fd = params->queue_fd;
+	w.env.srs = params->srs;
 	w.env.spool = spool_pool_new(w.base, 0);
 	w.env.auth = auth_client_new(w.base, params->auth_fd);
 	w.watches = xcalloc(params->listener_count, sizeof(*w.watches));

@@ -11,6 +11,7 @@
 #include <openssl/ssl.h>
 
 #include "config/config.h"
+#include "lib/srs.h"
 #include "net/listener.h"
 
 struct worker_params {
@@ -21,7 +22,8 @@ struct worker_params {
 	int auth_fd;
 	int mail_root_fd;
 	int queue_fd;
-	int slot; /* connlimit slot */
+	int slot;		       /* connlimit slot */
+	const struct srs_secrets *srs; /* read as root; count 0: none */
 };
 
 /* Runs until told to stop; returns the exit code. */

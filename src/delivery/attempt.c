@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/parse.h"
+#include "lib/srs.h"
 #include "lib/xmalloc.h"
 
 static int attempt_scan_msg(struct attempt *a);
@@ -31,6 +33,12 @@ static void attempt_delay_check(struct attempt *a, time_t now);
 static void attempt_finish(struct attempt *a);
 static bool attempt_pending(const struct attempt *a);
 static void attempt_bounce(struct attempt *a, struct group *g);
+static int delivery_dsn_queue(struct delivery *d,
+			      const struct queue_envelope *env,
+			      enum dsn_action action,
+			      const struct dsn_rcpt *rcpts, size_t rcpt_count,
+			      time_t now, char *id_r, size_t id_size,
+			      const char **error_r);
 
 void attempt_start(struct delivery *d, const char *id)
 {
@@ -147,6 +155,50 @@ static void attempt_group(struct attempt *a, time_t now)
 	a->cur = NULL;
 }
 
+/*
+ * A DSN for a forwarded message goes to its SRS reverse-path; decoded
+ * here, it goes straight to the original sender, as the bounce of a
+ * remote server does through smtp_rcpt_srs. The envelope is our own, so
+ * the age check uses the time the entry was made, not now: a message may
+ * stay queued for all of queue_lifetime.
+ */
+static int delivery_dsn_queue(struct delivery *d,
+			      const struct queue_envelope *env,
+			      enum dsn_action action,
+			      const struct dsn_rcpt *rcpts, size_t rcpt_count,
+			      time_t now, char *id_r, size_t id_size,
+			      const char **error_r)
+{
+	struct queue_envelope decoded = *env;
+	char addr[SRS_MAX_ADDRESS], logged[SRS_MAX_ADDRESS * 4];
+	char logged_to[SRS_MAX_ADDRESS * 4];
+	const char *at = strrchr(env->sender, '@');
+	enum srs_result r;
+
+	if (at != NULL && strcasecmp(at + 1, config_srs_domain(d->cfg)) == 0 &&
+	    srs_is_srs_local(env->sender, (size_t)(at - env->sender))) {
+		r = srs_reverse(&d->srs, env->sender,
+				(size_t)(at - env->sender),
+				(time_t)env->created, addr, sizeof(addr));
+		if (r == SRS_OK) {
+			log_info("id=%s DSN to SRS <%s> goes to <%s>", env->id,
+				 log_escape_word(logged, sizeof(logged),
+						 env->sender),
+				 log_escape_word(logged_to, sizeof(logged_to),
+						 addr));
+			decoded.sender = addr;
+		} else {
+			log_warn("id=%s DSN to SRS <%s>: not decoded (%s)",
+				 env->id,
+				 log_escape_word(logged, sizeof(logged),
+						 env->sender),
+				 srs_result_name(r));
+		}
+	}
+	return dsn_queue(d->queue_fd, d->cfg, &decoded, action, rcpts,
+			 rcpt_count, now, id_r, id_size, error_r);
+}
+
 /* The delayed DSN (RFC 3464 Action: delayed) once per entry, when it
  * has waited delay_warning_time; also while an attempt hangs. */
 static void attempt_delay_check(struct attempt *a, time_t now)
@@ -180,8 +232,8 @@ static void attempt_delay_check(struct attempt *a, time_t now)
 			       "delivery will be retried";
 		n++;
 	}
-	r = n > 0 ? dsn_queue(a->d->queue_fd, cfg, env, DSN_DELAYED, dr, n, now,
-			      id, sizeof(id), &error)
+	r = n > 0 ? delivery_dsn_queue(a->d, env, DSN_DELAYED, dr, n, now, id,
+				       sizeof(id), &error)
 		  : 0;
 	free(dr);
 	if (r < 0) {
@@ -462,8 +514,8 @@ static void attempt_bounce(struct attempt *a, struct group *g)
 		free(dr);
 		return;
 	}
-	r = dsn_queue(a->d->queue_fd, a->d->cfg, env, DSN_FAILED, dr, n,
-		      time(NULL), id, sizeof(id), &error);
+	r = delivery_dsn_queue(a->d, env, DSN_FAILED, dr, n, time(NULL), id,
+			       sizeof(id), &error);
 	for (size_t k = 0; k < g->count; k++) {
 		size_t ri = g->idx[k];
 		struct queue_rcpt *rc = &env->rcpts[ri];

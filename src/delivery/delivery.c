@@ -29,12 +29,26 @@
 
 #include "delivery/delivery_internal.h"
 #include "lib/log.h"
+#include "lib/srs.h"
 #include "lib/xmalloc.h"
 
 static int delivery_read_auth(struct delivery *d, char *error, size_t size);
+static void delivery_load_srs(struct delivery *d);
 static SSL_CTX *delivery_ctx_new(const struct config *cfg, bool verify,
 				 char *error, size_t size);
 static void delivery_signal_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Read as root, like the DKIM keys: the file is root's alone. */
+static void delivery_load_srs(struct delivery *d)
+{
+	char error[512];
+
+	if (srs_secrets_load(&d->srs, d->cfg->srs_secret_file, error,
+			     sizeof(error)) < 0)
+		log_error("queue runner: srs_secret_file %s; DSNs to SRS "
+			  "addresses are not decoded",
+			  error);
+}
 
 struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 				  int mail_root_fd, char *error,
@@ -73,6 +87,7 @@ struct delivery *delivery_prepare(const struct config *cfg, int queue_fd,
 	if (cfg->relay_auth != NULL &&
 	    delivery_read_auth(d, error, error_size) < 0)
 		goto fail;
+	delivery_load_srs(d);
 	if (cfg->relay_auth_insecure)
 		log_warn("queue runner: relay_auth_insecure: the relay_auth "
 			 "password goes to %s over TLS whose certificate is "

@@ -30,6 +30,7 @@
 #include "delivery/route.h"
 #include "delivery/smtp_client.h"
 #include "lib/postd_limits.h"
+#include "lib/srs.h"
 #include "storage/queue.h"
 
 enum sess_state {
@@ -170,6 +171,7 @@ struct delivery {
 	struct dns_resolver *dns;
 	SSL_CTX *ctx_may, *ctx_verify;
 	struct dkim_signer *dkim;
+	struct srs_secrets srs; /* count 0: none (DSNs go to SRS as is) */
 	char *auth_user, *auth_pass;
 	int inotify_fd;
 	struct event *inotify_ev, *rescan_ev, *wake_ev;

@@ -42,11 +42,21 @@
  * a recycled pid together could do that). */
 #define SPOOL_NAME_TRIES 3
 #define SPOOL_ERROR_SIZE 256
+/* Remote recipients with the sender as received, forwarded ones with
+ * the SRS sender. */
+#define SPOOL_MAX_ENVELOPES 2
 
 struct spool_msg {
 	int tmp_fd; /* the tmp/ folder */
 	char name[MAILDIR_MAX_NAME + 1];
 	struct msg_file file; /* the message in tmp/ */
+};
+
+/* One queue entry of a commit: a reverse-path and its recipients. */
+struct spool_envelope {
+	char *sender;
+	char **rcpts;
+	size_t rcpt_count;
 };
 
 /* A name this commit made visible, to be removed if it fails. */
@@ -61,9 +71,9 @@ struct spool_job {
 	int *maildir_fds; /* our duplicates */
 	size_t maildir_count;
 	int queue_fd; /* our duplicate, or -1 */
-	char *sender;
-	char **rcpts;
-	size_t rcpt_count;
+	/* The queue entries: remote recipients, then forwarded ones. */
+	struct spool_envelope envs[SPOOL_MAX_ENVELOPES];
+	size_t env_count;
 	size_t skip;
 	spool_done_fn *done;
 	void *ctx;
@@ -73,7 +83,7 @@ struct spool_job {
 	int err;
 	bool queued;
 	char error[SPOOL_ERROR_SIZE];
-	char queue_id[QUEUE_MAX_ID + 1];
+	char queue_id[SPOOL_MAX_ENVELOPES * (QUEUE_MAX_ID + 1)];
 	struct spool_link *links;
 	size_t link_count;
 };
@@ -119,7 +129,10 @@ static int spool_place(struct spool_job *job, struct spool_batch *b,
 		       int base_fd, size_t dir, const char *name);
 static int spool_link_maildir(struct spool_job *job, struct spool_batch *b,
 			      int maildir_fd);
-static int spool_link_queue(struct spool_job *job, struct spool_batch *b);
+static int spool_link_queue(struct spool_job *job, struct spool_batch *b,
+			    const struct spool_envelope *e);
+static void spool_add_envelope(struct spool_job *job, const char *sender,
+			       const char *const *rcpts, size_t count);
 static void spool_job_prepare(struct spool_job *job, struct spool_batch *b);
 static void spool_batch_run(struct spool_job *jobs);
 static void *spool_thread(void *arg);
@@ -419,7 +432,8 @@ static int spool_link_maildir(struct spool_job *job, struct spool_batch *b,
 }
 
 /* msg/ID, then env/ID (see queue.h: the message is linked first). */
-static int spool_link_queue(struct spool_job *job, struct spool_batch *b)
+static int spool_link_queue(struct spool_job *job, struct spool_batch *b,
+			    const struct spool_envelope *e)
 {
 	struct queue_envelope env;
 	const char *error;
@@ -450,11 +464,11 @@ static int spool_link_queue(struct spool_job *job, struct spool_batch *b)
 	env.created = (uint64_t)time(NULL);
 	env.size = job->msg->file.stored;
 	env.skip = job->skip;
-	env.sender = job->sender;
-	env.rcpt_count = job->rcpt_count;
-	env.rcpts = xcalloc(job->rcpt_count, sizeof(*env.rcpts));
-	for (size_t i = 0; i < job->rcpt_count; i++) {
-		env.rcpts[i].addr = job->rcpts[i];
+	env.sender = e->sender;
+	env.rcpt_count = e->rcpt_count;
+	env.rcpts = xcalloc(e->rcpt_count, sizeof(*env.rcpts));
+	for (size_t i = 0; i < e->rcpt_count; i++) {
+		env.rcpts[i].addr = e->rcpts[i];
 		env.rcpts[i].state = QUEUE_RCPT_PENDING;
 	}
 	if (queue_envelope_write(job->queue_fd, &env, &err, &error) < 0) {
@@ -471,7 +485,10 @@ static int spool_link_queue(struct spool_job *job, struct spool_batch *b)
 	snprintf(job->links[job->link_count].name,
 		 sizeof(job->links[job->link_count].name), "%s", env.id);
 	job->link_count++;
-	snprintf(job->queue_id, sizeof(job->queue_id), "%s", env.id);
+	/* "ID" or "ID,ID" for the log line. */
+	snprintf(job->queue_id + strlen(job->queue_id),
+		 sizeof(job->queue_id) - strlen(job->queue_id), "%s%s",
+		 job->queued ? "," : "", env.id);
 	job->queued = true;
 	return 0;
 }
@@ -494,8 +511,10 @@ static void spool_job_prepare(struct spool_job *job, struct spool_batch *b)
 		if (err != 0)
 			goto fail;
 	}
-	if (job->queue_fd >= 0) {
-		err = spool_link_queue(job, b);
+	/* INV-D1: every entry is linked in this batch, so the single
+	 * success report covers all of them. */
+	for (size_t i = 0; i < job->env_count; i++) {
+		err = spool_link_queue(job, b, &job->envs[i]);
 		if (err != 0)
 			goto fail;
 	}
@@ -695,6 +714,18 @@ static int spool_dup(struct spool_job *job, int fd)
 	return r;
 }
 
+static void spool_add_envelope(struct spool_job *job, const char *sender,
+			       const char *const *rcpts, size_t count)
+{
+	struct spool_envelope *e = &job->envs[job->env_count++];
+
+	e->sender = xstrdup(sender != NULL ? sender : "");
+	e->rcpt_count = count;
+	e->rcpts = xcalloc(count + 1, sizeof(char *));
+	for (size_t i = 0; i < count; i++)
+		e->rcpts[i] = xstrdup(rcpts[i]);
+}
+
 struct spool_job *spool_commit(struct spool_pool *pool, struct spool_msg **m,
 			       const struct spool_target *target,
 			       spool_done_fn *done, void *ctx)
@@ -713,14 +744,18 @@ struct spool_job *spool_commit(struct spool_pool *pool, struct spool_msg **m,
 		job->maildir_fds[i] = spool_dup(job, target->maildir_fds[i]);
 	if (target->queue_fd >= 0) {
 		job->queue_fd = spool_dup(job, target->queue_fd);
-		job->sender =
-		    xstrdup(target->sender != NULL ? target->sender : "");
-		job->rcpt_count = target->remote_count;
-		job->rcpts = xcalloc(target->remote_count + 1, sizeof(char *));
-		for (size_t i = 0; i < target->remote_count; i++)
-			job->rcpts[i] = xstrdup(target->remote_rcpts[i]);
-		if (job->err == 0 && (target->remote_count == 0 ||
-				      target->remote_count > QUEUE_MAX_RCPTS)) {
+		if (target->remote_count > 0)
+			spool_add_envelope(job, target->sender,
+					   target->remote_rcpts,
+					   target->remote_count);
+		if (target->forward_count > 0)
+			spool_add_envelope(job, target->forward_sender,
+					   target->forward_rcpts,
+					   target->forward_count);
+		if (job->err == 0 &&
+		    (job->env_count == 0 ||
+		     target->remote_count > QUEUE_MAX_RCPTS ||
+		     target->forward_count > QUEUE_MAX_RCPTS)) {
 			job->err = EINVAL;
 			spool_set_error(job->error, "queue recipients", EINVAL);
 		}
@@ -759,10 +794,12 @@ static void spool_job_free(struct spool_job *job)
 	free(job->maildir_fds);
 	if (job->queue_fd >= 0)
 		close(job->queue_fd);
-	for (size_t i = 0; i < job->rcpt_count; i++)
-		free(job->rcpts[i]);
-	free(job->rcpts);
-	free(job->sender);
+	for (size_t k = 0; k < job->env_count; k++) {
+		for (size_t i = 0; i < job->envs[k].rcpt_count; i++)
+			free(job->envs[k].rcpts[i]);
+		free(job->envs[k].rcpts);
+		free(job->envs[k].sender);
+	}
 	free(job->links);
 	free(job);
 }

@@ -50,13 +50,20 @@ struct spool_target {
 	/* Leading bytes of the stored file that final delivery adds
 	 * (Return-Path) and a relay must not send on. */
 	size_t skip;
+	/* Forwarded recipients (an alias to another server): a second queue
+	 * entry of the same file, with the SRS-rewritten reverse-path. Both
+	 * entries are durable before done reports success (INV-D1). */
+	const char *forward_sender;
+	const char *const *forward_rcpts;
+	size_t forward_count;
 };
 
 /*
  * Called on the event loop thread when a commit ends. err is 0 when the
  * message is durable everywhere, else an errno (ENOSPC, EDQUOT, EIO, ...)
  * with error naming what failed; then nothing of it is visible.
- * queue_id is the queue entry's id (or NULL).
+ * queue_id is the queue entry's id, "ID,ID" with a forward entry (or
+ * NULL).
  */
 typedef void spool_done_fn(void *ctx, int err, const char *error,
 			   const char *queue_id);

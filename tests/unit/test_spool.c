@@ -35,7 +35,7 @@ struct result {
 	int calls;
 	int err;
 	char error[256];
-	char queue_id[QUEUE_MAX_ID + 1];
+	char queue_id[2 * (QUEUE_MAX_ID + 1)];
 };
 
 /* Commits still to report before the loop stops. */
@@ -409,6 +409,101 @@ static void test_inv_d2_commit_to_maildir_and_queue(void **state)
 	close(qfd);
 }
 
+/* A remote and a forwarded recipient: two queue entries of one inode,
+ * each with its own reverse-path, both durable before the single done
+ * (INV-D1); the stored octets are the same for both (DKIM stays valid). */
+static void test_inv_d1_forward_gets_second_entry(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const chunks[] = {
+	    "Return-Path: <s@example.com>\r\nDKIM-Signature: v=1\r\n\r\nb\r\n",
+	    NULL};
+	static const char *const remote[] = {"x@remote.example"};
+	static const char *const fwd[] = {"y@elsewhere.example",
+					  "z@elsewhere.example"};
+	struct spool_target t = {0};
+	struct result r = {0};
+	struct queue_envelope *a = NULL, *b = NULL;
+	struct stat st_a, st_b;
+	const char *err = NULL;
+	char id_a[QUEUE_MAX_ID + 1], *comma;
+	struct spool_msg *m;
+	int qfd, msg_fd;
+
+	qfd = queue_open(f->root_fd, true, &err);
+	assert_true(qfd >= 0);
+	m = make_msg(qfd, chunks);
+	t.queue_fd = qfd;
+	t.sender = "s@example.com";
+	t.remote_rcpts = remote;
+	t.remote_count = 1;
+	t.forward_sender = "SRS0=abcd=G3=example.com=s@fwd.example";
+	t.forward_rcpts = fwd;
+	t.forward_count = 2;
+	t.skip = strlen("Return-Path: <s@example.com>\n");
+	spool_commit(f->pool, &m, &t, on_done, &r);
+	run_until_done(f, 1);
+	assert_int_equal(r.err, 0);
+	comma = strchr(r.queue_id, ',');
+	assert_non_null(comma);
+	snprintf(id_a, sizeof(id_a), "%.*s", (int)(comma - r.queue_id),
+		 r.queue_id);
+	assert_int_equal(queue_entry_load(qfd, id_a, &a, &err), 1);
+	assert_int_equal(queue_entry_load(qfd, comma + 1, &b, &err), 1);
+	assert_string_equal(a->sender, "s@example.com");
+	assert_int_equal(a->rcpt_count, 1);
+	assert_string_equal(a->rcpts[0].addr, "x@remote.example");
+	assert_string_equal(b->sender,
+			    "SRS0=abcd=G3=example.com=s@fwd.example");
+	assert_int_equal(b->rcpt_count, 2);
+	assert_string_equal(b->rcpts[1].addr, "z@elsewhere.example");
+	assert_int_equal(a->skip, b->skip);
+	assert_int_equal(a->size, b->size);
+	assert_int_equal(list_dir(qfd, "env", NULL, 0, NULL), 2);
+	msg_fd = openat(qfd, "msg", O_RDONLY | O_DIRECTORY);
+	assert_int_equal(fstatat(msg_fd, id_a, &st_a, 0), 0);
+	assert_int_equal(fstatat(msg_fd, comma + 1, &st_b, 0), 0);
+	assert_int_equal(st_a.st_ino, st_b.st_ino);
+	assert_int_equal(list_dir(qfd, "tmp", NULL, 0, NULL), 0);
+	queue_envelope_free(&a);
+	queue_envelope_free(&b);
+	close(msg_fd);
+	close(qfd);
+}
+
+/* Only forwarded recipients: one entry, with the SRS sender. */
+static void test_spool_forward_only(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const chunks[] = {"Return-Path: <>\r\n\r\nb\r\n",
+					     NULL};
+	static const char *const fwd[] = {"y@elsewhere.example"};
+	struct spool_target t = {0};
+	struct result r = {0};
+	struct queue_envelope *env = NULL;
+	const char *err = NULL;
+	struct spool_msg *m;
+	int qfd;
+
+	qfd = queue_open(f->root_fd, true, &err);
+	assert_true(qfd >= 0);
+	m = make_msg(qfd, chunks);
+	t.queue_fd = qfd;
+	t.sender = "";
+	t.forward_sender = "SRS0=x@fwd.example";
+	t.forward_rcpts = fwd;
+	t.forward_count = 1;
+	spool_commit(f->pool, &m, &t, on_done, &r);
+	run_until_done(f, 1);
+	assert_int_equal(r.err, 0);
+	assert_null(strchr(r.queue_id, ','));
+	assert_int_equal(queue_entry_load(qfd, r.queue_id, &env, &err), 1);
+	assert_string_equal(env->sender, "SRS0=x@fwd.example");
+	assert_int_equal(list_dir(qfd, "env", NULL, 0, NULL), 1);
+	queue_envelope_free(&env);
+	close(qfd);
+}
+
 /* A Maildir on another file system gets a copy (EXDEV), fsynced like
  * the original (INV-D1). Skipped where /dev/shm is not a separate file
  * system. */
@@ -519,6 +614,10 @@ int main(void)
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_inv_d2_commit_to_maildir_and_queue, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_d1_forward_gets_second_entry, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_spool_forward_only, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d1_exdev_copy, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_spool_abort_removes_tmp, setup,

@@ -13,6 +13,7 @@
 
 #include "auth/auth_client.h"
 #include "config/config.h"
+#include "lib/srs.h"
 #include "storage/spool.h"
 
 struct proto_env {
@@ -23,6 +24,8 @@ struct proto_env {
 	int mail_root_fd;	  /* DATA_DIR/mail */
 	int queue_fd;		  /* DATA_DIR/queue: mail for other domains */
 	struct spool_pool *spool; /* commits received messages */
+	/* SRS keys (read before privileges were dropped); count 0: none */
+	const struct srs_secrets *srs;
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/postd_assert.h"
+#include "lib/srs.h"
 #include "lib/xmalloc.h"
 #include "proto/smtp/smtp_commands.h"
 #include "storage/maildir.h"
@@ -59,6 +61,8 @@ static bool smtp_storage_low(struct smtp_session *s, char *cause,
 static bool smtp_tls_first(const struct smtp_session *s);
 static bool smtp_ends_group(enum smtp_cmd cmd);
 static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx);
+static bool smtp_rcpt_srs(struct smtp_session *s,
+			  const struct smtp_command *cmd);
 static void smtp_rcpt_add(struct smtp_session *s, const struct smtp_rcpt *r);
 static bool smtp_rcpt_is_role(const struct smtp_session *s, const char *addr,
 			      bool local);
@@ -378,6 +382,8 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		smtp_refuse(s, cause, "452 4.5.3 Too many recipients");
 		return;
 	}
+	if (smtp_rcpt_srs(s, cmd))
+		return;
 	if (smtp_rcpt_known(t, r.addr)) {
 		smtp_reply(s, "250 2.1.5 Recipient OK (duplicate)");
 		return;
@@ -428,6 +434,65 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *cmd)
 		return;
 	}
 	smtp_session_set_busy(s, true);
+}
+
+/*
+ * A bounce coming back to a forwarded message: RCPT TO an SRS0/SRS1
+ * address at srs_domain (doc/internals/srs.md). Returns false if the
+ * address is no such thing; else it has replied. A valid one is queued
+ * to the address it decodes to, without AUTH: INV-R1 holds, since only an
+ * address whose hash this server made (from a sender it once forwarded)
+ * relays, and only to that sender, for SRS_MAX_AGE_DAYS.
+ */
+static bool smtp_rcpt_srs(struct smtp_session *s,
+			  const struct smtp_command *cmd)
+{
+	const struct smtp_path *path = &cmd->path;
+	struct smtp_rcpt r = {.maildir_fd = -1, .forwarded = true};
+	char logged[SMTP_MAILBOX_BUF_SIZE * 4], typed[SMTP_MAILBOX_BUF_SIZE];
+	char cause[SMTP_MAILBOX_BUF_SIZE * 4 + 96];
+	enum srs_result res;
+
+	if (path->postmaster || path->literal || path->null ||
+	    strcasecmp(path->domain, config_srs_domain(s->env->cfg)) != 0 ||
+	    !srs_is_srs_local(path->local, path->local_len))
+		return false;
+	if (smtp_path_canonical(path, false, typed, sizeof(typed)) < 0)
+		typed[0] = '\0';
+	log_escape_word(logged, sizeof(logged), typed);
+	res = s->env->srs == NULL
+		  ? SRS_NO_SECRET
+		  : srs_reverse(s->env->srs, path->local, path->local_len,
+				time(NULL), r.addr, sizeof(r.addr));
+	if (res == SRS_NO_SECRET) {
+		snprintf(cause, sizeof(cause),
+			 "SRS address <%s>: no SRS secret loaded", logged);
+		smtp_tempfail(s, cause,
+			      "451 4.3.0 Temporary lookup failure; try again "
+			      "later");
+		return true;
+	}
+	if (res != SRS_OK || path->quoted) {
+		snprintf(cause, sizeof(cause), "SRS address <%s>: %s", logged,
+			 path->quoted ? "malformed" : srs_result_name(res));
+		smtp_refuse(s, cause,
+			    "550 5.1.1 <%s>: Recipient address rejected: "
+			    "invalid or expired return address",
+			    typed);
+		return true;
+	}
+	for (size_t i = 0; i < s->txn.rcpt_count; i++) {
+		if (strcmp(s->txn.rcpts[i].addr, r.addr) == 0) {
+			smtp_reply(s, "250 2.1.5 Recipient OK (duplicate)");
+			return true;
+		}
+	}
+	log_info("srs session=%s id=%s to=<%s> decoded to <%s>",
+		 conn_id(s->conn), s->id, logged,
+		 log_escape_word(cause, sizeof(cause), r.addr));
+	smtp_rcpt_add(s, &r);
+	smtp_reply(s, "250 2.1.5 Recipient OK");
+	return true;
 }
 
 static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)

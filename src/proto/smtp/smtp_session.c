@@ -15,6 +15,7 @@
 #include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
+#include "lib/srs.h"
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
 
@@ -44,6 +45,9 @@ static void smtp_header_end(void *ctx, bool have_message_id, bool have_date);
 static void smtp_commit_done(void *ctx, int err, const char *error,
 			     const char *queue_id);
 static void smtp_new_id(struct smtp_session *s);
+static void smtp_forward_sender(struct smtp_session *s, char *out,
+				size_t out_size);
+static bool smtp_has_forward(const struct smtp_txn *t);
 static void smtp_storage_failed(struct smtp_session *s, int err,
 				const char *what, const char *error);
 static void smtp_vreply(struct smtp_session *s, char *text_r, size_t size,
@@ -521,8 +525,9 @@ void smtp_session_message_end(struct smtp_session *s)
 	struct smtp_txn *t = &s->txn;
 	struct spool_target target;
 	int *fds;
-	const char **remote;
-	size_t nfd = 0, nremote = 0;
+	const char **remote, **forward;
+	size_t nfd = 0, nremote = 0, nforward = 0;
+	char srs_sender[SRS_MAX_ADDRESS];
 	const char *refusal = t->refusal;
 	const struct smtp_content *content =
 	    t->bdat_started ? &t->bdat.content : &t->data.content;
@@ -573,25 +578,83 @@ void smtp_session_message_end(struct smtp_session *s)
 	}
 	fds = xcalloc(t->rcpt_count, sizeof(*fds));
 	remote = xcalloc(t->rcpt_count, sizeof(*remote));
+	forward = xcalloc(t->rcpt_count, sizeof(*forward));
+	smtp_forward_sender(s, srs_sender, sizeof(srs_sender));
 	for (size_t i = 0; i < t->rcpt_count; i++) {
 		if (t->rcpts[i].local)
 			fds[nfd++] = t->rcpts[i].maildir_fd;
+		else if (t->rcpts[i].forwarded &&
+			 strcmp(srs_sender, t->sender) != 0)
+			forward[nforward++] = t->rcpts[i].addr;
 		else
 			remote[nremote++] = t->rcpts[i].addr;
 	}
 	memset(&target, 0, sizeof(target));
 	target.maildir_fds = fds;
 	target.maildir_count = nfd;
-	target.queue_fd = nremote > 0 ? s->env->queue_fd : -1;
+	target.queue_fd = nremote + nforward > 0 ? s->env->queue_fd : -1;
 	target.sender = t->sender;
 	target.remote_rcpts = remote;
 	target.remote_count = nremote;
+	/* One file, two queue entries: the body is the same octets for
+	 * both (a DKIM signature on it stays valid); only the envelope
+	 * differs. The Return-Path line both skip is the original's. */
+	target.forward_sender = srs_sender;
+	target.forward_rcpts = forward;
+	target.forward_count = nforward;
 	target.skip = strlen("Return-Path: <>\n") + strlen(t->sender);
 	t->job =
 	    spool_commit(s->env->spool, &t->msg, &target, smtp_commit_done, s);
 	free(fds);
 	free(remote);
+	free(forward);
 	smtp_session_set_busy(s, true);
+}
+
+/*
+ * The reverse-path for forwarded recipients (doc/internals/srs.md): the
+ * null sender stays null (a bounce is never bounced), and so does a
+ * sender of one of our own domains (our SPF record covers it already);
+ * others become SRS0 (SRS1 if they were SRS already) at srs_domain, so
+ * that SPF at the destination checks us and a bounce comes back here.
+ * If that is impossible (over 64 octets, a quoted local part, no key)
+ * the sender is kept and one line says why.
+ */
+static void smtp_forward_sender(struct smtp_session *s, char *out,
+				size_t out_size)
+{
+	const struct smtp_txn *t = &s->txn;
+	const char *at = strrchr(t->sender, '@');
+	char domain[SMTP_MAX_DOMAIN + 1], logged[SMTP_MAILBOX_BUF_SIZE * 4];
+	enum srs_result r;
+
+	snprintf(out, out_size, "%s", t->sender);
+	if (t->sender[0] == '\0' || at == NULL)
+		return;
+	snprintf(domain, sizeof(domain), "%s", at + 1);
+	ascii_lowercase(domain);
+	if (config_is_local_domain(s->env->cfg, domain) || !smtp_has_forward(t))
+		return;
+	r = s->env->srs == NULL ? SRS_NO_SECRET
+				: srs_forward(s->env->srs, t->sender,
+					      config_srs_domain(s->env->cfg),
+					      time(NULL), out, out_size);
+	if (r == SRS_OK)
+		return;
+	snprintf(out, out_size, "%s", t->sender);
+	log_warn("srs session=%s id=%s from=<%s>: not rewritten (%s): "
+		 "forwarded copies keep the original sender",
+		 conn_id(s->conn), s->id,
+		 log_escape_word(logged, sizeof(logged), t->sender),
+		 srs_result_name(r));
+}
+
+static bool smtp_has_forward(const struct smtp_txn *t)
+{
+	for (size_t i = 0; i < t->rcpt_count; i++)
+		if (t->rcpts[i].forwarded)
+			return true;
+	return false;
 }
 
 /* INV-D1: the 250 goes out only now, with the message on disk. */
