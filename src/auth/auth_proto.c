@@ -44,7 +44,7 @@ bool auth_reply_valid(const struct auth_reply *reply, size_t len)
 	default:
 		return false;
 	}
-	if (reply->cause > AUTH_CAUSE_BUSY)
+	if (reply->cause > AUTH_CAUSE_LAST)
 		return false;
 	return AUTH_FIELD_TERMINATED(reply->user) &&
 	       AUTH_FIELD_TERMINATED(reply->extra);
@@ -71,6 +71,8 @@ const char *auth_cause_str(enum auth_cause cause)
 		return "too many authentication requests from this peer";
 	case AUTH_CAUSE_BUSY:
 		return "auth process busy";
+	case AUTH_CAUSE_USERDB_UNAVAILABLE:
+		return "user database unavailable";
 	}
 	return "unknown cause";
 }

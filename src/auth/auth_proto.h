@@ -48,7 +48,12 @@ enum auth_cause {
 	 * requests in the auth process (a flood), or the process is full. */
 	AUTH_CAUSE_PEER_BUSY,
 	AUTH_CAUSE_BUSY,
+	/* userdb = pgsql: the database could not answer (down, timed out,
+	 * an SQL error). Always a temporary failure, never "unknown user"
+	 * nor "wrong password". */
+	AUTH_CAUSE_USERDB_UNAVAILABLE,
 };
+#define AUTH_CAUSE_LAST AUTH_CAUSE_USERDB_UNAVAILABLE
 
 struct auth_request {
 	uint32_t version;

@@ -20,6 +20,7 @@
 #include "auth/auth_proto.h"
 #include "auth/passwd_file.h"
 #include "auth/password.h"
+#include "auth/userdb_pgsql.h"
 #include "lib/log.h"
 #include "lib/postd_limits.h"
 #include "lib/username.h"
@@ -99,6 +100,8 @@ struct auth_job {
 	/* stored belongs to another user (auth_server_decoy): verify it for
 	 * the time it costs, then fail whatever the result (INV-A1). */
 	bool decoy;
+	/* userdb = pgsql: the user has been looked up (stored is set). */
+	bool looked_up;
 	char extra[sizeof(((struct auth_reply *)0)->extra)];
 	/* Results, filled in by the pool thread. */
 	enum auth_result result;
@@ -131,6 +134,12 @@ struct auth_server {
 	const struct config *cfg;
 	struct event_base *base;
 	struct passwd_db *db;
+	/* userdb = pgsql: users come from the database instead of db. */
+	struct userdb_pgsql *pg;
+	struct event *alias_timer;
+	/* A lookup is being started: an answer from the cache comes back
+	 * inside it, and the caller's loop starts the peer's next check. */
+	bool in_lookup;
 
 	struct auth_worker *workers;
 	size_t worker_count, workers_open;
@@ -189,6 +198,15 @@ static void auth_job_finish(struct auth_server *s, struct auth_job *job);
 static void auth_job_held_timer(evutil_socket_t fd, short what, void *arg);
 static void auth_job_release(struct auth_server *s, struct auth_job *job);
 static void auth_job_start(struct auth_server *s, struct auth_job *job);
+static void auth_job_verify(struct auth_server *s, struct auth_job *job);
+static void auth_job_found(enum userdb_status status,
+			   const struct userdb_user *user, void *arg);
+static void auth_server_lookup_pgsql(struct auth_server *s, size_t worker,
+				     const struct auth_request *req);
+static void auth_lookup_found(enum userdb_status status,
+			      const struct userdb_user *user, void *arg);
+static void auth_server_load_aliases(struct auth_server *s);
+static void auth_alias_timer(evutil_socket_t fd, short what, void *arg);
 static size_t auth_job_bucket(size_t worker, uint32_t id);
 static void auth_server_cancel(struct auth_server *s, size_t worker,
 			       uint32_t id);
@@ -210,6 +228,7 @@ static void auth_peer_unwait(struct auth_peer *p, struct auth_job *job);
 static void auth_server_start_pool(struct auth_server *s);
 static void auth_server_stop_pool(struct auth_server *s);
 static void auth_server_free(struct auth_server *s);
+static void auth_server_start_pgsql(struct auth_server *s);
 
 static uint64_t auth_now_ms(void)
 {
@@ -243,6 +262,8 @@ int auth_server_preload(const struct config *cfg)
 {
 	const char *error;
 
+	if (cfg->userdb == USERDB_PGSQL)
+		return 0; /* users come from the database */
 	if (cfg->users_file == NULL)
 		return -1;
 	if (passwd_db_load(cfg->users_file, &auth_server_preloaded, &error) <
@@ -287,9 +308,38 @@ static void auth_server_load(struct auth_server *s, bool reload)
 
 static void auth_server_sighup(evutil_socket_t sig, short what, void *arg)
 {
+	struct auth_server *s = arg;
+
 	(void)sig;
 	(void)what;
-	auth_server_load(arg, true);
+	if (s->pg == NULL) {
+		auth_server_load(s, true);
+		return;
+	}
+	/* A changed password or a new user is seen at once. */
+	userdb_pgsql_flush(s->pg);
+	log_info("userdb: cache emptied");
+	auth_server_load_aliases(s);
+}
+
+const struct auth_alias_sink *auth_server_alias_sink;
+
+/* userdb = pgsql: the aliases table goes to the sink the daemon set. */
+static void auth_server_load_aliases(struct auth_server *s)
+{
+	const struct auth_alias_sink *sink = auth_server_alias_sink;
+
+	if (s->pg == NULL || sink == NULL)
+		return;
+	userdb_pgsql_load_aliases(s->pg, sink->reset, sink->add, sink->done,
+				  sink->ctx);
+}
+
+static void auth_alias_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	auth_server_load_aliases(arg);
 }
 
 static void auth_server_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -477,6 +527,12 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	uint64_t now;
 	size_t bucket;
 
+	if (s->pg != NULL && req->type == AUTH_REQUEST_LOOKUP) {
+		auth_server_lookup_pgsql(s, worker, req);
+		return;
+	}
+	if (s->pg != NULL)
+		goto queue; /* looked up when its turn comes */
 	if (s->db == NULL) {
 		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
 				AUTH_CAUSE_INTERNAL);
@@ -506,6 +562,7 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		auth_worker_send(s, worker, &reply);
 		return;
 	}
+queue:
 	auth_peer_key(req->peer, key, sizeof(key));
 	now = auth_now_ms();
 	if (s->job_count >= AUTH_MAX_JOBS) {
@@ -568,11 +625,117 @@ static void auth_server_refuse(struct auth_server *s, size_t worker,
 	auth_worker_send(s, worker, &reply);
 }
 
-/* Verifies the job: digests inline, slow schemes in the pool. */
+/* The job's turn has come: with userdb = pgsql it is looked up first
+ * (after its peer's penalty, so a penalised peer cannot make queries
+ * faster than it may guess), then verified. */
 static void auth_job_start(struct auth_server *s, struct auth_job *job)
 {
 	job->state = AUTH_JOB_CHECKING;
 	job->peer->checking++;
+	if (s->pg != NULL && !job->looked_up) {
+		if (!username_is_canonical(job->req.user)) {
+			/* Cannot be in the database: unknown, at the same
+			 * cost (INV-A1). */
+			job->looked_up = true;
+			auth_job_verify(s, job);
+			return;
+		}
+		s->in_lookup = true;
+		userdb_pgsql_lookup(s->pg, job->req.user, auth_job_found, job);
+		s->in_lookup = false;
+		return;
+	}
+	auth_job_verify(s, job);
+}
+
+/*
+ * The database answered for a job. Unknown: no stored hash, so the
+ * check verifies the dummy hash (the scheme new passwords get) and fails
+ * (INV-A1). Unavailable: a temporary failure, logged with its cause by
+ * the worker; it does not count against the peer.
+ */
+static void auth_job_found(enum userdb_status status,
+			   const struct userdb_user *user, void *arg)
+{
+	struct auth_job *job = arg;
+	struct auth_server *s = job->server;
+	struct auth_peer *p = job->peer;
+	bool sync = s->in_lookup;
+
+	if (status == USERDB_ABORTED)
+		return; /* the server is going away and frees the job */
+	job->looked_up = true;
+	if (status == USERDB_UNAVAILABLE || job->cancelled) {
+		OPENSSL_cleanse(job->req.secret, sizeof(job->req.secret));
+		job->result = AUTH_RESULT_TEMPFAIL;
+		job->cause = AUTH_CAUSE_USERDB_UNAVAILABLE;
+		auth_job_finish(s, job);
+	} else {
+		if (status == USERDB_FOUND) {
+			job->stored = xstrdup(user->password);
+			snprintf(job->extra, sizeof(job->extra), "%s",
+				 user->extra);
+		}
+		auth_job_verify(s, job);
+	}
+	/* Answered later than auth_peer_pump() ran: resume its queue. */
+	if (!sync)
+		auth_peer_pump(s, p);
+}
+
+/* userdb = pgsql, SMTP RCPT: does the user exist? No tarpit, as with the
+ * file; the directory bounds how many lookups wait. */
+struct auth_lookup {
+	struct auth_server *server;
+	size_t worker;
+	uint32_t id;
+	char user[USERNAME_BUF_SIZE];
+};
+
+static void auth_server_lookup_pgsql(struct auth_server *s, size_t worker,
+				     const struct auth_request *req)
+{
+	struct auth_lookup *l = xcalloc(1, sizeof(*l));
+
+	l->server = s;
+	l->worker = worker;
+	l->id = req->id;
+	snprintf(l->user, sizeof(l->user), "%s", req->user);
+	/* A name that is not canonical cannot be in the database. */
+	if (!username_is_canonical(req->user))
+		auth_lookup_found(USERDB_UNKNOWN, NULL, l);
+	else
+		userdb_pgsql_lookup(s->pg, req->user, auth_lookup_found, l);
+}
+
+static void auth_lookup_found(enum userdb_status status,
+			      const struct userdb_user *user, void *arg)
+{
+	struct auth_lookup *l = arg;
+	struct auth_reply reply;
+
+	if (status != USERDB_ABORTED) {
+		auth_reply_init(
+		    &reply, l->id,
+		    status == USERDB_FOUND     ? AUTH_RESULT_OK
+		    : status == USERDB_UNKNOWN ? AUTH_RESULT_FAIL
+					       : AUTH_RESULT_TEMPFAIL,
+		    status == USERDB_FOUND     ? AUTH_CAUSE_NONE
+		    : status == USERDB_UNKNOWN ? AUTH_CAUSE_UNKNOWN_USER
+					       : AUTH_CAUSE_USERDB_UNAVAILABLE);
+		if (status == USERDB_FOUND) {
+			snprintf(reply.user, sizeof(reply.user), "%s", l->user);
+			snprintf(reply.extra, sizeof(reply.extra), "%s",
+				 user->extra);
+		}
+		auth_worker_send(l->server, l->worker, &reply);
+	}
+	free(l);
+}
+
+/* Verifies the job: digests inline, slow schemes in the pool. */
+static void auth_job_verify(struct auth_server *s, struct auth_job *job)
+{
 	/* A digest scheme ({PLAIN}, {SSHA512}, ...) costs microseconds:
 	 * handing it to a thread would cost more than verifying it here. */
 	if (auth_job_is_fast(job)) {
@@ -1158,6 +1321,10 @@ static void auth_server_stop_pool(struct auth_server *s)
 
 static void auth_server_free(struct auth_server *s)
 {
+	/* First: lookups in flight hold jobs that are freed below. */
+	userdb_pgsql_free(&s->pg);
+	if (s->alias_timer != NULL)
+		event_free(s->alias_timer);
 	for (size_t b = 0; b < AUTH_JOB_BUCKETS; b++) {
 		while (s->jobs[b] != NULL)
 			auth_job_release(s, s->jobs[b]);
@@ -1192,6 +1359,24 @@ static void auth_server_free(struct auth_server *s)
 	pthread_cond_destroy(&s->cond);
 	event_base_free(s->base);
 	free(s);
+}
+
+/* userdb = pgsql: connects (without waiting) and loads the aliases,
+ * again every userdb_cache_ttl. */
+static void auth_server_start_pgsql(struct auth_server *s)
+{
+	struct timeval tv = {.tv_sec = (time_t)s->cfg->userdb_cache_ttl};
+
+	log_info("userdb: users in PostgreSQL (pool of %u connections)",
+		 s->cfg->pgsql_pool_size);
+	s->pg = userdb_pgsql_new(s->cfg, s->base);
+	auth_server_load_aliases(s);
+	if (s->cfg->userdb_cache_ttl == 0 || auth_server_alias_sink == NULL)
+		return;
+	s->alias_timer =
+	    event_new(s->base, -1, EV_PERSIST, auth_alias_timer, s);
+	if (s->alias_timer == NULL || event_add(s->alias_timer, &tv) < 0)
+		fatal("cannot create a timer");
 }
 
 int auth_server_run(const struct config *cfg, const int *worker_fds,
@@ -1262,7 +1447,9 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 		w->open = true;
 		s->workers_open++;
 	}
-	if (auth_server_preloaded != NULL) {
+	if (cfg->userdb == USERDB_PGSQL) {
+		auth_server_start_pgsql(s);
+	} else if (auth_server_preloaded != NULL) {
 		s->db = auth_server_preloaded;
 		auth_server_preloaded = NULL;
 		log_info("users file %s loaded: %zu users",

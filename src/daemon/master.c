@@ -213,7 +213,12 @@ static void master_auth_confine(struct config *cfg)
 	uid_t uid;
 	gid_t gid;
 
-	if (!privdrop_is_root() || slash == NULL) {
+	/* userdb = pgsql: the process talks to the database over the
+	 * network or a socket in /run, and libpq may need /etc/hosts,
+	 * resolv.conf and the CA bundle: no chroot, privileges dropped
+	 * all the same. */
+	if (!privdrop_is_root() || slash == NULL ||
+	    cfg->userdb == USERDB_PGSQL) {
 		privdrop_to(cfg->user, NULL);
 		return;
 	}
