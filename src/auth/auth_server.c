@@ -102,6 +102,7 @@ struct auth_job {
 	bool decoy;
 	/* userdb = pgsql: the user has been looked up (stored is set). */
 	bool looked_up;
+
 	char extra[sizeof(((struct auth_reply *)0)->extra)];
 	/* Results, filled in by the pool thread. */
 	enum auth_result result;
@@ -137,9 +138,10 @@ struct auth_server {
 	/* userdb = pgsql: users come from the database instead of db. */
 	struct userdb_pgsql *pg;
 	struct event *alias_timer;
-	/* A lookup is being started: an answer from the cache comes back
-	 * inside it, and the caller's loop starts the peer's next check. */
-	bool in_lookup;
+	/* The job whose lookup is being started: an answer from the cache
+	 * comes back inside the call, and the caller's loop (the peer's
+	 * pump) starts the peer's next check. */
+	struct auth_job *starting;
 
 	struct auth_worker *workers;
 	size_t worker_count, workers_open;
@@ -184,6 +186,9 @@ static void auth_worker_send(struct auth_server *s, size_t worker,
 			     const struct auth_reply *reply);
 static void auth_server_request(struct auth_server *s, size_t worker,
 				struct auth_request *req);
+static bool auth_server_answer_at_once(struct auth_server *s, size_t worker,
+				       const struct auth_request *req,
+				       const struct passwd_entry **e_r);
 static const struct passwd_entry *auth_server_decoy(struct auth_server *s,
 						    const char *name);
 static void auth_reply_init(struct auth_reply *reply, uint32_t id,
@@ -516,32 +521,33 @@ static void auth_worker_request(struct auth_server *s, size_t index,
 	}
 }
 
-static void auth_server_request(struct auth_server *s, size_t worker,
-				struct auth_request *req)
+/*
+ * What is answered without a check: RCPT lookups, a missing users file,
+ * an APOP without a challenge. Otherwise *e_r is the user from the file
+ * (NULL for an unknown user, and always with userdb = pgsql, where the
+ * user is looked up when the request's turn comes).
+ */
+static bool auth_server_answer_at_once(struct auth_server *s, size_t worker,
+				       const struct auth_request *req,
+				       const struct passwd_entry **e_r)
 {
 	const struct passwd_entry *e = NULL;
 	struct auth_reply reply;
-	struct auth_job *job;
-	struct auth_peer *p;
-	char key[AUTH_PEER_KEY_SIZE];
-	uint64_t now;
-	size_t bucket;
 
+	*e_r = NULL;
 	if (s->pg != NULL && req->type == AUTH_REQUEST_LOOKUP) {
 		auth_server_lookup_pgsql(s, worker, req);
-		return;
+		return true;
 	}
-	if (s->pg != NULL)
-		goto queue; /* looked up when its turn comes */
-	if (s->db == NULL) {
+	if (s->pg == NULL && s->db == NULL) {
 		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
 				AUTH_CAUSE_INTERNAL);
 		auth_worker_send(s, worker, &reply);
-		return;
+		return true;
 	}
 	/* A name that is not canonical cannot be in the database; it is
 	 * treated as unknown, with the same cost (INV-A1). */
-	if (username_is_canonical(req->user))
+	if (s->pg == NULL && username_is_canonical(req->user))
 		e = passwd_db_lookup(s->db, req->user);
 	if (req->type == AUTH_REQUEST_LOOKUP) {
 		auth_reply_init(&reply, req->id,
@@ -554,15 +560,30 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 				 e->extra != NULL ? e->extra : "");
 		}
 		auth_worker_send(s, worker, &reply);
-		return;
+		return true;
 	}
 	if (req->type == AUTH_REQUEST_APOP && req->challenge[0] == '\0') {
 		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
 				AUTH_CAUSE_BAD_REQUEST);
 		auth_worker_send(s, worker, &reply);
-		return;
+		return true;
 	}
-queue:
+	*e_r = e;
+	return false;
+}
+
+static void auth_server_request(struct auth_server *s, size_t worker,
+				struct auth_request *req)
+{
+	const struct passwd_entry *e;
+	struct auth_job *job;
+	struct auth_peer *p;
+	char key[AUTH_PEER_KEY_SIZE];
+	uint64_t now;
+	size_t bucket;
+
+	if (auth_server_answer_at_once(s, worker, req, &e))
+		return;
 	auth_peer_key(req->peer, key, sizeof(key));
 	now = auth_now_ms();
 	if (s->job_count >= AUTH_MAX_JOBS) {
@@ -594,7 +615,8 @@ queue:
 		job->stored = xstrdup(e->password);
 		snprintf(job->extra, sizeof(job->extra), "%s",
 			 e->extra != NULL ? e->extra : "");
-	} else if ((e = auth_server_decoy(s, req->user)) != NULL) {
+	} else if (s->pg == NULL &&
+		   (e = auth_server_decoy(s, req->user)) != NULL) {
 		job->stored = xstrdup(e->password);
 		job->decoy = true;
 	}
@@ -640,9 +662,11 @@ static void auth_job_start(struct auth_server *s, struct auth_job *job)
 			auth_job_verify(s, job);
 			return;
 		}
-		s->in_lookup = true;
+		s->starting = job;
 		userdb_pgsql_lookup(s->pg, job->req.user, auth_job_found, job);
-		s->in_lookup = false;
+		s->starting = NULL;
+		/* job may be gone (answered from the cache, finished and
+		 * released): not touched again. */
 		return;
 	}
 	auth_job_verify(s, job);
@@ -660,7 +684,7 @@ static void auth_job_found(enum userdb_status status,
 	struct auth_job *job = arg;
 	struct auth_server *s = job->server;
 	struct auth_peer *p = job->peer;
-	bool sync = s->in_lookup;
+	bool sync = s->starting == job;
 
 	if (status == USERDB_ABORTED)
 		return; /* the server is going away and frees the job */

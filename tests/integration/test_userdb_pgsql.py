@@ -434,11 +434,20 @@ def test_pgsql_retention_fields_come_from_the_database(make_server, pg):
             c.read_multi_raw()
             c.cmd("QUIT")
     time.sleep(2.2)  # past alice's retention of 1s
-    out = srv.postctl("expire").stdout.decode()
-    # alice, bob and slow: the users table, not a users file
-    assert "1 messages removed, 3 users checked" in out, out
+    # The daemon's pass (a reload starts one): alice, bob and slow are
+    # the users table's, not a users file's.
+    mark = srv.log_mark()
+    srv.hup()
+    srv.wait_log(r"retention pass: 1 messages removed, 3 users checked, "
+                 r"0 errors", since=mark, timeout=30)
     assert srv.stored_messages(ALICE) == []
     assert len(srv.stored_messages(BOB)) == 1
+    # postctl expire reads the same table.
+    pg.psql("UPDATE users SET retention = '1s' WHERE username = %s"
+            % sql_str(BOB))
+    out = srv.postctl("expire").stdout.decode()
+    assert "1 messages removed, 3 users checked" in out, out
+    assert srv.stored_messages(BOB) == []
 
 
 # -- postd -t ------------------------------------------------------------------
