@@ -144,6 +144,8 @@ const char *auth_cause_str(enum auth_cause cause)
 		return "alias loop";
 	case AUTH_CAUSE_ALIAS_TOO_MANY:
 		return "alias expands to too many addresses";
+	case AUTH_CAUSE_USERDB_UNAVAILABLE:
+		return "user database unavailable";
 	}
 	return "unknown cause";
 }

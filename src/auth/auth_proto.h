@@ -58,8 +58,12 @@ enum auth_cause {
 	 * expands to more than the configured bound. */
 	AUTH_CAUSE_ALIAS_LOOP,
 	AUTH_CAUSE_ALIAS_TOO_MANY,
+	/* userdb = pgsql: the database could not answer (down, timed out,
+	 * an SQL error). Always a temporary failure, never "unknown user"
+	 * nor "wrong password". */
+	AUTH_CAUSE_USERDB_UNAVAILABLE,
 };
-#define AUTH_CAUSE_LAST AUTH_CAUSE_ALIAS_TOO_MANY
+#define AUTH_CAUSE_LAST AUTH_CAUSE_USERDB_UNAVAILABLE
 
 struct auth_request {
 	uint32_t version;

@@ -21,6 +21,7 @@
 #include "auth/auth_proto.h"
 #include "auth/passwd_file.h"
 #include "auth/password.h"
+#include "auth/userdb_pgsql.h"
 #include "lib/log.h"
 #include "lib/postd_limits.h"
 #include "lib/username.h"
@@ -56,6 +57,8 @@
 #define AUTH_PEER_KEY_SIZE 48
 /* An APOP digest: hex MD5 (RFC 1939 section 7). */
 #define AUTH_APOP_HEX_LEN 32
+/* userdb = pgsql: a failed read of the aliases table is tried again. */
+#define AUTH_ALIAS_RETRY_SECONDS 5
 
 struct auth_server;
 
@@ -100,6 +103,9 @@ struct auth_job {
 	/* stored belongs to another user (auth_server_decoy): verify it for
 	 * the time it costs, then fail whatever the result (INV-A1). */
 	bool decoy;
+	/* userdb = pgsql: the user has been looked up (stored is set). */
+	bool looked_up;
+
 	char extra[sizeof(((struct auth_reply *)0)->extra)];
 	/* Results, filled in by the pool thread. */
 	enum auth_result result;
@@ -132,8 +138,19 @@ struct auth_server {
 	const struct config *cfg;
 	struct event_base *base;
 	struct passwd_db *db;
-	struct alias_table *aliases;	  /* NULL: no aliases_file */
+	struct alias_table *aliases;	  /* NULL: no aliases */
 	struct alias_result alias_result; /* scratch for LOOKUP */
+	/* userdb = pgsql: users come from the database instead of db. */
+	struct userdb_pgsql *pg;
+	struct event *alias_timer;
+	/* The job whose lookup is being started: an answer from the cache
+	 * comes back inside the call, and the caller's loop (the peer's
+	 * pump) starts the peer's next check. */
+	struct auth_job *starting;
+	/* The aliases table being read from the database; it replaces
+	 * aliases only once the whole read succeeded. */
+	struct alias_table *aliases_loading;
+	struct event *alias_retry;
 
 	struct auth_worker *workers;
 	size_t worker_count, workers_open;
@@ -174,6 +191,17 @@ static bool auth_alias_is_local_domain(const char *domain, void *ctx);
 static bool auth_alias_is_user(const char *addr, void *ctx);
 static void auth_server_lookup(struct auth_server *s, size_t worker,
 			       const struct auth_request *req);
+static void auth_server_expand(struct auth_server *s, size_t worker,
+			       uint32_t id, const char *user,
+			       bool (*is_user)(const char *addr, void *ctx),
+			       void *is_user_ctx, const char *extra);
+static bool auth_lookup_is_user(const char *addr, void *ctx);
+static void auth_lookup_base(const struct auth_server *s, const char *user,
+			     char *base, size_t size);
+static void auth_alias_table_reset(void *ctx);
+static void auth_alias_table_add(void *ctx, const char *key,
+				 const char *targets);
+static void auth_alias_table_done(void *ctx, bool ok);
 static void auth_server_sigterm(evutil_socket_t sig, short what, void *arg);
 static void auth_worker_read(evutil_socket_t fd, short what, void *arg);
 static void auth_worker_request(struct auth_server *s, size_t index,
@@ -184,6 +212,9 @@ static void auth_worker_send(struct auth_server *s, size_t worker,
 			     const struct auth_reply *reply);
 static void auth_server_request(struct auth_server *s, size_t worker,
 				struct auth_request *req);
+static bool auth_server_answer_at_once(struct auth_server *s, size_t worker,
+				       const struct auth_request *req,
+				       const struct passwd_entry **e_r);
 static const struct passwd_entry *auth_server_decoy(struct auth_server *s,
 						    const char *name);
 static void auth_reply_init(struct auth_reply *reply, uint32_t id,
@@ -198,6 +229,15 @@ static void auth_job_finish(struct auth_server *s, struct auth_job *job);
 static void auth_job_held_timer(evutil_socket_t fd, short what, void *arg);
 static void auth_job_release(struct auth_server *s, struct auth_job *job);
 static void auth_job_start(struct auth_server *s, struct auth_job *job);
+static void auth_job_verify(struct auth_server *s, struct auth_job *job);
+static void auth_job_found(enum userdb_status status,
+			   const struct userdb_user *user, void *arg);
+static void auth_server_lookup_pgsql(struct auth_server *s, size_t worker,
+				     const struct auth_request *req);
+static void auth_lookup_found(enum userdb_status status,
+			      const struct userdb_user *user, void *arg);
+static void auth_server_load_aliases(struct auth_server *s);
+static void auth_alias_timer(evutil_socket_t fd, short what, void *arg);
 static size_t auth_job_bucket(size_t worker, uint32_t id);
 static void auth_server_cancel(struct auth_server *s, size_t worker,
 			       uint32_t id);
@@ -219,6 +259,7 @@ static void auth_peer_unwait(struct auth_peer *p, struct auth_job *job);
 static void auth_server_start_pool(struct auth_server *s);
 static void auth_server_stop_pool(struct auth_server *s);
 static void auth_server_free(struct auth_server *s);
+static void auth_server_start_pgsql(struct auth_server *s);
 
 static uint64_t auth_now_ms(void)
 {
@@ -254,6 +295,8 @@ int auth_server_preload(const struct config *cfg)
 {
 	const char *error;
 
+	if (cfg->userdb == USERDB_PGSQL)
+		return 0; /* users come from the database */
 	if (cfg->users_file == NULL)
 		return -1;
 	if (passwd_db_load(cfg->users_file, &auth_server_preloaded, &error) <
@@ -353,9 +396,40 @@ static void auth_server_load(struct auth_server *s, bool reload)
 
 static void auth_server_sighup(evutil_socket_t sig, short what, void *arg)
 {
+	struct auth_server *s = arg;
+
 	(void)sig;
 	(void)what;
-	auth_server_load(arg, true);
+	if (s->pg == NULL) {
+		auth_server_load(s, true);
+		return;
+	}
+	/* A changed password or a new user is seen at once. */
+	userdb_pgsql_flush(s->pg);
+	log_info("userdb: cache emptied");
+	auth_server_load_aliases(s);
+}
+
+const struct auth_alias_sink *auth_server_alias_sink;
+/* The sink that fills the server's own alias table (the default). */
+static struct auth_alias_sink auth_table_sink;
+
+/* userdb = pgsql: the aliases table goes to the sink the daemon set. */
+static void auth_server_load_aliases(struct auth_server *s)
+{
+	const struct auth_alias_sink *sink = auth_server_alias_sink;
+
+	if (s->pg == NULL || sink == NULL)
+		return;
+	userdb_pgsql_load_aliases(s->pg, sink->reset, sink->add, sink->done,
+				  sink->ctx);
+}
+
+static void auth_alias_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	auth_server_load_aliases(arg);
 }
 
 static void auth_server_sigterm(evutil_socket_t sig, short what, void *arg)
@@ -532,37 +606,60 @@ static void auth_worker_request(struct auth_server *s, size_t index,
 	}
 }
 
-static void auth_server_request(struct auth_server *s, size_t worker,
-				struct auth_request *req)
+/*
+ * What is answered without a check: RCPT lookups, a missing users file,
+ * an APOP without a challenge. Otherwise *e_r is the user from the file
+ * (NULL for an unknown user, and always with userdb = pgsql, where the
+ * user is looked up when the request's turn comes).
+ */
+static bool auth_server_answer_at_once(struct auth_server *s, size_t worker,
+				       const struct auth_request *req,
+				       const struct passwd_entry **e_r)
 {
 	const struct passwd_entry *e = NULL;
 	struct auth_reply reply;
+
+	*e_r = NULL;
+	if (s->pg != NULL && req->type == AUTH_REQUEST_LOOKUP) {
+		auth_server_lookup_pgsql(s, worker, req);
+		return true;
+	}
+	if (s->pg == NULL && s->db == NULL) {
+		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
+				AUTH_CAUSE_INTERNAL);
+		auth_worker_send(s, worker, &reply);
+		return true;
+	}
+	/* A name that is not canonical cannot be in the database; it is
+	 * treated as unknown, with the same cost (INV-A1). */
+	if (s->pg == NULL && username_is_canonical(req->user))
+		e = passwd_db_lookup(s->db, req->user);
+	if (req->type == AUTH_REQUEST_LOOKUP) {
+		auth_server_lookup(s, worker, req);
+		return true;
+	}
+	if (req->type == AUTH_REQUEST_APOP && req->challenge[0] == '\0') {
+		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
+				AUTH_CAUSE_BAD_REQUEST);
+		auth_worker_send(s, worker, &reply);
+		return true;
+	}
+	*e_r = e;
+	return false;
+}
+
+static void auth_server_request(struct auth_server *s, size_t worker,
+				struct auth_request *req)
+{
+	const struct passwd_entry *e;
 	struct auth_job *job;
 	struct auth_peer *p;
 	char key[AUTH_PEER_KEY_SIZE];
 	uint64_t now;
 	size_t bucket;
 
-	if (s->db == NULL) {
-		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
-				AUTH_CAUSE_INTERNAL);
-		auth_worker_send(s, worker, &reply);
+	if (auth_server_answer_at_once(s, worker, req, &e))
 		return;
-	}
-	/* A name that is not canonical cannot be in the database; it is
-	 * treated as unknown, with the same cost (INV-A1). */
-	if (username_is_canonical(req->user))
-		e = passwd_db_lookup(s->db, req->user);
-	if (req->type == AUTH_REQUEST_LOOKUP) {
-		auth_server_lookup(s, worker, req);
-		return;
-	}
-	if (req->type == AUTH_REQUEST_APOP && req->challenge[0] == '\0') {
-		auth_reply_init(&reply, req->id, AUTH_RESULT_TEMPFAIL,
-				AUTH_CAUSE_BAD_REQUEST);
-		auth_worker_send(s, worker, &reply);
-		return;
-	}
 	auth_peer_key(req->peer, key, sizeof(key));
 	now = auth_now_ms();
 	if (s->job_count >= AUTH_MAX_JOBS) {
@@ -594,7 +691,8 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 		job->stored = xstrdup(e->password);
 		snprintf(job->extra, sizeof(job->extra), "%s",
 			 e->extra != NULL ? e->extra : "");
-	} else if ((e = auth_server_decoy(s, req->user)) != NULL) {
+	} else if (s->pg == NULL &&
+		   (e = auth_server_decoy(s, req->user)) != NULL) {
 		job->stored = xstrdup(e->password);
 		job->decoy = true;
 	}
@@ -638,12 +736,27 @@ static bool auth_alias_is_user(const char *addr, void *ctx)
 static void auth_server_lookup(struct auth_server *s, size_t worker,
 			       const struct auth_request *req)
 {
+	auth_server_expand(s, worker, req->id, req->user, auth_alias_is_user, s,
+			   NULL);
+}
+
+/*
+ * The expansion behind a LOOKUP, whichever backend knows the users:
+ * is_user(addr, ctx) answers "is addr a user?" at once. extra: the
+ * user's extra fields when the backend already has them (pgsql), NULL to
+ * read them from the users file.
+ */
+static void auth_server_expand(struct auth_server *s, size_t worker,
+			       uint32_t id, const char *user,
+			       bool (*is_user)(const char *addr, void *ctx),
+			       void *is_user_ctx, const char *extra)
+{
 	struct alias_result *r = &s->alias_result;
 	struct auth_reply reply;
 	struct alias_env env = {
 	    .is_local_domain = auth_alias_is_local_domain,
-	    .is_user = auth_alias_is_user,
-	    .ctx = s,
+	    .is_user = is_user,
+	    .ctx = is_user_ctx,
 	    .delimiter = s->cfg->recipient_delimiter,
 	    .max_expansions = s->cfg->alias_max_expansions,
 	    .postmaster = s->cfg->postmaster_address,
@@ -652,42 +765,48 @@ static void auth_server_lookup(struct auth_server *s, size_t worker,
 	enum alias_status st;
 	const struct passwd_entry *e;
 
-	if (env.postmaster == NULL && passwd_db_count(s->db) > 0)
+	if (env.postmaster == NULL && s->db != NULL &&
+	    passwd_db_count(s->db) > 0)
 		env.postmaster = passwd_db_entry(s->db, 0)->name;
-	st = username_is_canonical(req->user)
-		 ? alias_expand(s->aliases, &env, req->user, r)
+	st = username_is_canonical(user)
+		 ? alias_expand(s->aliases, &env, user, r)
 		 : ALIAS_UNKNOWN;
-	auth_reply_init(&reply, req->id, AUTH_RESULT_OK, AUTH_CAUSE_NONE);
+	auth_reply_init(&reply, id, AUTH_RESULT_OK, AUTH_CAUSE_NONE);
 	for (size_t i = 0; st == ALIAS_OK && i < r->count; i++) {
 		if (auth_reply_add_target(&reply, r->targets[i].addr,
 					  r->targets[i].remote) < 0)
 			st = ALIAS_TOO_MANY;
 	}
 	if (st != ALIAS_OK) {
-		auth_reply_init(&reply, req->id, AUTH_RESULT_FAIL,
+		auth_reply_init(&reply, id, AUTH_RESULT_FAIL,
 				st == ALIAS_LOOP ? AUTH_CAUSE_ALIAS_LOOP
 				: st == ALIAS_TOO_MANY
 				    ? AUTH_CAUSE_ALIAS_TOO_MANY
 				    : AUTH_CAUSE_UNKNOWN_USER);
 		if (st == ALIAS_LOOP)
-			log_warn("alias loop: <%s> reaches <%s> twice",
-				 req->user, r->loop);
+			log_warn("alias loop: <%s> reaches <%s> twice", user,
+				 r->loop);
 		auth_worker_send(s, worker, &reply);
 		return;
 	}
 	if (r->unknown_count > 0)
 		log_warn("alias <%s>: %zu target(s) are nobody, skipped "
 			 "(first: <%s>)",
-			 req->user, r->unknown_count, r->unknown);
+			 user, r->unknown_count, r->unknown);
 	/* The first local target names the user, as a plain lookup did. */
 	for (size_t i = 0; i < r->count; i++) {
 		if (r->targets[i].remote)
 			continue;
-		e = passwd_db_lookup(s->db, r->targets[i].addr);
+		e = s->db != NULL ? passwd_db_lookup(s->db, r->targets[i].addr)
+				  : NULL;
 		snprintf(reply.user, sizeof(reply.user), "%s",
 			 r->targets[i].addr);
 		snprintf(reply.extra, sizeof(reply.extra), "%s",
-			 e != NULL && e->extra != NULL ? e->extra : "");
+			 e != NULL && e->extra != NULL ? e->extra
+			 : extra != NULL &&
+				 strcmp(r->targets[i].addr, user) == 0
+			     ? extra
+			     : "");
 		break;
 	}
 	auth_worker_send(s, worker, &reply);
@@ -704,11 +823,169 @@ static void auth_server_refuse(struct auth_server *s, size_t worker,
 	auth_worker_send(s, worker, &reply);
 }
 
-/* Verifies the job: digests inline, slow schemes in the pool. */
+/* The job's turn has come: with userdb = pgsql it is looked up first
+ * (after its peer's penalty, so a penalised peer cannot make queries
+ * faster than it may guess), then verified. */
 static void auth_job_start(struct auth_server *s, struct auth_job *job)
 {
 	job->state = AUTH_JOB_CHECKING;
 	job->peer->checking++;
+	if (s->pg != NULL && !job->looked_up) {
+		if (!username_is_canonical(job->req.user)) {
+			/* Cannot be in the database: unknown, at the same
+			 * cost (INV-A1). */
+			job->looked_up = true;
+			auth_job_verify(s, job);
+			return;
+		}
+		s->starting = job;
+		userdb_pgsql_lookup(s->pg, job->req.user, auth_job_found, job);
+		s->starting = NULL;
+		/* job may be gone (answered from the cache, finished and
+		 * released): not touched again. */
+		return;
+	}
+	auth_job_verify(s, job);
+}
+
+/*
+ * The database answered for a job. Unknown: no stored hash, so the
+ * check verifies the dummy hash (the scheme new passwords get) and fails
+ * (INV-A1). Unavailable: a temporary failure, logged with its cause by
+ * the worker; it does not count against the peer.
+ */
+static void auth_job_found(enum userdb_status status,
+			   const struct userdb_user *user, void *arg)
+{
+	struct auth_job *job = arg;
+	struct auth_server *s = job->server;
+	struct auth_peer *p = job->peer;
+	bool sync = s->starting == job;
+
+	if (status == USERDB_ABORTED)
+		return; /* the server is going away and frees the job */
+	job->looked_up = true;
+	if (status == USERDB_UNAVAILABLE || job->cancelled) {
+		OPENSSL_cleanse(job->req.secret, sizeof(job->req.secret));
+		job->result = AUTH_RESULT_TEMPFAIL;
+		job->cause = AUTH_CAUSE_USERDB_UNAVAILABLE;
+		auth_job_finish(s, job);
+	} else {
+		if (status == USERDB_FOUND) {
+			job->stored = xstrdup(user->password);
+			snprintf(job->extra, sizeof(job->extra), "%s",
+				 user->extra);
+		}
+		auth_job_verify(s, job);
+	}
+	/* Answered later than auth_peer_pump() ran: resume its queue. */
+	if (!sync)
+		auth_peer_pump(s, p);
+}
+
+/* userdb = pgsql, SMTP RCPT: does the user exist? No tarpit, as with the
+ * file; the directory bounds how many lookups wait. */
+/*
+ * userdb = pgsql: a LOOKUP asks the database whether the typed address
+ * is a user and, for a subaddress, whether its base is; then it is
+ * expanded like with the users file. Alias targets come from the
+ * admin's aliases table and are trusted to be users (postd -t cannot
+ * check them against a database; doc/internals/addressing.md).
+ */
+struct auth_lookup {
+	struct auth_server *server;
+	size_t worker;
+	uint32_t id;
+	bool asking_base; /* the second question is out */
+	bool typed_found, base_found;
+	char user[USERNAME_BUF_SIZE];
+	char base[USERNAME_BUF_SIZE]; /* "" when there is no subaddress */
+	char extra[sizeof(((struct auth_reply *)0)->extra)];
+};
+
+/* "alice+news@example.org" -> "alice@example.org"; "" when none. */
+static void auth_lookup_base(const struct auth_server *s, const char *user,
+			     char *base, size_t size)
+{
+	const char *at = strrchr(user, '@');
+	const char *cut;
+
+	base[0] = '\0';
+	if (s->cfg->recipient_delimiter == '\0' || at == NULL)
+		return;
+	cut = memchr(user, s->cfg->recipient_delimiter, (size_t)(at - user));
+	if (cut != NULL && cut > user)
+		snprintf(base, size, "%.*s%s", (int)(cut - user), user, at);
+}
+
+static bool auth_lookup_is_user(const char *addr, void *ctx)
+{
+	const struct auth_lookup *l = ctx;
+
+	if (strcmp(addr, l->user) == 0)
+		return l->typed_found;
+	if (l->base[0] != '\0' && strcmp(addr, l->base) == 0)
+		return l->base_found;
+	return username_is_canonical(addr);
+}
+
+static void auth_server_lookup_pgsql(struct auth_server *s, size_t worker,
+				     const struct auth_request *req)
+{
+	struct auth_lookup *l = xcalloc(1, sizeof(*l));
+
+	l->server = s;
+	l->worker = worker;
+	l->id = req->id;
+	snprintf(l->user, sizeof(l->user), "%s", req->user);
+	/* A name that is not canonical cannot be in the database. */
+	if (!username_is_canonical(req->user))
+		auth_lookup_found(USERDB_UNKNOWN, NULL, l);
+	else
+		userdb_pgsql_lookup(s->pg, req->user, auth_lookup_found, l);
+}
+
+/* May run inside userdb_pgsql_lookup() (a cache hit): touches l only
+ * before it asks again, and frees it only when it answers. */
+static void auth_lookup_found(enum userdb_status status,
+			      const struct userdb_user *user, void *arg)
+{
+	struct auth_lookup *l = arg;
+	struct auth_reply reply;
+
+	if (status == USERDB_ABORTED) {
+		free(l);
+		return;
+	}
+	if (status != USERDB_FOUND && status != USERDB_UNKNOWN) {
+		auth_reply_init(&reply, l->id, AUTH_RESULT_TEMPFAIL,
+				AUTH_CAUSE_USERDB_UNAVAILABLE);
+		auth_worker_send(l->server, l->worker, &reply);
+		free(l);
+		return;
+	}
+	if (!l->asking_base) {
+		l->typed_found = status == USERDB_FOUND;
+		if (l->typed_found)
+			snprintf(l->extra, sizeof(l->extra), "%s", user->extra);
+		auth_lookup_base(l->server, l->user, l->base, sizeof(l->base));
+		if (!l->typed_found && l->base[0] != '\0') {
+			l->asking_base = true;
+			userdb_pgsql_lookup(l->server->pg, l->base,
+					    auth_lookup_found, l);
+			return;
+		}
+	} else {
+		l->base_found = status == USERDB_FOUND;
+	}
+	auth_server_expand(l->server, l->worker, l->id, l->user,
+			   auth_lookup_is_user, l, l->extra);
+	free(l);
+}
+
+/* Verifies the job: digests inline, slow schemes in the pool. */
+static void auth_job_verify(struct auth_server *s, struct auth_job *job)
+{
 	/* A digest scheme ({PLAIN}, {SSHA512}, ...) costs microseconds:
 	 * handing it to a thread would cost more than verifying it here. */
 	if (auth_job_is_fast(job)) {
@@ -1294,6 +1571,15 @@ static void auth_server_stop_pool(struct auth_server *s)
 
 static void auth_server_free(struct auth_server *s)
 {
+	/* First: lookups in flight hold jobs that are freed below. */
+	userdb_pgsql_free(&s->pg);
+	if (s->alias_timer != NULL)
+		event_free(s->alias_timer);
+	if (s->alias_retry != NULL)
+		event_free(s->alias_retry);
+	alias_table_free(&s->aliases_loading);
+	if (auth_server_alias_sink == &auth_table_sink)
+		auth_server_alias_sink = NULL;
 	for (size_t b = 0; b < AUTH_JOB_BUCKETS; b++) {
 		while (s->jobs[b] != NULL)
 			auth_job_release(s, s->jobs[b]);
@@ -1329,6 +1615,84 @@ static void auth_server_free(struct auth_server *s)
 	pthread_cond_destroy(&s->cond);
 	event_base_free(s->base);
 	free(s);
+}
+
+/* userdb = pgsql: connects (without waiting) and loads the aliases,
+ * again every userdb_cache_ttl. */
+/*
+ * userdb = pgsql: the aliases table replaces aliases_file. It is read
+ * whole into a new table, swapped in when the read succeeded; a failed
+ * read keeps the old table and is tried again in a few seconds (at
+ * start the pool may still be connecting).
+ */
+static void auth_alias_table_reset(void *ctx)
+{
+	struct auth_server *s = ctx;
+
+	alias_table_free(&s->aliases_loading);
+	s->aliases_loading = alias_table_new();
+}
+
+static void auth_alias_table_add(void *ctx, const char *key,
+				 const char *targets)
+{
+	struct auth_server *s = ctx;
+	char *error = NULL;
+
+	if (s->aliases_loading == NULL)
+		return;
+	if (alias_table_add(s->aliases_loading, key, targets, &error) < 0) {
+		log_warn("aliases table: row <%s> skipped: %s", key, error);
+		free(error);
+	}
+}
+
+static void auth_alias_table_done(void *ctx, bool ok)
+{
+	struct auth_server *s = ctx;
+	struct timeval retry = {.tv_sec = AUTH_ALIAS_RETRY_SECONDS};
+
+	if (ok && s->aliases_loading != NULL) {
+		if (s->aliases == NULL ||
+		    alias_table_count(s->aliases) !=
+			alias_table_count(s->aliases_loading))
+			log_info("aliases table: %zu aliases",
+				 alias_table_count(s->aliases_loading));
+		alias_table_free(&s->aliases);
+		s->aliases = s->aliases_loading;
+		s->aliases_loading = NULL;
+		return;
+	}
+	alias_table_free(&s->aliases_loading);
+	log_warn("aliases table: not read, the old aliases stay; trying again "
+		 "in %d s",
+		 AUTH_ALIAS_RETRY_SECONDS);
+	if (s->alias_retry == NULL)
+		s->alias_retry = evtimer_new(s->base, auth_alias_timer, s);
+	if (s->alias_retry == NULL || evtimer_add(s->alias_retry, &retry) < 0)
+		fatal("cannot create a timer");
+}
+
+static void auth_server_start_pgsql(struct auth_server *s)
+{
+	struct timeval tv = {.tv_sec = (time_t)s->cfg->userdb_cache_ttl};
+
+	log_info("userdb: users in PostgreSQL (pool of %u connections)",
+		 s->cfg->pgsql_pool_size);
+	s->pg = userdb_pgsql_new(s->cfg, s->base);
+	if (auth_server_alias_sink == NULL) {
+		auth_table_sink = (struct auth_alias_sink){
+		    auth_alias_table_reset, auth_alias_table_add,
+		    auth_alias_table_done, s};
+		auth_server_alias_sink = &auth_table_sink;
+	}
+	auth_server_load_aliases(s);
+	if (s->cfg->userdb_cache_ttl == 0 || auth_server_alias_sink == NULL)
+		return;
+	s->alias_timer =
+	    event_new(s->base, -1, EV_PERSIST, auth_alias_timer, s);
+	if (s->alias_timer == NULL || event_add(s->alias_timer, &tv) < 0)
+		fatal("cannot create a timer");
 }
 
 int auth_server_run(const struct config *cfg, const int *worker_fds,
@@ -1401,7 +1765,9 @@ int auth_server_run(const struct config *cfg, const int *worker_fds,
 	}
 	s->aliases = auth_server_aliases_preloaded;
 	auth_server_aliases_preloaded = NULL;
-	if (auth_server_preloaded != NULL) {
+	if (cfg->userdb == USERDB_PGSQL) {
+		auth_server_start_pgsql(s);
+	} else if (auth_server_preloaded != NULL) {
 		s->db = auth_server_preloaded;
 		auth_server_preloaded = NULL;
 		log_info("users file %s loaded: %zu users",

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 
+#include "auth/userdb_pgsql.h"
 #include "config/config.h"
 
 /*
@@ -45,6 +46,20 @@ void auth_server_set_users_path(const char *configured);
  * Returns the process exit code. */
 int auth_server_run(const struct config *cfg, const int *worker_fds,
 		    size_t worker_count);
+
+/*
+ * userdb = pgsql: where the rows of the aliases table go (see
+ * userdb_pgsql_load_aliases()): loaded when the auth process starts, on
+ * SIGHUP and every userdb_cache_ttl. Set before auth_server_run(); NULL
+ * (the default): aliases are not loaded from the database.
+ */
+struct auth_alias_sink {
+	void (*reset)(void *ctx);
+	userdb_alias_cb *add;
+	void (*done)(void *ctx, bool ok);
+	void *ctx;
+};
+extern const struct auth_alias_sink *auth_server_alias_sink;
 
 /* The size of the secret the tarpit table is keyed with. */
 #define AUTH_PEER_SECRET_SIZE 16

@@ -53,6 +53,9 @@ static __thread char passwd_error_buf[512];
 
 static uint64_t passwd_hash(const char *s);
 static void passwd_db_grow_slots(struct passwd_db *db);
+static void passwd_db_append(struct passwd_db *db, size_t *slot,
+			     const char *name, const char *password,
+			     const char *extra, int lineno);
 static size_t *passwd_db_slot(const struct passwd_db *db, const char *name);
 static enum passwd_read passwd_read_line(FILE *f, char *buf, size_t size,
 					 size_t *len_r);
@@ -146,7 +149,6 @@ static void passwd_db_parse_line(struct passwd_db *db, const char *path,
 {
 	char name[USERNAME_BUF_SIZE];
 	const char *p, *name_end, *pw_end, *extra = NULL, *scheme, *error;
-	struct passwd_entry *e;
 	size_t *slot;
 	bool weak;
 
@@ -201,6 +203,15 @@ static void passwd_db_parse_line(struct passwd_db *db, const char *path,
 		log_warn("%s:%d: user %s has a weak password scheme {%s}; "
 			 "set a new password with postctl user passwd",
 			 path, lineno, name, scheme);
+	passwd_db_append(db, slot, name, name_end + 1, extra, lineno);
+}
+
+static void passwd_db_append(struct passwd_db *db, size_t *slot,
+			     const char *name, const char *password,
+			     const char *extra, int lineno)
+{
+	struct passwd_entry *e;
+
 	if (db->count == db->alloc) {
 		db->alloc = db->alloc == 0 ? 64 : db->alloc * 2;
 		db->entries =
@@ -208,11 +219,30 @@ static void passwd_db_parse_line(struct passwd_db *db, const char *path,
 	}
 	e = &db->entries[db->count++];
 	e->name = xstrdup(name);
-	e->password = xstrdup(name_end + 1);
+	e->password = xstrdup(password);
 	e->extra = extra != NULL && *extra != '\0' ? xstrdup(extra) : NULL;
 	e->line = lineno;
 	*slot = db->count;
 	passwd_db_grow_slots(db);
+}
+
+struct passwd_db *passwd_db_new(void)
+{
+	struct passwd_db *db = xcalloc(1, sizeof(*db));
+
+	passwd_db_grow_slots(db);
+	return db;
+}
+
+bool passwd_db_add(struct passwd_db *db, const char *name, const char *password,
+		   const char *extra)
+{
+	size_t *slot = passwd_db_slot(db, name);
+
+	if (*slot != 0)
+		return false;
+	passwd_db_append(db, slot, name, password, extra, (int)db->count + 1);
+	return true;
 }
 
 static const char *passwd_set_error(const char *fmt, const char *path, int err)

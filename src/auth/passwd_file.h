@@ -29,6 +29,13 @@ struct passwd_db;
  */
 int passwd_db_load(const char *path, struct passwd_db **db_r,
 		   const char **error_r);
+/* An empty table, filled by passwd_db_add(): users from elsewhere than
+ * the file (userdb = pgsql) for the retention pass. */
+struct passwd_db *passwd_db_new(void);
+/* Adds a canonical name; false if it is there already. extra may be NULL
+ * or empty. */
+bool passwd_db_add(struct passwd_db *db, const char *name, const char *password,
+		   const char *extra);
 /* Looks up a canonical name; NULL if absent. O(1). */
 const struct passwd_entry *passwd_db_lookup(const struct passwd_db *db,
 					    const char *name);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth/passwd_file.h"
+#include "auth/userdb_pgsql.h"
 #include "cli/postctl.h"
 #include "lib/parse.h"
 #include "lib/username.h"
@@ -42,7 +43,7 @@ static int postctl_expire_usage(void)
 int postctl_expire_main(const struct config *cfg, int argc, char **argv)
 {
 	struct postctl_expire_run run = {.cfg = cfg, .now = time(NULL)};
-	char name[USERNAME_BUF_SIZE];
+	char name[USERNAME_BUF_SIZE], what[4200];
 	const char *user = NULL, *error;
 	struct passwd_db *db = NULL;
 	int i, rc;
@@ -77,15 +78,16 @@ int postctl_expire_main(const struct config *cfg, int argc, char **argv)
 			user);
 		return EX_USAGE;
 	}
-	/* The users file is root's alone: read it before dropping. */
-	if (passwd_db_load(cfg->users_file, &db, &error) < 0) {
-		fprintf(stderr, "postctl: cannot read users file %s: %s\n",
-			cfg->users_file, error);
+	/* The users file is root's alone: read it before dropping. With
+	 * userdb = pgsql the users come from the database. */
+	if (userdb_load_all(cfg, &db, &error) < 0) {
+		fprintf(stderr, "postctl: cannot read %s: %s\n",
+			userdb_describe(cfg, what, sizeof(what)), error);
 		return EX_TEMPFAIL;
 	}
 	if (user != NULL && passwd_db_lookup(db, name) == NULL) {
 		fprintf(stderr, "postctl: no such user %s in %s\n", name,
-			cfg->users_file);
+			userdb_describe(cfg, what, sizeof(what)));
 		passwd_db_free(&db);
 		return EX_NOUSER;
 	}

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include <libpq-fe.h>
+
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
@@ -27,6 +29,19 @@
 #define CONFIG_DEFAULT_MAX_CONNECTIONS 10000
 #define CONFIG_DEFAULT_MAX_CONNECTIONS_PER_PEER 100
 #define CONFIG_DEFAULT_AUTH_FAILURE_DELAY_MS 1000
+/* userdb = pgsql: the published schema's tables (doc/schema.sql). */
+#define CONFIG_DEFAULT_PGSQL_USER_QUERY                                        \
+	"SELECT password, retention, login_delay, extra FROM users "           \
+	"WHERE username = $1 AND enabled"
+#define CONFIG_DEFAULT_PGSQL_ALIAS_QUERY "SELECT address, targets FROM aliases"
+#define CONFIG_DEFAULT_PGSQL_ITERATE_QUERY                                     \
+	"SELECT username, password, retention, login_delay, extra FROM users " \
+	"WHERE enabled"
+#define CONFIG_DEFAULT_PGSQL_POOL_SIZE 2
+#define CONFIG_MAX_PGSQL_POOL_SIZE 32
+#define CONFIG_DEFAULT_PGSQL_QUERY_TIMEOUT_MS 5000
+#define CONFIG_DEFAULT_USERDB_CACHE_TTL 60
+#define CONFIG_DEFAULT_USERDB_NEGATIVE_CACHE_TTL 10
 /* Postfix's default is 10 MB; attachments have grown since. */
 #define CONFIG_DEFAULT_MAX_MESSAGE_SIZE (50u * 1024 * 1024)
 #define CONFIG_EMBEDDED_NAME "embedded default"
@@ -101,6 +116,10 @@ static bool config_has_listener(const struct config *cfg,
 				enum listen_proto proto);
 static char *config_default_hostname(void);
 static bool config_is_loopback_host(const char *host);
+static void config_check_conninfo(struct config_parser *p, const char *key,
+				  const char *conninfo);
+static void config_validate_pgsql(struct config_parser *p,
+				  const struct config *cfg);
 
 static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_path, config_set_account, config_set_listen,
@@ -109,7 +128,7 @@ static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_domain_retention, config_set_relay_host, config_set_transport,
     config_set_dns_servers, config_set_tls_policy, config_set_domain_tls,
     config_set_selector, config_set_dkim_key, config_set_address,
-    config_set_delimiter;
+    config_set_delimiter, config_set_userdb, config_set_text;
 static config_setter config_set_listener_plaintext_auth;
 
 #define OFF(field) offsetof(struct config, field)
@@ -199,6 +218,41 @@ static const struct config_key config_keys[] = {
      .offset = OFF(auth_failure_delay_ms),
      .max = CONFIG_MAX_AUTH_FAILURE_DELAY_MS,
      .store_ms = true},
+    {.name = "userdb", .set = config_set_userdb, .offset = OFF(userdb)},
+    {.name = "pgsql_conninfo",
+     .set = config_set_text,
+     .offset = OFF(pgsql_conninfo)},
+    {.name = "pgsql_conninfo_failover",
+     .set = config_set_text,
+     .offset = OFF(pgsql_conninfo_failover)},
+    {.name = "pgsql_pool_size",
+     .set = config_set_uint,
+     .offset = OFF(pgsql_pool_size),
+     .min = 1,
+     .max = CONFIG_MAX_PGSQL_POOL_SIZE},
+    {.name = "pgsql_query_timeout",
+     .set = config_set_duration,
+     .offset = OFF(pgsql_query_timeout_ms),
+     .min = 10,
+     .max = 600000,
+     .store_ms = true},
+    {.name = "pgsql_user_query",
+     .set = config_set_text,
+     .offset = OFF(pgsql_user_query)},
+    {.name = "pgsql_alias_query",
+     .set = config_set_text,
+     .offset = OFF(pgsql_alias_query)},
+    {.name = "pgsql_iterate_query",
+     .set = config_set_text,
+     .offset = OFF(pgsql_iterate_query)},
+    {.name = "userdb_cache_ttl",
+     .set = config_set_duration,
+     .offset = OFF(userdb_cache_ttl),
+     .max = 86400000},
+    {.name = "userdb_negative_cache_ttl",
+     .set = config_set_duration,
+     .offset = OFF(userdb_negative_cache_ttl),
+     .max = 86400000},
     {.name = "log_level",
      .set = config_set_log_level,
      .offset = OFF(log_debug)},
@@ -379,6 +433,15 @@ static void config_set_defaults(struct config *cfg)
 	cfg->timeout_idle = POP3_TIMEOUT_AUTHENTICATED_MIN;
 	cfg->timeout_smtp = SMTP_TIMEOUT;
 	cfg->auth_failure_delay_ms = CONFIG_DEFAULT_AUTH_FAILURE_DELAY_MS;
+	cfg->userdb = USERDB_FILE;
+	cfg->pgsql_pool_size = CONFIG_DEFAULT_PGSQL_POOL_SIZE;
+	cfg->pgsql_query_timeout_ms = CONFIG_DEFAULT_PGSQL_QUERY_TIMEOUT_MS;
+	cfg->pgsql_user_query = xstrdup(CONFIG_DEFAULT_PGSQL_USER_QUERY);
+	cfg->pgsql_alias_query = xstrdup(CONFIG_DEFAULT_PGSQL_ALIAS_QUERY);
+	cfg->pgsql_iterate_query = xstrdup(CONFIG_DEFAULT_PGSQL_ITERATE_QUERY);
+	cfg->userdb_cache_ttl = CONFIG_DEFAULT_USERDB_CACHE_TTL;
+	cfg->userdb_negative_cache_ttl =
+	    CONFIG_DEFAULT_USERDB_NEGATIVE_CACHE_TTL;
 	cfg->log_debug = false;
 	cfg->max_message_size = CONFIG_DEFAULT_MAX_MESSAGE_SIZE;
 	cfg->max_recipients = SMTP_MAX_RECIPIENTS_DEFAULT;
@@ -1511,6 +1574,35 @@ static int config_set_address(struct config_parser *p,
 	return 0;
 }
 
+static int config_set_userdb(struct config_parser *p,
+			     const struct config_key *k, char *value)
+{
+	char quoted[128];
+
+	if (strcmp(value, "file") == 0)
+		p->cfg->userdb = USERDB_FILE;
+	else if (strcmp(value, "pgsql") == 0)
+		p->cfg->userdb = USERDB_PGSQL;
+	else {
+		config_error(p, p->line, "%s: '%s' is not file or pgsql",
+			     k->name,
+			     config_quote(quoted, sizeof(quoted), value));
+		return -1;
+	}
+	return 0;
+}
+
+/* A string kept as written (a connection string, an SQL query). */
+static int config_set_text(struct config_parser *p, const struct config_key *k,
+			   char *value)
+{
+	char **field = FIELD(p, k, char *);
+
+	free(*field);
+	*field = xstrdup(value);
+	return 0;
+}
+
 /* RFC 5233: one character that starts a subaddress, or none. */
 static int config_set_delimiter(struct config_parser *p,
 				const struct config_key *k, char *value)
@@ -1588,6 +1680,38 @@ struct config *config_default(const char *base_dir)
 	return cfg;
 }
 
+/* A connection string libpq cannot read would only fail at the first
+ * login; say so at postd -t instead. */
+static void config_check_conninfo(struct config_parser *p, const char *key,
+				  const char *conninfo)
+{
+	PQconninfoOption *opts;
+	char *error = NULL;
+
+	if (conninfo == NULL)
+		return;
+	opts = PQconninfoParse(conninfo, &error);
+	if (opts == NULL)
+		config_error(p, 0, "%s: %s", key,
+			     error != NULL ? error : "cannot be parsed");
+	PQconninfoFree(opts);
+	PQfreemem(error);
+}
+
+static void config_validate_pgsql(struct config_parser *p,
+				  const struct config *cfg)
+{
+	if (cfg->pgsql_conninfo == NULL)
+		config_error(p, 0, "userdb = pgsql needs pgsql_conninfo");
+	config_check_conninfo(p, "pgsql_conninfo", cfg->pgsql_conninfo);
+	config_check_conninfo(p, "pgsql_conninfo_failover",
+			      cfg->pgsql_conninfo_failover);
+	/* The name travels as a parameter, never inside the SQL text. */
+	if (strstr(cfg->pgsql_user_query, "$1") == NULL)
+		config_error(p, 0,
+			     "pgsql_user_query must take the user name as $1");
+}
+
 int config_validate(const struct config *cfg, FILE *errors)
 {
 	struct config_parser p = {
@@ -1641,6 +1765,8 @@ int config_validate(const struct config *cfg, FILE *errors)
 				     "retention for '%s': not one of domains",
 				     cfg->domain_retention[i].domain);
 	}
+	if (cfg->userdb == USERDB_PGSQL)
+		config_validate_pgsql(&p, cfg);
 	return p.error_count;
 }
 
@@ -1823,6 +1949,11 @@ void config_free(struct config **cfgp)
 	free(cfg->aliases_file);
 	free(cfg->postmaster_address);
 	free(cfg->abuse_address);
+	free(cfg->pgsql_conninfo);
+	free(cfg->pgsql_conninfo_failover);
+	free(cfg->pgsql_user_query);
+	free(cfg->pgsql_alias_query);
+	free(cfg->pgsql_iterate_query);
 	free(cfg);
 	*cfgp = NULL;
 }

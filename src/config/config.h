@@ -76,6 +76,11 @@ struct listen_addr {
 	int line;   /* where it was configured, for error messages */
 };
 
+enum userdb_kind {
+	USERDB_FILE = 0, /* users_file, Dovecot's passwd-file form */
+	USERDB_PGSQL,	 /* PostgreSQL through libpq */
+};
+
 struct config {
 	char *path; /* the file it came from, NULL for the embedded default */
 	char *hostname;
@@ -100,6 +105,17 @@ struct config {
 	unsigned timeout_idle;		   /* seconds after login */
 	unsigned timeout_smtp;		   /* SMTP: seconds without input */
 	unsigned auth_failure_delay_ms;	   /* base delay of a failed login */
+	/* Where users live: the users file or PostgreSQL (userdb = pgsql). */
+	enum userdb_kind userdb;
+	char *pgsql_conninfo;	       /* libpq connection string */
+	char *pgsql_conninfo_failover; /* tried when the first is down */
+	unsigned pgsql_pool_size;      /* connections */
+	unsigned pgsql_query_timeout_ms;
+	char *pgsql_user_query;	   /* $1: the canonical user name */
+	char *pgsql_alias_query;   /* every alias: address, targets */
+	char *pgsql_iterate_query; /* every user, for the retention pass */
+	unsigned userdb_cache_ttl; /* seconds a found user is kept */
+	unsigned userdb_negative_cache_ttl; /* seconds an unknown one is */
 	bool log_debug;
 	/* SMTP */
 	unsigned max_message_size;   /* octets (RFC 1870 SIZE) */

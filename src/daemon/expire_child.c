@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "auth/passwd_file.h"
+#include "auth/userdb_pgsql.h"
 #include "daemon/privdrop.h"
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -38,10 +39,14 @@ void expire_child_main(const struct config *cfg, int mail_root_fd,
 	time_t now;
 
 	(void)foreground;
-	/* The users file is out of reach after the chroot. */
-	if (passwd_db_load(cfg->users_file, &db, &error) < 0) {
-		log_error("retention pass: cannot read %s: %s", cfg->users_file,
-			  error);
+	/* The users file is out of reach after the chroot; with userdb =
+	 * pgsql the per-user fields come from the database (a blocking
+	 * query is fine in this child). */
+	if (userdb_load_all(cfg, &db, &error) < 0) {
+		char what[4200];
+
+		log_error("retention pass: cannot read %s: %s",
+			  userdb_describe(cfg, what, sizeof(what)), error);
 		_exit(1);
 	}
 	/* DATA_DIR may be root's: the summary is written before the drop. */

@@ -157,7 +157,8 @@ void firststart_prepare(const struct config *cfg)
 		log_info("first start: made a self-signed certificate %s for "
 			 "%s",
 			 cfg->tls_cert, cfg->hostname);
-	if (access(cfg->users_file, F_OK) < 0)
+	/* With userdb = pgsql the users are the database's business. */
+	if (cfg->userdb == USERDB_FILE && access(cfg->users_file, F_OK) < 0)
 		firststart_demo_user(cfg);
 }
 

@@ -223,7 +223,12 @@ static void master_auth_confine(struct config *cfg)
 
 	/* The aliases file may lie outside that folder. */
 	(void)auth_server_preload_aliases(cfg);
-	if (!privdrop_is_root() || slash == NULL) {
+	/* userdb = pgsql: the process talks to the database over the
+	 * network or a socket in /run, and libpq may need /etc/hosts,
+	 * resolv.conf and the CA bundle: no chroot, privileges dropped
+	 * all the same. */
+	if (!privdrop_is_root() || slash == NULL ||
+	    cfg->userdb == USERDB_PGSQL) {
 		privdrop_to(cfg->user, NULL);
 		return;
 	}

@@ -499,11 +499,17 @@ static void smtp_rcpt_lookup_done(const struct auth_reply *reply, void *ctx)
 {
 	struct smtp_session *s = ctx;
 	struct smtp_rcpt r = s->txn.pending;
+	char cause[128];
 
 	s->auth_req = NULL;
 	s->txn.pending.maildir_fd = -1;
 	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
-		smtp_tempfail(s, "recipient lookup failed",
+		/* The cause (the user database is down, the auth process
+		 * is busy) is what the operator needs on the line. */
+		snprintf(cause, sizeof(cause), "recipient lookup failed: %s",
+			 reply == NULL ? "auth process unavailable"
+				       : auth_cause_str(reply->cause));
+		smtp_tempfail(s, cause,
 			      "451 4.3.0 Temporary lookup failure; try again "
 			      "later");
 	} else if (reply->result != AUTH_RESULT_OK ||
