@@ -45,8 +45,6 @@
 
 static void postctl_usage(FILE *out);
 static struct config *postctl_load_config(const char *path);
-static int postctl_normalize(const struct config *cfg, const char *in,
-			     char *out, size_t outsize);
 static int postctl_user_exists(const char *users_file, const char *name,
 			       bool *exists_r);
 static int postctl_read_line_fd(int fd, struct postctl_password *pw);
@@ -79,6 +77,7 @@ static int postctl_user_passwd(const struct config *cfg, const char *arg);
 static int postctl_user_del(const struct config *cfg, const char *arg);
 static int postctl_user_list(const struct config *cfg);
 static int postctl_deliver(const struct config *cfg, const char *arg);
+static int postctl_alias_main(const struct config *cfg, int argc, char **argv);
 
 /* The terminal as it was before echo was turned off, for the signal
  * handler that must put it back. */
@@ -91,6 +90,11 @@ static void postctl_usage(FILE *out)
 		     "       postctl [-c FILE] user passwd NAME\n"
 		     "       postctl [-c FILE] user del NAME\n"
 		     "       postctl [-c FILE] user list\n"
+		     "       postctl [-c FILE] alias add ADDRESS TARGET...\n"
+		     "       postctl [-c FILE] alias del ADDRESS\n"
+		     "       postctl [-c FILE] alias list\n"
+		     "       postctl [-c FILE] migrate [--users FILE] "
+		     "[--aliases FILE]\n"
 		     "       postctl [-c FILE] deliver ADDRESS < MESSAGE\n"
 		     "       postctl [-c FILE] queue list\n"
 		     "       postctl [-c FILE] queue show ID\n"
@@ -131,8 +135,8 @@ static struct config *postctl_load_config(const char *path)
 }
 
 /* INV-S2: a name becomes a path only after username_normalize(). */
-static int postctl_normalize(const struct config *cfg, const char *in,
-			     char *out, size_t outsize)
+int postctl_normalize(const struct config *cfg, const char *in, char *out,
+		      size_t outsize)
 {
 	char escaped[4 * AUTH_MAX_USER + 1];
 
@@ -722,6 +726,15 @@ static int postctl_deliver(const struct config *cfg, const char *arg)
 	return EX_OK;
 }
 
+/* Aliases live in the database only (userdb = pgsql) in this build. */
+static int postctl_alias_main(const struct config *cfg, int argc, char **argv)
+{
+	if (cfg->userdb == USERDB_PGSQL)
+		return postctl_db_alias_main(cfg, argc, argv);
+	fprintf(stderr, "postctl: alias needs userdb = pgsql\n");
+	return EX_CONFIG;
+}
+
 int main(int argc, char **argv)
 {
 	const char *config_path = NULL;
@@ -762,6 +775,16 @@ int main(int argc, char **argv)
 		}
 	} else if (strcmp(argv[0], "check") == 0) {
 		return postctl_check_main(argc, argv);
+	} else if (strcmp(argv[0], "alias") == 0 ||
+		   strcmp(argv[0], "migrate") == 0) {
+		cfg = postctl_load_config(config_path);
+		if (cfg == NULL)
+			return EX_CONFIG;
+		rc = strcmp(argv[0], "migrate") == 0
+			 ? postctl_migrate_main(cfg, argc, argv)
+			 : postctl_alias_main(cfg, argc, argv);
+		config_free(&cfg);
+		return rc;
 	} else if (strcmp(argv[0], "queue") == 0 ||
 		   strcmp(argv[0], "expire") == 0) {
 		cfg = postctl_load_config(config_path);
@@ -781,6 +804,8 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	if (strcmp(argv[0], "deliver") == 0)
 		rc = postctl_deliver(cfg, argv[1]);
+	else if (cfg->userdb == USERDB_PGSQL)
+		rc = postctl_db_user_main(cfg, argc, argv);
 	else if (strcmp(argv[1], "add") == 0)
 		rc = postctl_user_add(cfg, argv[2]);
 	else if (strcmp(argv[1], "passwd") == 0)

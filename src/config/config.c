@@ -107,7 +107,8 @@ static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_duration, config_set_log_level, config_set_retention,
     config_set_domain_retention, config_set_relay_host, config_set_transport,
     config_set_dns_servers, config_set_tls_policy, config_set_domain_tls,
-    config_set_selector, config_set_dkim_key;
+    config_set_selector, config_set_dkim_key, config_set_userdb,
+    config_set_conninfo;
 static config_setter config_set_listener_plaintext_auth;
 
 #define OFF(field) offsetof(struct config, field)
@@ -117,6 +118,10 @@ static const struct config_key config_keys[] = {
     {.name = "domains", .set = config_set_domains},
     {.name = "data_dir", .set = config_set_path, .offset = OFF(data_dir)},
     {.name = "users_file", .set = config_set_path, .offset = OFF(users_file)},
+    {.name = "userdb", .set = config_set_userdb, .offset = OFF(userdb)},
+    {.name = "pgsql_conninfo",
+     .set = config_set_conninfo,
+     .offset = OFF(pgsql_conninfo)},
     {.name = "tls_cert", .set = config_set_path, .offset = OFF(tls_cert)},
     {.name = "tls_key", .set = config_set_path, .offset = OFF(tls_key)},
     {.name = "user", .set = config_set_account, .offset = OFF(user)},
@@ -791,6 +796,41 @@ static int config_set_path(struct config_parser *p, const struct config_key *k,
 			   char *value)
 {
 	return config_store_path(p, k->name, value, FIELD(p, k, char *));
+}
+
+static int config_set_userdb(struct config_parser *p,
+			     const struct config_key *k, char *value)
+{
+	enum userdb *field = FIELD(p, k, enum userdb);
+	char quoted[128];
+
+	if (strcmp(value, "file") == 0)
+		*field = USERDB_FILE;
+	else if (strcmp(value, "pgsql") == 0)
+		*field = USERDB_PGSQL;
+	else {
+		config_error(p, p->line, "%s: '%s' is not file or pgsql",
+			     k->name,
+			     config_quote(quoted, sizeof(quoted), value));
+		return -1;
+	}
+	return 0;
+}
+
+/* Kept as written (a config line bounds its length): libpq parses it,
+ * and it may hold a password, so it is never quoted back in a message. */
+static int config_set_conninfo(struct config_parser *p,
+			       const struct config_key *k, char *value)
+{
+	char **field = FIELD(p, k, char *);
+
+	if (*value == '\0') {
+		config_error(p, p->line, "%s: empty", k->name);
+		return -1;
+	}
+	free(*field);
+	*field = xstrdup(value);
+	return 0;
 }
 
 static int config_set_account(struct config_parser *p,
@@ -1544,6 +1584,8 @@ int config_validate(const struct config *cfg, FILE *errors)
 			     cfg->auth_default_domain);
 	if (cfg->relay_auth != NULL && cfg->relay_host == NULL)
 		config_error(&p, 0, "relay_auth needs relay_host");
+	if (cfg->userdb == USERDB_PGSQL && cfg->pgsql_conninfo == NULL)
+		config_error(&p, 0, "userdb = pgsql needs pgsql_conninfo");
 	if (cfg->relay_auth_insecure &&
 	    (cfg->relay_auth == NULL || cfg->relay_host == NULL ||
 	     !config_is_loopback_host(cfg->relay_host->host)))
@@ -1703,6 +1745,7 @@ void config_free(struct config **cfgp)
 	free(cfg->domains);
 	free(cfg->data_dir);
 	free(cfg->users_file);
+	free(cfg->pgsql_conninfo);
 	free(cfg->tls_cert);
 	free(cfg->tls_key);
 	free(cfg->user);

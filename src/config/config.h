@@ -50,6 +50,12 @@ enum tls_policy {
 	TLS_POLICY_VERIFY,
 };
 
+/* Where the users (and aliases) live: the users file, or PostgreSQL. */
+enum userdb {
+	USERDB_FILE,
+	USERDB_PGSQL,
+};
+
 /* transport.DOMAIN = HOST:PORT, and relay_host: a fixed next hop. */
 struct config_route {
 	char *domain; /* lowercase; NULL for relay_host */
@@ -83,6 +89,8 @@ struct config {
 	size_t domain_count;
 	char *data_dir;
 	char *users_file;
+	enum userdb userdb;
+	char *pgsql_conninfo; /* libpq connection string; NULL: unset */
 	char *tls_cert;
 	char *tls_key;
 	char *user; /* the unprivileged account workers run as */
