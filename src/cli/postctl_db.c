@@ -95,6 +95,8 @@ static void pdb_alias_error(struct pdb_aliases *a, const char *path, int line,
 static void pdb_alias_parse_logical(struct pdb_aliases *a,
 				    const struct config *cfg, const char *path,
 				    int line, char *text);
+static int pdb_read_line(FILE *f, char *buf, size_t size, size_t *len_r,
+			 bool *too_long_r);
 static int pdb_aliases_load(const struct config *cfg, const char *path,
 			    struct pdb_aliases *a);
 static int pdb_alias_cmp(const void *x, const void *y);
@@ -704,6 +706,34 @@ static void pdb_alias_parse_logical(struct pdb_aliases *a,
 }
 
 /*
+ * One line without its LF into buf (size bytes with the NUL). A longer
+ * line is read to its end and only its start kept, *too_long_r set, so
+ * the next line starts in the right place. Returns 0, -1 at the end of
+ * the file, -2 on a read error.
+ */
+static int pdb_read_line(FILE *f, char *buf, size_t size, size_t *len_r,
+			 bool *too_long_r)
+{
+	size_t len = 0;
+	int c;
+
+	*too_long_r = false;
+	while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+		if (len + 1 < size)
+			buf[len++] = (char)c;
+		else
+			*too_long_r = true;
+	}
+	if (c == EOF && ferror(f))
+		return -2;
+	if (c == EOF && len == 0 && !*too_long_r)
+		return -1;
+	buf[len] = '\0';
+	*len_r = len;
+	return 0;
+}
+
+/*
  * Reads a Postfix virtual(5) table: "PATTERN RESULT" lines, '#' comments
  * and blank lines ignored, a line starting with white space continuing
  * the one before. Every bad line is reported with its number; returns the
@@ -713,29 +743,29 @@ static int pdb_aliases_load(const struct config *cfg, const char *path,
 			    struct pdb_aliases *a)
 {
 	char *logical = xmalloc(PDB_MAX_ALIAS_LINE + 1);
-	char *line = NULL;
-	size_t cap = 0, llen = 0;
-	ssize_t n;
-	int lineno = 0, start = 0;
-	bool too_long = false;
+	char *line = xmalloc(PDB_MAX_ALIAS_LINE + 1);
+	size_t len, llen = 0;
+	int lineno = 0, start = 0, r;
+	bool too_long = false, line_too_long;
 	FILE *f = fopen(path, "re");
 
 	if (f == NULL) {
 		fprintf(stderr, "postctl: cannot open %s: %s\n", path,
 			strerror(errno));
 		free(logical);
+		free(line);
 		return -1;
 	}
-	/* getline() grows its buffer, but a logical line is capped below:
-	 * this file is the administrator's, read once, by a CLI. */
-	while ((n = getline(&line, &cap, f)) >= 0) {
-		size_t len = (size_t)n;
-
+	while ((r = pdb_read_line(f, line, PDB_MAX_ALIAS_LINE + 1, &len,
+				  &line_too_long)) == 0) {
 		lineno++;
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
 		if (len > 0 && line[len - 1] == '\r')
 			line[--len] = '\0';
+		if (line_too_long) {
+			pdb_alias_error(a, path, lineno, "longer than %d bytes",
+					PDB_MAX_ALIAS_LINE);
+			continue;
+		}
 		if (memchr(line, '\0', len) != NULL) {
 			pdb_alias_error(a, path, lineno, "NUL byte in line");
 			continue;
@@ -771,7 +801,7 @@ static int pdb_aliases_load(const struct config *cfg, const char *path,
 		memcpy(logical + llen, line, len + 1);
 		llen += len;
 	}
-	if (ferror(f)) {
+	if (r < -1) {
 		fprintf(stderr, "postctl: cannot read %s: %s\n", path,
 			strerror(errno));
 		a->errors = -1;

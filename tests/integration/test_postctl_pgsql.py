@@ -259,6 +259,8 @@ def test_migrate_refuses_malformed_users_line(pg, db, tmp_path, line, cause):
     ("x'or'1@example.org  alice@example.org", "is not local@domain"),
     ("ops@example.org  |/bin/sh", "a target that is not local@domain"),
     ("ops@example.org  /var/mail/ops", "a target that is not local@domain"),
+    ("big@example.org  " + "a@example.org, " * 400, "longer than 4096"),
+    ("big@example.org  " + "a@example.org, " * 2000, "longer than 16384"),
 ])
 def test_migrate_refuses_malformed_alias_line(pg, db, tmp_path, line, cause):
     srv, name = db
