@@ -28,6 +28,8 @@ struct passwd_db {
 	size_t *slots;
 	size_t slot_count; /* a power of two, kept at most half full */
 	size_t weak_count; /* users with a weak scheme, for one summary */
+	size_t skipped_count;
+	int first_skipped_line;
 };
 
 /* Weak schemes are named line by line up to this many; a file of
@@ -71,6 +73,13 @@ static int passwd_edit_write_line(FILE *out, const char *line, size_t len,
 static int passwd_file_edit(const char *path, struct passwd_edit *edit,
 			    bool create, bool replace, const char **error_r);
 static int passwd_fsync_dir(const char *path);
+static void passwd_db_note_skipped(struct passwd_db *db, int lineno);
+
+static void passwd_db_note_skipped(struct passwd_db *db, int lineno)
+{
+	if (db->skipped_count++ == 0)
+		db->first_skipped_line = lineno;
+}
 
 /* FNV-1a: the file is written by the administrator, not by peers, so
  * a keyed hash against flooding is not needed. */
@@ -263,7 +272,7 @@ int passwd_db_load(const char *path, struct passwd_db **db_r,
 	char *line = xmalloc(PASSWD_MAX_LINE + 1);
 	struct passwd_db *db;
 	enum passwd_read r;
-	size_t len;
+	size_t len, count;
 	int lineno = 0;
 	FILE *f;
 
@@ -285,6 +294,7 @@ int passwd_db_load(const char *path, struct passwd_db **db_r,
 		if (r == PASSWD_READ_TOO_LONG) {
 			log_warn("%s:%d: line longer than %d bytes, skipped",
 				 path, lineno, PASSWD_MAX_LINE);
+			passwd_db_note_skipped(db, lineno);
 			continue;
 		}
 		if (len > 0 && line[len - 1] == '\r')
@@ -292,11 +302,15 @@ int passwd_db_load(const char *path, struct passwd_db **db_r,
 		if (memchr(line, '\0', len) != NULL) {
 			log_warn("%s:%d: NUL byte in line, skipped", path,
 				 lineno);
+			passwd_db_note_skipped(db, lineno);
 			continue;
 		}
 		if (len == 0 || line[0] == '#')
 			continue;
+		count = db->count;
 		passwd_db_parse_line(db, path, lineno, line);
+		if (db->count == count)
+			passwd_db_note_skipped(db, lineno);
 	}
 	if (r == PASSWD_READ_ERROR) {
 		*error_r = passwd_set_error("read(%s): %s", path, errno);
@@ -329,6 +343,12 @@ const struct passwd_entry *passwd_db_lookup(const struct passwd_db *db,
 size_t passwd_db_count(const struct passwd_db *db)
 {
 	return db == NULL ? 0 : db->count;
+}
+
+size_t passwd_db_skipped(const struct passwd_db *db, int *first_line_r)
+{
+	*first_line_r = db == NULL ? 0 : db->first_skipped_line;
+	return db == NULL ? 0 : db->skipped_count;
 }
 
 const struct passwd_entry *passwd_db_entry(const struct passwd_db *db, size_t i)

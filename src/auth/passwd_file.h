@@ -40,6 +40,9 @@ bool passwd_db_add(struct passwd_db *db, const char *name, const char *password,
 const struct passwd_entry *passwd_db_lookup(const struct passwd_db *db,
 					    const char *name);
 size_t passwd_db_count(const struct passwd_db *db);
+/* Lines skipped by passwd_db_load() (each already logged), and the first
+ * one's number: an import refuses a file that is not wholly usable. */
+size_t passwd_db_skipped(const struct passwd_db *db, int *first_line_r);
 /* Entries in file order, for postctl user list. */
 const struct passwd_entry *passwd_db_entry(const struct passwd_db *db,
 					   size_t i);

@@ -45,8 +45,6 @@
 
 static void postctl_usage(FILE *out);
 static struct config *postctl_load_config(const char *path);
-static int postctl_normalize(const struct config *cfg, const char *in,
-			     char *out, size_t outsize);
 static int postctl_user_exists(const char *users_file, const char *name,
 			       bool *exists_r);
 static int postctl_read_line_fd(int fd, struct postctl_password *pw);
@@ -94,6 +92,8 @@ static void postctl_usage(FILE *out)
 		     "       postctl [-c FILE] alias add ADDRESS TARGET...\n"
 		     "       postctl [-c FILE] alias del ADDRESS\n"
 		     "       postctl [-c FILE] alias list\n"
+		     "       postctl [-c FILE] migrate [--users FILE] "
+		     "[--aliases FILE]\n"
 		     "       postctl [-c FILE] deliver ADDRESS < MESSAGE\n"
 		     "       postctl [-c FILE] queue list\n"
 		     "       postctl [-c FILE] queue show ID\n"
@@ -134,8 +134,8 @@ static struct config *postctl_load_config(const char *path)
 }
 
 /* INV-S2: a name becomes a path only after username_normalize(). */
-static int postctl_normalize(const struct config *cfg, const char *in,
-			     char *out, size_t outsize)
+int postctl_normalize(const struct config *cfg, const char *in, char *out,
+		      size_t outsize)
 {
 	char escaped[4 * AUTH_MAX_USER + 1];
 
@@ -765,6 +765,13 @@ int main(int argc, char **argv)
 		}
 	} else if (strcmp(argv[0], "check") == 0) {
 		return postctl_check_main(argc, argv);
+	} else if (strcmp(argv[0], "migrate") == 0) {
+		cfg = postctl_load_config(config_path);
+		if (cfg == NULL)
+			return EX_CONFIG;
+		rc = postctl_migrate_main(cfg, argc, argv);
+		config_free(&cfg);
+		return rc;
 	} else if (strcmp(argv[0], "queue") == 0 ||
 		   strcmp(argv[0], "expire") == 0 ||
 		   strcmp(argv[0], "alias") == 0) {
@@ -787,6 +794,8 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 	if (strcmp(argv[0], "deliver") == 0)
 		rc = postctl_deliver(cfg, argv[1]);
+	else if (cfg->userdb == USERDB_PGSQL)
+		rc = postctl_db_user_main(cfg, argc, argv);
 	else if (strcmp(argv[1], "add") == 0)
 		rc = postctl_user_add(cfg, argv[2]);
 	else if (strcmp(argv[1], "passwd") == 0)

@@ -26,6 +26,10 @@ int postctl_drop_privileges(const struct config *cfg);
 int postctl_open_mail_root(const struct config *cfg);
 /* Flushes stdout; EX_OK or EX_IOERR (printed) when the write failed. */
 int postctl_stdout_done(void);
+/* A user name from the command line, canonical (INV-S2), or -1 after
+ * printing why. */
+int postctl_normalize(const struct config *cfg, const char *in, char *out,
+		      size_t outsize);
 
 /* The command families. argv[0] is the family name ("queue", ...).
  * Each checks its own arguments, prints usage to stderr on a mistake
@@ -33,6 +37,11 @@ int postctl_stdout_done(void);
 int postctl_queue_main(const struct config *cfg, int argc, char **argv);
 int postctl_expire_main(const struct config *cfg, int argc, char **argv);
 int postctl_alias_main(const struct config *cfg, int argc, char **argv);
+/* userdb = pgsql (postctl_db.c): "user ..." as checked by main(), "alias
+ * ...", and "migrate --users FILE --aliases FILE". */
+int postctl_db_user_main(const struct config *cfg, int argc, char **argv);
+int postctl_db_alias_main(const struct config *cfg, int argc, char **argv);
+int postctl_migrate_main(const struct config *cfg, int argc, char **argv);
 /* check needs no config: it looks at a server from the outside. */
 int postctl_check_main(int argc, char **argv);
 

@@ -113,6 +113,9 @@ int postctl_alias_main(const struct config *cfg, int argc, char **argv)
 		postctl_alias_usage();
 		return EX_USAGE;
 	}
+	/* userdb = pgsql: the aliases table replaces aliases_file. */
+	if (cfg->userdb == USERDB_PGSQL)
+		return postctl_db_alias_main(cfg, argc, argv);
 	if (cfg->aliases_file == NULL) {
 		fprintf(stderr, "postctl: aliases_file is not set in the "
 				"configuration\n");

@@ -111,6 +111,7 @@ static void test_passwd_load_good_and_bad_lines(void **state)
 	    "last@example.org:{PLAIN}no-newline";
 	struct passwd_db *db;
 	const struct passwd_entry *e;
+	int first = 0;
 
 	(void)state;
 	write_file(data, sizeof(data) - 1);
@@ -164,6 +165,11 @@ static void test_passwd_load_good_and_bad_lines(void **state)
 	assert_string_equal(passwd_db_entry(db, 4)->name, "grace@example.org");
 	assert_string_equal(passwd_db_entry(db, 5)->name, "last@example.org");
 	assert_null(passwd_db_entry(db, 6));
+
+	/* Every skipped line is counted for postctl migrate, which refuses
+	 * a file it cannot import whole: lines 7-13 and 15. */
+	assert_int_equal(passwd_db_skipped(db, &first), 8);
+	assert_int_equal(first, 7);
 	passwd_db_free(&db);
 	assert_null(db);
 }
