@@ -42,6 +42,7 @@ fuzz_retention:300
 fuzz_check_reply:9000
 fuzz_autodiscover:17000
 fuzz_smtp_reply:9000
+fuzz_proxy_proto:1100
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \
