@@ -17,7 +17,9 @@ static const char proxy_v1_sig[] = "PROXY ";
 #define PROXY_V2_AF_INET 0x1
 #define PROXY_V2_AF_INET6 0x2
 #define PROXY_V2_AF_UNIX 0x3
+#define PROXY_V2_TRANSPORT_UNSPEC 0x0
 #define PROXY_V2_STREAM 0x1
+#define PROXY_V2_DGRAM 0x2
 /* Address blocks: two addresses and two ports (UNIX: two 108-byte
  * paths). */
 #define PROXY_V2_INET_LEN 12
@@ -274,8 +276,15 @@ static const char *proxy_v2_addrs(const uint8_t *block, size_t block_len,
 	default:
 		return "PROXY v2 header with an unknown address family";
 	}
+	/* UDP, or an unspecified transport, over INET: the spec's fallback
+	 * to UNSPEC, keeping the socket's peer. */
+	if (transport == PROXY_V2_TRANSPORT_UNSPEC ||
+	    transport == PROXY_V2_DGRAM) {
+		*addr_len_r = block_len;
+		return NULL;
+	}
 	if (transport != PROXY_V2_STREAM)
-		return "PROXY v2 header for a transport other than a stream";
+		return "PROXY v2 header with an unknown transport";
 	if (family == PROXY_V2_AF_INET) {
 		if (block_len < PROXY_V2_INET_LEN)
 			return "PROXY v2 IPv4 address block too short";

@@ -145,6 +145,7 @@ static void test_v1_malformed(void **state)
 	    "PROXY TCP4 2001:db8::1 192.0.2.10 56324 110\r\n",
 	    "PROXY TCP6 203.0.113.5 2001:db8::1 56324 110\r\n",
 	    "PROXY TCP4 203.0.113.256 192.0.2.10 56324 110\r\n",
+	    "PROXY TCP4 203.0.113.05 192.0.2.10 56324 110\r\n",
 	    "PROXY TCP4 203.0.113.5 192.0.2.10 65536 110\r\n",
 	    "PROXY TCP4 203.0.113.5 192.0.2.10 056324 110\r\n",
 	    "PROXY TCP4 203.0.113.5 192.0.2.10 -1 110\r\n",
@@ -260,6 +261,11 @@ static void test_v2_local_unspec_unix(void **state)
 			 PROXY_PARSE_DONE);
 	assert_false(h.has_addr);
 	assert_int_equal(used, 21);
+	/* UDP over IPv4: the spec's fallback to UNSPEC. */
+	len = v2_build(buf, 0x21, 0x12, body, 12);
+	assert_int_equal(proxy_proto_parse(buf, len, &h, &used, &why),
+			 PROXY_PARSE_DONE);
+	assert_false(h.has_addr);
 	body[216] = 0x04; /* PP2_TYPE_NOOP, empty */
 	len = v2_build(buf, 0x21, 0x31, body, sizeof(body));
 	assert_int_equal(proxy_proto_parse(buf, len, &h, &used, &why),
@@ -278,7 +284,7 @@ static void test_v2_malformed(void **state)
 	    {0x11, 0x11, 12, {0}},		  /* version 1 in binary */
 	    {0x31, 0x11, 12, {0}},		  /* version 3 */
 	    {0x22, 0x11, 12, {0}},		  /* command 2 */
-	    {0x21, 0x12, 12, {0}},		  /* IPv4 over UDP */
+	    {0x21, 0x13, 12, {0}},		  /* transport 3 */
 	    {0x21, 0x41, 12, {0}},		  /* family 4 */
 	    {0x21, 0x11, 11, {0}},		  /* IPv4 block short */
 	    {0x21, 0x21, 35, {0}},		  /* IPv6 block short */
