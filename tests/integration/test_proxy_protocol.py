@@ -90,7 +90,7 @@ def test_v2_smtp_received_field_names_the_client(proxied):
     with open("%s/%s" % (proxied.maildir(), names[0]), "rb") as f:
         text = f.read().decode("latin-1")
     assert "Received: from client.example ([192.0.2.77])" in text, text[:600]
-    assert "127.0.0.1" not in text.split("\r\n\r\n")[0], text[:600]
+    assert "127.0.0.1" not in text.split("\n\n")[0], text[:600]
 
 
 def test_pop3s_header_comes_before_the_tls_handshake(proxied):
