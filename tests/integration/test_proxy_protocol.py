@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import pop3util
 import proxyutil
 from conftest import ALICE, ALICE_PW, POSTD, running_server
 from smtputil import data_wire
@@ -217,3 +218,28 @@ def test_config_check_refuses(make_server, overrides, message):
                        text=True, timeout=30)
     assert p.returncode != 0, p.stdout
     assert message in p.stderr, p.stderr
+
+
+def test_reload_finishes_a_header_being_read(make_server):
+    """A SIGHUP retires the workers; a connection whose PROXY header had
+    begun to arrive is still served by its old worker, not dropped."""
+    srv = make_server(overrides=dict(PROXIED, proxy_protocol_timeout="10s"),
+                      start=False)
+    srv.start(wait=False)
+    proxyutil.wait_proxied_pop3(srv)
+    header = proxyutil.v1("203.0.113.77")
+    c = pop3util.Pop3Conn(srv.pop3_port, greeting=False)
+    try:
+        c.sock.sendall(header[:10])
+        time.sleep(0.3)  # the worker has taken it and is reading
+        mark = srv.log_mark()
+        srv.hup()
+        srv.wait_log(r"started generation 2", since=mark)
+        time.sleep(0.5)  # the old generation has stopped accepting
+        c.sock.sendall(header[10:])
+        greeting = c.line()
+        assert greeting.startswith("+OK"), greeting
+        c.cmd("QUIT")
+    finally:
+        c.close()
+    srv.wait_log(r"proxied peer=203\.0\.113\.77 ", since=mark)
