@@ -6,6 +6,7 @@
 #include "config/config.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
@@ -130,6 +131,13 @@ static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_selector, config_set_dkim_key, config_set_address,
     config_set_delimiter, config_set_userdb, config_set_text;
 static config_setter config_set_listener_plaintext_auth;
+static config_setter config_set_listener_proxy_protocol,
+    config_set_proxy_trusted;
+static int config_parse_cidr(const char *word, struct config_cidr *out);
+static bool config_cidr_match(const struct config_cidr *net, int family,
+			      const uint8_t *addr);
+static void config_validate_proxy(struct config_parser *p,
+				  const struct config *cfg);
 
 #define OFF(field) offsetof(struct config, field)
 
@@ -385,6 +393,17 @@ static const struct config_key config_keys[] = {
     {.name = "srs_secret_file",
      .set = config_set_path,
      .offset = OFF(srs_secret_file)},
+    {.name = "proxy_protocol.",
+     .set = config_set_listener_proxy_protocol,
+     .prefix = true,
+     .repeatable = true,
+     .listener_suffix = true},
+    {.name = "proxy_trusted", .set = config_set_proxy_trusted},
+    {.name = "proxy_protocol_timeout",
+     .set = config_set_duration,
+     .offset = OFF(proxy_protocol_timeout),
+     .min = 1000,
+     .max = CONFIG_MAX_PROXY_TIMEOUT * 1000ull},
 };
 
 #define CONFIG_KEY_COUNT (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -465,6 +484,7 @@ static void config_set_defaults(struct config *cfg)
 	cfg->mx_port = 25;
 	cfg->recipient_delimiter = '+';
 	cfg->alias_max_expansions = ALIAS_MAX_EXPANSIONS_DEFAULT;
+	cfg->proxy_protocol_timeout = CONFIG_DEFAULT_PROXY_TIMEOUT;
 }
 
 static char *config_default_hostname(void)
@@ -1168,6 +1188,156 @@ static int config_set_listener_plaintext_auth(struct config_parser *p,
 	return config_parse_plaintext_auth(p, key, value, field);
 }
 
+/*
+ * proxy_protocol.NAME = yes: connections to that listener start with a
+ * PROXY header (from a load balancer). http is refused: evhttp accepts its
+ * connections itself and would read the header as a request; a balancer's
+ * health check reaches it directly instead.
+ */
+static int config_set_listener_proxy_protocol(struct config_parser *p,
+					      const struct config_key *k,
+					      char *value)
+{
+	struct config_key field_key = *k;
+	enum listen_proto proto;
+	char key[160], quoted[128];
+
+	config_quote(quoted, sizeof(quoted), p->suffix);
+	snprintf(key, sizeof(key), "%s%s", k->name, quoted);
+	if (config_find_proto(p->suffix, &proto) < 0) {
+		config_error(p, p->line, "%s: '%s' is not a listener", key,
+			     quoted);
+		return -1;
+	}
+	if (proto == LISTEN_HTTP || proto == LISTEN_IMAP ||
+	    proto == LISTEN_IMAPS) {
+		config_error(p, p->line,
+			     "%s: not supported on %s (pop3, pop3s, smtp, "
+			     "submission and submissions only)",
+			     key, quoted);
+		return -1;
+	}
+	field_key.name = key;
+	field_key.offset = OFF(proxy_protocol) + (size_t)proto * sizeof(bool);
+	return config_set_bool(p, &field_key, value);
+}
+
+/* "127.0.0.1, 10.0.0.0/8, 2001:db8::/32": where PROXY headers may come
+ * from. A bare address is a /32 or /128. */
+static int config_set_proxy_trusted(struct config_parser *p,
+				    const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	char *word, quoted[128];
+	int rc = 0;
+
+	for (char *c = value; *c != '\0'; c++) {
+		if (*c == ',')
+			*c = ' ';
+	}
+	while ((word = config_next_word(&value)) != NULL) {
+		struct config_cidr net;
+
+		if (config_parse_cidr(word, &net) < 0) {
+			config_error(
+			    p, p->line,
+			    "%s: '%s' is not a network (ADDRESS or "
+			    "ADDRESS/BITS)",
+			    k->name,
+			    config_quote(quoted, sizeof(quoted), word));
+			rc = -1;
+			continue;
+		}
+		if (cfg->proxy_trusted_count >= CONFIG_MAX_PROXY_TRUSTED) {
+			config_error(p, p->line, "%s: more than %d networks",
+				     k->name, CONFIG_MAX_PROXY_TRUSTED);
+			return -1;
+		}
+		cfg->proxy_trusted = xreallocarray(cfg->proxy_trusted,
+						   cfg->proxy_trusted_count + 1,
+						   sizeof(*cfg->proxy_trusted));
+		cfg->proxy_trusted[cfg->proxy_trusted_count++] = net;
+	}
+	return rc;
+}
+
+static int config_parse_cidr(const char *word, struct config_cidr *out)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(word, '/');
+	size_t addr_len = slash != NULL ? (size_t)(slash - word) : strlen(word);
+	unsigned max, bits = 0;
+
+	if (addr_len == 0 || addr_len >= sizeof(addr))
+		return -1;
+	memcpy(addr, word, addr_len);
+	addr[addr_len] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, addr, out->addr) == 1)
+		out->family = AF_INET;
+	else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+		out->family = AF_INET6;
+	else
+		return -1;
+	max = out->family == AF_INET ? 32 : 128;
+	if (slash == NULL) {
+		out->prefix = max;
+		return 0;
+	}
+	if (slash[1] == '\0' || strlen(slash + 1) > 3)
+		return -1;
+	for (const char *d = slash + 1; *d != '\0'; d++) {
+		if (*d < '0' || *d > '9')
+			return -1;
+		bits = bits * 10 + (unsigned)(*d - '0');
+	}
+	if (bits > max)
+		return -1;
+	out->prefix = bits;
+	return 0;
+}
+
+static bool config_cidr_match(const struct config_cidr *net, int family,
+			      const uint8_t *addr)
+{
+	unsigned whole = net->prefix / 8, rest = net->prefix % 8;
+
+	if (net->family != family)
+		return false;
+	if (memcmp(net->addr, addr, whole) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	return ((net->addr[whole] ^ addr[whole]) &
+		(uint8_t)(0xff << (8 - rest))) == 0;
+}
+
+bool config_proxy_trusted(const struct config *cfg, const struct sockaddr *sa)
+{
+	const uint8_t *addr;
+	int family = sa->sa_family;
+
+	if (family == AF_INET) {
+		addr = (const uint8_t *)&(
+			   (const struct sockaddr_in *)(const void *)sa)
+			   ->sin_addr;
+	} else if (family == AF_INET6) {
+		addr = ((const struct sockaddr_in6 *)(const void *)sa)
+			   ->sin6_addr.s6_addr;
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+			family = AF_INET;
+			addr += 12;
+		}
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < cfg->proxy_trusted_count; i++) {
+		if (config_cidr_match(&cfg->proxy_trusted[i], family, addr))
+			return true;
+	}
+	return false;
+}
+
 static int config_set_bool(struct config_parser *p, const struct config_key *k,
 			   char *value)
 {
@@ -1767,7 +1937,24 @@ int config_validate(const struct config *cfg, FILE *errors)
 	}
 	if (cfg->userdb == USERDB_PGSQL)
 		config_validate_pgsql(&p, cfg);
+	config_validate_proxy(&p, cfg);
 	return p.error_count;
+}
+
+/* A listener that expects PROXY headers from nowhere would refuse every
+ * connection: say so at postd -t, not in the log of a running server. */
+static void config_validate_proxy(struct config_parser *p,
+				  const struct config *cfg)
+{
+	for (int proto = 0; proto < LISTEN_PROTO_COUNT; proto++) {
+		if (cfg->proxy_protocol[proto] && cfg->proxy_trusted_count == 0)
+			config_error(
+			    p, 0,
+			    "proxy_protocol.%s = yes needs "
+			    "proxy_trusted (the load balancers' "
+			    "addresses)",
+			    config_proto_name((enum listen_proto)proto));
+	}
 }
 
 enum plaintext_auth config_plaintext_auth(const struct config *cfg,
@@ -1954,6 +2141,7 @@ void config_free(struct config **cfgp)
 	free(cfg->pgsql_user_query);
 	free(cfg->pgsql_alias_query);
 	free(cfg->pgsql_iterate_query);
+	free(cfg->proxy_trusted);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 /* A listener's protocol; the name is the suffix of its listen.NAME key. */
 enum listen_proto {
@@ -67,6 +68,14 @@ struct config_domain_tls {
 struct config_dkim_key {
 	char *domain;
 	char *path;
+};
+
+/* One network of proxy_trusted: family AF_INET or AF_INET6, the address
+ * in network order, and the prefix length in bits. */
+struct config_cidr {
+	int family;
+	uint8_t addr[16];
+	unsigned prefix;
 };
 
 struct listen_addr {
@@ -169,6 +178,12 @@ struct config {
 	/* Forwarding (SRS, doc/internals/srs.md) */
 	char *srs_domain;      /* NULL: the first of domains */
 	char *srs_secret_file; /* default DATA_DIR/srs.secret */
+	/* PROXY protocol: which listeners expect a header, from where, and
+	 * how long a header may take to arrive (seconds). */
+	bool proxy_protocol[LISTEN_PROTO_COUNT];
+	struct config_cidr *proxy_trusted;
+	size_t proxy_trusted_count;
+	unsigned proxy_protocol_timeout;
 };
 
 /* "pop3", "pop3s", ... */
@@ -216,6 +231,10 @@ const char *config_plaintext_auth_name(enum plaintext_auth value);
 /* One line for postd -t: the policy of each configured listener that takes
  * passwords before TLS, as "plaintext_auth: pop3=loopback submission=no". */
 void config_print_plaintext_auth(const struct config *cfg, FILE *out);
+
+/* True if sa (IPv4-mapped IPv6 counts as IPv4) is in one of the
+ * proxy_trusted networks. */
+bool config_proxy_trusted(const struct config *cfg, const struct sockaddr *sa);
 
 /* True if domain (any case) is one of cfg->domains. */
 bool config_is_local_domain(const struct config *cfg, const char *domain);

@@ -36,7 +36,7 @@ struct worker {
 
 static void worker_on_accept(int fd, const struct sockaddr *peer,
 			     socklen_t peer_len, enum listen_proto proto,
-			     void *ctx);
+			     const struct sockaddr *via, void *ctx);
 static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
 			  const char *why);
 static void worker_stop_accepting(struct worker *w);
@@ -70,15 +70,21 @@ static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
 	close(fd);
 }
 
+/*
+ * peer is the client: for a PROXY protocol listener, the one its header
+ * named, so the caps below count clients, not the balancer.
+ */
 static void worker_on_accept(int fd, const struct sockaddr *peer,
 			     socklen_t peer_len, enum listen_proto proto,
-			     void *ctx)
+			     const struct sockaddr *via, void *ctx)
 {
 	struct worker *w = ctx;
 	char why[160];
 	struct conn *conn;
 
-	if (w->stopping) {
+	/* Retiring (reload) still serves a connection whose PROXY header
+	 * was being read when accepting stopped; shutting down does not. */
+	if (w->stopping && (via == NULL || w->stop_deadline != 0)) {
 		close(fd);
 		return;
 	}
@@ -92,6 +98,8 @@ static void worker_on_accept(int fd, const struct sockaddr *peer,
 	conn =
 	    conn_new(w->base, fd, peer, peer_len, proto,
 		     config_proto_implicit_tls(proto) ? w->env.ssl_ctx : NULL);
+	if (via != NULL)
+		conn_set_via(conn, via);
 	if (proto == LISTEN_POP3 || proto == LISTEN_POP3S)
 		pop3_session_start(conn, &w->env);
 	else
@@ -142,7 +150,7 @@ static void worker_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (!w->stopping)
 		return;
-	if (conn_count() == 0 ||
+	if ((conn_count() == 0 && listener_proxy_pending() == 0) ||
 	    (w->stop_deadline != 0 && time(NULL) >= w->stop_deadline))
 		event_base_loopexit(w->base, NULL);
 }
@@ -179,8 +187,9 @@ int worker_run(const struct worker_params *params)
 			http_server_listen(w.http, &params->listeners[i]);
 			continue;
 		}
-		w.watches[w.watch_count++] = listener_watch_new(
-		    w.base, &params->listeners[i], worker_on_accept, &w);
+		w.watches[w.watch_count++] =
+		    listener_watch_new(w.base, &params->listeners[i],
+				       params->cfg, worker_on_accept, &w);
 	}
 	w.sig_term = evsignal_new(w.base, SIGTERM, worker_sigterm_cb, &w);
 	w.sig_int = evsignal_new(w.base, SIGINT, worker_sigterm_cb, &w);
@@ -192,6 +201,7 @@ int worker_run(const struct worker_params *params)
 	event_add(w.check, &tick);
 	event_base_dispatch(w.base);
 	worker_stop_accepting(&w);
+	listener_proxy_drop_all();
 	http_server_free(&w.http);
 	/* Commits in flight finish before the process goes (INV-D1). */
 	spool_pool_free(&w.env.spool);

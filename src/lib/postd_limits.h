@@ -287,5 +287,10 @@
 /* queue_lifetime, delay_warning_time, queue_retry_*: at most 30 days. */
 #define CONFIG_MAX_QUEUE_TIME (30 * 86400)
 #define CONFIG_MAX_DNS_SERVERS 8
+/* proxy_trusted: networks listed; proxy_protocol_timeout: at most a
+ * minute, default 5 s (a balancer sends the header at once). */
+#define CONFIG_MAX_PROXY_TRUSTED 64
+#define CONFIG_MAX_PROXY_TIMEOUT 60
+#define CONFIG_DEFAULT_PROXY_TIMEOUT 5
 
 #endif

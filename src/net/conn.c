@@ -49,6 +49,7 @@ struct conn {
 	enum listen_proto proto;
 	char id[13];
 	char peer_str[INET6_ADDRSTRLEN];
+	char via_str[INET6_ADDRSTRLEN]; /* the balancer, "" when direct */
 	bool tls;
 	bool closing;	 /* conn_close() called: flushing */
 	bool destroying; /* destroy scheduled */
@@ -186,6 +187,20 @@ void conn_format_addr(const struct sockaddr *sa, char *out, size_t size)
 	} else {
 		snprintf(out, size, "local");
 	}
+}
+
+void conn_set_via(struct conn *conn, const struct sockaddr *via)
+{
+	conn_format_addr(via, conn->via_str, sizeof(conn->via_str));
+	log_info("proxied peer=%s session=%s proto=%s via=%s (peer %s via "
+		 "proxy %s)",
+		 conn->peer_str, conn->id, config_proto_name(conn->proto),
+		 conn->via_str, conn->peer_str, conn->via_str);
+}
+
+const char *conn_via(const struct conn *conn)
+{
+	return conn->via_str[0] != '\0' ? conn->via_str : NULL;
 }
 
 const char *conn_id(const struct conn *conn)

@@ -50,6 +50,16 @@ struct conn *conn_new(struct event_base *base, int fd,
 void conn_start(struct conn *conn, const struct conn_handler *handler,
 		void *session);
 
+/*
+ * The connection came through a load balancer at via, whose PROXY header
+ * named the peer given to conn_new(): logs it, once, with both addresses.
+ * Everything else (logs, caps, the tarpit, plaintext_auth = loopback,
+ * Received) goes by the peer.
+ */
+void conn_set_via(struct conn *conn, const struct sockaddr *via);
+/* The balancer's address, or NULL for a direct connection. */
+const char *conn_via(const struct conn *conn);
+
 /* Writes the numeric address of sa (IPv4-mapped IPv6 as IPv4). */
 void conn_format_addr(const struct sockaddr *sa, char *out, size_t size);
 

@@ -26,19 +26,36 @@ struct listener_socket {
 int listener_open(const struct listen_addr *addr, struct listener_socket *out,
 		  size_t max, size_t *count_r, char *error, size_t error_size);
 
+/*
+ * A new connection. peer is the client; via is the load balancer it came
+ * through (its PROXY header named peer), or NULL for a direct connection.
+ */
 typedef void listener_accept_fn(int fd, const struct sockaddr *peer,
 				socklen_t peer_len, enum listen_proto proto,
-				void *ctx);
+				const struct sockaddr *via, void *ctx);
 
 struct listener_watch;
 
-/* Calls on_accept for each new connection on ls (the fd stays owned by
- * the caller). */
+/*
+ * Calls on_accept for each new connection on ls (the fd then belongs to
+ * on_accept). With cfg->proxy_protocol set for ls's protocol, only peers
+ * in proxy_trusted are accepted, and on_accept is called once their PROXY
+ * header has been read, with the client it names; a connection from
+ * elsewhere, or with a malformed or slow header, is refused, logged and
+ * closed here. cfg must outlive the watch and every header being read.
+ */
 struct listener_watch *listener_watch_new(struct event_base *base,
 					  const struct listener_socket *ls,
+					  const struct config *cfg,
 					  listener_accept_fn *on_accept,
 					  void *ctx);
-/* Stops accepting (the socket itself is not closed). */
+/* Stops accepting (the socket itself is not closed). Headers already
+ * being read go on being read. */
 void listener_watch_free(struct listener_watch **w);
+
+/* Connections of this process still waiting for their PROXY header. */
+size_t listener_proxy_pending(void);
+/* Closes them (the process is exiting). */
+void listener_proxy_drop_all(void);
 
 #endif

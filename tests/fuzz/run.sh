@@ -44,6 +44,7 @@ fuzz_autodiscover:17000
 fuzz_smtp_reply:9000
 fuzz_alias:20000
 fuzz_srs:400
+fuzz_proxy_proto:1100
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \

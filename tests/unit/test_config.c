@@ -12,6 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cmocka.h>
 
 #include "config/config.h"
@@ -1099,6 +1102,71 @@ static void test_plaintext_auth_per_listener_twice(void **state)
 	loaded_free(&l);
 }
 
+static bool proxy_trusted_addr(const struct config *cfg, const char *text)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(text, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		assert_int_equal(inet_pton(AF_INET6, text, &s6->sin6_addr), 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		assert_int_equal(inet_pton(AF_INET, text, &s4->sin_addr), 1);
+	}
+	return config_proxy_trusted(cfg, (struct sockaddr *)&ss);
+}
+
+/* proxy_trusted: networks with prefixes that end inside a byte, bare
+ * addresses, IPv6, and IPv4-mapped peers matched as IPv4. */
+static void test_proxy_protocol_keys(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "proxy_protocol.pop3 = yes\n"
+		 "proxy_protocol.submissions = no\n"
+		 "proxy_trusted = 10.0.0.0/12, 192.0.2.7 2001:db8::/33\n");
+	assert_int_equal(l.rc, 0);
+	assert_true(l.cfg->proxy_protocol[LISTEN_POP3]);
+	assert_false(l.cfg->proxy_protocol[LISTEN_SUBMISSIONS]);
+	assert_false(l.cfg->proxy_protocol[LISTEN_SMTP]);
+	assert_int_equal(l.cfg->proxy_protocol_timeout, 5);
+	assert_true(proxy_trusted_addr(l.cfg, "10.15.255.255"));
+	assert_false(proxy_trusted_addr(l.cfg, "10.16.0.0"));
+	assert_true(proxy_trusted_addr(l.cfg, "192.0.2.7"));
+	assert_false(proxy_trusted_addr(l.cfg, "192.0.2.8"));
+	assert_true(proxy_trusted_addr(l.cfg, "::ffff:192.0.2.7"));
+	assert_true(proxy_trusted_addr(l.cfg, "2001:db8:7fff::1"));
+	assert_false(proxy_trusted_addr(l.cfg, "2001:db8:8000::1"));
+	assert_false(proxy_trusted_addr(l.cfg, "::ffff:10.16.0.1"));
+	loaded_free(&l);
+	/* Empty: nothing is trusted. */
+	load(&l, minimal);
+	assert_false(proxy_trusted_addr(l.cfg, "127.0.0.1"));
+	loaded_free(&l);
+}
+
+static void test_proxy_protocol_errors(void **state)
+{
+	(void)state;
+	assert_line_refused("proxy_trusted = 10.0.0.0/33",
+			    "'10.0.0.0/33' is not a network");
+	assert_line_refused("proxy_trusted = 2001:db8::/129",
+			    "is not a network");
+	assert_line_refused("proxy_trusted = 10.0.0.0/", "is not a network");
+	assert_line_refused("proxy_trusted = example.org", "is not a network");
+	assert_line_refused("proxy_protocol.http = yes",
+			    "not supported on http");
+	assert_line_refused("proxy_protocol.pop4 = yes", "is not a listener");
+	assert_line_refused("proxy_protocol_timeout = 61s", "too large");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1133,6 +1201,8 @@ int main(void)
 	    cmocka_unit_test(test_plaintext_auth_per_listener),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_errors),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_twice),
+	    cmocka_unit_test(test_proxy_protocol_keys),
+	    cmocka_unit_test(test_proxy_protocol_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
