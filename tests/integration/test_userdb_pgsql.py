@@ -470,3 +470,24 @@ def test_pgsql_config_check(tmp_path, lines, message):
                        timeout=30)
     out = p.stdout.decode()
     assert p.returncode != 0 and message in out, out
+
+
+def test_pgsql_lookup_answers_found_unknown_unavailable(pg):
+    """The directory alone (the probe runs it on a loop of its own): a
+    row is found with its fields made into extra fields, no row is
+    unknown, a stopped server is unavailable -- never unknown."""
+    pg.psql("UPDATE users SET retention = '30d', extra = 'quota=1G' "
+            "WHERE username = %s" % sql_str(ALICE))
+
+    def lookup(name):
+        p = subprocess.run([PROBE, pg.conninfo(), "lookup", name],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        return p.returncode, p.stdout.decode().splitlines()[-1]
+
+    rc, last = lookup(ALICE)
+    assert rc == 0 and last.startswith("found {SHA512-CRYPT}$6$"), last
+    assert last.endswith(" retention=30d quota=1G"), last
+    assert lookup("ghost@example.org") == (0, "unknown")
+    pg.stop()
+    assert lookup(ALICE) == (1, "unavailable")

@@ -5,9 +5,11 @@
  *
  *   pgsql_probe CONNINFO aliases      every alias row the callback gets
  *   pgsql_probe CONNINFO users        every user the retention pass gets
+ *   pgsql_probe CONNINFO lookup NAME  one lookup, as the auth process
  *
  * Lines: "alias KEY TARGETS", "reset", "done ok|failed",
- * "user NAME EXTRA". Exit 0 when the load succeeded.
+ * "user NAME EXTRA", "found HASH EXTRA", "unknown", "unavailable". Exit 0
+ * when the load or the lookup succeeded.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,9 @@ static void probe_add(void *ctx, const char *key, const char *targets);
 static void probe_done(void *ctx, bool ok);
 static int probe_aliases(const struct config *cfg);
 static int probe_users(const struct config *cfg);
+static int probe_lookup(const struct config *cfg, const char *name);
+static void probe_found(enum userdb_status status,
+			const struct userdb_user *user, void *arg);
 
 static void probe_reset(void *ctx)
 {
@@ -89,13 +94,46 @@ static int probe_users(const struct config *cfg)
 	return 0;
 }
 
+static void probe_found(enum userdb_status status,
+			const struct userdb_user *user, void *arg)
+{
+	struct probe *p = arg;
+
+	if (status == USERDB_FOUND)
+		printf("found %s %s\n", user->password, user->extra);
+	else if (status == USERDB_UNKNOWN)
+		printf("unknown\n");
+	else
+		printf("unavailable\n");
+	p->ok = status != USERDB_UNAVAILABLE && status != USERDB_ABORTED;
+	p->finished = true;
+	event_base_loopbreak(p->base);
+}
+
+static int probe_lookup(const struct config *cfg, const char *name)
+{
+	struct probe p = {.base = event_base_new()};
+	struct userdb_pgsql *pg;
+
+	if (p.base == NULL)
+		return 2;
+	pg = userdb_pgsql_new(cfg, p.base);
+	userdb_pgsql_lookup(pg, name, probe_found, &p);
+	if (!p.finished)
+		event_base_dispatch(p.base);
+	userdb_pgsql_free(&pg);
+	event_base_free(p.base);
+	return p.ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct config *cfg;
 	int rc;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: pgsql_probe CONNINFO aliases|users\n");
+	if (argc != 3 && !(argc == 4 && strcmp(argv[2], "lookup") == 0)) {
+		fprintf(stderr, "usage: pgsql_probe CONNINFO "
+				"aliases|users|lookup NAME\n");
 		return 2;
 	}
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -107,6 +145,8 @@ int main(int argc, char **argv)
 		rc = probe_aliases(cfg);
 	else if (strcmp(argv[2], "users") == 0)
 		rc = probe_users(cfg);
+	else if (strcmp(argv[2], "lookup") == 0)
+		rc = probe_lookup(cfg, argv[3]);
 	else
 		rc = 2;
 	config_free(&cfg);
