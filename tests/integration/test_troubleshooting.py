@@ -717,13 +717,14 @@ def test_row_smtp_disk_full_during_data_452_431(make_server):
         c = smtp_ehlo(srv.smtp_port)
         assert c.cmd("MAIL FROM:<a@remote.example>").startswith("250")
         assert c.cmd("RCPT TO:<%s>" % ALICE).startswith("250")
-        # another program fills the disk now
-        with open(os.path.join(d, "filler"), "wb") as f:
+        # another program fills the disk now. Unbuffered: a buffered
+        # file keeps what a short write left over and raises ENOSPC again
+        # when the with block closes it, outside this try.
+        with open(os.path.join(d, "filler"), "wb", buffering=0) as f:
             chunk = b"\0" * (1 << 20)
             try:
                 while True:
                     f.write(chunk)
-                    f.flush()
             except OSError as e:
                 assert e.errno == errno.ENOSPC, e
         try:
