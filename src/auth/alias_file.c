@@ -3,18 +3,14 @@
  * edits the users file. Comments, other entries and their continuation
  * lines are copied byte for byte.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <sys/types.h>
 
 #include "auth/alias.h"
+#include "lib/file_rewrite.h"
 #include "lib/parse.h"
-#include "lib/xmalloc.h"
 
 /* One edit: key to drop (every entry of it), targets to append. */
 struct alias_edit {
@@ -27,21 +23,13 @@ struct alias_edit {
 
 static __thread char alias_file_error_buf[512];
 
-static const char *alias_file_error(const char *fmt, const char *path, int err);
 static bool alias_line_key_is(const char *line, size_t len, const char *key);
-static int alias_edit_copy(FILE *in, FILE *out, struct alias_edit *edit);
-static int alias_fsync_dir(const char *path);
+static int alias_edit_copy(FILE *in, FILE *out, void *ctx);
+static int alias_edit_finish(FILE *out, void *ctx, const char **error_r);
 static int alias_file_edit(const char *path, struct alias_edit *edit,
 			   const char **error_r);
 static int alias_key_canonical(const char *key, char *out, size_t size,
 			       const char **error_r);
-
-static const char *alias_file_error(const char *fmt, const char *path, int err)
-{
-	snprintf(alias_file_error_buf, sizeof(alias_file_error_buf), fmt, path,
-		 strerror(err));
-	return alias_file_error_buf;
-}
 
 /* True if the line starts an entry whose key is key (any case). */
 static bool alias_line_key_is(const char *line, size_t len, const char *key)
@@ -63,8 +51,9 @@ static bool alias_line_key_is(const char *line, size_t len, const char *key)
 	return true;
 }
 
-static int alias_edit_copy(FILE *in, FILE *out, struct alias_edit *edit)
+static int alias_edit_copy(FILE *in, FILE *out, void *ctx)
 {
+	struct alias_edit *edit = ctx;
 	char *line = NULL;
 	size_t size = 0;
 	ssize_t n;
@@ -102,136 +91,43 @@ static int alias_edit_copy(FILE *in, FILE *out, struct alias_edit *edit)
 	return ret;
 }
 
-static int alias_fsync_dir(const char *path)
+/* After the copy: refuses adding a key that exists or deleting one that
+ * does not, appends the new entry. */
+static int alias_edit_finish(FILE *out, void *ctx, const char **error_r)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, ret;
+	struct alias_edit *edit = ctx;
 
-	if (slash == NULL)
-		dir = xstrdup(".");
-	else if (slash == path)
-		dir = xstrdup("/");
-	else
-		dir = xstrndup(path, (size_t)(slash - path));
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	close(fd);
-	return ret;
-}
-
-/* Lock, copy into path.tmp.PID with the change, fsync, rename over path,
- * fsync the folder: a crash leaves the old file or the new one. */
-static int alias_file_edit(const char *path, struct alias_edit *edit,
-			   const char **error_r)
-{
-	char lock_path[4096], tmp_path[4096];
-	struct stat st;
-	FILE *in = NULL, *out = NULL;
-	int lock_fd, fd = -1, ret = -1;
-	mode_t mode = 0644;
-	bool have_st = false, tmp_created = false;
-
-	if ((size_t)snprintf(lock_path, sizeof(lock_path), "%s.lock", path) >=
-		sizeof(lock_path) ||
-	    (size_t)snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%ld", path,
-			     (long)getpid()) >= sizeof(tmp_path)) {
-		*error_r = "aliases file path too long";
-		return -1;
-	}
-	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0) {
-		*error_r = alias_file_error("open(%s): %s", lock_path, errno);
-		return -1;
-	}
-	if (flock(lock_fd, LOCK_EX) < 0) {
-		*error_r = alias_file_error("flock(%s): %s", lock_path, errno);
-		close(lock_fd);
-		return -1;
-	}
-	in = fopen(path, "re");
-	if (in == NULL && errno != ENOENT) {
-		*error_r = alias_file_error("open(%s): %s", path, errno);
-		goto out;
-	}
-	if (in != NULL && fstat(fileno(in), &st) == 0) {
-		have_st = true;
-		mode = st.st_mode & 07777;
-	}
-	fd = open(tmp_path,
-		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd < 0) {
-		*error_r = alias_file_error("open(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	tmp_created = true;
-	if (have_st && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM) {
-		*error_r = alias_file_error("fchown(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	if (fchmod(fd, mode) < 0) {
-		*error_r = alias_file_error("fchmod(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	out = fdopen(fd, "w");
-	if (out == NULL) {
-		*error_r = alias_file_error("fdopen(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	fd = -1;
-	if (alias_edit_copy(in, out, edit) < 0) {
-		*error_r = alias_file_error("copying %s: %s", path, errno);
-		goto out;
-	}
 	if (edit->found && edit->targets != NULL) {
 		*error_r = "alias already exists (delete it first)";
-		goto out;
+		return -1;
 	}
 	if (!edit->found && edit->targets == NULL) {
 		*error_r = "no such alias";
-		goto out;
+		return -1;
 	}
 	if (edit->targets != NULL) {
 		if (!edit->last_had_newline && fputc('\n', out) == EOF)
-			goto write_error;
+			return -1;
 		if (fprintf(out, "%s\t%s\n", edit->key, edit->targets) < 0)
-			goto write_error;
+			return -1;
 	}
-	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
-		goto write_error;
-	if (fclose(out) != 0) {
-		out = NULL;
-		goto write_error;
-	}
-	out = NULL;
-	if (rename(tmp_path, path) < 0) {
-		*error_r = alias_file_error("rename(%s): %s", path, errno);
-		goto out;
-	}
-	if (alias_fsync_dir(path) < 0) {
-		*error_r =
-		    alias_file_error("fsync(dir of %s): %s", path, errno);
-		goto out_renamed;
-	}
-	ret = 0;
-	goto out_renamed;
-write_error:
-	*error_r = alias_file_error("write(%s): %s", tmp_path, errno);
-out:
-	if (tmp_created)
-		unlink(tmp_path);
-out_renamed:
-	if (out != NULL)
-		fclose(out);
-	if (fd >= 0)
-		close(fd);
-	if (in != NULL)
-		fclose(in);
-	close(lock_fd);
-	return ret;
+	return 0;
+}
+
+/* The same durable, locked rewrite as the users file gets. */
+static int alias_file_edit(const char *path, struct alias_edit *edit,
+			   const char **error_r)
+{
+	const struct file_rewrite rw = {
+	    .noun = "aliases file",
+	    .mode_if_new = 0644,
+	    .chown_failure_warns = false,
+	    .copy = alias_edit_copy,
+	    .finish = alias_edit_finish,
+	    .ctx = edit,
+	};
+
+	return file_rewrite_locked(path, &rw, error_r);
 }
 
 /* The key as the table stores it, checked by the table itself. */

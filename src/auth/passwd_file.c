@@ -1,16 +1,15 @@
 #include "auth/passwd_file.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "auth/auth_proto.h"
 #include "auth/password.h"
+#include "lib/file_rewrite.h"
 #include "lib/log.h"
 #include "lib/postd_limits.h"
 #include "lib/username.h"
@@ -47,6 +46,8 @@ enum passwd_read {
 struct passwd_edit {
 	const char *name;
 	const char *hash; /* NULL: delete */
+	bool create;	  /* a missing user is added */
+	bool replace;	  /* an existing user gets the new hash */
 	bool found;
 	bool last_had_newline;
 };
@@ -67,12 +68,12 @@ static const char *passwd_field_end(const char *s);
 static const char *passwd_set_error(const char *fmt, const char *path, int err);
 static int passwd_line_name(const char *line, size_t len, char *out,
 			    size_t outsize);
-static int passwd_edit_copy(FILE *in, FILE *out, struct passwd_edit *edit);
+static int passwd_edit_copy(FILE *in, FILE *out, void *ctx);
 static int passwd_edit_write_line(FILE *out, const char *line, size_t len,
 				  struct passwd_edit *edit);
+static int passwd_edit_finish(FILE *out, void *ctx, const char **error_r);
 static int passwd_file_edit(const char *path, struct passwd_edit *edit,
-			    bool create, bool replace, const char **error_r);
-static int passwd_fsync_dir(const char *path);
+			    const char **error_r);
 static void passwd_db_note_skipped(struct passwd_db *db, int lineno);
 
 static void passwd_db_note_skipped(struct passwd_db *db, int lineno)
@@ -426,8 +427,9 @@ static int passwd_edit_write_line(FILE *out, const char *line, size_t len,
 	return fwrite(rest, 1, len, out) == len ? 0 : -1;
 }
 
-static int passwd_edit_copy(FILE *in, FILE *out, struct passwd_edit *edit)
+static int passwd_edit_copy(FILE *in, FILE *out, void *ctx)
 {
+	struct passwd_edit *edit = ctx;
 	char *line = NULL;
 	size_t size = 0;
 	ssize_t n;
@@ -450,147 +452,51 @@ static int passwd_edit_copy(FILE *in, FILE *out, struct passwd_edit *edit)
 	return ret;
 }
 
-static int passwd_fsync_dir(const char *path)
+/* After the copy: refuses what the flags do not allow, appends a new
+ * user. */
+static int passwd_edit_finish(FILE *out, void *ctx, const char **error_r)
 {
-	const char *slash = strrchr(path, '/');
-	char *dir;
-	int fd, ret;
+	struct passwd_edit *edit = ctx;
 
-	if (slash == NULL)
-		dir = xstrdup(".");
-	else if (slash == path)
-		dir = xstrdup("/");
-	else
-		dir = xstrndup(path, (size_t)(slash - path));
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (fd < 0)
-		return -1;
-	ret = fsync(fd);
-	close(fd);
-	return ret;
-}
-
-/*
- * The edit: lock, copy into path.tmp.PID with the change, fsync,
- * rename over path, fsync the directory (INV-D1 style durability for
- * the users file).
- */
-static int passwd_file_edit(const char *path, struct passwd_edit *edit,
-			    bool create, bool replace, const char **error_r)
-{
-	char lock_path[4096], tmp_path[4096];
-	struct stat st;
-	FILE *in = NULL, *out = NULL;
-	int lock_fd, fd = -1, ret = -1;
-	mode_t mode = 0600;
-	bool have_st = false, tmp_created = false;
-
-	if ((size_t)snprintf(lock_path, sizeof(lock_path), "%s.lock", path) >=
-		sizeof(lock_path) ||
-	    (size_t)snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%ld", path,
-			     (long)getpid()) >= sizeof(tmp_path)) {
-		*error_r = "users file path too long";
-		return -1;
-	}
-	lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (lock_fd < 0) {
-		*error_r = passwd_set_error("open(%s): %s", lock_path, errno);
-		return -1;
-	}
-	if (flock(lock_fd, LOCK_EX) < 0) {
-		*error_r = passwd_set_error("flock(%s): %s", lock_path, errno);
-		close(lock_fd);
-		return -1;
-	}
-	in = fopen(path, "re");
-	if (in == NULL && errno != ENOENT) {
-		*error_r = passwd_set_error("open(%s): %s", path, errno);
-		goto out;
-	}
-	if (in != NULL && fstat(fileno(in), &st) == 0) {
-		have_st = true;
-		mode = st.st_mode & 07777;
-	}
-	fd = open(tmp_path,
-		  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
-	if (fd < 0) {
-		*error_r = passwd_set_error("open(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	tmp_created = true;
-	/* Keep the owner and group (root:postd) of the file we replace;
-	 * only root may do so, which is who normally runs postctl. */
-	if (have_st && fchown(fd, st.st_uid, st.st_gid) < 0 && errno != EPERM)
-		log_warn("fchown(%s): %s", tmp_path, strerror(errno));
-	if (fchmod(fd, mode) < 0) {
-		*error_r = passwd_set_error("fchmod(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	out = fdopen(fd, "w");
-	if (out == NULL) {
-		*error_r = passwd_set_error("fdopen(%s): %s", tmp_path, errno);
-		goto out;
-	}
-	fd = -1;
-	if (passwd_edit_copy(in, out, edit) < 0) {
-		*error_r = passwd_set_error("copying %s: %s", path, errno);
-		goto out;
-	}
-	if (edit->found && edit->hash != NULL && !replace) {
+	if (edit->found && edit->hash != NULL && !edit->replace) {
 		*error_r = "user already exists";
-		goto out;
+		return -1;
 	}
-	if (!edit->found && (edit->hash == NULL || !create)) {
+	if (!edit->found && (edit->hash == NULL || !edit->create)) {
 		*error_r = "no such user";
-		goto out;
+		return -1;
 	}
 	if (!edit->found) {
 		if (!edit->last_had_newline && fputc('\n', out) == EOF)
-			goto write_error;
+			return -1;
 		if (fprintf(out, "%s:%s\n", edit->name, edit->hash) < 0)
-			goto write_error;
+			return -1;
 	}
-	if (fflush(out) != 0 || fsync(fileno(out)) != 0)
-		goto write_error;
-	if (fclose(out) != 0) {
-		out = NULL;
-		goto write_error;
-	}
-	out = NULL;
-	if (rename(tmp_path, path) < 0) {
-		*error_r = passwd_set_error("rename(%s): %s", path, errno);
-		goto out;
-	}
-	if (passwd_fsync_dir(path) < 0) {
-		*error_r =
-		    passwd_set_error("fsync(dir of %s): %s", path, errno);
-		/* The rename happened; the caller still has to know the
-		 * change may not survive a crash. */
-		goto out_renamed;
-	}
-	ret = 0;
-	goto out_renamed;
-write_error:
-	*error_r = passwd_set_error("write(%s): %s", tmp_path, errno);
-out:
-	if (tmp_created)
-		unlink(tmp_path);
-out_renamed:
-	if (out != NULL)
-		fclose(out);
-	if (fd >= 0)
-		close(fd);
-	if (in != NULL)
-		fclose(in);
-	close(lock_fd);
-	return ret;
+	return 0;
+}
+
+/* Durable, locked rewrite of the users file; it keeps its owner
+ * (root:postd) and only warns if it cannot. */
+static int passwd_file_edit(const char *path, struct passwd_edit *edit,
+			    const char **error_r)
+{
+	const struct file_rewrite rw = {
+	    .noun = "users file",
+	    .mode_if_new = 0600,
+	    .chown_failure_warns = true,
+	    .copy = passwd_edit_copy,
+	    .finish = passwd_edit_finish,
+	    .ctx = edit,
+	};
+
+	return file_rewrite_locked(path, &rw, error_r);
 }
 
 int passwd_file_set(const char *path, const char *name, const char *hash,
 		    bool create, bool replace, const char **error_r)
 {
-	struct passwd_edit edit = {.name = name, .hash = hash};
+	struct passwd_edit edit = {
+	    .name = name, .hash = hash, .create = create, .replace = replace};
 	const char *error;
 
 	if (!username_is_canonical(name)) {
@@ -602,7 +508,7 @@ int passwd_file_set(const char *path, const char *name, const char *hash,
 		*error_r = "invalid password hash";
 		return -1;
 	}
-	return passwd_file_edit(path, &edit, create, replace, error_r);
+	return passwd_file_edit(path, &edit, error_r);
 }
 
 int passwd_file_delete(const char *path, const char *name, const char **error_r)
@@ -613,5 +519,5 @@ int passwd_file_delete(const char *path, const char *name, const char **error_r)
 		*error_r = "invalid user name";
 		return -1;
 	}
-	return passwd_file_edit(path, &edit, false, false, error_r);
+	return passwd_file_edit(path, &edit, error_r);
 }

@@ -109,6 +109,7 @@ static bool pg_any_alive(const struct userdb_pgsql *pg);
 static void pg_dispatch(struct userdb_pgsql *pg);
 static void pg_conn_send(struct pg_conn *c, struct pg_query *q);
 static void pg_query_timeout(evutil_socket_t fd, short what, void *arg);
+static void pg_query_enqueue(struct userdb_pgsql *pg, struct pg_query *q);
 static void pg_query_unwait(struct userdb_pgsql *pg, struct pg_query *q);
 static void pg_query_answer(struct pg_query *q, enum userdb_status status,
 			    const struct userdb_user *user);
@@ -740,7 +741,6 @@ void userdb_pgsql_lookup(struct userdb_pgsql *pg, const char *name,
 {
 	struct pg_cache_entry *e = pg_cache_slot(pg, name);
 	struct pg_query *q;
-	struct timeval tv;
 
 	if (e->name[0] != '\0' && strcmp(e->name, name) == 0 &&
 	    e->expires_ms > pg_now_ms()) {
@@ -763,18 +763,7 @@ void userdb_pgsql_lookup(struct userdb_pgsql *pg, const char *name,
 		pg_query_fail(q, "too many lookups waiting for a connection");
 		return;
 	}
-	q->timer = evtimer_new(pg->base, pg_query_timeout, q);
-	if (q->timer == NULL)
-		fatal("cannot create a timer");
-	pg_timeval(&tv, pg->cfg->pgsql_query_timeout_ms);
-	evtimer_add(q->timer, &tv);
-	if (pg->wait_tail != NULL)
-		pg->wait_tail->next = q;
-	else
-		pg->wait_head = q;
-	pg->wait_tail = q;
-	pg->waiting++;
-	pg_dispatch(pg);
+	pg_query_enqueue(pg, q);
 }
 
 void userdb_pgsql_load_aliases(struct userdb_pgsql *pg,
@@ -782,7 +771,6 @@ void userdb_pgsql_load_aliases(struct userdb_pgsql *pg,
 			       void (*done)(void *ctx, bool ok), void *ctx)
 {
 	struct pg_query *q;
-	struct timeval tv;
 
 	if (pg->aliases_running)
 		return;
@@ -798,6 +786,15 @@ void userdb_pgsql_load_aliases(struct userdb_pgsql *pg,
 		pg_query_fail(q, "no connection to the database");
 		return;
 	}
+	pg_query_enqueue(pg, q);
+}
+
+/* Queues q for the next free connection, with its query timeout armed
+ * from now: the time spent waiting counts. */
+static void pg_query_enqueue(struct userdb_pgsql *pg, struct pg_query *q)
+{
+	struct timeval tv;
+
 	q->timer = evtimer_new(pg->base, pg_query_timeout, q);
 	if (q->timer == NULL)
 		fatal("cannot create a timer");

@@ -73,6 +73,18 @@ static int pdb_command(PGconn *conn, const char *sql);
 static int pdb_rows(PGconn *conn, const char *what, const char *sql,
 		    int nparams, const char *const *params);
 static int pdb_user_exists(PGconn *conn, const char *name, bool *exists_r);
+static void pdb_print_user_exists(const char *name);
+static void pdb_print_no_user(const char *name);
+static int pdb_open_user(const struct config *cfg, const char *arg, char *name,
+			 size_t name_size, PGconn **conn_r);
+static int pdb_user_change(PGconn *conn, const char *name, const char *what,
+			   const char *sql, int nparams,
+			   const char *const *params);
+static int pdb_list(const struct config *cfg, const char *what, const char *sql,
+		    void (*print_row)(PGresult *res, int i));
+static void pdb_print_user_row(PGresult *res, int i);
+static void pdb_print_alias_row(PGresult *res, int i);
+static void pdb_print_not_imported(const char *path, int bad);
 static char *pdb_read_hash(void);
 static void pdb_free_hash(char *hash);
 static int pdb_user_add(const struct config *cfg, const char *arg);
@@ -211,6 +223,65 @@ static int pdb_user_exists(PGconn *conn, const char *name, bool *exists_r)
 	return n < 0 ? -1 : 0;
 }
 
+static void pdb_print_user_exists(const char *name)
+{
+	fprintf(stderr, "postctl: user %s already exists in the database\n",
+		name);
+}
+
+static void pdb_print_no_user(const char *name)
+{
+	fprintf(stderr, "postctl: no user %s in the database\n", name);
+}
+
+/* The canonical name of arg, then a connection: EX_OK with *conn_r, or
+ * the exit code (printed). */
+static int pdb_open_user(const struct config *cfg, const char *arg, char *name,
+			 size_t name_size, PGconn **conn_r)
+{
+	if (postctl_normalize(cfg, arg, name, name_size) < 0)
+		return EX_USAGE;
+	*conn_r = pdb_connect(cfg);
+	return *conn_r == NULL ? EX_UNAVAILABLE : EX_OK;
+}
+
+/* One statement on the user's row ("... RETURNING 1"), its own
+ * transaction: EX_OK, EX_NOUSER or EX_IOERR (printed). */
+static int pdb_user_change(PGconn *conn, const char *name, const char *what,
+			   const char *sql, int nparams,
+			   const char *const *params)
+{
+	int n = pdb_rows(conn, what, sql, nparams, params);
+
+	if (n == 0) {
+		pdb_print_no_user(name);
+		return EX_NOUSER;
+	}
+	return n < 0 ? EX_IOERR : EX_OK;
+}
+
+/* A SELECT printed one line a row, as the file variants print them. */
+static int pdb_list(const struct config *cfg, const char *what, const char *sql,
+		    void (*print_row)(PGresult *res, int i))
+{
+	PGresult *res;
+	PGconn *conn;
+
+	conn = pdb_connect(cfg);
+	if (conn == NULL)
+		return EX_UNAVAILABLE;
+	res = pdb_exec(conn, what, sql, 0, NULL);
+	if (res == NULL) {
+		PQfinish(conn);
+		return EX_IOERR;
+	}
+	for (int i = 0; i < PQntuples(res); i++)
+		print_row(res, i);
+	PQclear(res);
+	PQfinish(conn);
+	return postctl_stdout_done();
+}
+
 /* A new password from the terminal or stdin, hashed; NULL after a
  * message. The clear text is wiped before returning. */
 static char *pdb_read_hash(void)
@@ -284,10 +355,7 @@ static int pdb_user_add(const struct config *cfg, const char *arg)
 	if (pdb_user_exists(conn, name, &exists) < 0)
 		goto out;
 	if (exists) {
-		fprintf(stderr,
-			"postctl: user %s already exists in the "
-			"database\n",
-			name);
+		pdb_print_user_exists(name);
 		rc = 1;
 		goto out;
 	}
@@ -309,10 +377,7 @@ static int pdb_user_add(const struct config *cfg, const char *arg)
 		goto rollback;
 	if (n == 0) {
 		/* Added by someone else since the check above. */
-		fprintf(stderr,
-			"postctl: user %s already exists in the "
-			"database\n",
-			name);
+		pdb_print_user_exists(name);
 		rc = 1;
 		goto rollback;
 	}
@@ -334,17 +399,16 @@ static int pdb_user_passwd(const struct config *cfg, const char *arg)
 	PGconn *conn;
 	bool exists;
 	char *hash = NULL;
-	int n, rc = EX_IOERR;
+	int rc;
 
-	if (postctl_normalize(cfg, arg, name, sizeof(name)) < 0)
-		return EX_USAGE;
-	conn = pdb_connect(cfg);
-	if (conn == NULL)
-		return EX_UNAVAILABLE;
+	rc = pdb_open_user(cfg, arg, name, sizeof(name), &conn);
+	if (rc != EX_OK)
+		return rc;
+	rc = EX_IOERR;
 	if (pdb_user_exists(conn, name, &exists) < 0)
 		goto out;
 	if (!exists) {
-		fprintf(stderr, "postctl: no user %s in the database\n", name);
+		pdb_print_no_user(name);
 		rc = EX_NOUSER;
 		goto out;
 	}
@@ -355,17 +419,11 @@ static int pdb_user_passwd(const struct config *cfg, const char *arg)
 	}
 	params[0] = name;
 	params[1] = hash;
-	/* One statement: its own transaction. */
-	n = pdb_rows(conn, "cannot set the password",
-		     "UPDATE users SET password = $2 WHERE username = $1 "
-		     "RETURNING 1",
-		     2, params);
-	if (n == 0) {
-		fprintf(stderr, "postctl: no user %s in the database\n", name);
-		rc = EX_NOUSER;
-	} else if (n > 0) {
-		rc = EX_OK;
-	}
+	rc = pdb_user_change(
+	    conn, name, "cannot set the password",
+	    "UPDATE users SET password = $2 WHERE username = $1 "
+	    "RETURNING 1",
+	    2, params);
 out:
 	pdb_free_hash(hash);
 	PQfinish(conn);
@@ -377,22 +435,14 @@ static int pdb_user_del(const struct config *cfg, const char *arg)
 	char name[USERNAME_BUF_SIZE];
 	const char *params[1] = {name};
 	PGconn *conn;
-	int n, rc = EX_IOERR;
+	int rc;
 
-	if (postctl_normalize(cfg, arg, name, sizeof(name)) < 0)
-		return EX_USAGE;
-	conn = pdb_connect(cfg);
-	if (conn == NULL)
-		return EX_UNAVAILABLE;
-	n = pdb_rows(conn, "cannot delete the user",
-		     "DELETE FROM users WHERE username = $1 RETURNING 1", 1,
-		     params);
-	if (n == 0) {
-		fprintf(stderr, "postctl: no user %s in the database\n", name);
-		rc = EX_NOUSER;
-	} else if (n > 0) {
-		rc = EX_OK;
-	}
+	rc = pdb_open_user(cfg, arg, name, sizeof(name), &conn);
+	if (rc != EX_OK)
+		return rc;
+	rc = pdb_user_change(
+	    conn, name, "cannot delete the user",
+	    "DELETE FROM users WHERE username = $1 RETURNING 1", 1, params);
 	PQfinish(conn);
 	return rc;
 }
@@ -401,33 +451,22 @@ static int pdb_user_del(const struct config *cfg, const char *arg)
  * user whose enabled column is false. */
 static int pdb_user_list(const struct config *cfg)
 {
+	return pdb_list(cfg, "cannot list the users",
+			"SELECT username, password, enabled FROM users "
+			"ORDER BY username",
+			pdb_print_user_row);
+}
+
+static void pdb_print_user_row(PGresult *res, int i)
+{
 	const char *error, *scheme;
-	PGresult *res;
-	PGconn *conn;
 	bool weak;
 
-	conn = pdb_connect(cfg);
-	if (conn == NULL)
-		return EX_UNAVAILABLE;
-	res = pdb_exec(conn, "cannot list the users",
-		       "SELECT username, password, enabled FROM users "
-		       "ORDER BY username",
-		       0, NULL);
-	if (res == NULL) {
-		PQfinish(conn);
-		return EX_IOERR;
-	}
-	for (int i = 0; i < PQntuples(res); i++) {
-		if (password_check_stored(PQgetvalue(res, i, 1), &weak, &scheme,
-					  &error) < 0)
-			scheme = "INVALID";
-		printf("%s %s%s\n", PQgetvalue(res, i, 0), scheme,
-		       strcmp(PQgetvalue(res, i, 2), "t") == 0 ? ""
-							       : " disabled");
-	}
-	PQclear(res);
-	PQfinish(conn);
-	return postctl_stdout_done();
+	if (password_check_stored(PQgetvalue(res, i, 1), &weak, &scheme,
+				  &error) < 0)
+		scheme = "INVALID";
+	printf("%s %s%s\n", PQgetvalue(res, i, 0), scheme,
+	       strcmp(PQgetvalue(res, i, 2), "t") == 0 ? "" : " disabled");
 }
 
 /* ---- aliases --------------------------------------------------------------
@@ -604,24 +643,14 @@ static int pdb_alias_del(const struct config *cfg, const char *arg)
 
 static int pdb_alias_list(const struct config *cfg)
 {
-	PGresult *res;
-	PGconn *conn;
+	return pdb_list(cfg, "cannot list the aliases",
+			"SELECT address, targets FROM aliases ORDER BY address",
+			pdb_print_alias_row);
+}
 
-	conn = pdb_connect(cfg);
-	if (conn == NULL)
-		return EX_UNAVAILABLE;
-	res = pdb_exec(conn, "cannot list the aliases",
-		       "SELECT address, targets FROM aliases ORDER BY address",
-		       0, NULL);
-	if (res == NULL) {
-		PQfinish(conn);
-		return EX_IOERR;
-	}
-	for (int i = 0; i < PQntuples(res); i++)
-		printf("%s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
-	PQclear(res);
-	PQfinish(conn);
-	return postctl_stdout_done();
+static void pdb_print_alias_row(PGresult *res, int i)
+{
+	printf("%s %s\n", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
 }
 
 /* ---- the virtual(5) aliases file ------------------------------------------
@@ -1040,6 +1069,14 @@ static int pdb_import_aliases(PGconn *conn, const struct pdb_aliases *a,
 	return 0;
 }
 
+static void pdb_print_not_imported(const char *path, int bad)
+{
+	fprintf(stderr,
+		"postctl: %s: %d line%s cannot be imported (see above); "
+		"nothing imported\n",
+		path, bad, bad == 1 ? "" : "s");
+}
+
 /*
  * Both files are read and checked before the database is touched; then
  * everything is written in one transaction. Rows already there are
@@ -1076,10 +1113,7 @@ static int pdb_migrate(const struct config *cfg, const char *users_path,
 			goto out;
 		}
 		if (bad > 0) {
-			fprintf(stderr,
-				"postctl: %s: %d line%s cannot be imported "
-				"(see above); nothing imported\n",
-				users_path, bad, bad == 1 ? "" : "s");
+			pdb_print_not_imported(users_path, bad);
 			goto out;
 		}
 	}
@@ -1091,10 +1125,7 @@ static int pdb_migrate(const struct config *cfg, const char *users_path,
 			goto out;
 		}
 		if (bad > 0) {
-			fprintf(stderr,
-				"postctl: %s: %d line%s cannot be imported "
-				"(see above); nothing imported\n",
-				aliases_path, bad, bad == 1 ? "" : "s");
+			pdb_print_not_imported(aliases_path, bad);
 			goto out;
 		}
 	}

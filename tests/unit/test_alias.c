@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "test_files.h"
+
 #include "auth/alias.h"
 #include "auth/auth_proto.h"
 
@@ -79,24 +81,14 @@ static int teardown(void **state)
 
 static void write_file(const char *text)
 {
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
+	test_file_write(path, text, strlen(text));
 }
 
 static char *read_file(void)
 {
 	static char buf[8192];
-	FILE *f = fopen(path, "r");
-	size_t n;
 
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return test_file_read(path, buf, sizeof(buf));
 }
 
 static struct alias_table *table_of(const char *text)

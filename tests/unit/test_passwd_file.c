@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "test_files.h"
+
 #include "auth/passwd_file.h"
 #include "lib/postd_limits.h"
 
@@ -58,24 +60,14 @@ static int teardown(void **state)
 
 static void write_file(const char *data, size_t len)
 {
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(data, 1, len, f), len);
-	assert_int_equal(fclose(f), 0);
+	test_file_write(path, data, len);
 }
 
 static char *read_file(void)
 {
 	static char buf[65536];
-	FILE *f = fopen(path, "r");
-	size_t n;
 
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return test_file_read(path, buf, sizeof(buf));
 }
 
 static struct passwd_db *load_ok(void)
