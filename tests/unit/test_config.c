@@ -268,6 +268,56 @@ static void assert_line_refused(const char *line, const char *needle)
 	loaded_free(&l);
 }
 
+/* Every default of a file that sets nothing but domains and a listener,
+ * field by field: the values config_set_defaults() assigned one by one
+ * before the table held them as text. */
+static void test_every_default_value(void **state)
+{
+	struct loaded l;
+	const struct config *cfg;
+
+	(void)state;
+	load(&l, minimal);
+	assert_int_equal(l.rc, 0);
+	cfg = l.cfg;
+	assert_int_equal(cfg->workers, 0);
+	assert_int_equal(cfg->timeout_preauth, TIMEOUT_PREAUTH_DEFAULT);
+	assert_int_equal(cfg->timeout_idle, POP3_TIMEOUT_AUTHENTICATED_MIN);
+	assert_int_equal(cfg->timeout_smtp, SMTP_TIMEOUT);
+	assert_int_equal(cfg->max_message_size, 50u * 1024 * 1024);
+	assert_int_equal(cfg->max_recipients, SMTP_MAX_RECIPIENTS_DEFAULT);
+	assert_false(cfg->smtp_auth);
+	assert_true(cfg->sender_login_match);
+	assert_false(cfg->smtp_normalize_bare_lf);
+	assert_int_equal(cfg->smtp_max_line_length, SMTP_MAX_LINE_DEFAULT);
+	assert_int_equal(cfg->max_received_headers, SMTP_MAX_RECEIVED_DEFAULT);
+	assert_int_equal(cfg->retention, CONFIG_NEVER);
+	assert_int_equal(cfg->retention_unread, CONFIG_NEVER);
+	assert_int_equal(cfg->domain_retention_count, 0);
+	assert_int_equal(cfg->login_delay, 0);
+	assert_int_equal(cfg->expire_interval, 3600);
+	assert_null(cfg->relay_host);
+	assert_null(cfg->relay_auth);
+	assert_false(cfg->relay_auth_insecure);
+	assert_non_null(cfg->dns_servers);
+	assert_null(cfg->dns_servers[0]);
+	assert_int_equal(cfg->dns_server_count, 0);
+	assert_int_equal(cfg->tls_policy, TLS_POLICY_MAY);
+	assert_null(cfg->tls_ca_file);
+	assert_int_equal(cfg->queue_lifetime, 5 * 86400);
+	assert_int_equal(cfg->delay_warning_time, 4 * 3600);
+	assert_int_equal(cfg->queue_retry_min, 300);
+	assert_int_equal(cfg->queue_retry_max, 3600);
+	assert_int_equal(cfg->max_connections_per_destination, 20);
+	assert_int_equal(cfg->mx_port, 25);
+	assert_null(cfg->dkim_selector);
+	assert_int_equal(cfg->dkim_key_count, 0);
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
+		assert_int_equal(config_plaintext_auth(cfg, i),
+				 PLAINTEXT_AUTH_LOOPBACK);
+	loaded_free(&l);
+}
+
 static void test_error_kinds_with_line_numbers(void **state)
 {
 	static const struct {
@@ -1133,6 +1183,7 @@ int main(void)
 	    cmocka_unit_test(test_plaintext_auth_per_listener),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_errors),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_twice),
+	    cmocka_unit_test(test_every_default_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
