@@ -29,7 +29,7 @@ static void config_duration_bounds(const struct config_key *k, uint64_t *min_r,
 
 static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_path, config_set_account, config_set_bool, config_set_uint,
-    config_set_duration, config_set_log_level,
+    config_set_workers, config_set_duration, config_set_log_level,
     config_set_retention, config_set_domain_retention, config_set_relay_host,
     config_set_transport, config_set_dns_servers, config_set_tls_policy,
     config_set_domain_tls, config_set_selector, config_set_dkim_key;
@@ -145,11 +145,12 @@ const struct config_key config_keys[] = {
      .default_value = "no",
      .summary = "offer POP3 APOP"},
     {.name = "workers",
-     .set = config_set_uint,
+     .set = config_set_workers,
      .offset = OFF(workers),
+     .type = CONFIG_TYPE_NUMBER,
      .max = CONFIG_MAX_WORKERS,
-     .default_value = "0",
-     .summary = "worker processes; 0: one per core"},
+     .default_value = "auto",
+     .summary = "worker processes; auto (or 0): one per core"},
     {.name = "max_connections",
      .set = config_set_uint,
      .offset = OFF(max_connections),
@@ -171,7 +172,7 @@ const struct config_key config_keys[] = {
      .max = MS(CONFIG_MAX_TIMEOUT),
      .default_value = "60s",
      .summary = "idle time allowed before login"},
-    {.name = "timeout_idle",
+    {.name = "pop3_idle_timeout",
      .set = config_set_duration,
      .offset = OFF(timeout_idle),
      .min = MS(POP3_TIMEOUT_AUTHENTICATED_MIN),
@@ -180,6 +181,10 @@ const struct config_key config_keys[] = {
      .min_why = "RFC 1939 section 3 requires at least 10 minutes (10m)",
      .default_value = "10m",
      .summary = "POP3 idle time allowed after login"},
+    {.name = "timeout_idle",
+     .set = config_set_duration,
+     .replaced_by = "pop3_idle_timeout",
+     .summary = "old name of pop3_idle_timeout"},
     /* RFC 5321 section 4.5.3.2.7 asks for at least 5 minutes; less is
      * allowed (under attack, in tests) and postd.conf(5) says so. */
     {.name = "timeout_smtp",
@@ -217,12 +222,16 @@ const struct config_key config_keys[] = {
      .max = CONFIG_MAX_RECIPIENTS,
      .default_value = "100",
      .summary = "recipients per message"},
-    {.name = "smtp_auth",
+    {.name = "smtp_port25_auth",
      .set = config_set_bool,
      .offset = OFF(smtp_auth),
      .default_value = "no",
      .summary = "offer AUTH on listen.smtp (port 25) too, not only on "
 		"submission"},
+    {.name = "smtp_auth",
+     .set = config_set_bool,
+     .replaced_by = "smtp_port25_auth",
+     .summary = "old name of smtp_port25_auth"},
     {.name = "sender_login_match",
      .set = config_set_bool,
      .offset = OFF(sender_login_match),
@@ -592,6 +601,17 @@ static int config_set_uint(struct config_parser *p, const struct config_key *k,
 	}
 	*field = (unsigned)v;
 	return 0;
+}
+
+/* "auto" is one worker per core, stored as 0 (which is accepted too). */
+static int config_set_workers(struct config_parser *p,
+			      const struct config_key *k, char *value)
+{
+	if (strcmp(value, "auto") == 0) {
+		*FIELD(p, k, unsigned) = 0;
+		return 0;
+	}
+	return config_set_uint(p, k, value);
 }
 
 /* A number with an optional unit ms, s, m, h, d (none: seconds), in ms.

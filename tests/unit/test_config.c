@@ -165,7 +165,7 @@ static void test_every_key(void **state)
 		 "max_connections = 500\n"
 		 "max_connections_per_peer = 7\n"
 		 "timeout_preauth = 30s\n"
-		 "timeout_idle = 1h\n"
+		 "pop3_idle_timeout = 1h\n"
 		 "auth_failure_delay = 250ms\n"
 		 "log_level = debug\n");
 	assert_int_equal(l.rc, 0);
@@ -318,6 +318,122 @@ static void test_every_default_value(void **state)
 	loaded_free(&l);
 }
 
+/* workers = auto is one per core, stored as 0; 0 itself still works. */
+static void test_workers_auto(void **state)
+{
+	static const struct {
+		const char *line;
+		unsigned workers;
+	} cases[] = {
+	    {"workers = auto", 0},
+	    {"workers = 0", 0},
+	    {"workers = 3", 3},
+	    {"workers = 1024", 1024},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%s%s\n", minimal, cases[i].line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_int_equal(l.errors_len, 0);
+		assert_int_equal(l.cfg->workers, cases[i].workers);
+		loaded_free(&l);
+	}
+	assert_line_refused("workers = Auto", "not a number");
+	assert_line_refused("workers = auto4", "not a number");
+}
+
+/* A renamed key: its old name still works, with exactly one warning that
+ * names the new key; the new name works without one. */
+static void test_old_key_names(void **state)
+{
+	static const struct {
+		const char *old_line, *new_line, *warning;
+		size_t offset;
+		unsigned value;
+	} cases[] = {
+	    {"timeout_idle = 1h", "pop3_idle_timeout = 1h",
+	     "warning: 'timeout_idle' is deprecated; it is now called "
+	     "'pop3_idle_timeout'",
+	     offsetof(struct config, timeout_idle), 3600},
+	    {"smtp_auth = yes", "smtp_port25_auth = yes",
+	     "warning: 'smtp_auth' is deprecated; it is now called "
+	     "'smtp_port25_auth'",
+	     offsetof(struct config, smtp_auth), 1},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+		unsigned got;
+
+		snprintf(text, sizeof(text), "%s# 3\n%s\n", minimal,
+			 cases[i].old_line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_error_at(&l, 4, cases[i].warning);
+		assert_int_equal(count_lines(l.errors), 1);
+		got = cases[i].offset == offsetof(struct config, smtp_auth)
+			  ? (unsigned)l.cfg->smtp_auth
+			  : l.cfg->timeout_idle;
+		assert_int_equal(got, cases[i].value);
+		loaded_free(&l);
+
+		snprintf(text, sizeof(text), "%s%s\n", minimal,
+			 cases[i].new_line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_int_equal(l.errors_len, 0);
+		got = cases[i].offset == offsetof(struct config, smtp_auth)
+			  ? (unsigned)l.cfg->smtp_auth
+			  : l.cfg->timeout_idle;
+		assert_int_equal(got, cases[i].value);
+		loaded_free(&l);
+	}
+}
+
+/* Old and new name in one file: the same key set twice, an error (as any
+ * duplicate is), whichever comes first. A bad value under the old name is
+ * an error that names the new key, after the warning. */
+static void test_old_and_new_key_name_together(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "listen.smtp = 127.0.0.1:25\n"
+		 "smtp_port25_auth = yes\n"
+		 "smtp_auth = no\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 4, "warning: 'smtp_auth' is deprecated");
+	assert_error_at(
+	    &l, 4, "duplicate key 'smtp_port25_auth' (first set on line 3)");
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "timeout_idle = 1h\n"
+		 "pop3_idle_timeout = 2h\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 4,
+			"duplicate key 'pop3_idle_timeout' (first set on line "
+			"3)");
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "timeout_idle = 9m\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 3, "warning: 'timeout_idle' is deprecated");
+	assert_error_at(&l, 3,
+			"pop3_idle_timeout: '9m' is too small: RFC 1939");
+	assert_int_equal(count_lines(l.errors), 2);
+	loaded_free(&l);
+}
+
 static void test_error_kinds_with_line_numbers(void **state)
 {
 	static const struct {
@@ -349,9 +465,9 @@ static void test_error_kinds_with_line_numbers(void **state)
 	    {"timeout_preauth = soon", "not a duration"},
 	    {"timeout_preauth = 0", "too small"},
 	    {"timeout_preauth = 1500ms", "whole number of seconds"},
-	    {"timeout_idle = 9m", "RFC 1939"},
-	    {"timeout_idle = 599", "RFC 1939"},
-	    {"timeout_idle = 8d", "too large"},
+	    {"pop3_idle_timeout = 9m", "RFC 1939"},
+	    {"pop3_idle_timeout = 599", "RFC 1939"},
+	    {"pop3_idle_timeout = 8d", "too large"},
 	    {"auth_failure_delay = 61s", "too large"},
 	    {"domains = example.org", "duplicate key 'domains'"},
 	};
@@ -656,11 +772,11 @@ static void test_durations_in_seconds(void **state)
 		const char *line;
 		unsigned preauth, idle;
 	} cases[] = {
-	    {"timeout_preauth = 90\ntimeout_idle = 600", 90, 600},
-	    {"timeout_preauth = 2m\ntimeout_idle = 10m", 120, 600},
-	    {"timeout_preauth = 1h\ntimeout_idle = 2h", 3600, 7200},
-	    {"timeout_preauth = 1d\ntimeout_idle = 7d", 86400, 604800},
-	    {"timeout_preauth = 3000ms\ntimeout_idle = 600000ms", 3, 600},
+	    {"timeout_preauth = 90\npop3_idle_timeout = 600", 90, 600},
+	    {"timeout_preauth = 2m\npop3_idle_timeout = 10m", 120, 600},
+	    {"timeout_preauth = 1h\npop3_idle_timeout = 2h", 3600, 7200},
+	    {"timeout_preauth = 1d\npop3_idle_timeout = 7d", 86400, 604800},
+	    {"timeout_preauth = 3000ms\npop3_idle_timeout = 600000ms", 3, 600},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1184,6 +1300,9 @@ int main(void)
 	    cmocka_unit_test(test_plaintext_auth_per_listener_errors),
 	    cmocka_unit_test(test_plaintext_auth_per_listener_twice),
 	    cmocka_unit_test(test_every_default_value),
+	    cmocka_unit_test(test_workers_auto),
+	    cmocka_unit_test(test_old_key_names),
+	    cmocka_unit_test(test_old_and_new_key_name_together),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
