@@ -32,8 +32,7 @@ static int config_read_line(FILE *in, char *line, size_t size, bool *too_long_r,
 			    bool *nul_r);
 static void config_parse_line(struct config_parser *p, char *line);
 static const struct config_key *
-config_resolve_old_name(struct config_parser *p, const struct config_key *k,
-			const char *key);
+config_resolve_old_name(struct config_parser *p, const struct config_key *k);
 static char *config_trim(char *s);
 static char *config_parser_dir(const char *path);
 static char *config_default_hostname(void);
@@ -228,7 +227,7 @@ static void config_parse_line(struct config_parser *p, char *line)
 			     config_quote(quoted, sizeof(quoted), key));
 		return;
 	}
-	k = config_resolve_old_name(p, k, key);
+	k = config_resolve_old_name(p, k);
 	if (*value == '\0') {
 		config_error(p, p->line, "%s: empty value", k->name);
 		return;
@@ -265,8 +264,7 @@ static void config_parse_line(struct config_parser *p, char *line)
  * meaning, so old files go on working.
  */
 static const struct config_key *
-config_resolve_old_name(struct config_parser *p, const struct config_key *k,
-			const char *key)
+config_resolve_old_name(struct config_parser *p, const struct config_key *k)
 {
 	const struct config_key *now;
 	const char *suffix;
@@ -278,7 +276,7 @@ config_resolve_old_name(struct config_parser *p, const struct config_key *k,
 		fatal("config: %s is replaced by unknown key %s", k->name,
 		      k->replaced_by);
 	config_warning(p, p->line, "'%s' is deprecated; it is now called '%s'",
-		       key, now->name);
+		       k->name, now->name);
 	return now;
 }
 

@@ -285,6 +285,53 @@ static void test_scopes(void **state)
 	    CONFIG_SCOPE_GLOBAL);
 }
 
+/* A row in the old form (.name, .set, .offset only), as other branches
+ * add them: it gets the setter's own bounds, not 0..0, and its type and
+ * scope follow from the setter and the name. */
+static void test_old_form_rows(void **state)
+{
+	const char *suffix;
+	const struct config_key *uint_row =
+	    config_find_key("max_recipients", &suffix);
+	const struct config_key *duration_row =
+	    config_find_key("timeout_smtp", &suffix);
+	const struct config_key n = {.name = "x_number",
+				     .set = uint_row->set,
+				     .offset = OFF(max_recipients)};
+	const struct config_key d = {.name = "x_duration",
+				     .set = duration_row->set,
+				     .offset = OFF(timeout_smtp)};
+	const struct config_key per_domain = {
+	    .name = "x_domain.", .set = uint_row->set, .prefix = true};
+	struct config cfg;
+	struct config_parser p = {.path = "test", .cfg = &cfg};
+	char value[32];
+
+	(void)state;
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(value, sizeof(value), "4000000000");
+	assert_int_equal(n.set(&p, &n, value), 0);
+	assert_int_equal(cfg.max_recipients, 4000000000u);
+	snprintf(value, sizeof(value), "0");
+	assert_int_equal(n.set(&p, &n, value), 0);
+	assert_int_equal(cfg.max_recipients, 0);
+	snprintf(value, sizeof(value), "4294967296");
+	assert_int_equal(n.set(&p, &n, value), -1);
+	snprintf(value, sizeof(value), "7d");
+	assert_int_equal(d.set(&p, &d, value), 0);
+	assert_int_equal(cfg.timeout_smtp, 7 * 86400);
+	snprintf(value, sizeof(value), "0");
+	assert_int_equal(d.set(&p, &d, value), 0);
+	assert_int_equal(cfg.timeout_smtp, 0);
+	snprintf(value, sizeof(value), "8d");
+	assert_int_equal(d.set(&p, &d, value), -1);
+	assert_int_equal(p.error_count, 2);
+	assert_int_equal(config_key_type(&n), CONFIG_TYPE_NUMBER);
+	assert_int_equal(config_key_type(&d), CONFIG_TYPE_DURATION);
+	assert_int_equal(config_key_scope(&n), CONFIG_SCOPE_GLOBAL);
+	assert_int_equal(config_key_scope(&per_domain), CONFIG_SCOPE_DOMAIN);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -293,6 +340,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_documented_defaults_match),
 	    cmocka_unit_test(test_table_rows),
 	    cmocka_unit_test(test_scopes),
+	    cmocka_unit_test(test_old_form_rows),
 	};
 
 	if (argc != 2) {
