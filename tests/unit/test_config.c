@@ -318,6 +318,29 @@ static void test_every_default_value(void **state)
 	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
 		assert_int_equal(config_plaintext_auth(cfg, i),
 				 PLAINTEXT_AUTH_LOOPBACK);
+	/* Addressing, SRS, userdb and PROXY protocol keys. */
+	assert_null(cfg->aliases_file);
+	assert_null(cfg->postmaster_address);
+	assert_null(cfg->abuse_address);
+	assert_int_equal(cfg->recipient_delimiter, '+');
+	assert_int_equal(cfg->alias_max_expansions,
+			 ALIAS_MAX_EXPANSIONS_DEFAULT);
+	assert_null(cfg->srs_domain);
+	assert_non_null(cfg->srs_secret_file);
+	assert_int_equal(cfg->userdb, USERDB_FILE);
+	assert_null(cfg->pgsql_conninfo);
+	assert_int_equal(cfg->pgsql_pool_size, 2);
+	assert_int_equal(cfg->pgsql_query_timeout_ms, 5000);
+	assert_non_null(strstr(cfg->pgsql_user_query, "$1"));
+	assert_non_null(cfg->pgsql_alias_query);
+	assert_non_null(cfg->pgsql_iterate_query);
+	assert_int_equal(cfg->userdb_cache_ttl, 60);
+	assert_int_equal(cfg->userdb_negative_cache_ttl, 10);
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
+		assert_false(cfg->proxy_protocol[i]);
+	assert_int_equal(cfg->proxy_trusted_count, 0);
+	assert_int_equal(cfg->proxy_protocol_timeout,
+			 CONFIG_DEFAULT_PROXY_TIMEOUT);
 	loaded_free(&l);
 }
 
