@@ -1,6 +1,6 @@
 /*
  * What the postctl commands share: each command family lives in its own
- * file (postctl_queue.c, postctl_expire.c, check.c) and is called from
+ * file (postctl_queue.c, postctl_expire.c, postctl_check.c) and is called from
  * main() in postctl.c with the arguments after its name.
  */
 #ifndef POSTD_POSTCTL_H

@@ -107,11 +107,11 @@ struct config {
 	/* plaintext_auth.NAME per listener protocol, or PLAINTEXT_AUTH_UNSET */
 	enum plaintext_auth plaintext_auth_listener[LISTEN_PROTO_COUNT];
 	bool apop;
-	unsigned workers;		   /* 0: one per core */
+	unsigned workers;		   /* 0 ("auto"): one per core */
 	unsigned max_connections;	   /* per postd, all protocols */
 	unsigned max_connections_per_peer; /* per remote address */
 	unsigned timeout_preauth;	   /* seconds before login */
-	unsigned timeout_idle;		   /* seconds after login */
+	unsigned timeout_idle;		   /* pop3_idle_timeout, seconds */
 	unsigned timeout_smtp;		   /* SMTP: seconds without input */
 	unsigned auth_failure_delay_ms;	   /* base delay of a failed login */
 	/* Where users live: the users file or PostgreSQL (userdb = pgsql). */
@@ -129,7 +129,7 @@ struct config {
 	/* SMTP */
 	unsigned max_message_size;   /* octets (RFC 1870 SIZE) */
 	unsigned max_recipients;     /* per message */
-	bool smtp_auth;		     /* offer AUTH on listen.smtp too */
+	bool smtp_auth;		     /* smtp_port25_auth: AUTH on 25 */
 	bool sender_login_match;     /* submission: MAIL FROM and From: must
 				      * be the user's own address */
 	bool smtp_normalize_bare_lf; /* store bare LF as CRLF instead of

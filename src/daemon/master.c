@@ -86,6 +86,7 @@ static void master_child_main_auth(struct master *m, int *pairs, int n);
 static void master_signal_generation(struct master *m, int generation, int sig);
 static void master_reap(struct master *m);
 static void master_reload(struct master *m);
+static void master_log_config_warnings(char *text);
 static int master_stop(struct master *m);
 static unsigned master_worker_count(const struct config *cfg);
 static void master_child_setup(void);
@@ -562,6 +563,20 @@ static void master_restart_key_changed(const char *key,
 		 key, running_value, fresh_value, running_value);
 }
 
+/* What a configuration that loads still printed: warnings (an old key
+ * name, with the new one). At start they go to stderr; on reload, to the
+ * log. */
+static void master_log_config_warnings(char *text)
+{
+	char *save = NULL;
+
+	if (text == NULL)
+		return;
+	for (char *line = strtok_r(text, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save))
+		log_warn("reload: %s", line);
+}
+
 static void master_reload(struct master *m)
 {
 	struct config *cfg = NULL;
@@ -599,6 +614,7 @@ static void master_reload(struct master *m)
 		config_free(&cfg);
 		return;
 	}
+	master_log_config_warnings(errors);
 	free(errors);
 	/* The rest of the reload applies; these keep the running value. */
 	(void)config_keep_restart_keys(cfg, m->cfg, master_restart_key_changed,

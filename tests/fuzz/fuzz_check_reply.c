@@ -1,5 +1,5 @@
 /*
- * postctl check's parsers (src/cli/check_parse.c) under hostile server
+ * postctl check's parsers (src/cli/postctl_check_parse.c) under hostile server
  * bytes: the input is split into lines by the bounded splitter (in chunks
  * whose size the first byte picks) and every line goes through every
  * reply, capability and response-code parser; the whole input is also
@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "cli/check_parse.h"
+#include "cli/postctl_check_parse.h"
 
 static void fuzz_check_printable(const char *s);
 static void fuzz_check_line(const char *line, size_t len,

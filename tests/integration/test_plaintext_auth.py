@@ -96,7 +96,7 @@ def submission_no_server(tls_files):
     with running_server(tls_files, overrides={
             "plaintext_auth": "loopback",
             "plaintext_auth.submission": "no",
-            "smtp_auth": "yes"}) as s:
+            "smtp_port25_auth": "yes"}) as s:
         yield s
 
 
@@ -109,7 +109,7 @@ def test_submission_no_refuses_auth_before_starttls(submission_no_server):
 
 
 def test_submission_no_smtp_keeps_global_loopback(submission_no_server):
-    """listen.smtp (smtp_auth = yes) has no key of its own: the global
+    """listen.smtp (smtp_port25_auth = yes) has no key of its own: the global
     loopback still lets a local client authenticate in clear."""
     srv = submission_no_server
     smtp_auth_before_tls_ok(srv, srv.smtp_port)

@@ -58,7 +58,7 @@ def test_ehlo_extensions(shared_server):
                   "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"):
             assert e in exts, "EHLO lacks %s: %r" % (e, texts)
         assert exts["SIZE"] == "52428800", texts
-        # no AUTH on the MTA listener unless smtp_auth = yes
+        # no AUTH on the MTA listener unless smtp_port25_auth = yes
         assert "AUTH" not in exts, texts
         assert c.cmd("QUIT").startswith("221 2.0.0")
 

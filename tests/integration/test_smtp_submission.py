@@ -468,9 +468,9 @@ def test_auth_without_tls_esmtpa(shared_server):
 
 
 def test_smtp_auth_yes_on_port_25(make_server):
-    """smtp_auth = yes offers AUTH on listen.smtp (over TLS, or per
+    """smtp_port25_auth = yes offers AUTH on listen.smtp (over TLS, or per
     plaintext_auth) and lets an authenticated session relay."""
-    srv = make_server(overrides={"smtp_auth": "yes"})
+    srv = make_server(overrides={"smtp_port25_auth": "yes"})
     mark = srv.log_mark()
     with SmtpConn(srv.smtp_port) as c:
         code, exts, texts = c.ehlo()

@@ -168,7 +168,7 @@ static void test_every_key(void **state)
 		 "max_connections = 500\n"
 		 "max_connections_per_peer = 7\n"
 		 "timeout_preauth = 30s\n"
-		 "timeout_idle = 1h\n"
+		 "pop3_idle_timeout = 1h\n"
 		 "auth_failure_delay = 250ms\n"
 		 "log_level = debug\n");
 	assert_int_equal(l.rc, 0);
@@ -271,6 +271,195 @@ static void assert_line_refused(const char *line, const char *needle)
 	loaded_free(&l);
 }
 
+/* Every default of a file that sets nothing but domains and a listener,
+ * field by field: the values config_set_defaults() assigned one by one
+ * before the table held them as text. */
+static void test_every_default_value(void **state)
+{
+	struct loaded l;
+	const struct config *cfg;
+
+	(void)state;
+	load(&l, minimal);
+	assert_int_equal(l.rc, 0);
+	cfg = l.cfg;
+	assert_int_equal(cfg->workers, 0);
+	assert_int_equal(cfg->timeout_preauth, TIMEOUT_PREAUTH_DEFAULT);
+	assert_int_equal(cfg->timeout_idle, POP3_TIMEOUT_AUTHENTICATED_MIN);
+	assert_int_equal(cfg->timeout_smtp, SMTP_TIMEOUT);
+	assert_int_equal(cfg->max_message_size, 50u * 1024 * 1024);
+	assert_int_equal(cfg->max_recipients, SMTP_MAX_RECIPIENTS_DEFAULT);
+	assert_false(cfg->smtp_auth);
+	assert_true(cfg->sender_login_match);
+	assert_false(cfg->smtp_normalize_bare_lf);
+	assert_int_equal(cfg->smtp_max_line_length, SMTP_MAX_LINE_DEFAULT);
+	assert_int_equal(cfg->max_received_headers, SMTP_MAX_RECEIVED_DEFAULT);
+	assert_int_equal(cfg->retention, CONFIG_NEVER);
+	assert_int_equal(cfg->retention_unread, CONFIG_NEVER);
+	assert_int_equal(cfg->domain_retention_count, 0);
+	assert_int_equal(cfg->login_delay, 0);
+	assert_int_equal(cfg->expire_interval, 3600);
+	assert_null(cfg->relay_host);
+	assert_null(cfg->relay_auth);
+	assert_false(cfg->relay_auth_insecure);
+	assert_non_null(cfg->dns_servers);
+	assert_null(cfg->dns_servers[0]);
+	assert_int_equal(cfg->dns_server_count, 0);
+	assert_int_equal(cfg->tls_policy, TLS_POLICY_MAY);
+	assert_null(cfg->tls_ca_file);
+	assert_int_equal(cfg->queue_lifetime, 5 * 86400);
+	assert_int_equal(cfg->delay_warning_time, 4 * 3600);
+	assert_int_equal(cfg->queue_retry_min, 300);
+	assert_int_equal(cfg->queue_retry_max, 3600);
+	assert_int_equal(cfg->max_connections_per_destination, 20);
+	assert_int_equal(cfg->mx_port, 25);
+	assert_null(cfg->dkim_selector);
+	assert_int_equal(cfg->dkim_key_count, 0);
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
+		assert_int_equal(config_plaintext_auth(cfg, i),
+				 PLAINTEXT_AUTH_LOOPBACK);
+	/* Addressing, SRS, userdb and PROXY protocol keys. */
+	assert_null(cfg->aliases_file);
+	assert_null(cfg->postmaster_address);
+	assert_null(cfg->abuse_address);
+	assert_int_equal(cfg->recipient_delimiter, '+');
+	assert_int_equal(cfg->alias_max_expansions,
+			 ALIAS_MAX_EXPANSIONS_DEFAULT);
+	assert_null(cfg->srs_domain);
+	assert_non_null(cfg->srs_secret_file);
+	assert_int_equal(cfg->userdb, USERDB_FILE);
+	assert_null(cfg->pgsql_conninfo);
+	assert_int_equal(cfg->pgsql_pool_size, 2);
+	assert_int_equal(cfg->pgsql_query_timeout_ms, 5000);
+	assert_non_null(strstr(cfg->pgsql_user_query, "$1"));
+	assert_non_null(cfg->pgsql_alias_query);
+	assert_non_null(cfg->pgsql_iterate_query);
+	assert_int_equal(cfg->userdb_cache_ttl, 60);
+	assert_int_equal(cfg->userdb_negative_cache_ttl, 10);
+	for (int i = 0; i < LISTEN_PROTO_COUNT; i++)
+		assert_false(cfg->proxy_protocol[i]);
+	assert_int_equal(cfg->proxy_trusted_count, 0);
+	assert_int_equal(cfg->proxy_protocol_timeout,
+			 CONFIG_DEFAULT_PROXY_TIMEOUT);
+	loaded_free(&l);
+}
+
+/* workers = auto is one per core, stored as 0; 0 itself still works. */
+static void test_workers_auto(void **state)
+{
+	static const struct {
+		const char *line;
+		unsigned workers;
+	} cases[] = {
+	    {"workers = auto", 0},
+	    {"workers = 0", 0},
+	    {"workers = 3", 3},
+	    {"workers = 1024", 1024},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+
+		snprintf(text, sizeof(text), "%s%s\n", minimal, cases[i].line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_int_equal(l.errors_len, 0);
+		assert_int_equal(l.cfg->workers, cases[i].workers);
+		loaded_free(&l);
+	}
+	assert_line_refused("workers = Auto", "not a number");
+	assert_line_refused("workers = auto4", "not a number");
+}
+
+/* A renamed key: its old name still works, with exactly one warning that
+ * names the new key; the new name works without one. */
+static void test_old_key_names(void **state)
+{
+	static const struct {
+		const char *old_line, *new_line, *warning;
+		size_t offset;
+		unsigned value;
+	} cases[] = {
+	    {"timeout_idle = 1h", "pop3_idle_timeout = 1h",
+	     "warning: 'timeout_idle' is deprecated; it is now called "
+	     "'pop3_idle_timeout'",
+	     offsetof(struct config, timeout_idle), 3600},
+	    {"smtp_auth = yes", "smtp_port25_auth = yes",
+	     "warning: 'smtp_auth' is deprecated; it is now called "
+	     "'smtp_port25_auth'",
+	     offsetof(struct config, smtp_auth), 1},
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char text[256];
+		struct loaded l;
+		unsigned got;
+
+		snprintf(text, sizeof(text), "%s# 3\n%s\n", minimal,
+			 cases[i].old_line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_error_at(&l, 4, cases[i].warning);
+		assert_int_equal(count_lines(l.errors), 1);
+		got = cases[i].offset == offsetof(struct config, smtp_auth)
+			  ? (unsigned)l.cfg->smtp_auth
+			  : l.cfg->timeout_idle;
+		assert_int_equal(got, cases[i].value);
+		loaded_free(&l);
+
+		snprintf(text, sizeof(text), "%s%s\n", minimal,
+			 cases[i].new_line);
+		load(&l, text);
+		assert_int_equal(l.rc, 0);
+		assert_int_equal(l.errors_len, 0);
+		got = cases[i].offset == offsetof(struct config, smtp_auth)
+			  ? (unsigned)l.cfg->smtp_auth
+			  : l.cfg->timeout_idle;
+		assert_int_equal(got, cases[i].value);
+		loaded_free(&l);
+	}
+}
+
+/* Old and new name in one file: the same key set twice, an error (as any
+ * duplicate is), whichever comes first. A bad value under the old name is
+ * an error that names the new key, after the warning. */
+static void test_old_and_new_key_name_together(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n"
+		 "listen.smtp = 127.0.0.1:25\n"
+		 "smtp_port25_auth = yes\n"
+		 "smtp_auth = no\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 4, "warning: 'smtp_auth' is deprecated");
+	assert_error_at(
+	    &l, 4, "duplicate key 'smtp_port25_auth' (first set on line 3)");
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "timeout_idle = 1h\n"
+		 "pop3_idle_timeout = 2h\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 4,
+			"duplicate key 'pop3_idle_timeout' (first set on line "
+			"3)");
+	loaded_free(&l);
+
+	load(&l, "domains = example.org\n"
+		 "listen.pop3 = 127.0.0.1:110\n"
+		 "timeout_idle = 9m\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 3, "warning: 'timeout_idle' is deprecated");
+	assert_error_at(&l, 3,
+			"pop3_idle_timeout: '9m' is too small: RFC 1939");
+	assert_int_equal(count_lines(l.errors), 2);
+	loaded_free(&l);
+}
+
 static void test_error_kinds_with_line_numbers(void **state)
 {
 	static const struct {
@@ -302,9 +491,9 @@ static void test_error_kinds_with_line_numbers(void **state)
 	    {"timeout_preauth = soon", "not a duration"},
 	    {"timeout_preauth = 0", "too small"},
 	    {"timeout_preauth = 1500ms", "whole number of seconds"},
-	    {"timeout_idle = 9m", "RFC 1939"},
-	    {"timeout_idle = 599", "RFC 1939"},
-	    {"timeout_idle = 8d", "too large"},
+	    {"pop3_idle_timeout = 9m", "RFC 1939"},
+	    {"pop3_idle_timeout = 599", "RFC 1939"},
+	    {"pop3_idle_timeout = 8d", "too large"},
 	    {"auth_failure_delay = 61s", "too large"},
 	    {"domains = example.org", "duplicate key 'domains'"},
 	};
@@ -609,11 +798,11 @@ static void test_durations_in_seconds(void **state)
 		const char *line;
 		unsigned preauth, idle;
 	} cases[] = {
-	    {"timeout_preauth = 90\ntimeout_idle = 600", 90, 600},
-	    {"timeout_preauth = 2m\ntimeout_idle = 10m", 120, 600},
-	    {"timeout_preauth = 1h\ntimeout_idle = 2h", 3600, 7200},
-	    {"timeout_preauth = 1d\ntimeout_idle = 7d", 86400, 604800},
-	    {"timeout_preauth = 3000ms\ntimeout_idle = 600000ms", 3, 600},
+	    {"timeout_preauth = 90\npop3_idle_timeout = 600", 90, 600},
+	    {"timeout_preauth = 2m\npop3_idle_timeout = 10m", 120, 600},
+	    {"timeout_preauth = 1h\npop3_idle_timeout = 2h", 3600, 7200},
+	    {"timeout_preauth = 1d\npop3_idle_timeout = 7d", 86400, 604800},
+	    {"timeout_preauth = 3000ms\npop3_idle_timeout = 600000ms", 3, 600},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -1203,6 +1392,10 @@ int main(void)
 	    cmocka_unit_test(test_plaintext_auth_per_listener_twice),
 	    cmocka_unit_test(test_proxy_protocol_keys),
 	    cmocka_unit_test(test_proxy_protocol_errors),
+	    cmocka_unit_test(test_every_default_value),
+	    cmocka_unit_test(test_workers_auto),
+	    cmocka_unit_test(test_old_key_names),
+	    cmocka_unit_test(test_old_and_new_key_name_together),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -250,7 +250,7 @@ static void pop3_on_timeout(void *arg)
 			 s->env->cfg->timeout_preauth);
 	else
 		snprintf(cause, sizeof(cause),
-			 "idle timeout (timeout_idle %u s)",
+			 "idle timeout (pop3_idle_timeout %u s)",
 			 s->env->cfg->timeout_idle);
 	pop3_session_log_refusal(s, cause);
 	pop3_session_close(s, "idle timeout");

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the pure parsers of "postctl check" (check_parse.h):
+ * Unit tests for the pure parsers of "postctl check" (postctl_check_parse.h):
  * URLs, the bounded line splitter, greeting classification, SMTP/POP3/
  * IMAP replies, capability lists, response codes, quoting and base64.
  * Stream cases run twice (see doc/hacking.md): the whole transcript in one
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "cli/check_parse.h"
+#include "cli/postctl_check_parse.h"
 
 /* --- URLs ---------------------------------------------------------------- */
 

@@ -1,5 +1,5 @@
 /*
- * The pure parsers of "postctl check" (see check_parse.h). Every input
+ * The pure parsers of "postctl check" (see postctl_check_parse.h). Every input
  * here came from a server we are diagnosing, which may be broken or
  * hostile: lengths are counted, never trusted.
  */
@@ -11,7 +11,7 @@
 
 #include "lib/log.h"
 #include "lib/parse.h"
-#include "cli/check_parse.h"
+#include "cli/postctl_check_parse.h"
 
 struct check_scheme {
 	const char *name;

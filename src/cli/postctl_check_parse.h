@@ -1,12 +1,13 @@
 /*
  * The pure parts of "postctl check": URL parsing, a bounded line splitter,
  * reply classification and capability parsing for POP3, IMAP and SMTP.
- * No sockets here, so that test_check.c and fuzz_check_reply.c can drive
- * every function with hostile bytes (pure parsers). Everything a server
- * sends is untrusted; nothing here trusts a length it did not count.
+ * No sockets here, so that test_postctl_check.c and fuzz_check_reply.c
+ * can drive every function with hostile bytes (pure parsers). Everything
+ * a server sends is untrusted; nothing here trusts a length it did not
+ * count.
  */
-#ifndef POSTD_CHECK_PARSE_H
-#define POSTD_CHECK_PARSE_H
+#ifndef POSTD_POSTCTL_CHECK_PARSE_H
+#define POSTD_POSTCTL_CHECK_PARSE_H
 
 #include <stdbool.h>
 #include <stddef.h>

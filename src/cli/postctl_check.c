@@ -2,12 +2,13 @@
  * postctl check URL: walk the path a mail client takes to a server (DNS,
  * TCP, TLS, greeting, capabilities, STARTTLS, login, a mailbox command)
  * and say in plain words where it breaks and what fixes it. See
- * doc/internals/check.md.
+ * doc/internals/check.md. (postd -t, which checks postd.conf, is
+ * src/daemon/main.c and src/config/config_check.c.)
  *
  * Everything the server sends is untrusted: lines are read through the
- * bounded splitter in check_parse.c, multi-line replies are capped, and
- * server text reaches the terminal only escaped. The password is read
- * once, kept in one buffer, and wiped before returning.
+ * bounded splitter in postctl_check_parse.c, multi-line replies are
+ * capped, and server text reaches the terminal only escaped. The
+ * password is read once, kept in one buffer, and wiped before returning.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -39,7 +40,7 @@
 
 #include "lib/parse.h"
 #include "lib/xmalloc.h"
-#include "cli/check_parse.h"
+#include "cli/postctl_check_parse.h"
 #include "cli/postctl.h"
 
 /* Default -t: long enough for a slow server, short enough for a person. */
