@@ -312,7 +312,7 @@ def test_alias_forward_srs_sender_and_bounce(make_server, sinks):
     wait_queue_empty(srv)
 
 
-# -- docs/troubleshooting.md rows -------------------------------------------
+# -- doc/troubleshooting.md rows -------------------------------------------
 
 def test_row_srs_sender_kept_when_too_long(make_server, sinks):
     """SPF fails at the destination of a forwarded copy when postd could
