@@ -1190,9 +1190,8 @@ static int config_set_listener_plaintext_auth(struct config_parser *p,
 
 /*
  * proxy_protocol.NAME = yes: connections to that listener start with a
- * PROXY header (from a load balancer). http is refused: evhttp accepts its
- * connections itself and would read the header as a request; a balancer's
- * health check reaches it directly instead.
+ * PROXY header (from a load balancer). http takes it through a filter in
+ * front of evhttp (http_server.c); imap has no PROXY support yet.
  */
 static int config_set_listener_proxy_protocol(struct config_parser *p,
 					      const struct config_key *k,
@@ -1209,11 +1208,10 @@ static int config_set_listener_proxy_protocol(struct config_parser *p,
 			     quoted);
 		return -1;
 	}
-	if (proto == LISTEN_HTTP || proto == LISTEN_IMAP ||
-	    proto == LISTEN_IMAPS) {
+	if (proto == LISTEN_IMAP || proto == LISTEN_IMAPS) {
 		config_error(p, p->line,
 			     "%s: not supported on %s (pop3, pop3s, smtp, "
-			     "submission and submissions only)",
+			     "submission, submissions and http only)",
 			     key, quoted);
 		return -1;
 	}
