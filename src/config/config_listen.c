@@ -346,9 +346,9 @@ void config_print_plaintext_auth(const struct config *cfg, FILE *out)
 
 /*
  * proxy_protocol.NAME = yes: connections to that listener start with a
- * PROXY header (from a load balancer). http is refused: evhttp accepts its
- * connections itself and would read the header as a request; a balancer's
- * health check reaches it directly instead.
+ * PROXY header (from a load balancer). On http, evhttp's reading is held
+ * back until the header is read (http_server.c); imap has no PROXY
+ * support yet.
  */
 int config_set_listener_proxy_protocol(struct config_parser *p,
 				       const struct config_key *k, char *value)
@@ -364,11 +364,10 @@ int config_set_listener_proxy_protocol(struct config_parser *p,
 			     quoted);
 		return -1;
 	}
-	if (proto == LISTEN_HTTP || proto == LISTEN_IMAP ||
-	    proto == LISTEN_IMAPS) {
+	if (proto == LISTEN_IMAP || proto == LISTEN_IMAPS) {
 		config_error(p, p->line,
 			     "%s: not supported on %s (pop3, pop3s, smtp, "
-			     "submission and submissions only)",
+			     "submission, submissions and http only)",
 			     key, quoted);
 		return -1;
 	}

@@ -4,6 +4,7 @@ peer everywhere (the log, the auth tarpit, the per-peer connection cap,
 plaintext_auth = loopback, the Received field); a header from outside
 proxy_trusted, a malformed one and a slow one are refused and logged."""
 
+import socket
 import subprocess
 import time
 
@@ -11,7 +12,7 @@ import pytest
 
 import pop3util
 import proxyutil
-from conftest import ALICE, ALICE_PW, POSTD, running_server
+from conftest import ALICE, ALICE_PW, POSTD, free_port, running_server
 from smtputil import data_wire
 
 PROXIED = {
@@ -205,8 +206,8 @@ def test_untrusted_sender_refused_and_logged(make_server):
 @pytest.mark.parametrize("overrides,message", [
     ({"proxy_protocol.pop3": "yes"},
      "proxy_protocol.pop3 = yes needs proxy_trusted"),
-    ({"proxy_protocol.http": "yes", "proxy_trusted": "127.0.0.1"},
-     "proxy_protocol.http: not supported on http"),
+    ({"proxy_protocol.imap": "yes", "proxy_trusted": "127.0.0.1"},
+     "proxy_protocol.imap: not supported on imap"),
     ({"proxy_protocol.pop3": "yes", "proxy_trusted": "127.0.0.1/33"},
      "proxy_trusted: '127.0.0.1/33' is not a network"),
     ({"proxy_protocol.pop3": "maybe", "proxy_trusted": "127.0.0.1"},
@@ -243,3 +244,199 @@ def test_reload_finishes_a_header_being_read(make_server):
     finally:
         c.close()
     srv.wait_log(r"proxied peer=203\.0\.113\.77 ", since=mark)
+
+
+# --------------------------------------------------------------------------
+# proxy_protocol.http: autoconfig and /healthz behind the balancer
+# --------------------------------------------------------------------------
+
+HEALTHZ = "/healthz"
+AUTOCONFIG = "/mail/config-v1.1.xml?emailaddress=alice%40example.org"
+
+
+def http_proxied_server(make_server, **extra):
+    port = free_port()
+    overrides = {
+        "listen.http": "127.0.0.1:%d" % port,
+        "proxy_protocol.http": "yes",
+        "proxy_trusted": "127.0.0.1",
+        "proxy_protocol_timeout": "1s",
+        "max_connections_per_peer": "2",
+        "log_level": "debug",
+    }
+    overrides.update(extra)
+    srv = make_server(overrides=overrides, start=False)
+    srv.http_port = port
+    srv.start(wait=False)
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if http_get(srv, proxyutil.v2_local(), HEALTHZ, timeout=3)[0] \
+                    == 200:
+                return srv
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail("listen.http not answering; log:\n" +
+                        srv.log()[-3000:])
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def proxied_http(make_server_module):
+    return http_proxied_server(make_server_module)
+
+
+@pytest.fixture(scope="module")
+def make_server_module(tls_files):
+    import contextlib
+    with contextlib.ExitStack() as stack:
+        yield lambda **kw: stack.enter_context(running_server(tls_files,
+                                                              **kw))
+
+
+def http_get(srv, header, path, pieces=1, timeout=10.0):
+    """header, then a GET of path, on one fresh connection (the header in
+    `pieces` separate sends); returns (status or None, everything read)."""
+    s = socket.create_connection(("127.0.0.1", srv.http_port),
+                                 timeout=timeout)
+    try:
+        step = max(1, -(-len(header) // pieces))
+        for i in range(0, len(header), step):
+            s.sendall(header[i:i + step])
+            if pieces > 1:
+                time.sleep(0.05)
+        s.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n"
+                   "Connection: close\r\n\r\n" % path).encode())
+        got = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    status = None
+    if got.startswith(b"HTTP/1.1 "):
+        status = int(got.split(b" ", 2)[1])
+    return status, got
+
+
+@pytest.mark.parametrize("make_header", [proxyutil.v1, proxyutil.v2],
+                         ids=["v1", "v2"])
+@pytest.mark.parametrize("path", [HEALTHZ, AUTOCONFIG],
+                         ids=["healthz", "autoconfig"])
+def test_http_carried_address_is_the_peer(proxied_http, make_header, path):
+    mark = proxied_http.log_mark()
+    status, got = http_get(proxied_http, make_header("203.0.113.9",
+                                                     dport=80), path)
+    assert status == 200, got
+    if path == AUTOCONFIG:
+        assert b"<clientConfig" in got, got
+    logged = path.split("?")[0].replace(".", r"\.")
+    proxied_http.wait_log(r"proxied peer=203\.0\.113\.9 session=- "
+                          r"proto=http via=127\.0\.0\.1 ", since=mark)
+    proxied_http.wait_log(r"http: peer=203\.0\.113\.9 method=GET "
+                          r"path=%s status=200 " % logged, since=mark)
+    assert "http: peer=127.0.0.1 " not in proxied_http.log_since(mark)
+
+
+def test_http_header_in_pieces_then_request(proxied_http):
+    """The header may trickle in; nothing of it reaches evhttp."""
+    mark = proxied_http.log_mark()
+    status, got = http_get(proxied_http, proxyutil.v2("2001:db8::9", dst="::1"),
+                           HEALTHZ, pieces=4)
+    assert status == 200, got
+    proxied_http.wait_log(r"http: peer=2001:db8::9 method=GET "
+                          r"path=/healthz status=200 ", since=mark)
+
+
+def test_http_local_header_keeps_the_balancer(proxied_http):
+    """HAProxy's own health check (send-proxy-v2 + check-send-proxy) sends
+    a LOCAL header: served, as the balancer."""
+    mark = proxied_http.log_mark()
+    status, got = http_get(proxied_http, proxyutil.v2_local(), HEALTHZ)
+    assert status == 200, got
+    proxied_http.wait_log(r"http: peer=127\.0\.0\.1 method=GET "
+                          r"path=/healthz status=200 ", since=mark)
+
+
+def test_http_without_header_refused_and_logged(proxied_http):
+    """A request with no header is not served as the balancer's."""
+    mark = proxied_http.log_mark()
+    status, got = http_get(proxied_http, b"", HEALTHZ)
+    assert got == b"", got
+    proxied_http.wait_log(r"refused peer=127\.0\.0\.1 session=- proto=http "
+                          r"user=- cause=malformed PROXY header: no PROXY "
+                          r"protocol header", since=mark)
+    assert "path=/healthz status=200" not in proxied_http.log_since(mark)
+
+
+def test_http_slow_header_refused_and_logged(proxied_http):
+    mark = proxied_http.log_mark()
+    start = time.monotonic()
+    got = proxyutil.closed_without_greeting(proxied_http.http_port,
+                                            b"PROXY TCP4 ", timeout=6)
+    assert got == b"", got
+    assert time.monotonic() - start >= 0.9
+    proxied_http.wait_log(r"refused peer=127\.0\.0\.1 session=- proto=http "
+                          r"user=- cause=no complete PROXY header within 1s "
+                          r"\(11 bytes received\)", since=mark)
+
+
+def test_http_per_peer_cap_counts_the_carried_client(proxied_http):
+    """max_connections_per_peer = 2 applies to each client behind the
+    balancer, not to the balancer."""
+    mark = proxied_http.log_mark()
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1",
+                                          proxied_http.http_port), timeout=10)
+            s.sendall(proxyutil.v1("198.51.100.7"))
+            held.append(s)
+        deadline = time.monotonic() + 5
+        while proxied_http.log_since(mark).count(
+                "proxied peer=198.51.100.7 ") < 2:
+            assert time.monotonic() < deadline, proxied_http.log_since(mark)
+            time.sleep(0.05)
+        status, got = http_get(proxied_http, proxyutil.v1("198.51.100.7"),
+                               HEALTHZ)
+        assert status == 503, got
+        status, got = http_get(proxied_http, proxyutil.v1("198.51.100.8"),
+                               HEALTHZ)
+        assert status == 200, got
+    finally:
+        for s in held:
+            s.close()
+    proxied_http.wait_log(r"refused peer=198\.51\.100\.7 session=- "
+                          r"proto=http user=- cause=too many connections "
+                          r"from 198\.51\.100\.7", since=mark)
+
+
+def test_http_untrusted_sender_refused_and_logged(make_server):
+    """A header is believed only from proxy_trusted: any other peer is
+    refused before a byte is read, header or not."""
+    port = free_port()
+    srv = make_server(overrides={"proxy_protocol.http": "yes",
+                                 "proxy_trusted": "192.0.2.1",
+                                 "listen.http": "127.0.0.1:%d" % port},
+                      start=False)
+    srv.http_port = port
+    srv.start(wait=False)
+    deadline = time.monotonic() + 15
+    while "refused peer=127.0.0.1 session=- proto=http" not in srv.log():
+        assert time.monotonic() < deadline, srv.log()[-3000:]
+        try:
+            http_get(srv, proxyutil.v1("203.0.113.9"), HEALTHZ, timeout=3)
+        except OSError:
+            time.sleep(0.1)
+    status, got = http_get(srv, proxyutil.v1("203.0.113.9"), HEALTHZ)
+    assert got == b"", got
+    srv.wait_log(r"refused peer=127\.0\.0\.1 session=- proto=http user=- "
+                 r"cause=connection from outside proxy_trusted to a PROXY "
+                 r"protocol listener")
+    assert "203.0.113.9" not in srv.log()

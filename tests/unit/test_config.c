@@ -1350,8 +1350,8 @@ static void test_proxy_protocol_errors(void **state)
 			    "is not a network");
 	assert_line_refused("proxy_trusted = 10.0.0.0/", "is not a network");
 	assert_line_refused("proxy_trusted = example.org", "is not a network");
-	assert_line_refused("proxy_protocol.http = yes",
-			    "not supported on http");
+	assert_line_refused("proxy_protocol.imap = yes",
+			    "not supported on imap");
 	assert_line_refused("proxy_protocol.pop4 = yes", "is not a listener");
 	assert_line_refused("proxy_protocol_timeout = 61s", "too large");
 }

@@ -34,11 +34,15 @@
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/connlimit.h"
+#include "net/proxy_proto.h"
 #include "proto/http/autodiscover.h"
 #include "proto/http/metrics_export.h"
 
 #define HTTP_MAX_LISTENERS 16
 #define HTTP_MAX_LOG_PATH 128
+/* Connections still waiting for their PROXY header, as on the other
+ * listeners. */
+#define HTTP_PROXY_PENDING_MAX 1024
 
 struct http_conn {
 	struct http_server *srv;
@@ -48,6 +52,13 @@ struct http_conn {
 	char peer_str[64];
 	bool checked, counted, refused, timed_out, closecb_set;
 	unsigned requests;
+	/* proxy_protocol.http: a PROXY header comes first (see
+	 * http_proxy_filter_in); checked waits until it has. */
+	bool proxy, proxy_started, proxy_done;
+	bool proxy_in_wait; /* counted in srv->proxy_waiting */
+	size_t proxy_have;
+	struct event *proxy_ev; /* reads the header */
+	uint8_t proxy_buf[PROXY_HEADER_MAX];
 	struct http_conn *prev, *next;
 };
 
@@ -68,6 +79,8 @@ struct http_server {
 	struct event *sweep;
 	struct http_conn *conns;
 	size_t conn_count;
+	size_t proxy_waiting; /* connections still before their header */
+	struct ev_token_bucket_cfg *proxy_gate; /* see http_proxy_gate_close */
 	unsigned deadline;
 	struct metrics_export metrics;
 };
@@ -94,6 +107,15 @@ struct http_route {
 static struct bufferevent *http_bev_cb(struct event_base *base, void *arg);
 static bool http_conn_gone(struct http_conn *hc);
 static bool http_conn_check(struct http_conn *hc);
+static bool http_conn_sock_peer(struct http_conn *hc);
+static void http_proxy_gate_close(struct http_server *srv,
+				  struct bufferevent *bev);
+static void http_proxy_gate_open(struct http_conn *hc);
+static void http_proxy_start(struct http_conn *hc);
+static void http_proxy_refuse(struct http_conn *hc, const char *cause);
+static void http_proxy_stop_waiting(struct http_conn *hc);
+static void http_proxy_read_cb(evutil_socket_t fd, short what, void *arg);
+static void http_proxy_done(struct http_conn *hc, const struct proxy_header *h);
 static void http_conn_refuse_raw(struct http_conn *hc, const char *status,
 				 const char *cause);
 static void http_conn_arm(struct http_conn *hc);
@@ -150,6 +172,16 @@ struct http_server *http_server_new(struct event_base *base,
 	if (srv->deadline == 0)
 		srv->deadline = 1;
 	srv->metrics.queue_fd = env->queue_fd;
+	if (env->cfg->proxy_protocol[LISTEN_HTTP]) {
+		/* One byte an hour: never refilled before the header's
+		 * deadline. */
+		struct timeval tick = {3600, 0};
+
+		srv->proxy_gate = ev_token_bucket_cfg_new(
+		    1, 1, EV_RATE_LIMIT_MAX, EV_RATE_LIMIT_MAX, &tick);
+		if (srv->proxy_gate == NULL)
+			fatal("http: cannot create the PROXY header gate");
+	}
 	srv->http = evhttp_new(base);
 	srv->sweep = event_new(base, -1, EV_PERSIST, http_sweep_cb, srv);
 	if (srv->http == NULL || srv->sweep == NULL)
@@ -234,6 +266,9 @@ void http_server_free(struct http_server **srvp)
 	while (srv->conns != NULL)
 		http_conn_reap(srv->conns);
 	event_free(srv->sweep);
+	/* After every connection's bufferevent is gone. */
+	if (srv->proxy_gate != NULL)
+		ev_token_bucket_cfg_free(srv->proxy_gate);
 	if (http_active == srv)
 		http_active = NULL;
 	free(srv);
@@ -249,13 +284,22 @@ static struct bufferevent *http_bev_cb(struct event_base *base, void *arg)
 	struct http_server *srv = arg;
 	struct timeval now = {0, 0};
 	struct http_conn *hc;
+	bool proxy = srv->env->cfg->proxy_protocol[LISTEN_HTTP];
 	struct bufferevent *bev =
 	    bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
 
-	if (bev == NULL)
+	if (bev == NULL) {
+		/* Without the filter a PROXY header would be read as a
+		 * request from the balancer itself. */
+		if (proxy)
+			fatal("http: bufferevent_socket_new failed");
 		return NULL; /* evhttp makes its own; not tracked */
+	}
 	hc = xcalloc(1, sizeof(*hc));
 	hc->srv = srv;
+	hc->proxy = proxy;
+	if (proxy)
+		http_proxy_gate_close(srv, bev);
 	hc->bev = bev;
 	bufferevent_incref(bev);
 	hc->timer = evtimer_new(base, http_conn_timer_cb, hc);
@@ -281,22 +325,22 @@ static bool http_conn_gone(struct http_conn *hc)
 	return eventcb == NULL;
 }
 
-/* Counts the connection in the caps; false if it must be refused. */
+/*
+ * Counts the connection in the caps; false if it must be refused. Behind
+ * a balancer this runs once the header has named the client: counted at
+ * the accept, every client would share the balancer's per-peer cap.
+ */
 static bool http_conn_check(struct http_conn *hc)
 {
-	socklen_t len = sizeof(hc->peer);
-	int fd = bufferevent_getfd(hc->bev);
 	char why[160];
 
 	if (hc->checked)
 		return !hc->refused;
 	hc->checked = true;
-	if (fd < 0 || getpeername(fd, (struct sockaddr *)&hc->peer, &len) < 0) {
+	if (!hc->proxy && !http_conn_sock_peer(hc)) {
 		hc->refused = true;
 		return false;
 	}
-	conn_format_addr((struct sockaddr *)&hc->peer, hc->peer_str,
-			 sizeof(hc->peer_str));
 	if (!connlimit_acquire((struct sockaddr *)&hc->peer, why,
 			       sizeof(why))) {
 		log_info("refused peer=%s session=- proto=http user=- cause=%s",
@@ -306,6 +350,19 @@ static bool http_conn_check(struct http_conn *hc)
 	}
 	hc->counted = true;
 	metrics_session_open(LISTEN_HTTP);
+	return true;
+}
+
+/* The socket's own peer (the balancer's, behind one). */
+static bool http_conn_sock_peer(struct http_conn *hc)
+{
+	socklen_t len = sizeof(hc->peer);
+	int fd = bufferevent_getfd(hc->bev);
+
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&hc->peer, &len) < 0)
+		return false;
+	conn_format_addr((struct sockaddr *)&hc->peer, hc->peer_str,
+			 sizeof(hc->peer_str));
 	return true;
 }
 
@@ -345,6 +402,23 @@ static void http_conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		http_conn_reap(hc);
 		return;
 	}
+	if (hc->proxy && !hc->proxy_done) {
+		char cause[120];
+
+		if (!hc->proxy_started) {
+			http_proxy_start(hc);
+			return;
+		}
+		if (hc->refused)
+			return;
+		snprintf(cause, sizeof(cause),
+			 "no complete PROXY header within %us (%zu bytes "
+			 "received)",
+			 hc->srv->env->cfg->proxy_protocol_timeout,
+			 hc->proxy_have);
+		http_proxy_refuse(hc, cause);
+		return;
+	}
 	if (!hc->checked) {
 		if (http_conn_check(hc))
 			http_conn_arm(hc);
@@ -379,6 +453,9 @@ static void http_conn_reap(struct http_conn *hc)
 		connlimit_release((struct sockaddr *)&hc->peer);
 		metrics_session_close(LISTEN_HTTP);
 	}
+	http_proxy_stop_waiting(hc);
+	if (hc->proxy_ev != NULL)
+		event_free(hc->proxy_ev);
 	/* evhttp answered 400 or 413 itself, or the peer left early. */
 	if (hc->requests == 0 && hc->checked && !hc->refused && !hc->timed_out)
 		log_info("refused peer=%s session=- proto=http user=- "
@@ -454,6 +531,187 @@ static void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	evconnlistener_enable(hl->lev);
+}
+
+/* ------------------------------------------------------------------ */
+/* PROXY protocol                                                      */
+/* ------------------------------------------------------------------ */
+
+/*
+ * evhttp accepts and reads by itself, so the header must leave the socket
+ * before evhttp reads a byte. Each connection's bufferevent starts with an
+ * empty read allowance (a rate limit it never refills in time): evhttp's
+ * reads wait while the header is peeked and taken off the socket here, as
+ * the other listeners do (listener.c), then the limit is lifted. (A filter
+ * bufferevent does not work: evhttp counts a reply sent once the filter
+ * passed it on, and shuts the socket down before it was written.)
+ */
+static void http_proxy_gate_close(struct http_server *srv,
+				  struct bufferevent *bev)
+{
+	if (bufferevent_set_rate_limit(bev, srv->proxy_gate) < 0 ||
+	    bufferevent_decrement_read_limit(
+		bev, bufferevent_get_read_limit(bev)) < 0)
+		fatal("http: cannot hold a connection for its PROXY header");
+}
+
+static void http_proxy_gate_open(struct http_conn *hc)
+{
+	if (hc->proxy_ev != NULL) {
+		event_free(hc->proxy_ev);
+		hc->proxy_ev = NULL;
+	}
+	(void)bufferevent_set_rate_limit(hc->bev, NULL);
+}
+
+/*
+ * As on the other listeners: only from proxy_trusted, a bounded number of
+ * connections waiting, and the whole header within proxy_protocol_timeout.
+ */
+static void http_proxy_start(struct http_conn *hc)
+{
+	const struct config *cfg = hc->srv->env->cfg;
+	struct timeval tv = {(time_t)cfg->proxy_protocol_timeout, 0};
+
+	hc->proxy_started = true;
+	if (!http_conn_sock_peer(hc)) {
+		http_proxy_refuse(hc, NULL);
+		return;
+	}
+	if (!config_proxy_trusted(cfg, (struct sockaddr *)&hc->peer)) {
+		http_proxy_refuse(hc, "connection from outside proxy_trusted "
+				      "to a PROXY protocol listener");
+		return;
+	}
+	if (hc->srv->proxy_waiting >= HTTP_PROXY_PENDING_MAX) {
+		http_proxy_refuse(hc, "too many connections waiting for their "
+				      "PROXY header");
+		return;
+	}
+	hc->srv->proxy_waiting++;
+	hc->proxy_in_wait = true;
+	hc->proxy_ev = event_new(hc->srv->base, bufferevent_getfd(hc->bev),
+				 EV_READ | EV_PERSIST, http_proxy_read_cb, hc);
+	if (hc->proxy_ev == NULL)
+		fatal("http: event_new failed");
+	event_add(hc->proxy_ev, NULL);
+	evtimer_add(hc->timer, &tv);
+}
+
+/*
+ * Ends the connection without an answer (the peer is not a client that
+ * would read HTTP); cause NULL: nothing to log. The gate opens so that
+ * evhttp sees the end and frees its side; a request it might still parse
+ * is refused, as the connection is (http_conn_check).
+ */
+static void http_proxy_refuse(struct http_conn *hc, const char *cause)
+{
+	int fd = bufferevent_getfd(hc->bev);
+
+	if (cause != NULL)
+		log_info("refused peer=%s session=- proto=http user=- cause=%s",
+			 hc->peer_str, cause);
+	hc->refused = hc->checked = true;
+	http_proxy_stop_waiting(hc);
+	evtimer_del(hc->timer);
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+	http_proxy_gate_open(hc);
+}
+
+static void http_proxy_stop_waiting(struct http_conn *hc)
+{
+	if (hc->proxy_in_wait) {
+		hc->proxy_in_wait = false;
+		hc->srv->proxy_waiting--;
+	}
+}
+
+/*
+ * Peeks, so that not one byte after the header is taken from evhttp: a
+ * request may follow in the same packet. Bytes of an unfinished header
+ * are consumed (the parser says they all belong to it; INV-S3: at most
+ * PROXY_HEADER_MAX in all).
+ */
+static void http_proxy_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_conn *hc = arg;
+	uint8_t *room = hc->proxy_buf + hc->proxy_have;
+	struct proxy_header h;
+	const char *why = NULL;
+	size_t used = 0;
+	char cause[200];
+	ssize_t n;
+
+	(void)what;
+	n = recv(fd, room, sizeof(hc->proxy_buf) - hc->proxy_have, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		if (n == 0 && hc->proxy_have == 0) {
+			/* Connected and left: a balancer's plain TCP
+			 * check, not a refusal. */
+			log_debug("peer=%s proto=http: closed before the PROXY "
+				  "header",
+				  hc->peer_str);
+			http_proxy_refuse(hc, NULL);
+			return;
+		}
+		snprintf(cause, sizeof(cause),
+			 "connection %s in the middle of the PROXY header",
+			 n == 0 ? "closed" : strerror(errno));
+		http_proxy_refuse(hc, cause);
+		return;
+	}
+	switch (proxy_proto_parse(hc->proxy_buf, hc->proxy_have + (size_t)n, &h,
+				  &used, &why)) {
+	case PROXY_PARSE_DONE:
+		if (recv(fd, room, used - hc->proxy_have, 0) !=
+		    (ssize_t)(used - hc->proxy_have)) {
+			http_proxy_refuse(hc, "PROXY header lost while read");
+			return;
+		}
+		http_proxy_done(hc, &h);
+		return;
+	case PROXY_PARSE_NEED_MORE:
+		if (recv(fd, room, (size_t)n, 0) != n) {
+			http_proxy_refuse(hc, "PROXY header lost while read");
+			return;
+		}
+		hc->proxy_have += (size_t)n;
+		return;
+	case PROXY_PARSE_ERROR:
+		break;
+	}
+	snprintf(cause, sizeof(cause), "malformed PROXY header: %s",
+		 why != NULL ? why : "unknown");
+	http_proxy_refuse(hc, cause);
+}
+
+/* The header named the client: the connection is now its, for the caps,
+ * the log and every request. A header without an address (LOCAL,
+ * UNKNOWN: the balancer's own check) keeps the balancer as the peer. */
+static void http_proxy_done(struct http_conn *hc, const struct proxy_header *h)
+{
+	char via[sizeof(hc->peer_str)];
+
+	http_proxy_stop_waiting(hc);
+	hc->proxy_done = true;
+	if (h->has_addr) {
+		memcpy(via, hc->peer_str, sizeof(via));
+		memcpy(&hc->peer, &h->src, sizeof(hc->peer));
+		conn_format_addr((struct sockaddr *)&hc->peer, hc->peer_str,
+				 sizeof(hc->peer_str));
+		log_info("proxied peer=%s session=- proto=http via=%s (peer "
+			 "%s via proxy %s)",
+			 hc->peer_str, via, hc->peer_str, via);
+	}
+	if (http_conn_check(hc))
+		http_conn_arm(hc);
+	else
+		http_conn_refuse_raw(hc, "503 Service Unavailable",
+				     "Too many connections; try again later.");
+	http_proxy_gate_open(hc);
 }
 
 /* ------------------------------------------------------------------ */
