@@ -69,7 +69,29 @@ class Tracer:
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(15)
         with open(self.out, errors="replace") as f:
-            return f.read().splitlines()
+            return join_resumed(f.read().splitlines())
+
+
+def join_resumed(lines):
+    """strace -f splits a call another process interrupted into
+    "PID fsync(3</a> <unfinished ...>" and, later, "PID <... fsync
+    resumed>) = 0". Each pair becomes one whole line at the place where
+    the call returned, so that "fsync(3</a>) = 0" is seen, and seen no
+    earlier than it really finished."""
+    unfinished = {}
+    out = []
+    for line in lines:
+        pid = line.split(" ", 1)[0]
+        if line.endswith(" <unfinished ...>"):
+            unfinished[pid] = line[:-len(" <unfinished ...>")]
+            continue
+        m = re.match(r"(\S+) <\.\.\. \w+ resumed>(.*)$", line)
+        if m and m.group(1) in unfinished:
+            # strace pads a resumed call's result: ")      = 0"
+            line = unfinished.pop(m.group(1)) + re.sub(
+                r"^\)\s+=", ") =", m.group(2).lstrip())
+        out.append(line)
+    return out
 
 
 def traced_env():
