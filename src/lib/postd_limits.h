@@ -407,4 +407,52 @@
 /* Socket read chunk. */
 #define CHECK_READ_CHUNK 4096
 
+/* Aliases (src/auth/alias.c). */
+/* A physical line of the file, and a logical one with its continuations. */
+#define ALIAS_MAX_LINE 4096
+#define ALIAS_MAX_LOGICAL_LINE (16 * 1024)
+/* Targets one entry may list. */
+#define ALIAS_MAX_TARGETS_PER_ENTRY 1000
+/* Entries in a table. */
+#define ALIAS_MAX_ENTRIES 1000000
+/* Distinct final addresses one address may expand to (they travel in one
+ * auth reply). */
+#define ALIAS_MAX_RESULTS 64
+/* Nesting of aliases in one expansion. */
+#define ALIAS_MAX_DEPTH 32
+/* Problems load_file reports in its error text; the rest are counted. */
+#define ALIAS_MAX_REPORTED_ERRORS 20
+
+/* SRS (src/lib/srs.c). */
+/* A bounce to an SRS0 address is valid this many days. */
+#define SRS_MAX_AGE_DAYS 21
+/* A key file holds up to this many lines: the first signs, all verify
+ * (a new secret goes first; the old one stays for SRS_MAX_AGE_DAYS). */
+#define SRS_MAX_SECRETS 8
+/* One secret, in octets. */
+#define SRS_MAX_SECRET_LEN 255
+/* What an SRS local part may grow to: RFC 5321 section 4.5.3.1.1. A
+ * longer one could not come back through our own RCPT parser. */
+#define SRS_MAX_LOCALPART 64
+/* A whole SRS address (buffer size). */
+#define SRS_MAX_ADDRESS 320
+/* A key file is a few lines; anything larger is not one. */
+#define SRS_MAX_FILE_SIZE 4096
+
+/* postctl check server replies (postctl_check_parse.c). */
+/* One line from the server: far above the 512/1000 byte limits of RFC
+ * 5321 §4.5.3.1 and RFC 2449 §4, small enough to print. */
+#define CHECK_MAX_LINE 8192
+/* Lines of one multi-line reply (CAPA, EHLO, the IMAP responses before a
+ * tagged reply): real servers send a few dozen. */
+#define CHECK_MAX_REPLY_LINES 200
+/* A host name (RFC 1035 §2.3.4) or a bracketed IPv6 literal. */
+#define CHECK_MAX_HOST 255
+/* The capability summary printed on one line. */
+#define CHECK_MAX_CAPS_TEXT 1024
+/* A response code such as AUTHENTICATIONFAILED or SYS/TEMP. */
+#define CHECK_MAX_CODE 32
+/* The escaped form of one server line (log_escape: up to 4 bytes each). */
+#define CHECK_MAX_ESCAPED (4 * 200 + 1)
+
 #endif
