@@ -32,20 +32,6 @@
 
 /* One address: RFC 5321's path limit, and its NUL. */
 #define ALIAS_ADDR_SIZE (SMTP_MAX_PATH + 1)
-/* A physical line of the file, and a logical one with its continuations. */
-#define ALIAS_MAX_LINE 4096
-#define ALIAS_MAX_LOGICAL_LINE (16 * 1024)
-/* Targets one entry may list. */
-#define ALIAS_MAX_TARGETS_PER_ENTRY 1000
-/* Entries in a table. */
-#define ALIAS_MAX_ENTRIES 1000000
-/* Distinct final addresses one address may expand to (they travel in one
- * auth reply). */
-#define ALIAS_MAX_RESULTS 64
-/* Nesting of aliases in one expansion. */
-#define ALIAS_MAX_DEPTH 32
-/* Problems load_file reports in its error text; the rest are counted. */
-#define ALIAS_MAX_REPORTED_ERRORS 20
 
 struct alias_table;
 

@@ -10,11 +10,8 @@
 #include <openssl/crypto.h>
 
 #include "lib/log.h"
+#include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
-
-/* Replies handled per read event, so one busy client cannot starve the
- * rest of the worker's loop. */
-#define AUTH_CLIENT_MAX_READS 64
 
 struct auth_client_request {
 	struct auth_client *client;

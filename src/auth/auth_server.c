@@ -27,38 +27,8 @@
 #include "lib/username.h"
 #include "lib/xmalloc.h"
 
-/* Requests read per worker per event, so one busy worker cannot starve
- * the others. */
-#define AUTH_SERVER_MAX_READS 64
-/* How far a peer's slot is searched for in the tarpit table. */
-#define AUTH_PEER_PROBES 8
-/* Requests of one peer alive in this process (waiting for their check,
- * being checked, or a failure held back): a flood from one peer fails
- * fast beyond this and never takes the share of the others. */
-#define AUTH_PEER_MAX_JOBS 8
-/* The same while the peer has no recent failure: a webmail host or an
- * office behind one address logs many users in at once, and only
- * AUTH_PEER_MAX_CHECKS of them are checked at a time anyway. A failure
- * trims the peer's queue back to AUTH_PEER_MAX_JOBS (auth_peer_trim()). */
-#define AUTH_PEER_MAX_JOBS_CLEAN 64
-/* Checks of one peer that run at once while it has no recent failure;
- * a peer with failures is checked one request at a time. */
-#define AUTH_PEER_MAX_CHECKS 4
-/* Requests alive in this process in all: bounds its memory however many
- * peers flood it. */
-#define AUTH_MAX_JOBS 1024
-/* Of AUTH_MAX_JOBS, the part only peers without recent failures may
- * take: otherwise a hundred-odd penalised peers (the /64s of one IPv6
- * /56) fill the process and every login of anyone is refused as busy. */
-#define AUTH_RESERVED_JOBS (AUTH_MAX_JOBS / 4)
-/* Buckets of the (worker, id) table that finds a request to cancel. */
-#define AUTH_JOB_BUCKETS 1024
-/* "ffff:ffff:ffff:ffff::/64" and a NUL. */
-#define AUTH_PEER_KEY_SIZE 48
 /* An APOP digest: hex MD5 (RFC 1939 section 7). */
 #define AUTH_APOP_HEX_LEN 32
-/* userdb = pgsql: a failed read of the aliases table is tried again. */
-#define AUTH_ALIAS_RETRY_SECONDS 5
 
 struct auth_server;
 

@@ -13,19 +13,10 @@
 
 #include "auth/auth_proto.h"
 #include "lib/log.h"
+#include "lib/postd_limits.h"
 #include "lib/username.h"
 #include "lib/xmalloc.h"
 
-/* Cached answers: a direct-mapped table, so its memory is fixed; two
- * names sharing a slot only cost a query. */
-#define PG_CACHE_SLOTS 4096
-/* Lookups waiting for a free connection: beyond this the answer is
- * "unavailable" at once (the auth process holds 1,024 requests). */
-#define PG_MAX_WAITING 1024
-/* Reconnect delays: none after a working connection ends, then from
- * PG_BACKOFF_MIN_MS doubling to PG_BACKOFF_MAX_MS. */
-#define PG_BACKOFF_MIN_MS 250
-#define PG_BACKOFF_MAX_MS 10000
 #define PG_STATEMENT "postd_user"
 /* The extra fields travel in struct auth_reply. */
 #define PG_EXTRA_SIZE sizeof(((struct auth_reply *)0)->extra)

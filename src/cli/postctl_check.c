@@ -39,22 +39,13 @@
 #include <openssl/x509v3.h>
 
 #include "lib/parse.h"
+#include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "cli/postctl_check_parse.h"
 #include "cli/postctl.h"
 
-/* Default -t: long enough for a slow server, short enough for a person. */
-#define CHECK_DEFAULT_TIMEOUT 10
-#define CHECK_MAX_TIMEOUT 600
 /* Certificates that expire sooner than this get a warning. */
 #define CHECK_EXPIRY_WARN_DAYS 14
-/* MX hosts printed and compared. */
-#define CHECK_MAX_MX 16
-/* A command we send: the longest is an IMAP LOGIN with two quoted
- * strings, or an AUTH PLAIN line. */
-#define CHECK_MAX_COMMAND (2 * (2 * AUTH_MAX_PASSWORD + 16) + 64)
-/* Socket read chunk. */
-#define CHECK_READ_CHUNK 4096
 
 enum check_verdict {
 	CHECK_OK,

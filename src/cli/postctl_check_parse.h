@@ -15,21 +15,6 @@
 
 #include "lib/postd_limits.h"
 
-/* One line from the server: far above the 512/1000 byte limits of RFC
- * 5321 §4.5.3.1 and RFC 2449 §4, small enough to print. */
-#define CHECK_MAX_LINE 8192
-/* Lines of one multi-line reply (CAPA, EHLO, the IMAP responses before a
- * tagged reply): real servers send a few dozen. */
-#define CHECK_MAX_REPLY_LINES 200
-/* A host name (RFC 1035 §2.3.4) or a bracketed IPv6 literal. */
-#define CHECK_MAX_HOST 255
-/* The capability summary printed on one line. */
-#define CHECK_MAX_CAPS_TEXT 1024
-/* A response code such as AUTHENTICATIONFAILED or SYS/TEMP. */
-#define CHECK_MAX_CODE 32
-/* The escaped form of one server line (log_escape: up to 4 bytes each). */
-#define CHECK_MAX_ESCAPED (4 * 200 + 1)
-
 enum check_proto {
 	CHECK_PROTO_POP3,
 	CHECK_PROTO_IMAP,

@@ -24,20 +24,12 @@
 #include "lib/log.h"
 #include "lib/srs.h"
 #include "lib/metrics.h"
+#include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "net/connlimit.h"
 #include "net/listener.h"
 #include "storage/queue.h"
 #include "tls/tls.h"
-
-#define MASTER_MAX_LISTENERS 64
-#define MASTER_MAX_CHILDREN 256
-#define MASTER_MAX_WORKERS 64
-/* A generation that dies sooner than this after its start is restarted
- * only after a pause, so a crash loop does not spin. */
-#define MASTER_RESPAWN_PAUSE_SECS 2
-/* SIGTERM: how long children get before SIGKILL. */
-#define MASTER_STOP_GRACE_SECS 10
 
 enum master_role {
 	ROLE_WORKER,

@@ -12,6 +12,7 @@
 
 #include "auth/auth_client.h"
 #include "lib/log.h"
+#include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
 #include "net/conn.h"
 #include "net/connlimit.h"
@@ -19,9 +20,6 @@
 #include "proto/http/http_server.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/smtp/smtp_session.h"
-
-/* After SIGTERM, how long sessions get to say goodbye. */
-#define WORKER_SHUTDOWN_GRACE_SECS 5
 
 struct worker {
 	struct event_base *base;

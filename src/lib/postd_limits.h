@@ -293,4 +293,166 @@
 #define CONFIG_MAX_PROXY_TIMEOUT 60
 #define CONFIG_DEFAULT_PROXY_TIMEOUT 5
 
+/* Master and workers (src/daemon/, src/net/connlimit.c). */
+/* Listening sockets, children (workers and helper processes) and
+ * workers the master keeps track of. */
+#define MASTER_MAX_LISTENERS 64
+#define MASTER_MAX_CHILDREN 256
+#define MASTER_MAX_WORKERS 64
+/* A generation that dies sooner than this after its start is restarted
+ * only after a pause, so a crash loop does not spin. */
+#define MASTER_RESPAWN_PAUSE_SECS 2
+/* SIGTERM: how long children get before SIGKILL. */
+#define MASTER_STOP_GRACE_SECS 10
+/* After SIGTERM, how long sessions get to say goodbye. */
+#define WORKER_SHUTDOWN_GRACE_SECS 5
+/* Worker slots in the shared connection-cap table (connlimit.h) and the
+ * hash buckets that count connections per peer. */
+#define CONNLIMIT_SLOTS 128
+#define CONNLIMIT_BUCKETS 4096
+
+/* Auth process requests (auth_server.c) and the worker side
+ * (auth_client.c). */
+/* Requests read per worker per event, so one busy worker cannot starve
+ * the others. */
+#define AUTH_SERVER_MAX_READS 64
+/* Replies handled per read event, so one busy client cannot starve the
+ * rest of the worker's loop. */
+#define AUTH_CLIENT_MAX_READS 64
+/* How far a peer's slot is searched for in the tarpit table. */
+#define AUTH_PEER_PROBES 8
+/* Requests of one peer alive in this process (waiting for their check,
+ * being checked, or a failure held back): a flood from one peer fails
+ * fast beyond this and never takes the share of the others. */
+#define AUTH_PEER_MAX_JOBS 8
+/* The same while the peer has no recent failure: a webmail host or an
+ * office behind one address logs many users in at once, and only
+ * AUTH_PEER_MAX_CHECKS of them are checked at a time anyway. A failure
+ * trims the peer's queue back to AUTH_PEER_MAX_JOBS (auth_peer_trim()). */
+#define AUTH_PEER_MAX_JOBS_CLEAN 64
+/* Checks of one peer that run at once while it has no recent failure;
+ * a peer with failures is checked one request at a time. */
+#define AUTH_PEER_MAX_CHECKS 4
+/* Requests alive in this process in all: bounds its memory however many
+ * peers flood it. */
+#define AUTH_MAX_JOBS 1024
+/* Of AUTH_MAX_JOBS, the part only peers without recent failures may
+ * take: otherwise a hundred-odd penalised peers (the /64s of one IPv6
+ * /56) fill the process and every login of anyone is refused as busy. */
+#define AUTH_RESERVED_JOBS (AUTH_MAX_JOBS / 4)
+/* Buckets of the (worker, id) table that finds a request to cancel. */
+#define AUTH_JOB_BUCKETS 1024
+/* "ffff:ffff:ffff:ffff::/64" and a NUL. */
+#define AUTH_PEER_KEY_SIZE 48
+/* userdb = pgsql: a failed read of the aliases table is tried again. */
+#define AUTH_ALIAS_RETRY_SECONDS 5
+
+/* userdb = pgsql (userdb_pgsql.c). */
+/* Cached answers: a direct-mapped table, so its memory is fixed; two
+ * names sharing a slot only cost a query. */
+#define PG_CACHE_SLOTS 4096
+/* Lookups waiting for a free connection: beyond this the answer is
+ * "unavailable" at once (the auth process holds 1,024 requests). */
+#define PG_MAX_WAITING 1024
+/* Reconnect delays: none after a working connection ends, then from
+ * PG_BACKOFF_MIN_MS doubling to PG_BACKOFF_MAX_MS. */
+#define PG_BACKOFF_MIN_MS 250
+#define PG_BACKOFF_MAX_MS 10000
+
+/* SMTP replies we send (smtp_session.c). */
+/* One reply line without CRLF, cut here (RFC 5321 allows 512 with CRLF;
+ * none of ours comes near). */
+#define SMTP_REPLY_MAX 600
+
+/* HTTP documents (src/proto/http/: metrics, Autodiscover,
+ * autoconfig). */
+/* The exposition is about 3 KiB. */
+#define METRICS_EXPORT_MAX (32 * 1024)
+/* Queue entries counted per scrape: a queue longer than this is reported
+ * as this many (and an alert is due anyway), so one scrape never walks a
+ * huge directory. */
+#define METRICS_EXPORT_MAX_QUEUE_SCAN 100000
+/* A scrape reuses the queue count this many seconds (scrapers poll every
+ * 15 s or more; several at once cost one readdir). */
+#define METRICS_EXPORT_QUEUE_CACHE_SECS 2
+/* A request is a few hundred bytes; anything larger is not Outlook. */
+#define AUTODISCOVER_MAX_REQUEST (16 * 1024)
+/* Element nesting: Autodiscover > Request > EMailAddress is 3 deep. */
+#define AUTODISCOVER_MAX_DEPTH 8
+/* Elements in one request (Outlook sends 4). */
+#define AUTODISCOVER_MAX_ELEMENTS 64
+/* An element name, prefix included. */
+#define AUTODISCOVER_MAX_NAME 64
+/* An address is at most 254 octets (RFC 5321 4.5.3.1.3 minus the angle
+ * brackets); whitespace around it in the XML is allowed and trimmed. */
+#define AUTODISCOVER_MAX_EMAIL 254
+/* The response schema a request asks for (a URI). */
+#define AUTODISCOVER_MAX_SCHEMA 256
+/* Room for the generated documents: a few KiB even with many domains and
+ * listeners; a buffer this size that overflows means a config far beyond
+ * anything real, and the request gets 500. */
+#define AUTOCONFIG_MAX_DOCUMENT (64 * 1024)
+/* Servers one autoconfig or Autodiscover answer advertises. */
+#define AUTOCONFIG_MAX_SERVERS 16
+
+/* postctl check (src/cli/postctl_check.c). */
+/* Default -t: long enough for a slow server, short enough for a person. */
+#define CHECK_DEFAULT_TIMEOUT 10
+#define CHECK_MAX_TIMEOUT 600
+/* MX hosts printed and compared. */
+#define CHECK_MAX_MX 16
+/* A command we send: the longest is an IMAP LOGIN with two quoted
+ * strings, or an AUTH PLAIN line. */
+#define CHECK_MAX_COMMAND (2 * (2 * AUTH_MAX_PASSWORD + 16) + 64)
+/* Socket read chunk. */
+#define CHECK_READ_CHUNK 4096
+
+/* Aliases (src/auth/alias.c). */
+/* A physical line of the file, and a logical one with its continuations. */
+#define ALIAS_MAX_LINE 4096
+#define ALIAS_MAX_LOGICAL_LINE (16 * 1024)
+/* Targets one entry may list. */
+#define ALIAS_MAX_TARGETS_PER_ENTRY 1000
+/* Entries in a table. */
+#define ALIAS_MAX_ENTRIES 1000000
+/* Distinct final addresses one address may expand to (they travel in one
+ * auth reply). */
+#define ALIAS_MAX_RESULTS 64
+/* Nesting of aliases in one expansion. */
+#define ALIAS_MAX_DEPTH 32
+/* Problems load_file reports in its error text; the rest are counted. */
+#define ALIAS_MAX_REPORTED_ERRORS 20
+
+/* SRS (src/lib/srs.c). */
+/* A bounce to an SRS0 address is valid this many days. */
+#define SRS_MAX_AGE_DAYS 21
+/* A key file holds up to this many lines: the first signs, all verify
+ * (a new secret goes first; the old one stays for SRS_MAX_AGE_DAYS). */
+#define SRS_MAX_SECRETS 8
+/* One secret, in octets. */
+#define SRS_MAX_SECRET_LEN 255
+/* What an SRS local part may grow to: RFC 5321 section 4.5.3.1.1. A
+ * longer one could not come back through our own RCPT parser. */
+#define SRS_MAX_LOCALPART 64
+/* A whole SRS address (buffer size). */
+#define SRS_MAX_ADDRESS 320
+/* A key file is a few lines; anything larger is not one. */
+#define SRS_MAX_FILE_SIZE 4096
+
+/* postctl check server replies (postctl_check_parse.c). */
+/* One line from the server: far above the 512/1000 byte limits of RFC
+ * 5321 §4.5.3.1 and RFC 2449 §4, small enough to print. */
+#define CHECK_MAX_LINE 8192
+/* Lines of one multi-line reply (CAPA, EHLO, the IMAP responses before a
+ * tagged reply): real servers send a few dozen. */
+#define CHECK_MAX_REPLY_LINES 200
+/* A host name (RFC 1035 §2.3.4) or a bracketed IPv6 literal. */
+#define CHECK_MAX_HOST 255
+/* The capability summary printed on one line. */
+#define CHECK_MAX_CAPS_TEXT 1024
+/* A response code such as AUTHENTICATIONFAILED or SYS/TEMP. */
+#define CHECK_MAX_CODE 32
+/* The escaped form of one server line (log_escape: up to 4 bytes each). */
+#define CHECK_MAX_ESCAPED (4 * 200 + 1)
+
 #endif

@@ -20,18 +20,9 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "lib/postd_limits.h"
+
 #define SRS_HASH_LEN 4
-#define SRS_MAX_AGE_DAYS 21
-/* A key file holds up to this many lines: the first signs, all verify
- * (a new secret goes first; the old one stays for SRS_MAX_AGE_DAYS). */
-#define SRS_MAX_SECRETS 8
-#define SRS_MAX_SECRET_LEN 255
-/* What an SRS local part may grow to: RFC 5321 section 4.5.3.1.1. A
- * longer one could not come back through our own RCPT parser. */
-#define SRS_MAX_LOCALPART 64
-#define SRS_MAX_ADDRESS 320
-/* A key file is a few lines; anything larger is not one. */
-#define SRS_MAX_FILE_SIZE 4096
 
 struct srs_secrets {
 	size_t count;

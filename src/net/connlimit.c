@@ -9,8 +9,6 @@
 #include "lib/log.h"
 #include "net/conn.h"
 
-#define CONNLIMIT_BUCKETS 4096
-
 struct connlimit_slot {
 	uint32_t in_use;
 	uint32_t total;

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define CONNLIMIT_SLOTS 128
+#include "lib/postd_limits.h"
 
 /* Parent: maps the shared table. Fatal on failure. */
 void connlimit_create(unsigned max_total, unsigned max_per_peer);

@@ -12,11 +12,7 @@
 
 #include "config/config.h"
 #include "lib/buf.h"
-
-/* Room for the generated documents: a few KiB even with many domains and
- * listeners; a buffer this size that overflows means a config far beyond
- * anything real, and the request gets 500. */
-#define AUTOCONFIG_MAX_DOCUMENT (64 * 1024)
+#include "lib/postd_limits.h"
 
 /* Which listeners this postd really serves (worker_proto_supported() in
  * the daemon); NULL: every configured one. Only served ones are
@@ -30,8 +26,6 @@ struct autoconfig_server {
 	bool implicit_tls; /* pop3s, submissions, imaps */
 	bool starttls;	   /* plaintext port that offers STLS/STARTTLS */
 };
-
-#define AUTOCONFIG_MAX_SERVERS 16
 
 /*
  * The servers a client should use, best first: incoming (IMAP over TLS,

@@ -10,25 +10,13 @@
 
 #include "config/config.h"
 #include "lib/buf.h"
+#include "lib/postd_limits.h"
 #include "proto/http/autoconfig.h"
 
 /* The one response schema postd answers. */
 #define AUTODISCOVER_SCHEMA_2006A                                              \
 	"http://schemas.microsoft.com/exchange/autodiscover/outlook/"          \
 	"responseschema/2006a"
-
-/* A request is a few hundred bytes; anything larger is not Outlook. */
-#define AUTODISCOVER_MAX_REQUEST (16 * 1024)
-/* Element nesting: Autodiscover > Request > EMailAddress is 3 deep. */
-#define AUTODISCOVER_MAX_DEPTH 8
-/* Elements in one request (Outlook sends 4). */
-#define AUTODISCOVER_MAX_ELEMENTS 64
-/* An element name, prefix included. */
-#define AUTODISCOVER_MAX_NAME 64
-/* An address is at most 254 octets (RFC 5321 4.5.3.1.3 minus the angle
- * brackets); whitespace around it in the XML is allowed and trimmed. */
-#define AUTODISCOVER_MAX_EMAIL 254
-#define AUTODISCOVER_MAX_SCHEMA 256
 
 struct autodiscover_request {
 	char email[AUTODISCOVER_MAX_EMAIL + 1];

@@ -12,16 +12,7 @@
 
 #include "config/config.h"
 #include "lib/buf.h"
-
-/* The exposition is about 3 KiB. */
-#define METRICS_EXPORT_MAX (32 * 1024)
-/* Queue entries counted per scrape: a queue longer than this is reported
- * as this many (and an alert is due anyway), so one scrape never walks a
- * huge directory. */
-#define METRICS_EXPORT_MAX_QUEUE_SCAN 100000
-/* A scrape reuses the queue count this many seconds (scrapers poll every
- * 15 s or more; several at once cost one readdir). */
-#define METRICS_EXPORT_QUEUE_CACHE_SECS 2
+#include "lib/postd_limits.h"
 
 struct metrics_export {
 	int queue_fd; /* DATA_DIR/queue, borrowed; -1: no queue */

@@ -19,10 +19,6 @@
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
 
-/* One reply line without CRLF, cut here (RFC 5321 allows 512 with CRLF;
- * none of ours comes near). */
-#define SMTP_REPLY_MAX 600
-
 /* Wire bytes of a body handled per step: the output needs at most twice
  * that (smtp_data_out_max). */
 #define SMTP_BODY_CHUNK (16 * 1024)
