@@ -115,6 +115,7 @@ static int check_fill(struct check_ctx *c);
 static int check_write(struct check_ctx *c, const char *data, size_t len);
 static int check_send(struct check_ctx *c, const char *step, const char *fmt,
 		      ...) __attribute__((format(printf, 3, 4)));
+static int check_send_sasl_plain(struct check_ctx *c, const char *prefix);
 static int check_send_secret(struct check_ctx *c, const char *step,
 			     const char *prefix, char *secret, size_t len);
 static int check_read_fail(struct check_ctx *c, const char *step);
@@ -1157,12 +1158,28 @@ static int check_auth_failed(struct check_ctx *c, const char *text,
 	return EX_NOPERM;
 }
 
-static int check_auth_pop3(struct check_ctx *c)
+/* SASL PLAIN (RFC 4616) of the checked account, sent after prefix
+ * ("" for a continuation line) and wiped from memory at once. */
+static int check_send_sasl_plain(struct check_ctx *c, const char *prefix)
 {
 	char b64[2 * (AUTH_MAX_USER + AUTH_MAX_PASSWORD) + 16];
+	int n, rc;
+
+	n = check_sasl_plain(b64, sizeof(b64), c->url.user, c->pw.text,
+			     c->pw.len);
+	if (n < 0)
+		return check_fail(c, EX_SOFTWARE, "auth", NULL, NULL,
+				  "credentials too long");
+	rc = check_send_secret(c, "auth", prefix, b64, (size_t)n);
+	OPENSSL_cleanse(b64, sizeof(b64));
+	return rc;
+}
+
+static int check_auth_pop3(struct check_ctx *c)
+{
 	char code[CHECK_MAX_CODE];
 	const char *line, *text;
-	int rc, n;
+	int rc;
 
 	if (c->caps.seen && !c->caps.user && c->caps.auth_plain) {
 		if ((rc = check_send(c, "auth", "AUTH PLAIN")) != 0)
@@ -1171,13 +1188,7 @@ static int check_auth_pop3(struct check_ctx *c)
 			return check_read_fail(c, "auth");
 		if (line[0] != '+' || (line[1] != ' ' && line[1] != '\0'))
 			return check_auth_failed(c, line, NULL);
-		n = check_sasl_plain(b64, sizeof(b64), c->url.user, c->pw.text,
-				     c->pw.len);
-		if (n < 0)
-			return check_fail(c, EX_SOFTWARE, "auth", NULL, NULL,
-					  "credentials too long");
-		rc = check_send_secret(c, "auth", "", b64, (size_t)n);
-		OPENSSL_cleanse(b64, sizeof(b64));
+		rc = check_send_sasl_plain(c, "");
 		if (rc != 0)
 			return rc;
 	} else {
@@ -1246,13 +1257,7 @@ static int check_auth_imap(struct check_ctx *c)
 			return rc;
 		if (text[0] != '+')
 			return check_auth_failed(c, text, NULL);
-		n = check_sasl_plain(b64, sizeof(b64), c->url.user, c->pw.text,
-				     c->pw.len);
-		if (n < 0)
-			return check_fail(c, EX_SOFTWARE, "auth", NULL, NULL,
-					  "credentials too long");
-		rc = check_send_secret(c, "auth", "", b64, (size_t)n);
-		OPENSSL_cleanse(b64, sizeof(b64));
+		rc = check_send_sasl_plain(c, "");
 	}
 	if (rc != 0)
 		return rc;
@@ -1289,14 +1294,7 @@ static int check_auth_smtp(struct check_ctx *c)
 				  "no usable AUTH mechanism");
 	}
 	if (c->caps.auth_plain) {
-		n = check_sasl_plain(b64, sizeof(b64), c->url.user, c->pw.text,
-				     c->pw.len);
-		if (n < 0)
-			return check_fail(c, EX_SOFTWARE, "auth", NULL, NULL,
-					  "credentials too long");
-		rc =
-		    check_send_secret(c, "auth", "AUTH PLAIN ", b64, (size_t)n);
-		OPENSSL_cleanse(b64, sizeof(b64));
+		rc = check_send_sasl_plain(c, "AUTH PLAIN ");
 		if (rc != 0 || (rc = check_smtp_read(c, "auth", &r, false)))
 			return rc;
 	} else {
