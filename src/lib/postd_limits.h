@@ -455,4 +455,44 @@
 /* The escaped form of one server line (log_escape: up to 4 bytes each). */
 #define CHECK_MAX_ESCAPED (4 * 200 + 1)
 
+/* IMAP (src/proto/imap, src/storage/folder.c, mail_index.c, src/mime).
+ * Each module adds its own limits below its own line. */
+/* -- protocol (imap_parse.c, imap_session.c) -- */
+/* One command line without its literals (RFC 9051 leaves it open; 8 KiB
+ * is what Dovecot allows before authentication, 64 KiB after). */
+#define IMAP_MAX_LINE_PREAUTH (8 * 1024)
+#define IMAP_MAX_LINE (64 * 1024)
+/* A whole command: its lines and literals, except an APPEND message. */
+#define IMAP_MAX_COMMAND (1024 * 1024)
+/* A non-synchronising literal (LITERAL-, RFC 7888 section 5). */
+#define IMAP_MAX_NONSYNC_LITERAL 4096
+/* Parenthesised lists inside one another. */
+#define IMAP_MAX_LIST_DEPTH 16
+/* Arguments of one command, all lists counted. */
+#define IMAP_MAX_ARGS 4096
+/* A tag. */
+#define IMAP_MAX_TAG 64
+/* Ranges in one sequence set. */
+#define IMAP_MAX_SEQ_RANGES 10000
+/* Keys in one SEARCH program. */
+#define IMAP_MAX_SEARCH_KEYS 1000
+/* -- storage (folder.c, mail_index.c, mail_notify.c) -- */
+/* A folder name in UTF-8 octets, and its depth in components. */
+#define FOLDER_MAX_NAME 255
+#define FOLDER_MAX_DEPTH 16
+/* Folders per user. */
+#define FOLDER_MAX_PER_USER 1000
+/* Keywords per folder (a 64-bit mask per message). */
+#define MAIL_MAX_KEYWORDS 64
+/* A keyword name. */
+#define MAIL_MAX_KEYWORD_LEN 128
+/* -- MIME (src/mime) -- */
+/* Nesting of multiparts and message/rfc822 parts. */
+#define MIME_MAX_DEPTH 32
+/* Parts in one message. */
+#define MIME_MAX_PARTS 2000
+/* Header fields in one header block, and one header block's octets. */
+#define MIME_MAX_HEADERS 2000
+#define MIME_MAX_HEADER_BYTES (1024 * 1024)
+
 #endif
