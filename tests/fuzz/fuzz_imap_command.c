@@ -1,0 +1,79 @@
+/*
+ * The IMAP command tokenizer on arbitrary wire bytes, and every
+ * higher-level parser on what it returns. Besides memory errors it checks
+ * what the session relies on: the tag and name are bounded and clean, the
+ * tree stays within IMAP_MAX_ARGS and IMAP_MAX_LIST_DEPTH, and every
+ * string is NUL-terminated at its length.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz_util.h"
+#include "lib/postd_limits.h"
+#include "proto/imap/imap_parse.h"
+
+static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
+			      size_t depth);
+
+/* Returns how many arguments the tree holds. */
+static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
+			      size_t depth)
+{
+	size_t total = count;
+
+	FUZZ_CHECK(depth <= IMAP_MAX_LIST_DEPTH);
+	for (size_t i = 0; i < count; i++) {
+		const struct imap_arg *a = &args[i];
+
+		if (a->type == IMAP_ARG_LIST) {
+			total +=
+			    fuzz_check_args(a->list, a->list_count, depth + 1);
+			continue;
+		}
+		FUZZ_CHECK(a->str != NULL && a->str[a->len] == '\0');
+		if (a->type != IMAP_ARG_LITERAL || !a->literal8)
+			FUZZ_CHECK(strlen(a->str) == a->len);
+		if (a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_NIL)
+			FUZZ_CHECK(a->len > 0);
+		FUZZ_CHECK(
+		    (imap_arg_astring(a) != NULL) ==
+		    (a->type != IMAP_ARG_NIL && strlen(a->str) == a->len));
+	}
+	return total;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	/* Exactly size bytes, so ASan sees any read past the end. */
+	char *wire = malloc(size == 0 ? 1 : size);
+	const char *eol;
+	struct imap_literal_ann ann;
+	struct imap_command cmd;
+	const char *error = NULL;
+
+	if (wire == NULL)
+		abort();
+	memcpy(wire, data, size);
+	eol = memchr(wire, '\r', size);
+	if (imap_line_literal(wire, eol ? (size_t)(eol - wire) : size, &ann) >
+	    0)
+		FUZZ_CHECK(ann.size <= (UINT64_C(1) << 63));
+
+	if (imap_parse_command(wire, size, &cmd, &error) == 0) {
+		FUZZ_CHECK(error == NULL);
+		FUZZ_CHECK(cmd.tag[0] != '\0' && cmd.name[0] != '\0');
+		FUZZ_CHECK(strlen(cmd.tag) <= IMAP_MAX_TAG);
+		FUZZ_CHECK(strchr(cmd.tag, '+') == NULL);
+		for (const char *n = cmd.name; *n != '\0'; n++)
+			FUZZ_CHECK(!(*n >= 'a' && *n <= 'z'));
+		FUZZ_CHECK(fuzz_check_args(cmd.args, cmd.arg_count, 0) <=
+			   IMAP_MAX_ARGS);
+	} else {
+		FUZZ_CHECK(error != NULL && cmd.arena == NULL);
+		FUZZ_CHECK(strlen(cmd.tag) <= IMAP_MAX_TAG);
+	}
+	imap_command_free(&cmd);
+	free(wire);
+	return 0;
+}
