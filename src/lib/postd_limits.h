@@ -476,6 +476,14 @@
 #define IMAP_MAX_SEQ_RANGES 10000
 /* Keys in one SEARCH program. */
 #define IMAP_MAX_SEARCH_KEYS 1000
+/* -- session (imap_session.c, imap_commands*.c) -- */
+/* RFC 9051 section 5.4: the autologout timer of an authenticated session
+ * is at least 30 minutes; IDLE clients re-issue it every 29 minutes. */
+#define IMAP_TIMEOUT_AUTHENTICATED (31 * 60)
+/* Messages of one FETCH/STORE/COPY and UIDs kept for SEARCHRES ($). */
+#define IMAP_MAX_SET_MESSAGES 10000000u
+/* ID (RFC 2971): at most 30 field/value pairs, values at most 1024. */
+#define IMAP_MAX_ID_PAIRS 30
 /* -- storage (folder.c, mail_index.c, mail_notify.c) -- */
 /* A folder name in UTF-8 octets, and its depth in components. */
 #define FOLDER_MAX_NAME 255

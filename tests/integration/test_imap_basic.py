@@ -1,0 +1,285 @@
+"""The IMAP server (RFC 9051 / RFC 3501) with Python's imaplib, curl and raw
+sockets: greeting and capabilities (STARTTLS, imaps, LOGINDISABLED),
+logins and their refusals, the command collector's literal caps, and
+STARTTLS discarding pipelined plaintext (INV-S1)."""
+
+import imaplib
+import re
+import socket
+import ssl
+
+import pytest
+
+from conftest import ALICE, ALICE_PW
+
+
+def imap(srv, tls=False):
+    if tls:
+        return imaplib.IMAP4_SSL("127.0.0.1", srv.imaps_port,
+                                 ssl_context=srv.ctx(), timeout=10)
+    return imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
+
+
+def login(srv, user=ALICE, pw=None, tls=False):
+    c = imap(srv, tls)
+    c.login(user, pw if pw is not None else srv.users[user])
+    return c
+
+
+class Raw:
+    """A line-level IMAP connection for what imaplib cannot send."""
+
+    def __init__(self, port, tls_ctx=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if tls_ctx is not None:
+            self.sock = tls_ctx.wrap_socket(self.sock,
+                                            server_hostname="localhost")
+        self.buf = b""
+        self.greeting = self.line()
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            d = self.sock.recv(65536)
+            if not d:
+                raise EOFError("closed; buffered %r" % self.buf)
+            self.buf += d
+        ln, self.buf = self.buf.split(b"\r\n", 1)
+        return ln.decode("utf-8", "replace")
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, tag, text):
+        """Sends one command; returns (untagged lines, tagged line)."""
+        self.send("%s %s\r\n" % (tag, text))
+        return self.until(tag)
+
+    def until(self, tag):
+        lines = []
+        while True:
+            ln = self.line()
+            if ln.startswith(tag + " "):
+                return lines, ln
+            lines.append(ln)
+
+    def starttls(self, ctx):
+        self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+
+    def close(self):
+        self.sock.close()
+
+
+def caps_of(text):
+    m = re.search(r"\[CAPABILITY ([^\]]*)\]", text)
+    assert m, text
+    return m.group(1).split()
+
+
+# -- greeting and capabilities ----------------------------------------------
+
+def test_greeting_and_capability_before_and_after_starttls(shared_server):
+    srv = shared_server
+    r = Raw(srv.imap_port)
+    assert r.greeting.startswith("* OK [CAPABILITY "), r.greeting
+    caps = caps_of(r.greeting)
+    assert "IMAP4rev1" in caps and "STARTTLS" in caps, caps
+    assert "LITERAL-" in caps and "SASL-IR" in caps, caps
+    # the loopback default (plaintext_auth = loopback) lets passwords in
+    assert "AUTH=PLAIN" in caps and "LOGINDISABLED" not in caps, caps
+    lines, tagged = r.cmd("a1", "CAPABILITY")
+    assert tagged.startswith("a1 OK"), tagged
+    assert lines and lines[0].startswith("* CAPABILITY "), lines
+    assert lines[0].split()[2:] == caps
+    lines, tagged = r.cmd("a2", "STARTTLS")
+    assert tagged.startswith("a2 OK"), tagged
+    r.starttls(srv.ctx())
+    lines, tagged = r.cmd("a3", "CAPABILITY")
+    caps2 = lines[0].split()[2:]
+    assert "STARTTLS" not in caps2 and "AUTH=PLAIN" in caps2, caps2
+    # STARTTLS twice is refused
+    lines, tagged = r.cmd("a4", "STARTTLS")
+    assert tagged.startswith("a4 BAD"), tagged
+    lines, tagged = r.cmd("a5", "LOGOUT")
+    assert lines[0].startswith("* BYE"), lines
+    assert tagged.startswith("a5 OK"), tagged
+    r.close()
+
+
+def test_imaps_greeting_and_login(shared_server):
+    srv = shared_server
+    c = imap(srv, tls=True)
+    assert "STARTTLS" not in c.capabilities, c.capabilities
+    assert "AUTH=PLAIN" in c.capabilities, c.capabilities
+    typ, data = c.login(ALICE, ALICE_PW)
+    assert typ == "OK", data
+    caps = caps_of(data[0].decode())
+    assert "LITERAL+" in caps and "LITERAL-" not in caps, caps
+    assert "AUTH=PLAIN" not in caps, caps
+    c.logout()
+
+
+def test_logindisabled_before_tls(make_server):
+    srv = make_server(overrides={"plaintext_auth.imap": "no"})
+    mark = srv.log_mark()
+    r = Raw(srv.imap_port)
+    caps = caps_of(r.greeting)
+    assert "LOGINDISABLED" in caps and "AUTH=PLAIN" not in caps, caps
+    lines, tagged = r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    assert tagged.startswith("a1 NO [PRIVACYREQUIRED]"), tagged
+    lines, tagged = r.cmd("a2", "AUTHENTICATE PLAIN AGFsaWNlAHg=")
+    assert tagged.startswith("a2 NO [PRIVACYREQUIRED]"), tagged
+    lines, tagged = r.cmd("a3", "SELECT INBOX")
+    assert tagged.startswith("a3 BAD"), tagged
+    srv.wait_log(r"refused peer=127\.0\.0\.1 session=\S+ proto=imap "
+                 r"user=- cause=plaintext login without TLS", since=mark)
+    # after STARTTLS the same login works
+    lines, tagged = r.cmd("a4", "STARTTLS")
+    r.starttls(srv.ctx())
+    lines, tagged = r.cmd("a5", "CAPABILITY")
+    assert "LOGINDISABLED" not in lines[0], lines
+    lines, tagged = r.cmd("a6", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    assert tagged.startswith("a6 OK"), tagged
+    r.cmd("a7", "LOGOUT")
+    r.close()
+    # the imaps listener takes passwords (TLS from the first byte)
+    c = imap(srv, tls=True)
+    assert c.login(ALICE, ALICE_PW)[0] == "OK"
+    c.logout()
+
+
+# -- logins ------------------------------------------------------------------
+
+def test_login_bad_password_and_unknown_user(shared_server):
+    srv = shared_server
+    mark = srv.log_mark()
+    c = imap(srv)
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        c.login(ALICE, "wrong-password")
+    assert "[AUTHENTICATIONFAILED]" in str(e.value), e.value
+    with pytest.raises(imaplib.IMAP4.error) as e2:
+        c.login("nobody-here@example.org", "wrong-password")
+    # INV-A1: the same reply for an unknown user
+    assert str(e2.value) == str(e.value)
+    c.logout()
+    srv.wait_log(r"auth failed user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=imap cause=\S+", since=mark)
+
+
+def test_login_and_authenticate_plain_and_login(shared_server):
+    srv = shared_server
+    mark = srv.log_mark()
+    c = imap(srv)
+    typ, data = c.authenticate(
+        "PLAIN", lambda _: ("\0%s\0%s" % (ALICE, ALICE_PW)).encode())
+    assert typ == "OK", data
+    c.logout()
+    # SASL-IR
+    r = Raw(srv.imap_port)
+    import base64
+    ir = base64.b64encode(("\0%s\0%s" % (ALICE, ALICE_PW)).encode()).decode()
+    lines, tagged = r.cmd("a1", "AUTHENTICATE PLAIN " + ir)
+    assert tagged.startswith("a1 OK"), tagged
+    r.cmd("a2", "LOGOUT")
+    r.close()
+    # AUTH=LOGIN with its two challenges
+    r = Raw(srv.imap_port)
+    r.send("b1 AUTHENTICATE LOGIN\r\n")
+    assert r.line() == "+ VXNlcm5hbWU6"
+    r.send(base64.b64encode(ALICE.encode()) + b"\r\n")
+    assert r.line() == "+ UGFzc3dvcmQ6"
+    r.send(base64.b64encode(ALICE_PW.encode()) + b"\r\n")
+    lines, tagged = r.until("b1")
+    assert tagged.startswith("b1 OK"), tagged
+    r.cmd("b2", "LOGOUT")
+    r.close()
+    srv.wait_log(r"login user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=imap mech=LOGIN", since=mark)
+
+
+def test_login_with_literals(shared_server):
+    """A synchronising literal gets "+", a non-synchronising one (LITERAL-,
+    at most 4096 octets before login) does not."""
+    srv = shared_server
+    r = Raw(srv.imap_port)
+    r.send("a1 LOGIN {%d}\r\n" % len(ALICE))
+    assert r.line().startswith("+ "), "no continuation for {N}"
+    r.send("%s {%d+}\r\n%s\r\n" % (ALICE, len(ALICE_PW), ALICE_PW))
+    lines, tagged = r.until("a1")
+    assert tagged.startswith("a1 OK"), tagged
+    r.cmd("a2", "LOGOUT")
+    r.close()
+
+
+# -- the collector's caps ------------------------------------------------------
+
+def test_literal_over_the_cap_refused_cleanly(shared_server):
+    srv = shared_server
+    mark = srv.log_mark()
+    r = Raw(srv.imap_port)
+    # a synchronising literal over the cap: no "+", a tagged BAD, and the
+    # session goes on
+    r.send("a1 LOGIN {100000000}\r\n")
+    ln = r.line()
+    assert ln.startswith("a1 BAD [LIMIT]"), ln
+    lines, tagged = r.cmd("a2", "NOOP")
+    assert tagged.startswith("a2 OK"), tagged
+    # an overlong line is dropped through its end: its tail is no command
+    r.send("a3 LOGIN " + "x" * 20000 + " a4 LOGOUT\r\n")
+    ln = r.line()
+    assert "BAD" in ln and "a4" not in ln, ln
+    lines, tagged = r.cmd("a5", "NOOP")
+    assert tagged.startswith("a5 OK"), tagged
+    # a non-synchronising literal over 4096 before login (LITERAL-) ends
+    # the connection: its bytes cannot be told apart from commands
+    # (sent alone: unread data at close would turn the FIN into a RST)
+    r.send("a6 LOGIN {5000+}\r\n")
+    rest = []
+    with pytest.raises(EOFError):
+        while True:
+            rest.append(r.line())
+    assert any(ln.startswith("a6 BAD [LIMIT]") for ln in rest), rest
+    assert any(ln.startswith("* BYE") for ln in rest), rest
+    r.close()
+    srv.wait_log(r"refused peer=127\.0\.0\.1 session=\S+ proto=imap user=- "
+                 r"cause=literal of 100000000 octets over the command cap",
+                 since=mark)
+
+
+def test_pipelined_plaintext_after_starttls_discarded(shared_server):
+    """INV-S1: what the client sent after STARTTLS before the handshake is
+    dropped, never run as a command inside TLS."""
+    srv = shared_server
+    r = Raw(srv.imap_port)
+    r.send("a1 STARTTLS\r\na2 LOGIN %s %s\r\na3 CAPABILITY\r\n"
+           % (ALICE, ALICE_PW))
+    ln = r.line()
+    assert ln.startswith("a1 OK"), ln
+    assert r.buf == b"", r.buf
+    r.starttls(srv.ctx())
+    lines, tagged = r.cmd("a4", "NOOP")
+    assert tagged.startswith("a4 OK"), (lines, tagged)
+    assert not any(ln.startswith(("a2", "a3")) for ln in lines), lines
+    # still not logged in: the pipelined LOGIN never ran
+    lines, tagged = r.cmd("a5", "SELECT INBOX")
+    assert tagged.startswith("a5 BAD"), tagged
+    r.cmd("a6", "LOGOUT")
+    r.close()
+
+
+def test_unknown_and_out_of_state_commands(shared_server):
+    srv = shared_server
+    r = Raw(srv.imap_port)
+    lines, tagged = r.cmd("a1", "FROBNICATE")
+    assert tagged.startswith("a1 BAD"), tagged
+    lines, tagged = r.cmd("a2", "ENABLE IMAP4rev2")
+    assert tagged.startswith("a2 BAD"), tagged
+    lines, tagged = r.cmd("a3", 'ID ("name" "pytest")')
+    assert tagged.startswith("a3 OK"), tagged
+    assert lines[0].startswith("* ID ("), lines
+    lines, tagged = r.cmd("a4", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    lines, tagged = r.cmd("a5", "NAMESPACE")
+    assert lines == ['* NAMESPACE (("" "/")) NIL NIL'], lines
+    lines, tagged = r.cmd("a6", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    assert tagged.startswith("a6 BAD"), tagged
+    r.cmd("a7", "LOGOUT")
+    r.close()
