@@ -12,9 +12,36 @@
 #include "fuzz_util.h"
 #include "lib/postd_limits.h"
 #include "proto/imap/imap_parse.h"
+#include "proto/imap/imap_seqset.h"
 
 static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 			      size_t depth);
+static void fuzz_seqset(const struct imap_arg *arg);
+
+/* An atom as a sequence set: resolved sets are sorted, merged, bounded. */
+static void fuzz_seqset(const struct imap_arg *arg)
+{
+	struct imap_seqset set;
+	const char *error = NULL;
+	uint32_t max = arg->len > 0 ? (uint32_t)(unsigned char)arg->str[0] : 0;
+
+	if (imap_seqset_parse(arg->str, arg->len, &set, &error) < 0) {
+		FUZZ_CHECK(error != NULL && set.ranges == NULL);
+		return;
+	}
+	FUZZ_CHECK(set.count <= IMAP_MAX_SEQ_RANGES);
+	imap_seqset_resolve(&set, max, arg->len % 2 == 0);
+	for (size_t i = 0; i < set.count; i++) {
+		FUZZ_CHECK(set.ranges[i].lo >= 1);
+		FUZZ_CHECK(set.ranges[i].lo <= set.ranges[i].hi);
+		FUZZ_CHECK(set.ranges[i].hi <= max);
+		if (i > 0)
+			FUZZ_CHECK(set.ranges[i].lo > set.ranges[i - 1].hi + 1);
+	}
+	FUZZ_CHECK(imap_seqset_contains(&set, max) ==
+		   (set.count > 0 && set.ranges[set.count - 1].hi == max));
+	imap_seqset_free(&set);
+}
 
 /* Returns how many arguments the tree holds. */
 static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
@@ -32,6 +59,8 @@ static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 			continue;
 		}
 		FUZZ_CHECK(a->str != NULL && a->str[a->len] == '\0');
+		if (a->type == IMAP_ARG_ATOM)
+			fuzz_seqset(a);
 		if (a->type != IMAP_ARG_LITERAL || !a->literal8)
 			FUZZ_CHECK(strlen(a->str) == a->len);
 		if (a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_NIL)
