@@ -4,6 +4,7 @@ logins and their refusals, the command collector's literal caps, and
 STARTTLS discarding pipelined plaintext (INV-S1)."""
 
 import imaplib
+import os
 import re
 import socket
 import ssl
@@ -283,3 +284,107 @@ def test_unknown_and_out_of_state_commands(shared_server):
     assert tagged.startswith("a6 BAD"), tagged
     r.cmd("a7", "LOGOUT")
     r.close()
+
+
+# -- folders -------------------------------------------------------------------
+
+def list_lines(c, *args):
+    typ, data = c.list(*args)
+    assert typ == "OK", data
+    return [d.decode() for d in data if d is not None]
+
+
+def test_list_shows_special_folders_with_attributes(shared_server):
+    srv = shared_server
+    c = login(srv)
+    lines = list_lines(c)
+    byname = {ln.rsplit(" ", 1)[1].strip('"'): ln for ln in lines}
+    assert "INBOX" in byname, lines
+    for name, attr in (("Drafts", "\\Drafts"), ("Sent", "\\Sent"),
+                       ("Trash", "\\Trash"), ("Junk", "\\Junk"),
+                       ("Archive", "\\Archive")):
+        assert name in byname, lines
+        assert attr in byname[name], byname[name]
+    # LIST "" "": the separator
+    typ, data = c.list('""', '""')
+    assert data[0].decode() == '(\\Noselect) "/" ""', data
+    # RFC 6154 selection option
+    typ, data = c._simple_command("LIST", "(SPECIAL-USE)", '""', "*")
+    typ, data = c._untagged_response(typ, data, "LIST")
+    names = [d.decode().rsplit(" ", 1)[1].strip('"') for d in data]
+    assert "INBOX" not in names and "Sent" in names, names
+    # LSUB: the defaults are subscribed
+    typ, data = c.lsub()
+    assert any(b'"Sent"' in d for d in data), data
+    c.logout()
+
+
+def test_create_rename_delete_subscribe(shared_server):
+    srv = shared_server
+    c = login(srv)
+    assert c.create("Projects/2026")[0] == "OK"
+    lines = list_lines(c, '""', "Projects*")
+    assert any(ln.endswith('"Projects"') and "\\HasChildren" in ln
+               for ln in lines), lines
+    assert any(ln.endswith('"Projects/2026"') for ln in lines), lines
+    typ, data = c.create("Projects/2026")
+    assert typ == "NO" and b"[ALREADYEXISTS]" in data[0], data
+    assert c.rename("Projects/2026", "Projects/Old")[0] == "OK"
+    assert c.subscribe("Projects/Old")[0] == "OK"
+    typ, data = c.lsub('""', "Projects/*")
+    assert any(b"Projects/Old" in d for d in data), data
+    assert c.delete("Projects/Old")[0] == "OK"
+    typ, data = c.delete("Projects/Old")
+    assert typ == "NO" and b"[NONEXISTENT]" in data[0], data
+    # non-ASCII names travel in modified UTF-7 (RFC 3501 5.1.3)
+    assert c.create("Entw&APw-rfe")[0] == "OK"
+    lines = list_lines(c, '""', "Entw*")
+    assert any(ln.endswith('"Entw&APw-rfe"') for ln in lines), lines
+    assert os.path.isdir(os.path.join(srv.maildir(), ".Entw&APw-rfe"))
+    assert c.delete("Entw&APw-rfe")[0] == "OK"
+    # CREATE-SPECIAL-USE
+    typ, data = c._simple_command("CREATE", "Later", "(USE (\\Flagged))")
+    assert typ == "OK", data
+    lines = list_lines(c, '""', "Later")
+    assert "\\Flagged" in lines[0], lines
+    assert c.delete("Later")[0] == "OK"
+    c.logout()
+
+
+@pytest.mark.parametrize("name", ["../bob", "/etc", "..", "a/../b",
+                                  ".hidden", "a//b", "~bob",
+                                  "bad&name"])
+def test_hostile_folder_names_refused(shared_server, name):
+    srv = shared_server
+    mark = srv.log_mark()
+    c = login(srv)
+    typ, data = c.create('"%s"' % name)
+    assert typ == "NO", (name, data)
+    assert b"[CANNOT]" in data[0], data
+    typ, data = c.rename("Archive", '"%s"' % name)
+    assert typ == "NO", (name, data)
+    c.logout()
+    srv.wait_log(r"refused peer=127\.0\.0\.1 session=\S+ proto=imap "
+                 r"user=alice@example\.org cause=(invalid mailbox name|"
+                 r"mailbox name not modified UTF-7)", since=mark)
+    # nothing was made outside the Maildir
+    assert not os.path.exists(os.path.join(srv.data_dir, "mail",
+                                           "example.org", "bob", ".."))
+
+
+def test_curl_imaps_login(shared_server):
+    """curl lists the mailboxes over imaps and over imap with STARTTLS."""
+    import shutil
+    import subprocess
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    srv = shared_server
+    for url, extra in (("imaps://127.0.0.1:%d/" % srv.imaps_port, []),
+                       ("imap://127.0.0.1:%d/" % srv.imap_port,
+                        ["--ssl-reqd"])):
+        p = subprocess.run(
+            ["curl", "-sS", "--cacert", srv.ca, "-k", "--max-time", "20",
+             "-u", "%s:%s" % (ALICE, ALICE_PW), url] + extra,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, (url, p.stderr)
+        assert b"INBOX" in p.stdout, p.stdout

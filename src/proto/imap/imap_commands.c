@@ -21,6 +21,8 @@
 #include "lib/parse.h"
 #include "lib/postd_assert.h"
 #include "proto/common/sasl.h"
+#include "proto/imap/imap_folders.h"
+#include "storage/folder.h"
 #include "storage/maildir.h"
 
 #define ST_NOAUTH (1u << IMAP_STATE_NOT_AUTH)
@@ -53,6 +55,20 @@ static const struct imap_command_row imap_commands[] = {
     [IMAP_CMD_ID] = {IMAP_CMD_ID, "ID", cmd_id, ST_ANY, false},
     [IMAP_CMD_NAMESPACE] = {IMAP_CMD_NAMESPACE, "NAMESPACE", cmd_namespace,
 			    ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_CREATE] = {IMAP_CMD_CREATE, "CREATE", imap_cmd_create,
+			 ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_DELETE] = {IMAP_CMD_DELETE, "DELETE", imap_cmd_delete,
+			 ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_RENAME] = {IMAP_CMD_RENAME, "RENAME", imap_cmd_rename,
+			 ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_SUBSCRIBE] = {IMAP_CMD_SUBSCRIBE, "SUBSCRIBE", imap_cmd_subscribe,
+			    ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_UNSUBSCRIBE] = {IMAP_CMD_UNSUBSCRIBE, "UNSUBSCRIBE",
+			      imap_cmd_unsubscribe, ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_LIST] = {IMAP_CMD_LIST, "LIST", imap_cmd_list, ST_AUTH | ST_SEL,
+		       false},
+    [IMAP_CMD_LSUB] = {IMAP_CMD_LSUB, "LSUB", imap_cmd_lsub, ST_AUTH | ST_SEL,
+		       false},
 };
 _Static_assert(POSTD_N_ELEMENTS(imap_commands) == IMAP_CMD_COUNT,
 	       "imap_commands[] needs one row per enum imap_cmd value");
@@ -158,7 +174,9 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 				size_t size)
 {
 	(void)s;
-	snprintf(out, size, " NAMESPACE");
+	snprintf(out, size,
+		 " NAMESPACE SPECIAL-USE CREATE-SPECIAL-USE CHILDREN "
+		 "LIST-EXTENDED");
 }
 
 void imap_commands_abort(struct imap_session *s)
@@ -602,6 +620,13 @@ static void imap_login_ok(struct imap_session *s, const char *user)
 		s->user[0] = '\0';
 		return;
 	}
+	/* Drafts, Sent, Trash, Junk and Archive from the first login on;
+	 * a failure leaves the user with fewer folders, not without mail. */
+	if (folder_ensure_defaults(s->maildir_fd, cause, sizeof(cause)) !=
+	    FOLDER_OK)
+		log_warn("session=%s user=%s: cannot create the default "
+			 "folders: %s",
+			 conn_id(s->conn), s->user, cause);
 	metrics_add(METRIC_LOGINS_OK, 1);
 	imap_session_enter_state(s, IMAP_STATE_AUTH);
 	imap_session_authenticated(s);
