@@ -11,12 +11,54 @@
 
 #include "fuzz_util.h"
 #include "lib/postd_limits.h"
+#include "lib/buf.h"
+#include "proto/imap/imap_date.h"
+#include "proto/imap/imap_mutf7.h"
 #include "proto/imap/imap_parse.h"
 #include "proto/imap/imap_seqset.h"
 
 static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 			      size_t depth);
 static void fuzz_seqset(const struct imap_arg *arg);
+static void fuzz_mutf7(const char *s, size_t len);
+static void fuzz_dates(const char *s, size_t len);
+
+/* A name that decodes has exactly one spelling: encoding gives it back. */
+static void fuzz_mutf7(const char *s, size_t len)
+{
+	struct buf *utf8 = buf_new(2 * len + 16);
+	struct buf *back = buf_new(4 * len + 16);
+
+	if (imap_mutf7_to_utf8(s, len, utf8) == IMAP_MUTF7_OK) {
+		FUZZ_CHECK(imap_utf8_to_mutf7(buf_data(utf8), buf_len(utf8),
+					      back) == IMAP_MUTF7_OK);
+		FUZZ_CHECK(buf_len(back) == len &&
+			   memcmp(buf_data(back), s, len) == 0);
+	}
+	buf_free(&utf8);
+	buf_free(&back);
+}
+
+/* A parsed date-time formats and parses back to the same instant. */
+static void fuzz_dates(const char *s, size_t len)
+{
+	char out[IMAP_DATETIME_SIZE];
+	int64_t day;
+	time_t t;
+	time_t t2;
+	int zone;
+	int zone2;
+
+	if (imap_date_parse(s, len, &day) == 0)
+		FUZZ_CHECK(day >= imap_days_from_civil(0, 1, 1) &&
+			   day <= imap_days_from_civil(9999, 12, 31));
+	if (imap_datetime_parse(s, len, &t, &zone) < 0)
+		return;
+	if (imap_datetime_format(t, zone, out, sizeof(out)) < 0)
+		return; /* a year beyond 0..9999 once shifted to UTC */
+	FUZZ_CHECK(imap_datetime_parse(out, strlen(out), &t2, &zone2) == 0);
+	FUZZ_CHECK(t2 == t && zone2 == zone);
+}
 
 /* An atom as a sequence set: resolved sets are sorted, merged, bounded. */
 static void fuzz_seqset(const struct imap_arg *arg)
@@ -61,6 +103,8 @@ static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 		FUZZ_CHECK(a->str != NULL && a->str[a->len] == '\0');
 		if (a->type == IMAP_ARG_ATOM)
 			fuzz_seqset(a);
+		fuzz_mutf7(a->str, a->len);
+		fuzz_dates(a->str, a->len);
 		if (a->type != IMAP_ARG_LITERAL || !a->literal8)
 			FUZZ_CHECK(strlen(a->str) == a->len);
 		if (a->type == IMAP_ARG_ATOM || a->type == IMAP_ARG_NIL)
