@@ -13,6 +13,7 @@
 #include "lib/postd_limits.h"
 #include "lib/buf.h"
 #include "proto/imap/imap_date.h"
+#include "proto/imap/imap_fetch_parse.h"
 #include "proto/imap/imap_mutf7.h"
 #include "proto/imap/imap_parse.h"
 #include "proto/imap/imap_seqset.h"
@@ -21,6 +22,46 @@ static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 			      size_t depth);
 static void fuzz_seqset(const struct imap_arg *arg);
 static void fuzz_mutf7(const char *s, size_t len);
+static void fuzz_fetch_store(const struct imap_command *cmd);
+
+/* FETCH and STORE on the arguments after the first (the set). */
+static void fuzz_fetch_store(const struct imap_command *cmd)
+{
+	const struct imap_arg *args = cmd->args + 1;
+	size_t n = cmd->arg_count - 1;
+	struct imap_fetch f;
+	struct imap_store st;
+	const char *error = NULL;
+
+	if (imap_fetch_parse(args, n, &f, &error) == 0) {
+		imap_fetch_ensure_uid(&f);
+		FUZZ_CHECK(f.count > 0);
+		for (size_t i = 0; i < f.count; i++) {
+			const struct imap_fetch_att *a = &f.atts[i];
+
+			FUZZ_CHECK(a->label != NULL && a->label[0] != '\0');
+			FUZZ_CHECK(a->section.depth <= 32);
+			FUZZ_CHECK(!a->partial || a->count > 0);
+			if (a->section.kind == MIME_SECTION_HEADER_FIELDS ||
+			    a->section.kind == MIME_SECTION_HEADER_FIELDS_NOT)
+				FUZZ_CHECK(a->section.field_count > 0 &&
+					   strchr(a->section.fields[0], ':') ==
+					       NULL);
+			if (a->section.kind == MIME_SECTION_MIME)
+				FUZZ_CHECK(a->section.depth > 0);
+		}
+		imap_fetch_free(&f);
+	} else {
+		FUZZ_CHECK(error != NULL && f.arena == NULL);
+	}
+	if (imap_store_parse(args, n, &st, &error) == 0) {
+		FUZZ_CHECK((st.flags.system & MAIL_RECENT) == 0);
+		for (size_t i = 0; i < st.flags.keyword_count; i++)
+			FUZZ_CHECK(strlen(st.flags.keywords[i]) <=
+				   MAIL_MAX_KEYWORD_LEN);
+		imap_store_free(&st);
+	}
+}
 static void fuzz_dates(const char *s, size_t len);
 
 /* A name that decodes has exactly one spelling: encoding gives it back. */
@@ -142,6 +183,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(!(*n >= 'a' && *n <= 'z'));
 		FUZZ_CHECK(fuzz_check_args(cmd.args, cmd.arg_count, 0) <=
 			   IMAP_MAX_ARGS);
+		if (cmd.arg_count > 1)
+			fuzz_fetch_store(&cmd);
 	} else {
 		FUZZ_CHECK(error != NULL && cmd.arena == NULL);
 		FUZZ_CHECK(strlen(cmd.tag) <= IMAP_MAX_TAG);
