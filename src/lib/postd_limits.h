@@ -494,6 +494,13 @@
 #define MAIL_MAX_KEYWORDS 64
 /* A keyword name. */
 #define MAIL_MAX_KEYWORD_LEN 128
+/* Messages in one folder's IMAP index. */
+#define MAIL_MAX_MESSAGES 1000000
+/* One record of the index log (postd-imap.log): a Maildir name, numbers. */
+#define MAIL_INDEX_MAX_LINE (MAILDIR_MAX_NAME + 256)
+/* The parsed-structure cache (postd-imap.cache): one entry, the file. */
+#define MAIL_CACHE_MAX_BLOB (1024 * 1024)
+#define MAIL_CACHE_MAX_FILE (64 * 1024 * 1024)
 /* -- MIME (src/mime) -- */
 /* Nesting of multiparts and message/rfc822 parts. */
 #define MIME_MAX_DEPTH 32
