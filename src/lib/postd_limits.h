@@ -509,5 +509,13 @@
 /* Header fields in one header block, and one header block's octets. */
 #define MIME_MAX_HEADERS 2000
 #define MIME_MAX_HEADER_BYTES (1024 * 1024)
+/* Parameters of one Content-Type or Content-Disposition, and addresses
+ * of one ENVELOPE address list (a real list has a few hundred at most;
+ * each costs a small allocation). */
+#define MIME_MAX_PARAMS 256
+#define MIME_MAX_ADDRESSES 10000
+/* A multipart boundary is at most 70 octets (RFC 2046 section 5.1.1);
+ * longer ones are cut here, as Dovecot does. */
+#define MIME_MAX_BOUNDARY 200
 
 #endif
