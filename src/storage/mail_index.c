@@ -2383,8 +2383,8 @@ enum mail_status mail_append_commit(struct mail_append **ap, uint32_t flags,
 						      : MAIL_TEMPFAIL;
 	}
 	XFREE(*ap);
-	new_fd = openat(folder_fd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	cur_fd = openat(folder_fd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	new_fd = openat(folder_fd, "new", IDX_DIR_FLAGS);
+	cur_fd = openat(folder_fd, "cur", IDX_DIR_FLAGS);
 	snprintf(final, sizeof(final), "%s", name);
 	/* Date and flags first: a scan that meets the file before it is
 	 * recorded below takes both from the file. */
