@@ -388,3 +388,222 @@ def test_curl_imaps_login(shared_server):
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
         assert p.returncode == 0, (url, p.stderr)
         assert b"INBOX" in p.stdout, p.stdout
+
+
+# -- the selected state ----------------------------------------------------------
+
+def message(subject, body="Hello over IMAP.\n", sender="bob@example.org"):
+    return ("From: %s\nTo: %s\nSubject: %s\n"
+            "Date: Sun, 06 Dec 2026 12:00:00 +0000\n"
+            "Message-ID: <%s@example.org>\n\n%s"
+            % (sender, ALICE, subject, subject.replace(" ", "."), body)
+            ).encode()
+
+
+def select(c, name="INBOX", readonly=False):
+    typ, data = c.select(name, readonly=readonly)
+    assert typ == "OK", data
+    return int(data[0])
+
+
+def fresh(srv, user=ALICE):
+    """A shared daemon's mailbox, emptied (messages and index)."""
+    srv.clear_mailbox(user)
+    md = srv.maildir(user)
+    if os.path.isdir(md):
+        for n in os.listdir(md):
+            if n.startswith("postd-imap"):
+                os.unlink(os.path.join(md, n))
+
+
+def test_select_and_fetch_body_equals_delivered(shared_server):
+    srv = shared_server
+    fresh(srv)
+    raw = message("first one", "line 1\nline 2\n")
+    srv.deliver(ALICE, raw)
+    c = login(srv)
+    assert select(c) == 1
+    typ, data = c.fetch("1", "(UID RFC822.SIZE FLAGS BODY.PEEK[])")
+    assert typ == "OK", data
+    meta, body = data[0]
+    assert body == raw.replace(b"\n", b"\r\n"), body
+    m = re.search(rb"RFC822\.SIZE (\d+)", meta)
+    assert m and int(m.group(1)) == len(body), meta
+    assert b"\\Seen" not in meta, meta
+    # UIDVALIDITY and UIDNEXT came with SELECT
+    assert c.untagged_responses.get("UIDVALIDITY"), c.untagged_responses
+    # a body fetch without PEEK sets \Seen
+    typ, data = c.fetch("1", "(BODY[TEXT])")
+    assert data[0][1] == b"line 1\r\nline 2\r\n", data
+    typ, data = c.fetch("1", "(FLAGS)")
+    assert b"\\Seen" in data[0], data
+    # header fields, partial
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1] == b"Subject: first one\r\n\r\n", data
+    typ, data = c.fetch("1", "(BODY.PEEK[]<0.4>)")
+    assert data[0][1] == b"From", data
+    typ, data = c.fetch("1", "(ENVELOPE BODYSTRUCTURE INTERNALDATE)")
+    assert b'"first one"' in data[0] and b'"TEXT" "PLAIN"' in data[0].upper(), data
+    c.logout()
+
+
+def test_flags_stored_and_seen_in_second_session(shared_server):
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, message("flag me"))
+    a = login(srv)
+    b = login(srv)
+    select(a)
+    select(b)
+    typ, data = a.store("1", "+FLAGS", "(\\Flagged $Important)")
+    assert typ == "OK" and b"\\Flagged" in data[0], data
+    typ, data = b.fetch("1", "(FLAGS)")
+    assert b"\\Flagged" in data[0] and b"$Important" in data[0], data
+    # the system flag is in the Maildir file name, as Maildir readers expect
+    assert any(n.split(":2,")[-1].find("F") >= 0
+               for n in srv.stored_messages()), srv.stored_messages()
+    typ, data = a.store("1", "-FLAGS.SILENT", "(\\Flagged)")
+    assert typ == "OK" and data == [None], data
+    typ, data = b.noop()
+    typ, data = b.fetch("1", "(FLAGS)")
+    assert b"\\Flagged" not in data[0], data
+    # EXAMINE is read-only
+    typ, data = b.select("INBOX", readonly=True)
+    typ, data = b.store("1", "+FLAGS", "(\\Seen)")
+    assert typ == "NO", data
+    a.logout()
+    b.logout()
+
+
+def test_append_then_fetch(shared_server):
+    srv = shared_server
+    fresh(srv)
+    raw = message("appended").replace(b"\n", b"\r\n")
+    c = login(srv)
+    typ, data = c.append("INBOX", "(\\Seen $Work)",
+                         imaplib.Time2Internaldate(1767225600), raw)
+    assert typ == "OK", data
+    m = re.search(rb"\[APPENDUID (\d+) (\d+)\]", data[0])
+    assert m, data
+    uid = int(m.group(2))
+    assert select(c) == 1
+    typ, data = c.uid("FETCH", str(uid), "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert data[0][1] == raw, data
+    assert b"\\Seen" in data[0][0] and b"$Work" in data[0][0], data
+    assert b"01-Jan-2026" in data[0][0], data
+    # to a folder that does not exist: TRYCREATE
+    typ, data = c.append("Nowhere", None, None, raw)
+    assert typ == "NO" and b"[TRYCREATE]" in data[0], data
+    # to another folder, seen by STATUS
+    typ, data = c.append("Drafts", "(\\Draft)", None, raw)
+    assert typ == "OK", data
+    typ, data = c.status("Drafts", "(MESSAGES UIDNEXT SIZE)")
+    assert b"MESSAGES 1" in data[0] or b"MESSAGES" in data[0], data
+    c.logout()
+
+
+def test_copy_and_move_to_archive_seen_by_other_session(shared_server):
+    srv = shared_server
+    fresh(srv)
+    for i in range(3):
+        srv.deliver(ALICE, message("move %d" % i))
+    a = login(srv)
+    b = login(srv)
+    assert select(a) == 3
+    assert select(b) == 3
+    typ, data = a.copy("1", "Archive")
+    assert typ == "OK" and b"[COPYUID " in data[0], data
+    typ, data = a._simple_command("MOVE", "2", "Archive")
+    assert typ == "OK", data
+    assert any(b"COPYUID" in (d or b"") for d in
+               a.untagged_responses.get("OK", [])), a.untagged_responses
+    assert a.untagged_responses.get("EXPUNGE") == [b"2"], \
+        a.untagged_responses
+    # the other session is told of the expunge at its next command
+    typ, data = b.noop()
+    assert b"2" in b.untagged_responses.get("EXPUNGE", []), \
+        b.untagged_responses
+    typ, data = b.status("Archive", "(MESSAGES)")
+    assert b"MESSAGES 2" in data[0], data
+    typ, data = a.copy("1", "NoSuchFolder")
+    assert typ == "NO" and b"[TRYCREATE]" in data[0], data
+    a.logout()
+    b.logout()
+
+
+def test_idle_sees_a_new_delivery_within_a_second(shared_server):
+    import time
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, message("before idle"))
+    r = Raw(srv.imap_port)
+    r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    lines, tagged = r.cmd("a2", "SELECT INBOX")
+    assert "* 1 EXISTS" in lines, lines
+    r.send("a3 IDLE\r\n")
+    assert r.line().startswith("+ "), "no IDLE continuation"
+    srv.deliver(ALICE, message("during idle"))
+    t0 = time.monotonic()
+    r.sock.settimeout(5)
+    ln = r.line()
+    while not ln.endswith("EXISTS"):
+        ln = r.line()
+    assert ln == "* 2 EXISTS", ln
+    assert time.monotonic() - t0 < 1.5
+    r.send("DONE\r\n")
+    lines, tagged = r.until("a3")
+    assert tagged.startswith("a3 OK"), tagged
+    r.cmd("a4", "LOGOUT")
+    r.close()
+
+
+def test_uid_search(shared_server):
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, message("apples", "red fruit\n"))
+    srv.deliver(ALICE, message("pears", "green fruit\n"))
+    srv.deliver(ALICE, message("plums", "purple\n", sender="carol@example.org"))
+    c = login(srv)
+    select(c)
+    typ, data = c.uid("SEARCH", None, "ALL")
+    uids = [int(x) for x in data[0].split()]
+    assert len(uids) == 3 and uids == sorted(uids), data
+    typ, data = c.uid("SEARCH", None, "SUBJECT", "pears")
+    assert [int(x) for x in data[0].split()] == [uids[1]], data
+    typ, data = c.search(None, "BODY", "fruit")
+    assert data[0].split() == [b"1", b"2"], data
+    typ, data = c.search(None, "FROM", "carol")
+    assert data[0].split() == [b"3"], data
+    typ, data = c.search(None, "NOT", "FROM", "carol", "UNSEEN")
+    assert data[0].split() == [b"1", b"2"], data
+    typ, data = c.search("UTF-8", "OR", "SUBJECT", "apples",
+                         "SUBJECT", "plums")
+    assert data[0].split() == [b"1", b"3"], data
+    # ESEARCH with RETURN, SEARCHRES
+    typ, data = c.uid("SEARCH", "RETURN", "(MIN MAX COUNT)", "ALL")
+    es = c.untagged_responses.pop("ESEARCH", [b""])[0]
+    assert b"MIN %d" % uids[0] in es and b"COUNT 3" in es, es
+    typ, data = c._simple_command("SEARCH", "RETURN", "(SAVE)", "SUBJECT",
+                                  "plums")
+    typ, data = c.fetch("$", "(UID)")
+    assert b"UID %d" % uids[2] in data[0], data
+    typ, data = c.search("KOI8-R", "ALL")
+    assert typ == "NO", data
+    c.logout()
+
+
+@pytest.mark.parametrize("name", ["../bob@example.org", "bob@example.org",
+                                  "../../example.org/bob", "/bob", "~bob",
+                                  "..", "../bob", "INBOX/../../bob",
+                                  "&Li4-/bob"])
+def test_user_cannot_select_another_users_mailbox(shared_server, name):
+    srv = shared_server
+    srv.deliver("bob@example.org", message("for bob only"))
+    c = login(srv)
+    typ, data = c.select('"%s"' % name)
+    assert typ == "NO", (name, data)
+    typ, data = c.status('"%s"' % name, "(MESSAGES)")
+    assert typ == "NO", (name, data)
+    typ, data = c.append('"%s"' % name, None, None, b"Subject: x\r\n\r\nx\r\n")
+    assert typ == "NO", (name, data)
+    c.logout()

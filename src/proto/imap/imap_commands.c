@@ -22,6 +22,7 @@
 #include "lib/postd_assert.h"
 #include "proto/common/sasl.h"
 #include "proto/imap/imap_folders.h"
+#include "proto/imap/imap_mailbox.h"
 #include "storage/folder.h"
 #include "storage/maildir.h"
 
@@ -36,7 +37,7 @@
 	"or port 993) in your mail client."
 
 static imap_handler_fn cmd_capability, cmd_noop, cmd_logout, cmd_starttls,
-    cmd_login, cmd_authenticate, cmd_enable, cmd_id, cmd_namespace;
+    cmd_login, cmd_authenticate, cmd_enable, cmd_id, cmd_namespace, cmd_append;
 
 /* Keyed by the enum, so a row cannot slip to another command's index; a
  * missing row is caught by the count check below (the last one) or by
@@ -69,6 +70,27 @@ static const struct imap_command_row imap_commands[] = {
 		       false},
     [IMAP_CMD_LSUB] = {IMAP_CMD_LSUB, "LSUB", imap_cmd_lsub, ST_AUTH | ST_SEL,
 		       false},
+    [IMAP_CMD_SELECT] = {IMAP_CMD_SELECT, "SELECT", imap_cmd_select,
+			 ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_EXAMINE] = {IMAP_CMD_EXAMINE, "EXAMINE", imap_cmd_examine,
+			  ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_STATUS] = {IMAP_CMD_STATUS, "STATUS", imap_cmd_status,
+			 ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_APPEND] = {IMAP_CMD_APPEND, "APPEND", cmd_append,
+			 ST_AUTH | ST_SEL, false},
+    [IMAP_CMD_IDLE] = {IMAP_CMD_IDLE, "IDLE", imap_cmd_idle, ST_SEL, false},
+    [IMAP_CMD_CHECK] = {IMAP_CMD_CHECK, "CHECK", imap_cmd_check, ST_SEL, false},
+    [IMAP_CMD_CLOSE] = {IMAP_CMD_CLOSE, "CLOSE", imap_cmd_close, ST_SEL, false},
+    [IMAP_CMD_UNSELECT] = {IMAP_CMD_UNSELECT, "UNSELECT", imap_cmd_unselect,
+			   ST_SEL, false},
+    [IMAP_CMD_EXPUNGE] = {IMAP_CMD_EXPUNGE, "EXPUNGE", imap_cmd_expunge, ST_SEL,
+			  true},
+    [IMAP_CMD_FETCH] = {IMAP_CMD_FETCH, "FETCH", imap_cmd_fetch, ST_SEL, true},
+    [IMAP_CMD_STORE] = {IMAP_CMD_STORE, "STORE", imap_cmd_store, ST_SEL, true},
+    [IMAP_CMD_COPY] = {IMAP_CMD_COPY, "COPY", imap_cmd_copy, ST_SEL, true},
+    [IMAP_CMD_MOVE] = {IMAP_CMD_MOVE, "MOVE", imap_cmd_move, ST_SEL, true},
+    [IMAP_CMD_SEARCH] = {IMAP_CMD_SEARCH, "SEARCH", imap_cmd_search, ST_SEL,
+			 true},
 };
 _Static_assert(POSTD_N_ELEMENTS(imap_commands) == IMAP_CMD_COUNT,
 	       "imap_commands[] needs one row per enum imap_cmd value");
@@ -155,6 +177,16 @@ void imap_commands_dispatch(struct imap_session *s, const char *wire,
 				: "Command not valid in this state.");
 	} else {
 		s->bad_commands = 0;
+		/* RFC 9051 7.5.1: no EXPUNGE while sequence numbers are in
+		 * use (FETCH, STORE, SEARCH; their UID forms may). */
+		s->allow_expunge = a.uid || (row->cmd != IMAP_CMD_FETCH &&
+					     row->cmd != IMAP_CMD_STORE &&
+					     row->cmd != IMAP_CMD_SEARCH);
+		/* What others changed is seen by this command: new
+		 * messages and flags first (they shift no sequence
+		 * number); expunges wait for the end of the command. */
+		if (s->state == IMAP_STATE_SELECTED)
+			imap_mailbox_sync(s, false);
 		row->handler(s, &a);
 	}
 	imap_command_free(&cmd);
@@ -173,10 +205,12 @@ static void imap_bad(struct imap_session *s, const char *reply)
 void imap_commands_capabilities(const struct imap_session *s, char *out,
 				size_t size)
 {
-	(void)s;
-	snprintf(out, size,
-		 " NAMESPACE SPECIAL-USE CREATE-SPECIAL-USE CHILDREN "
-		 "LIST-EXTENDED");
+	snprintf(
+	    out, size,
+	    " NAMESPACE IDLE UNSELECT UIDPLUS MOVE SPECIAL-USE "
+	    "CREATE-SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH "
+	    "SEARCHRES STATUS=SIZE BINARY APPENDLIMIT=%u",
+	    s->env->cfg->max_message_size);
 }
 
 void imap_commands_abort(struct imap_session *s)
@@ -187,49 +221,16 @@ void imap_commands_abort(struct imap_session *s)
 
 void imap_commands_session_end(struct imap_session *s)
 {
-	(void)s;
+	imap_fetch_session_end(s);
+	imap_mailbox_session_end(s);
 }
 
-void imap_commands_idle_line(struct imap_session *s, const char *line,
-			     size_t len)
+/* The message of an APPEND arrives as a literal that the collector streams
+ * into the store (imap_mailbox.c); reaching here, it had none. */
+static void cmd_append(struct imap_session *s, const struct imap_args *a)
 {
-	(void)line;
-	(void)len;
-	s->idling = false;
-}
-
-bool imap_commands_append_begin(struct imap_session *s,
-				const struct imap_literal_ann *ann)
-{
-	(void)s;
-	(void)ann;
-	return false;
-}
-
-void imap_commands_append_data(struct imap_session *s, const char *data,
-			       size_t len)
-{
-	(void)s;
-	(void)data;
-	(void)len;
-}
-
-void imap_commands_append_end(struct imap_session *s)
-{
-	(void)s;
-}
-
-void imap_commands_append_finish(struct imap_session *s, const char *line,
-				 size_t len)
-{
-	(void)s;
-	(void)line;
-	(void)len;
-}
-
-void imap_commands_job_run(struct imap_session *s)
-{
-	(void)s;
+	(void)a;
+	imap_bad(s, "APPEND needs the message as a literal.");
 }
 
 /* Any state */
@@ -253,9 +254,9 @@ static void cmd_noop(struct imap_session *s, const struct imap_args *a)
 static void cmd_logout(struct imap_session *s, const struct imap_args *a)
 {
 	(void)a;
+	imap_session_enter_state(s, IMAP_STATE_LOGOUT);
 	imap_reply_untagged(s, "BYE postd logging out.");
 	imap_reply_tagged(s, "OK", NULL, "Logout completed.");
-	imap_session_enter_state(s, IMAP_STATE_LOGOUT);
 	imap_session_close(s, "logout");
 }
 

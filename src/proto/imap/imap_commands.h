@@ -31,6 +31,20 @@ enum imap_cmd {
 	IMAP_CMD_UNSUBSCRIBE,
 	IMAP_CMD_LIST,
 	IMAP_CMD_LSUB,
+	IMAP_CMD_SELECT,
+	IMAP_CMD_EXAMINE,
+	IMAP_CMD_STATUS,
+	IMAP_CMD_APPEND,
+	IMAP_CMD_IDLE,
+	IMAP_CMD_CHECK,
+	IMAP_CMD_CLOSE,
+	IMAP_CMD_UNSELECT,
+	IMAP_CMD_EXPUNGE,
+	IMAP_CMD_FETCH,
+	IMAP_CMD_STORE,
+	IMAP_CMD_COPY,
+	IMAP_CMD_MOVE,
+	IMAP_CMD_SEARCH,
 	IMAP_CMD_COUNT
 };
 
@@ -90,5 +104,7 @@ void imap_commands_append_finish(struct imap_session *s, const char *line,
 void imap_commands_job_run(struct imap_session *s);
 /* The connection is going: releases the mailbox, view, jobs. */
 void imap_commands_session_end(struct imap_session *s);
+/* imap_fetch.c: drops a FETCH in progress. */
+void imap_fetch_session_end(struct imap_session *s);
 
 #endif

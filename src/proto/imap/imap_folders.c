@@ -15,6 +15,7 @@
 #include "lib/xmalloc.h"
 #include "proto/imap/imap_commands.h"
 #include "proto/imap/imap_folders.h"
+#include "proto/imap/imap_mailbox.h"
 #include "storage/folder.h"
 
 /* LIST-EXTENDED (RFC 5258) options. */
@@ -340,9 +341,11 @@ static bool imap_list_parse(struct imap_session *s, const struct imap_args *a,
 			o->ret_special_use = true;
 		else if (imap_arg_is_atom(x, "STATUS") &&
 			 j + 1 < a->v[i + 1].list_count &&
-			 a->v[i + 1].list[j + 1].type == IMAP_ARG_LIST)
+			 a->v[i + 1].list[j + 1].type == IMAP_ARG_LIST) {
 			o->ret_status = &a->v[i + 1].list[++j];
-		else
+			if (!imap_list_status_items_ok(o->ret_status))
+				goto bad;
+		} else
 			goto bad;
 	}
 	return true;
@@ -377,6 +380,9 @@ static void imap_list_one(struct imap_session *s,
 		    attrs);
 	imap_folder_write_name(s, f->name);
 	conn_write(s->conn, "\r\n", 2);
+	/* LIST-STATUS (RFC 5819): STATUS right after its LIST line. */
+	if (o->ret_status != NULL && !f->nonexistent)
+		(void)imap_status_untagged(s, f->name, o->ret_status, true);
 }
 
 static void imap_list(struct imap_session *s, const struct imap_args *a,

@@ -20,6 +20,7 @@
 #include "lib/xmalloc.h"
 #include "proto/common/login_policy.h"
 #include "proto/imap/imap_commands.h"
+#include "proto/imap/imap_mailbox.h"
 #include "proto/imap/imap_parse.h"
 
 static void imap_on_readable(void *arg);
@@ -139,6 +140,11 @@ void imap_reply_tagged(struct imap_session *s, const char *status,
 		       const char *code, const char *fmt, ...)
 {
 	va_list ap;
+
+	/* RFC 9051 7.5: what other sessions changed is told before the
+	 * command completes. */
+	if (s->state == IMAP_STATE_SELECTED && strcmp(status, "OK") == 0)
+		imap_mailbox_sync(s, s->allow_expunge);
 
 	va_start(ap, fmt);
 	imap_reply_vline(s, s->tag[0] ? s->tag : "*", status, code, fmt, ap);

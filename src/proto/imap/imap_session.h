@@ -81,9 +81,10 @@ struct imap_session {
 	bool readonly;
 	char *selected; /* the selected folder's name (UTF-8) */
 	struct mail_notify *notify;
-	bool changed; /* notify said: sync before the next reply */
-	bool idling;  /* IDLE: waiting for DONE */
-	char idle_tag[IMAP_MAX_TAG + 1];
+	bool changed;		 /* notify said: sync before the next reply */
+	bool allow_expunge;	 /* the running command may announce EXPUNGE */
+	bool idling;		 /* IDLE: waiting for DONE */
+	struct event *idle_poll; /* IDLE without a notification watch */
 	/* SEARCHRES (RFC 5182): UIDs of the last SEARCH ... SAVE */
 	uint32_t *saved_uids;
 	size_t saved_count;
