@@ -119,7 +119,7 @@ def test_imaps_greeting_and_login(shared_server):
     c.logout()
 
 
-def test_logindisabled_before_tls(make_server):
+def test_inv_a1_imap_logindisabled_before_tls(make_server):
     srv = make_server(overrides={"plaintext_auth.imap": "no"})
     mark = srv.log_mark()
     r = Raw(srv.imap_port)
@@ -150,7 +150,7 @@ def test_logindisabled_before_tls(make_server):
 
 # -- logins ------------------------------------------------------------------
 
-def test_login_bad_password_and_unknown_user(shared_server):
+def test_inv_a1_imap_same_reply_unknown_user_and_wrong_password(shared_server):
     srv = shared_server
     mark = srv.log_mark()
     c = imap(srv)
@@ -213,7 +213,7 @@ def test_login_with_literals(shared_server):
 
 # -- the collector's caps ------------------------------------------------------
 
-def test_literal_over_the_cap_refused_cleanly(shared_server):
+def test_inv_s3_imap_literal_over_the_cap_refused_cleanly(shared_server):
     srv = shared_server
     mark = srv.log_mark()
     r = Raw(srv.imap_port)
@@ -246,7 +246,7 @@ def test_literal_over_the_cap_refused_cleanly(shared_server):
                  since=mark)
 
 
-def test_pipelined_plaintext_after_starttls_discarded(shared_server):
+def test_inv_s1_imap_starttls_discards_pipelined_plaintext(shared_server):
     """INV-S1: what the client sent after STARTTLS before the handshake is
     dropped, never run as a command inside TLS."""
     srv = shared_server
@@ -354,7 +354,7 @@ def test_create_rename_delete_subscribe(shared_server):
 @pytest.mark.parametrize("name", ["../bob", "/etc", "..", "a/../b",
                                   ".hidden", "a//b", "~bob",
                                   "bad&name"])
-def test_hostile_folder_names_refused(shared_server, name):
+def test_inv_s2_imap_hostile_folder_names_refused(shared_server, name):
     srv = shared_server
     mark = srv.log_mark()
     c = login(srv)
@@ -596,7 +596,7 @@ def test_uid_search(shared_server):
                                   "../../example.org/bob", "/bob", "~bob",
                                   "..", "../bob", "INBOX/../../bob",
                                   "&Li4-/bob"])
-def test_user_cannot_select_another_users_mailbox(shared_server, name):
+def test_inv_u1_imap_cannot_reach_another_users_mailbox(shared_server, name):
     srv = shared_server
     srv.deliver("bob@example.org", message("for bob only"))
     c = login(srv)
@@ -607,3 +607,30 @@ def test_user_cannot_select_another_users_mailbox(shared_server, name):
     typ, data = c.append('"%s"' % name, None, None, b"Subject: x\r\n\r\nx\r\n")
     assert typ == "NO", (name, data)
     c.logout()
+
+
+def test_enable_imap4rev2(shared_server):
+    """ENABLE IMAP4rev2 switches to RFC 9051 rules: SELECT sends LIST and no
+    RECENT, SEARCH answers ESEARCH, names are UTF-8."""
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, message("rev2"))
+    r = Raw(srv.imap_port)
+    assert "IMAP4rev2" in caps_of(r.greeting)
+    r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    lines, tagged = r.cmd("a2", "ENABLE IMAP4rev2")
+    assert lines == ["* ENABLED IMAP4rev2"], lines
+    lines, tagged = r.cmd("a3", "SELECT INBOX")
+    assert tagged.startswith("a3 OK [READ-WRITE]"), tagged
+    assert '* LIST () "/" "INBOX"' in lines, lines
+    assert not any(ln.endswith("RECENT") for ln in lines), lines
+    lines, tagged = r.cmd("a4", "SEARCH ALL")
+    assert lines == ['* ESEARCH (TAG "a4") ALL 1'], lines
+    lines, tagged = r.cmd("a5", 'CREATE "Entwürfe"')
+    assert tagged.startswith("a5 OK"), tagged
+    lines, tagged = r.cmd("a6", 'LIST "" "Entw*"')
+    assert lines == ['* LIST (\\HasNoChildren) "/" "Entwürfe"'], lines
+    assert os.path.isdir(os.path.join(srv.maildir(), ".Entw&APw-rfe"))
+    r.cmd("a7", 'DELETE "Entwürfe"')
+    r.cmd("a8", "LOGOUT")
+    r.close()

@@ -298,7 +298,9 @@ static void cmd_namespace(struct imap_session *s, const struct imap_args *a)
 	imap_reply_tagged(s, "OK", NULL, "Namespace completed.");
 }
 
-/* RFC 5161: only what we offer is enabled; the rest is ignored. */
+/* RFC 5161: only what we offer is enabled; the rest is ignored.
+ * UTF8=ACCEPT (RFC 6855) is not offered: APPEND does not take its UTF8
+ * literal form. */
 static void cmd_enable(struct imap_session *s, const struct imap_args *a)
 {
 	char enabled[64] = "";
@@ -309,11 +311,12 @@ static void cmd_enable(struct imap_session *s, const struct imap_args *a)
 		return;
 	}
 	for (size_t i = 0; i < a->n; i++) {
-		if (imap_arg_is_atom(&a->v[i], "UTF8=ACCEPT") &&
-		    !s->utf8_accept) {
-			s->utf8_accept = true;
+		/* IMAP4rev2 (RFC 9051): no Recent, ESEARCH replies,
+		 * UTF-8 mailbox names, LIST in SELECT. */
+		if (imap_arg_is_atom(&a->v[i], "IMAP4rev2") && !s->rev2) {
+			s->rev2 = true;
 			n += (size_t)snprintf(enabled + n, sizeof(enabled) - n,
-					      " UTF8=ACCEPT");
+					      " IMAP4rev2");
 		}
 	}
 	imap_reply_untagged(s, "ENABLED%s", enabled);

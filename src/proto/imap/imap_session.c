@@ -110,7 +110,7 @@ void imap_session_capabilities(const struct imap_session *s, char *out,
 
 	/* RFC 7888: before login only LITERAL- (non-synchronising
 	 * literals up to 4096 octets), after it LITERAL+. */
-	n = snprintf(out, size, "IMAP4rev1 %s SASL-IR ID ENABLE",
+	n = snprintf(out, size, "IMAP4rev1 IMAP4rev2 %s SASL-IR ID ENABLE",
 		     auth ? "LITERAL-" : "LITERAL+");
 	if (auth && !conn_is_tls(s->conn) && s->env->ssl_ctx != NULL)
 		n += snprintf(out + n, size - (size_t)n, " STARTTLS");
