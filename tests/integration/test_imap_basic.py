@@ -634,3 +634,50 @@ def test_enable_imap4rev2(shared_server):
     r.cmd("a7", 'DELETE "Entwürfe"')
     r.cmd("a8", "LOGOUT")
     r.close()
+
+
+def test_append_with_literal_name_and_non_synchronising_message(shared_server):
+    """The mailbox name may itself be a literal; LITERAL+ after login lets
+    the message follow without waiting for "+"."""
+    srv = shared_server
+    fresh(srv)
+    msg = message("literal plus").replace(b"\n", b"\r\n")
+    r = Raw(srv.imap_port)
+    r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    r.send("a2 APPEND {5}\r\n")
+    assert r.line().startswith("+ ")
+    r.send(b"INBOX (\\Flagged) {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    lines, tagged = r.until("a2")
+    assert re.match(r"a2 OK \[APPENDUID \d+ \d+\]", tagged), tagged
+    # refused (no such folder) with a non-synchronising literal: the
+    # message is read and dropped, never taken for commands
+    r.send(b"a3 APPEND Nowhere {%d+}\r\n" % len(msg) + msg + b"\r\n")
+    lines, tagged = r.until("a3")
+    assert tagged.startswith("a3 NO [TRYCREATE]"), tagged
+    lines, tagged = r.cmd("a4", "SELECT INBOX")
+    assert "* 1 EXISTS" in lines, lines
+    lines, tagged = r.cmd("a5", "FETCH 1 (FLAGS BODY.PEEK[])")
+    assert "\\Flagged" in lines[0], lines
+    r.cmd("a6", "LOGOUT")
+    r.close()
+
+
+def test_fetch_of_many_large_messages_streams_complete(shared_server):
+    """FETCH 1:* of more than the output high-water mark pauses and
+    resumes (on drain) without losing or reordering a byte."""
+    srv = shared_server
+    fresh(srv)
+    bodies = []
+    for i in range(12):
+        body = "".join("message %d line %d %s\n" % (i, n, "x" * 60)
+                       for n in range(1500))
+        raw = message("big %d" % i, body)
+        bodies.append(raw.replace(b"\n", b"\r\n"))
+        srv.deliver(ALICE, raw)
+    c = login(srv)
+    assert select(c) == 12
+    typ, data = c.fetch("1:*", "(BODY.PEEK[])")
+    got = [d[1] for d in data if isinstance(d, tuple)]
+    assert len(got) == 12
+    assert got == bodies
+    c.logout()

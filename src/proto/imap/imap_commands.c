@@ -215,6 +215,7 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 
 void imap_commands_abort(struct imap_session *s)
 {
+	imap_mailbox_append_abort(s);
 	s->sasl = IMAP_SASL_NONE;
 	s->idling = false;
 }

@@ -810,8 +810,9 @@ bool imap_commands_append_begin(struct imap_session *s,
 	while (len > 0 && wire[len - 1] == ' ')
 		len--;
 	memset(&cmd, 0, sizeof(cmd));
+	/* An APPEND without its mailbox yet: this literal is the name. */
 	if (imap_parse_command(wire, len, &cmd, &err) < 0 ||
-	    strcmp(cmd.name, "APPEND") != 0) {
+	    strcmp(cmd.name, "APPEND") != 0 || cmd.arg_count == 0) {
 		imap_command_free(&cmd);
 		return false;
 	}
@@ -945,6 +946,11 @@ void imap_commands_append_finish(struct imap_session *s, const char *line,
 	}
 	imap_reply_tagged(s, "OK", NULL, "[APPENDUID %u %u] APPEND completed.",
 			  uidvalidity, uid);
+}
+
+void imap_mailbox_append_abort(struct imap_session *s)
+{
+	imap_append_reset(s);
 }
 
 void imap_mailbox_session_end(struct imap_session *s)

@@ -39,6 +39,8 @@ bool imap_mailbox_resolve_set(struct imap_session *s, struct imap_seqset *set,
 bool imap_status_untagged(struct imap_session *s, const char *name,
 			  const struct imap_arg *items, bool quiet);
 bool imap_list_status_items_ok(const struct imap_arg *items);
+/* An APPEND in flight is void (its line was overlong): drops it. */
+void imap_mailbox_append_abort(struct imap_session *s);
 /* The connection is going: the selected folder and an APPEND in flight. */
 void imap_mailbox_session_end(struct imap_session *s);
 

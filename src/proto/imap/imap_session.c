@@ -274,7 +274,8 @@ static void imap_refuse_long_line(struct imap_session *s)
 		snprintf(s->tag, sizeof(s->tag), "*");
 	snprintf(cause, sizeof(cause), "line too long (over %zu octets)",
 		 imap_line_max(s));
-	if (s->sasl != IMAP_SASL_NONE || buf_len(s->cmd) > 0 || s->idling) {
+	if (s->sasl != IMAP_SASL_NONE || buf_len(s->cmd) > 0 || s->idling ||
+	    s->sink != IMAP_LITERAL_COMMAND) {
 		/* The command it belonged to is void. */
 		imap_commands_abort(s);
 	}
