@@ -537,6 +537,12 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_args *a)
 	char error[256];
 
 	(void)a;
+	/* RFC 2177: IDLE without a selected mailbox only waits for DONE. */
+	if (s->view == NULL) {
+		s->idling = true;
+		conn_printf(s->conn, "+ idling\r\n");
+		return;
+	}
 	if (s->notify == NULL)
 		s->notify =
 		    mail_notify_new(s->env->base, s->folder_fd, imap_notify_cb,
