@@ -44,8 +44,8 @@ static void die(const char *what)
 	exit(1);
 }
 
-/* N messages as deliveries leave them (names with S= and W=), a tenth
- * already read (in cur/ with ":2,S"), one second apart. */
+/* N messages as deliveries leave them (names with S= and W=), nine in
+ * ten already read (in cur/ with ":2,S"), one second apart. */
 static void make_maildir(int fd, size_t n)
 {
 	static const char body[] = "From: a@example.com\nTo: b@example.com\n"
@@ -57,7 +57,7 @@ static void make_maildir(int fd, size_t n)
 		die("open new/ cur/");
 	for (size_t i = 0; i < n; i++) {
 		char name[256];
-		bool seen = i % 10 == 0;
+		bool seen = i % 10 != 0;
 		struct timespec t[2] = {{(time_t)(1700000000 + i), 0},
 					{(time_t)(1700000000 + i), 0}};
 		int f;

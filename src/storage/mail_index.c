@@ -1546,6 +1546,7 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 {
 	struct mail_view *v = xcalloc(1, sizeof(*v));
 	enum mail_status st = MAIL_OK;
+	uint32_t old;
 	int r;
 
 	*view_r = NULL;
@@ -1578,12 +1579,18 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 			mail_view_close(&v);
 			return st;
 		}
+		/* From scratch: what the bad read left is forgotten. */
+		old = v->uidvalidity;
+		idx_reset(v);
+		v->uidvalidity = 0;
+		if (v->log_fd >= 0)
+			close(v->log_fd);
+		v->log_fd = -1;
 		r = idx_refresh(v);
 		if (r != IDX_READ_OK) {
-			uint32_t old = v->uidvalidity;
-
+			if (old > v->uidvalidity)
+				v->uidvalidity = old;
 			idx_reset(v);
-			v->uidvalidity = old;
 			st = idx_rebuild(v, error, error_size);
 		}
 		idx_unlock(v);
