@@ -62,6 +62,9 @@
 /* Internal dates and sizes beyond these are garbage. */
 #define IDX_MAX_DATE ((uint64_t)1 << 40)
 #define IDX_MAX_SIZE ((uint64_t)1 << 42)
+/* Which directories a scan reads. */
+#define SCAN_NEW 1u
+#define SCAN_CUR 2u
 
 /* Results of reading the log. */
 enum idx_read {
@@ -111,6 +114,7 @@ struct mail_view {
 	size_t count; /* announced to the client: e[0..count) */
 	int lock_fd;
 	bool own;	/* applying records this view wrote */
+	bool dirty;	/* an entry changed, appeared or was expunged */
 	bool reloading; /* applying a whole file */
 	int cache_fd;
 	dev_t cache_dev;
@@ -208,7 +212,8 @@ static void idx_uidv_write(int folder_fd, uint32_t uidv);
 static void scan_free(struct scan *s);
 static int scan_dir(int dir_fd, bool in_cur, struct scan *s,
 		    struct timespec *mtime_r);
-static int scan_both(struct mail_view *v, struct scan *s,
+static unsigned scan_which(struct mail_view *v);
+static int scan_both(struct mail_view *v, unsigned which, struct scan *s,
 		     struct timespec *mt_new, struct timespec *mt_cur);
 static int scan_cmp_base(const void *a, const void *b);
 static int scan_cmp_delivery(const void *a, const void *b);
@@ -569,8 +574,10 @@ static void idx_set_state(struct mail_view *v, struct mail_entry *e,
 	uint32_t recent = e->m.flags & MAIL_RECENT;
 
 	if (!v->own && !e->m.expunged &&
-	    ((e->m.flags & IDX_SYSTEM_FLAGS) != flags || e->m.keywords != kw))
+	    ((e->m.flags & IDX_SYSTEM_FLAGS) != flags || e->m.keywords != kw)) {
 		e->changed = true;
+		v->dirty = true;
+	}
 	e->m.flags = flags | recent;
 	e->m.keywords = kw;
 	if (modseq > e->m.modseq)
@@ -680,8 +687,10 @@ static int idx_apply_expunge(struct mail_view *v, const char *p)
 	if (ms > v->highest_modseq)
 		v->highest_modseq = ms;
 	i = idx_find(v, (uint32_t)uid, v->n);
-	if (i >= 0)
+	if (i >= 0) {
 		v->e[i].m.expunged = true;
+		v->dirty = true;
+	}
 	return 0;
 }
 
@@ -901,8 +910,10 @@ static int idx_reload(struct mail_view *v)
 	if (r != IDX_READ_OK)
 		return r;
 	for (size_t i = 0; i < v->n; i++) {
-		if (!v->e[i].mentioned)
+		if (!v->e[i].mentioned) {
 			v->e[i].m.expunged = true;
+			v->dirty = true;
+		}
 	}
 	return IDX_READ_OK;
 }
@@ -1259,13 +1270,34 @@ static int scan_dir(int dir_fd, bool in_cur, struct scan *s,
 	return 0;
 }
 
+/* The directories whose mtime moved since the last scan (SCAN_NEW,
+ * SCAN_CUR bits). */
+static unsigned scan_which(struct mail_view *v)
+{
+	struct stat sn, sc;
+	unsigned which = 0;
+
+	if (fstat(v->new_fd, &sn) < 0 ||
+	    sn.st_mtim.tv_sec != v->scan_new.tv_sec ||
+	    sn.st_mtim.tv_nsec != v->scan_new.tv_nsec)
+		which |= SCAN_NEW;
+	if (fstat(v->cur_fd, &sc) < 0 ||
+	    sc.st_mtim.tv_sec != v->scan_cur.tv_sec ||
+	    sc.st_mtim.tv_nsec != v->scan_cur.tv_nsec)
+		which |= SCAN_CUR;
+	return which;
+}
+
 /* new/ first: a file moving to cur/ meanwhile is seen twice rather than
- * missed. */
-static int scan_both(struct mail_view *v, struct scan *s,
+ * missed. A directory not in which keeps its recorded mtime. */
+static int scan_both(struct mail_view *v, unsigned which, struct scan *s,
 		     struct timespec *mt_new, struct timespec *mt_cur)
 {
-	if (scan_dir(v->new_fd, false, s, mt_new) < 0 ||
-	    scan_dir(v->cur_fd, true, s, mt_cur) < 0)
+	*mt_new = v->scan_new;
+	*mt_cur = v->scan_cur;
+	if ((which & SCAN_NEW) && scan_dir(v->new_fd, false, s, mt_new) < 0)
+		return -1;
+	if ((which & SCAN_CUR) && scan_dir(v->cur_fd, true, s, mt_cur) < 0)
 		return -1;
 	return 0;
 }
@@ -1299,14 +1331,7 @@ static int scan_cmp_delivery(const void *a, const void *b)
 
 static bool idx_dirs_changed(struct mail_view *v)
 {
-	struct stat sn, sc;
-
-	if (fstat(v->new_fd, &sn) < 0 || fstat(v->cur_fd, &sc) < 0)
-		return true;
-	return sn.st_mtim.tv_sec != v->scan_new.tv_sec ||
-	       sn.st_mtim.tv_nsec != v->scan_new.tv_nsec ||
-	       sc.st_mtim.tv_sec != v->scan_cur.tv_sec ||
-	       sc.st_mtim.tv_nsec != v->scan_cur.tv_nsec;
+	return scan_which(v) != 0;
 }
 
 /* New files: UIDs in delivery order, internal date from the mtime
@@ -1377,9 +1402,13 @@ static int idx_scan(struct mail_view *v, struct lines *out)
 	struct idx_hash h = {0};
 	size_t nfresh = 0, gone = 0;
 	uint64_t ms = v->highest_modseq;
+	unsigned which = scan_which(v);
 	int r = -1;
 
-	if (scan_both(v, &s, &mt_new, &mt_cur) < 0)
+	/* Only a directory that changed is read: a delivery costs a read of
+	 * new/, not of a large cur/. The log (read first, under the lock)
+	 * already says where other sessions moved files. */
+	if (scan_both(v, which, &s, &mt_new, &mt_cur) < 0)
 		goto out;
 	for (size_t i = 0; i < v->n; i++) {
 		if (!v->e[i].m.expunged)
@@ -1396,15 +1425,21 @@ static int idx_scan(struct mail_view *v, struct lines *out)
 			match[i] = (uint32_t)j + 1;
 		}
 	}
-	for (size_t i = 0; i < v->n; i++)
+	for (size_t i = 0; i < v->n; i++) {
+		bool scanned = (which & (v->e[i].in_cur ? SCAN_CUR : SCAN_NEW));
+
+		/* Not looked for: counts as found where it was. */
+		if (!scanned && match[i] == 0)
+			match[i] = UINT32_MAX;
 		gone += !v->e[i].m.expunged && match[i] == 0;
+	}
 	/* A file renamed while readdir ran can be missed: only what a
 	 * second look also misses is gone. */
 	if (gone > 0) {
 		struct hkey *k2;
 		struct idx_hash h2;
 
-		if (scan_both(v, &again, &t1, &t2) < 0)
+		if (scan_both(v, which, &again, &t1, &t2) < 0)
 			goto out;
 		k2 = xcalloc(again.n + 1, sizeof(*k2));
 		for (size_t j = 0; j < again.n; j++)
@@ -1430,7 +1465,7 @@ static int idx_scan(struct mail_view *v, struct lines *out)
 		const char *info;
 		uint32_t flags;
 
-		if (match[i] == 0 || e->m.expunged)
+		if (match[i] == 0 || match[i] == UINT32_MAX || e->m.expunged)
 			continue;
 		f = &s.f[match[i] - 1];
 		if (f->in_cur == e->in_cur && strcmp(f->name, e->name) == 0)
@@ -1486,7 +1521,7 @@ static int idx_relocate(struct mail_view *v, struct mail_entry *e)
 	struct timespec t1, t2;
 	int r = -1;
 
-	if (scan_both(v, &s, &t1, &t2) < 0)
+	if (scan_both(v, SCAN_NEW | SCAN_CUR, &s, &t1, &t2) < 0)
 		return -1;
 	for (size_t j = s.n; j-- > 0;) {
 		if (s.f[j].base_len == e->base_len &&
@@ -1511,6 +1546,7 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 {
 	struct mail_view *v = xcalloc(1, sizeof(*v));
 	enum mail_status st = MAIL_OK;
+	uint32_t old;
 	int r;
 
 	*view_r = NULL;
@@ -1543,12 +1579,18 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 			mail_view_close(&v);
 			return st;
 		}
+		/* From scratch: what the bad read left is forgotten. */
+		old = v->uidvalidity;
+		idx_reset(v);
+		v->uidvalidity = 0;
+		if (v->log_fd >= 0)
+			close(v->log_fd);
+		v->log_fd = -1;
 		r = idx_refresh(v);
 		if (r != IDX_READ_OK) {
-			uint32_t old = v->uidvalidity;
-
+			if (old > v->uidvalidity)
+				v->uidvalidity = old;
 			idx_reset(v);
-			v->uidvalidity = old;
 			st = idx_rebuild(v, error, error_size);
 		}
 		idx_unlock(v);
@@ -1690,6 +1732,10 @@ static void idx_announce(struct mail_view *v, bool allow_expunge,
 {
 	size_t w = 0, old_count = v->count;
 
+	/* The usual sync finds nothing: no pass over a large folder. */
+	if (!v->dirty && v->n == v->count)
+		return;
+	v->dirty = false;
 	for (size_t r = 0; r < v->n; r++) {
 		struct mail_entry *e = &v->e[r];
 
@@ -1702,6 +1748,9 @@ static void idx_announce(struct mail_view *v, bool allow_expunge,
 			free(e->name);
 			continue;
 		}
+		/* Held back: told at a later sync. */
+		if (e->m.expunged)
+			v->dirty = true;
 		v->e[w++] = *e;
 	}
 	v->n = w;
