@@ -141,9 +141,9 @@ static void put_for_humans(struct w *w, const char *s, size_t size)
 		case '\r':
 		case '\n':
 		case '\t':
-			modify = true;
-			/* fall through */
 		case ' ':
+			if (s[i] != ' ')
+				modify = true;
 			if (last_lwsp) {
 				modify = true;
 				remove++;
