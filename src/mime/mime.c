@@ -195,11 +195,13 @@ void mime_ctype_parse(const char *value, size_t len, struct mime_ctype *ct)
 		if (mime_rp_skip_lwsp(&rp) > 0 &&
 		    mime_rp_mime_token(&rp, &s) >= 0 && s.len > tlen)
 			ok = true;
+		else
+			tlen = s.len = 0; /* "text/": nothing */
 	} else {
 		tlen = s.len;
 	}
 	/* broken: what was read, without parameters (Dovecot: "text"
-	 * alone is type "text", subtype "") */
+	 * alone is type "text", subtype "", but "text/" is "" "") */
 	ct->type = xstrndup(s.s != NULL ? s.s : "", tlen);
 	ct->subtype = xstrndup(s.s != NULL ? s.s + tlen : "",
 			       s.len > tlen ? s.len - tlen : 0);
@@ -436,7 +438,10 @@ static void classify(struct pctx *c, uint32_t idx)
 				      : MIME_KIND_RFC822_OPAQUE;
 		return;
 	}
-	p->flags |= MIME_FLAG_IS_MIME;
+	/* a digest's part with its own Content-Type is what it says; the
+	 * flag now only marks a digest's children */
+	p->flags =
+	    (uint8_t)((p->flags | MIME_FLAG_IS_MIME) & ~MIME_FLAG_DIGEST_CHILD);
 	value = mime_unfold(f.value, f.value_len, &vlen);
 	mime_ctype_parse(value, vlen, &ct);
 	free(value);
@@ -452,8 +457,9 @@ static void classify(struct pctx *c, uint32_t idx)
 		if (strcasecmp(ct.subtype, "digest") == 0)
 			p->flags |= MIME_FLAG_DIGEST_CHILD; /* for children */
 		bnd = mime_param_get(&ct, "boundary");
-		if (deeper && bnd != NULL && bnd[0] != '\0' &&
-		    c->nb < MIME_MAX_DEPTH) {
+		/* an empty boundary is taken, as Dovecot does: then every
+		 * line that starts with "--" is one */
+		if (deeper && bnd != NULL && c->nb < MIME_MAX_DEPTH) {
 			struct boundary *b = &c->b[c->nb];
 
 			b->len = strlen(bnd);
