@@ -73,18 +73,25 @@ bool mime_hiter_next(struct mime_hiter *it, struct mime_field *f)
 {
 	const char *w = it->wire;
 
+	/* Only the first MIME_MAX_HEADER_BYTES of a block are read; a field
+	 * that reaches past them is not read at all. */
+	size_t cap = it->end - it->start > MIME_MAX_HEADER_BYTES
+			 ? it->start + MIME_MAX_HEADER_BYTES
+			 : it->end;
+
 	for (;;) {
 		size_t p = it->pos, e, first_end, colon, v, ve;
 
-		if (p >= it->end || it->count >= MIME_MAX_HEADERS ||
-		    p - it->start >= MIME_MAX_HEADER_BYTES)
+		if (p >= cap || it->count >= MIME_MAX_HEADERS)
 			return false;
 		if (w[p] == '\n' ||
 		    (w[p] == '\r' && p + 1 < it->end && w[p + 1] == '\n'))
 			return false; /* the blank line */
-		first_end = e = hline_end(w, p, it->end);
-		while (e < it->end && (w[e] == ' ' || w[e] == '\t'))
-			e = hline_end(w, e, it->end);
+		first_end = e = hline_end(w, p, cap);
+		while (e < cap && (w[e] == ' ' || w[e] == '\t'))
+			e = hline_end(w, e, cap);
+		if (e == cap && cap < it->end)
+			return false;
 		it->pos = e;
 		if (w[p] == ' ' || w[p] == '\t')
 			continue; /* a continuation without a field */
