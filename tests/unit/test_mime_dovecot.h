@@ -1230,4 +1230,20 @@ static const struct dovecot_case dovecot_cases[] = {
      "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1) BODYSTRUCTURE "
      "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 6 1 NIL "
      "NIL NIL NIL)"},
+    {"barecr",
+     MSG("Message-ID: a\rb\r\n"
+	 "Date: x\r \ry\r\n"
+	 "Subject: s\rt\r\n"
+	 "Content-Type: text/plain; name=\"a\rb\"\r\n"
+	 "Content-Description: d\re\r\n"
+	 "MIME-Version: 1.0\r\n"
+	 "\r\n"
+	 "body\r\n"),
+     "ENVELOPE (\"x  y\" {3}\r\n"
+     "s t NIL NIL NIL NIL NIL NIL NIL \"a b\") BODY (\"text\" \"plain\" "
+     "(\"name\" {3}\r\n"
+     "a\rb \"charset\" \"us-ascii\") NIL \"d e\" \"7bit\" 6 1) BODYSTRUCTURE "
+     "(\"text\" \"plain\" (\"name\" {3}\r\n"
+     "a\rb \"charset\" \"us-ascii\") NIL \"d e\" \"7bit\" 6 1 NIL NIL NIL "
+     "NIL)"},
 };
