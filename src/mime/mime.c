@@ -73,18 +73,25 @@ bool mime_hiter_next(struct mime_hiter *it, struct mime_field *f)
 {
 	const char *w = it->wire;
 
+	/* Only the first MIME_MAX_HEADER_BYTES of a block are read; a field
+	 * that reaches past them is not read at all. */
+	size_t cap = it->end - it->start > MIME_MAX_HEADER_BYTES
+			 ? it->start + MIME_MAX_HEADER_BYTES
+			 : it->end;
+
 	for (;;) {
 		size_t p = it->pos, e, first_end, colon, v, ve;
 
-		if (p >= it->end || it->count >= MIME_MAX_HEADERS ||
-		    p - it->start >= MIME_MAX_HEADER_BYTES)
+		if (p >= cap || it->count >= MIME_MAX_HEADERS)
 			return false;
 		if (w[p] == '\n' ||
 		    (w[p] == '\r' && p + 1 < it->end && w[p + 1] == '\n'))
 			return false; /* the blank line */
-		first_end = e = hline_end(w, p, it->end);
-		while (e < it->end && (w[e] == ' ' || w[e] == '\t'))
-			e = hline_end(w, e, it->end);
+		first_end = e = hline_end(w, p, cap);
+		while (e < cap && (w[e] == ' ' || w[e] == '\t'))
+			e = hline_end(w, e, cap);
+		if (e == cap && cap < it->end)
+			return false;
 		it->pos = e;
 		if (w[p] == ' ' || w[p] == '\t')
 			continue; /* a continuation without a field */
@@ -195,11 +202,13 @@ void mime_ctype_parse(const char *value, size_t len, struct mime_ctype *ct)
 		if (mime_rp_skip_lwsp(&rp) > 0 &&
 		    mime_rp_mime_token(&rp, &s) >= 0 && s.len > tlen)
 			ok = true;
+		else
+			tlen = s.len = 0; /* "text/": nothing */
 	} else {
 		tlen = s.len;
 	}
 	/* broken: what was read, without parameters (Dovecot: "text"
-	 * alone is type "text", subtype "") */
+	 * alone is type "text", subtype "", but "text/" is "" "") */
 	ct->type = xstrndup(s.s != NULL ? s.s : "", tlen);
 	ct->subtype = xstrndup(s.s != NULL ? s.s + tlen : "",
 			       s.len > tlen ? s.len - tlen : 0);
@@ -436,7 +445,10 @@ static void classify(struct pctx *c, uint32_t idx)
 				      : MIME_KIND_RFC822_OPAQUE;
 		return;
 	}
-	p->flags |= MIME_FLAG_IS_MIME;
+	/* a digest's part with its own Content-Type is what it says; the
+	 * flag now only marks a digest's children */
+	p->flags =
+	    (uint8_t)((p->flags | MIME_FLAG_IS_MIME) & ~MIME_FLAG_DIGEST_CHILD);
 	value = mime_unfold(f.value, f.value_len, &vlen);
 	mime_ctype_parse(value, vlen, &ct);
 	free(value);
@@ -452,8 +464,9 @@ static void classify(struct pctx *c, uint32_t idx)
 		if (strcasecmp(ct.subtype, "digest") == 0)
 			p->flags |= MIME_FLAG_DIGEST_CHILD; /* for children */
 		bnd = mime_param_get(&ct, "boundary");
-		if (deeper && bnd != NULL && bnd[0] != '\0' &&
-		    c->nb < MIME_MAX_DEPTH) {
+		/* an empty boundary is taken, as Dovecot does: then every
+		 * line that starts with "--" is one */
+		if (deeper && bnd != NULL && c->nb < MIME_MAX_DEPTH) {
 			struct boundary *b = &c->b[c->nb];
 
 			b->len = strlen(bnd);

@@ -180,7 +180,7 @@ int mime_rp_atom(struct mime_rp *rp, struct mime_str *out)
 }
 
 /* A quoted string without its quotes and backslashes; line breaks
- * inside are dropped (folding). */
+ * inside are dropped (folding), a bare CR is kept. */
 static int parse_quoted(struct mime_rp *rp, struct mime_str *out)
 {
 	const unsigned char *start = ++rp->data;
@@ -191,11 +191,16 @@ static int parse_quoted(struct mime_rp *rp, struct mime_str *out)
 			mime_str_add(out, start, (size_t)(rp->data - start));
 			rp->data++;
 			return mime_rp_skip_lwsp(rp);
-		case '\r':
-		case '\n':
-			mime_str_add(out, start, (size_t)(rp->data - start));
+		case '\n': {
+			/* folding: the (CR)LF goes, a bare CR stays */
+			const unsigned char *e = rp->data;
+
+			if (e > start && e[-1] == '\r')
+				e--;
+			mime_str_add(out, start, (size_t)(e - start));
 			start = rp->data + 1;
 			break;
+		}
 		case '\\':
 			if (rp->data + 1 >= rp->end)
 				return -1;

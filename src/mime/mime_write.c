@@ -104,7 +104,9 @@ static void put_nstring(struct w *w, const char *s)
 		w->err = -1;
 }
 
-/* Dovecot's imap_append_nstring_nolf(): CR and LF dropped. */
+/* Dovecot's imap_append_nstring_nolf(): CR and LF dropped, or turned
+ * into a space when what follows is not a blank (a bare CR inside a
+ * line). */
 static void put_nstring_nolf(struct w *w, const char *s)
 {
 	char *t;
@@ -115,9 +117,15 @@ static void put_nstring_nolf(struct w *w, const char *s)
 		return;
 	}
 	t = xstrdup(s);
-	for (i = 0; t[i] != '\0'; i++)
-		if (t[i] != '\r' && t[i] != '\n')
-			t[n++] = t[i];
+	for (i = 0; s[i] != '\0'; i++) {
+		char next = s[i + 1];
+
+		if (s[i] != '\r' && s[i] != '\n')
+			t[n++] = s[i];
+		else if (next != ' ' && next != '\t' && next != '\r' &&
+			 next != '\n' && next != '\0')
+			t[n++] = ' ';
+	}
 	t[n] = '\0';
 	put_nstring(w, t);
 	free(t);
@@ -141,9 +149,9 @@ static void put_for_humans(struct w *w, const char *s, size_t size)
 		case '\r':
 		case '\n':
 		case '\t':
-			modify = true;
-			/* fall through */
 		case ' ':
+			if (s[i] != ' ')
+				modify = true;
 			if (last_lwsp) {
 				modify = true;
 				remove++;

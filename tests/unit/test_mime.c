@@ -710,6 +710,31 @@ static void test_header_count_is_bounded(void **state)
 	buf_free(&out);
 }
 
+/* A header block is read only up to MIME_MAX_HEADER_BYTES: a field
+ * folded across more than that is not read, the fields before it are. */
+static void test_header_bytes_are_bounded(void **state)
+{
+	struct buf *b = buf_new(4 * MIME_MAX_HEADER_BYTES);
+	struct buf *out = buf_new(OUT_MAX);
+	static const char more[] = "\r\n , aaaaaaa@bb";
+	struct mime_msg *m;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(buf_append_str(b, "Subject: kept\r\nTo: x"), 0);
+	for (n = 0; n < MIME_MAX_HEADER_BYTES; n += strlen(more))
+		assert_int_equal(buf_append_str(b, more), 0);
+	assert_int_equal(buf_append_str(b, "\r\nFrom: f@g\r\n\r\nbody\r\n"), 0);
+	m = mime_parse(buf_data(b), buf_len(b));
+	assert_int_equal(mime_write_envelope(m, buf_data(b), out), 0);
+	assert_string_equal(buf_data(out),
+			    "NIL \"kept\" NIL NIL NIL NIL NIL NIL NIL NIL");
+	check_slice(m, buf_data(b), MIME_SECTION_TEXT, "", "body\r\n");
+	mime_free(&m);
+	buf_free(&b);
+	buf_free(&out);
+}
+
 /* A full output buffer is an error, never an overrun. */
 static void test_output_full(void **state)
 {
@@ -746,6 +771,7 @@ int main(void)
 	    cmocka_unit_test(test_nesting_is_bounded),
 	    cmocka_unit_test(test_part_count_is_bounded),
 	    cmocka_unit_test(test_header_count_is_bounded),
+	    cmocka_unit_test(test_header_bytes_are_bounded),
 	    cmocka_unit_test(test_output_full),
 	};
 
