@@ -476,6 +476,10 @@
 #define IMAP_MAX_SEQ_RANGES 10000
 /* Keys in one SEARCH program. */
 #define IMAP_MAX_SEARCH_KEYS 1000
+/* Keys inside one another (NOT, OR, groups): the parser and the evaluator
+ * recurse this deep at most. Long "OR OR OR ..." chains from clients'
+ * filters stay well below. */
+#define IMAP_MAX_SEARCH_DEPTH 128
 /* -- storage (folder.c, mail_index.c, mail_notify.c) -- */
 /* A folder name in UTF-8 octets, and its depth in components. */
 #define FOLDER_MAX_NAME 255

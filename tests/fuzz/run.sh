@@ -46,6 +46,7 @@ fuzz_alias:20000
 fuzz_srs:400
 fuzz_proxy_proto:1100
 fuzz_imap_command:8192
+fuzz_imap_search:8192
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \
