@@ -484,6 +484,10 @@
 #define IMAP_MAX_SET_MESSAGES 10000000u
 /* ID (RFC 2971): at most 30 field/value pairs, values at most 1024. */
 #define IMAP_MAX_ID_PAIRS 30
+/* Keys inside one another (NOT, OR, groups): the parser and the evaluator
+ * recurse this deep at most. Long "OR OR OR ..." chains from clients'
+ * filters stay well below. */
+#define IMAP_MAX_SEARCH_DEPTH 128
 /* -- storage (folder.c, mail_index.c, mail_notify.c) -- */
 /* A folder name in UTF-8 octets, and its depth in components. */
 #define FOLDER_MAX_NAME 255

@@ -16,6 +16,7 @@
 #include "proto/imap/imap_fetch_parse.h"
 #include "proto/imap/imap_mutf7.h"
 #include "proto/imap/imap_parse.h"
+#include "proto/imap/imap_search.h"
 #include "proto/imap/imap_seqset.h"
 
 static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
@@ -23,6 +24,23 @@ static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 static void fuzz_seqset(const struct imap_arg *arg);
 static void fuzz_mutf7(const char *s, size_t len);
 static void fuzz_fetch_store(const struct imap_command *cmd);
+static void fuzz_search(const struct imap_command *cmd);
+
+/* SEARCH on all the arguments (fuzz_imap_search goes deeper). */
+static void fuzz_search(const struct imap_command *cmd)
+{
+	struct imap_search s;
+	const char *error = NULL;
+
+	if (imap_search_parse(cmd->args, cmd->arg_count, &s, &error) !=
+	    IMAP_SEARCH_OK) {
+		FUZZ_CHECK(error != NULL && s.arena == NULL);
+		return;
+	}
+	FUZZ_CHECK(s.key_count <= IMAP_MAX_SEARCH_KEYS);
+	imap_search_resolve(&s, 3, 7, NULL);
+	imap_search_free(&s);
+}
 
 /* FETCH and STORE on the arguments after the first (the set). */
 static void fuzz_fetch_store(const struct imap_command *cmd)
@@ -185,6 +203,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			   IMAP_MAX_ARGS);
 		if (cmd.arg_count > 1)
 			fuzz_fetch_store(&cmd);
+		fuzz_search(&cmd);
 	} else {
 		FUZZ_CHECK(error != NULL && cmd.arena == NULL);
 		FUZZ_CHECK(strlen(cmd.tag) <= IMAP_MAX_TAG);

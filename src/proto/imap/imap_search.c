@@ -1,544 +1,656 @@
 /*
- * SEARCH and UID SEARCH (RFC 9051 6.4.4) with ESEARCH (RFC 4731) and
- * SEARCHRES (RFC 5182). The program is parsed into a tree once (at most
- * IMAP_MAX_SEARCH_KEYS keys), then run on every message of the view; a
- * message's text is read and its structure loaded only when a key needs
- * them (mime.h decodes for the text keys).
+ * The SEARCH program. Parsing walks the argument tree with an index, each
+ * key taking the arguments it needs; every key counts against
+ * IMAP_MAX_SEARCH_KEYS and every NOT, OR and group against
+ * IMAP_MAX_SEARCH_DEPTH, so that neither the parser nor the evaluator
+ * recurses or allocates without bound (INV-S3).
  */
-#include <stdio.h>
-#include <stdlib.h>
+#include "proto/imap/imap_search.h"
+
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "lib/log.h"
-#include "lib/xmalloc.h"
-#include "mime/mime.h"
+#include "lib/postd_limits.h"
 #include "proto/imap/imap_date.h"
-#include "proto/imap/imap_mailbox.h"
-#include "storage/msg_wire.h"
+#include "storage/mail_index.h"
 
-enum skey_type {
-	SK_ALL,
-	SK_FLAG,   /* flag bit set */
-	SK_NOFLAG, /* flag bit clear */
-	SK_NEW,	   /* \Recent and not \Seen */
-	SK_OLD,	   /* not \Recent */
-	SK_KEYWORD,
-	SK_UNKEYWORD,
-	SK_LARGER,
-	SK_SMALLER,
-	SK_BEFORE, /* internal date, by day */
-	SK_ON,
-	SK_SINCE,
-	SK_SENTBEFORE,
-	SK_SENTON,
-	SK_SENTSINCE,
-	SK_HEADER, /* field, needle */
-	SK_BODY,
-	SK_TEXT,
-	SK_UIDSET,
-	SK_SEQSET,
-	SK_NOT,
-	SK_OR,
-	SK_AND,
+/* Keys that take no argument and test flags. */
+static const struct {
+	const char *name;
+	uint32_t set;
+	uint32_t clear;
+} flag_keys[] = {
+    {"ALL", 0, 0},
+    {"ANSWERED", MAIL_ANSWERED, 0},
+    {"DELETED", MAIL_DELETED, 0},
+    {"DRAFT", MAIL_DRAFT, 0},
+    {"FLAGGED", MAIL_FLAGGED, 0},
+    {"NEW", MAIL_RECENT, MAIL_SEEN},
+    {"OLD", 0, MAIL_RECENT},
+    {"RECENT", MAIL_RECENT, 0},
+    {"SEEN", MAIL_SEEN, 0},
+    {"UNANSWERED", 0, MAIL_ANSWERED},
+    {"UNDELETED", 0, MAIL_DELETED},
+    {"UNDRAFT", 0, MAIL_DRAFT},
+    {"UNFLAGGED", 0, MAIL_FLAGGED},
+    {"UNSEEN", 0, MAIL_SEEN},
 };
 
-struct skey {
-	enum skey_type type;
-	uint32_t flag;
-	int keyword; /* bit, -1: a keyword no message has */
-	uint64_t number;
-	int64_t day;
-	const char *field, *needle;
-	struct imap_seqset set;
-	struct skey *a, *b; /* NOT: a; OR: a, b */
-	struct skey **kids; /* AND */
-	size_t kid_count;
+/* Keys that take one string and search a header field. */
+static const struct {
+	const char *name;
+	const char *field;
+} address_keys[] = {
+    {"BCC", "Bcc"},	    {"CC", "Cc"}, {"FROM", "From"},
+    {"SUBJECT", "Subject"}, {"TO", "To"},
 };
 
-struct search_ctx {
-	struct imap_session *s;
-	const struct imap_arg *v;
-	size_t n, pos;
-	size_t keys;
-	bool needs_text;
+/* Keys that take one date. */
+static const struct {
+	const char *name;
+	enum imap_search_type type;
+} date_keys[] = {
+    {"BEFORE", IMAP_SK_BEFORE}, {"ON", IMAP_SK_ON},
+    {"SINCE", IMAP_SK_SINCE},	{"SENTBEFORE", IMAP_SK_SENTBEFORE},
+    {"SENTON", IMAP_SK_SENTON}, {"SENTSINCE", IMAP_SK_SENTSINCE},
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} return_opts[] = {
+    {"MIN", IMAP_SEARCH_RET_MIN},   {"MAX", IMAP_SEARCH_RET_MAX},
+    {"ALL", IMAP_SEARCH_RET_ALL},   {"COUNT", IMAP_SEARCH_RET_COUNT},
+    {"SAVE", IMAP_SEARCH_RET_SAVE},
+};
+
+/* The parser's state: the search being built and the first error. */
+struct sp {
+	struct imap_search *s;
 	const char *error;
-	/* per message */
-	size_t seq0;
-	char *wire;
-	size_t wire_len;
-	struct mime_msg *msg;
-	bool loaded;
 };
 
-static struct skey *search_parse_key(struct search_ctx *c);
-static void search_free(struct skey *k);
-static bool search_match(struct search_ctx *c, const struct skey *k);
+/* Arguments being consumed, one key at a time. */
+struct arg_cursor {
+	const struct imap_arg *args;
+	size_t count;
+	size_t i;
+};
 
-static void search_free(struct skey *k)
+static int fail(struct sp *sp, const char *error);
+static const struct imap_arg *next_arg(struct sp *sp, struct arg_cursor *c);
+static struct imap_search_key *new_keys(struct sp *sp, size_t n);
+static int parse_key(struct sp *sp, struct arg_cursor *c, unsigned depth,
+		     struct imap_search_key *key);
+static int parse_group(struct sp *sp, const struct imap_arg *args, size_t count,
+		       unsigned depth, struct imap_search_key *key);
+static int parse_word_key(struct sp *sp, struct arg_cursor *c,
+			  const struct imap_arg *word, unsigned depth,
+			  struct imap_search_key *key);
+static int parse_arg_key(struct sp *sp, struct arg_cursor *c,
+			 const struct imap_arg *word,
+			 struct imap_search_key *key);
+static int parse_string(struct sp *sp, struct arg_cursor *c, const char **s_r);
+static int parse_number(struct sp *sp, struct arg_cursor *c, uint64_t *v_r);
+static int parse_set(struct sp *sp, const struct imap_arg *arg,
+		     struct imap_search_key *key);
+static int parse_return(struct sp *sp, const struct imap_arg *list);
+static int parse_modseq(struct sp *sp, struct arg_cursor *c,
+			struct imap_search_key *key);
+static bool is_keyword_atom(const struct imap_arg *arg);
+static bool valid_field_name(const char *s);
+static void free_sets(struct imap_search_key *key);
+static void resolve_key(struct imap_search_key *key, uint32_t max_seq,
+			uint32_t max_uid, const struct imap_seqset *saved);
+static bool match_key(const struct imap_search_key *key,
+		      const struct imap_search_ops *ops, void *ctx);
+static bool match_leaf(const struct imap_search_key *key,
+		       const struct imap_search_ops *ops, void *ctx);
+static bool match_day(const struct imap_search_key *key, time_t t, int zone);
+
+static int fail(struct sp *sp, const char *error)
 {
-	if (k == NULL)
-		return;
-	search_free(k->a);
-	search_free(k->b);
-	for (size_t i = 0; i < k->kid_count; i++)
-		search_free(k->kids[i]);
-	free(k->kids);
-	imap_seqset_free(&k->set);
-	free(k);
+	if (sp->error == NULL)
+		sp->error = error;
+	return -1;
 }
 
-static const char *search_string(struct search_ctx *c)
+static const struct imap_arg *next_arg(struct sp *sp, struct arg_cursor *c)
 {
-	const char *str;
-
-	if (c->pos >= c->n)
+	if (c->i == c->count) {
+		fail(sp, "Missing argument to search key");
 		return NULL;
-	str = imap_arg_astring(&c->v[c->pos]);
-	if (str != NULL)
-		c->pos++;
-	return str;
+	}
+	return &c->args[c->i++];
 }
 
-static bool search_date(struct search_ctx *c, int64_t *day_r)
+/* n keys, counted against IMAP_MAX_SEARCH_KEYS. */
+static struct imap_search_key *new_keys(struct sp *sp, size_t n)
 {
-	const char *d = search_string(c);
-
-	return d != NULL && imap_date_parse(d, strlen(d), day_r) == 0;
+	if (n > IMAP_MAX_SEARCH_KEYS - sp->s->key_count) {
+		fail(sp, "Too many search keys");
+		return NULL;
+	}
+	sp->s->key_count += n;
+	return imap_arena_alloc(sp->s->arena,
+				n * sizeof(struct imap_search_key));
 }
 
-/* A parenthesised list: its keys ANDed. */
-static struct skey *search_parse_list(struct search_ctx *c,
-				      const struct imap_arg *v, size_t n)
+int imap_search_parse(const struct imap_arg *args, size_t count,
+		      struct imap_search *out, const char **error_r)
 {
-	struct search_ctx sub = *c;
-	struct skey *k = xcalloc(1, sizeof(*k));
+	struct sp sp = {out, NULL};
+	size_t i = 0;
+	int r = IMAP_SEARCH_BAD;
 
-	k->type = SK_AND;
-	sub.v = v;
-	sub.n = n;
-	sub.pos = 0;
-	while (sub.pos < sub.n) {
-		struct skey *kid = search_parse_key(&sub);
-
-		if (kid == NULL) {
-			c->error = sub.error;
-			c->keys = sub.keys;
-			search_free(k);
-			return NULL;
-		}
-		k->kids =
-		    xreallocarray(k->kids, k->kid_count + 1, sizeof(*k->kids));
-		k->kids[k->kid_count++] = kid;
-	}
-	c->keys = sub.keys;
-	c->needs_text = c->needs_text || sub.needs_text;
-	if (k->kid_count == 0) {
-		c->error = "Empty search list.";
-		search_free(k);
-		return NULL;
-	}
-	return k;
-}
-
-static struct skey *search_parse_key(struct search_ctx *c)
-{
-	static const struct {
-		const char *name;
-		enum skey_type type;
-		uint32_t flag;
-	} flags[] = {
-	    {"ALL", SK_ALL, 0},
-	    {"ANSWERED", SK_FLAG, MAIL_ANSWERED},
-	    {"DELETED", SK_FLAG, MAIL_DELETED},
-	    {"DRAFT", SK_FLAG, MAIL_DRAFT},
-	    {"FLAGGED", SK_FLAG, MAIL_FLAGGED},
-	    {"SEEN", SK_FLAG, MAIL_SEEN},
-	    {"RECENT", SK_FLAG, MAIL_RECENT},
-	    {"UNANSWERED", SK_NOFLAG, MAIL_ANSWERED},
-	    {"UNDELETED", SK_NOFLAG, MAIL_DELETED},
-	    {"UNDRAFT", SK_NOFLAG, MAIL_DRAFT},
-	    {"UNFLAGGED", SK_NOFLAG, MAIL_FLAGGED},
-	    {"UNSEEN", SK_NOFLAG, MAIL_SEEN},
-	    {"NEW", SK_NEW, 0},
-	    {"OLD", SK_OLD, 0},
-	};
-	static const struct {
-		const char *name;
-		enum skey_type type;
-	} dates[] = {
-	    {"BEFORE", SK_BEFORE}, {"ON", SK_ON},
-	    {"SINCE", SK_SINCE},   {"SENTBEFORE", SK_SENTBEFORE},
-	    {"SENTON", SK_SENTON}, {"SENTSINCE", SK_SENTSINCE},
-	};
-	static const char *const headers[] = {"BCC", "CC", "FROM", "SUBJECT",
-					      "TO"};
-	const struct imap_arg *arg;
-	struct skey *k;
-	const char *word;
-
-	if (c->pos >= c->n || ++c->keys > IMAP_MAX_SEARCH_KEYS) {
-		c->error = c->pos >= c->n ? "Missing search key."
-					  : "Too many search keys.";
-		return NULL;
-	}
-	arg = &c->v[c->pos++];
-	if (arg->type == IMAP_ARG_LIST)
-		return search_parse_list(c, arg->list, arg->list_count);
-	if (arg->type != IMAP_ARG_ATOM) {
-		c->error = "Invalid search key.";
-		return NULL;
-	}
-	word = arg->str;
-	k = xcalloc(1, sizeof(*k));
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		if (strcasecmp(word, flags[i].name) == 0) {
-			k->type = flags[i].type;
-			k->flag = flags[i].flag;
-			return k;
-		}
-	}
-	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
-		if (strcasecmp(word, dates[i].name) == 0) {
-			k->type = dates[i].type;
-			if (!search_date(c, &k->day))
-				goto bad;
-			if (k->type >= SK_SENTBEFORE)
-				c->needs_text = true;
-			return k;
-		}
-	}
-	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
-		if (strcasecmp(word, headers[i]) == 0) {
-			k->type = SK_HEADER;
-			k->field = headers[i];
-			if ((k->needle = search_string(c)) == NULL)
-				goto bad;
-			c->needs_text = true;
-			return k;
-		}
-	}
-	if (strcasecmp(word, "HEADER") == 0) {
-		k->type = SK_HEADER;
-		if ((k->field = search_string(c)) == NULL ||
-		    (k->needle = search_string(c)) == NULL)
-			goto bad;
-		c->needs_text = true;
-	} else if (strcasecmp(word, "BODY") == 0 ||
-		   strcasecmp(word, "TEXT") == 0) {
-		k->type = strcasecmp(word, "BODY") == 0 ? SK_BODY : SK_TEXT;
-		if ((k->needle = search_string(c)) == NULL)
-			goto bad;
-		c->needs_text = true;
-	} else if (strcasecmp(word, "KEYWORD") == 0 ||
-		   strcasecmp(word, "UNKEYWORD") == 0) {
-		const char *kw = search_string(c);
-
-		k->type = strcasecmp(word, "KEYWORD") == 0 ? SK_KEYWORD
-							   : SK_UNKEYWORD;
-		if (kw == NULL)
-			goto bad;
-		k->keyword = mail_view_keyword_bit(c->s->view, kw, false);
-	} else if (strcasecmp(word, "LARGER") == 0 ||
-		   strcasecmp(word, "SMALLER") == 0) {
-		const char *num = search_string(c);
-		char *end;
-
-		k->type =
-		    strcasecmp(word, "LARGER") == 0 ? SK_LARGER : SK_SMALLER;
-		if (num == NULL || *num < '0' || *num > '9')
-			goto bad;
-		k->number = strtoull(num, &end, 10);
-		if (*end != '\0')
-			goto bad;
-	} else if (strcasecmp(word, "UID") == 0) {
-		const char *set = search_string(c);
-		const char *err;
-
-		k->type = SK_UIDSET;
-		if (set == NULL ||
-		    imap_seqset_parse(set, strlen(set), &k->set, &err) < 0 ||
-		    !imap_mailbox_resolve_set(c->s, &k->set, true))
-			goto bad;
-	} else if (strcasecmp(word, "NOT") == 0) {
-		k->type = SK_NOT;
-		if ((k->a = search_parse_key(c)) == NULL)
+	memset(out, 0, sizeof(*out));
+	out->arena = imap_arena_new();
+	if (count > 0 && imap_arg_is_atom(&args[0], "RETURN")) {
+		if (count < 2) {
+			fail(&sp, "RETURN needs a list");
 			goto fail;
-	} else if (strcasecmp(word, "OR") == 0) {
-		k->type = SK_OR;
-		if ((k->a = search_parse_key(c)) == NULL ||
-		    (k->b = search_parse_key(c)) == NULL)
+		}
+		if (parse_return(&sp, &args[1]) < 0)
 			goto fail;
-	} else if (imap_seqset_syntax_ok(word, strlen(word))) {
-		const char *err;
+		i = 2;
+	}
+	if (count > i && imap_arg_is_atom(&args[i], "CHARSET")) {
+		const char *cs =
+		    count > i + 1 ? imap_arg_astring(&args[i + 1]) : NULL;
 
-		k->type = SK_SEQSET;
-		if (imap_seqset_parse(word, strlen(word), &k->set, &err) < 0)
-			goto bad;
-		/* Numbers beyond the mailbox match nothing here. */
-		if (k->set.saved)
-			(void)imap_mailbox_resolve_set(c->s, &k->set, false);
-		else
-			(void)imap_seqset_resolve(
-			    &k->set, (uint32_t)mail_view_count(c->s->view),
-			    false);
-	} else {
-		c->error = "Unknown search key.";
+		if (cs == NULL) {
+			fail(&sp, "Missing charset");
+			goto fail;
+		}
+		if (strcasecmp(cs, "UTF-8") != 0 &&
+		    strcasecmp(cs, "US-ASCII") != 0) {
+			fail(&sp, "Unsupported charset");
+			r = IMAP_SEARCH_BADCHARSET;
+			goto fail;
+		}
+		i += 2;
+	}
+	if (i == count) {
+		fail(&sp, "Missing search keys");
 		goto fail;
 	}
-	return k;
-bad:
-	c->error = "Invalid search key argument.";
+	out->root = new_keys(&sp, 1);
+	if (out->root == NULL ||
+	    parse_group(&sp, args + i, count - i, 0, out->root) < 0)
+		goto fail;
+	return IMAP_SEARCH_OK;
 fail:
-	search_free(k);
-	return NULL;
+	*error_r = sp.error;
+	imap_search_free(out);
+	return r;
 }
 
-/* The message's text and structure, for the text keys: loaded once. */
-static bool search_load(struct search_ctx *c)
+/* "RETURN (MIN MAX ALL COUNT SAVE)"; "()" means ALL (RFC 4731 3.1). */
+static int parse_return(struct sp *sp, const struct imap_arg *list)
 {
-	char error[256], in[65536];
-	struct msg_wire w;
-	struct stat st;
-	ssize_t n;
-	size_t cap;
-	int fd;
+	if (list->type != IMAP_ARG_LIST)
+		return fail(sp, "RETURN needs a list");
+	sp->s->esearch = true;
+	for (size_t i = 0; i < list->list_count; i++) {
+		size_t k;
 
-	if (c->loaded)
-		return c->msg != NULL;
-	c->loaded = true;
-	fd = mail_view_msg_open(c->s->view, c->seq0, error, sizeof(error));
-	if (fd < 0)
+		for (k = 0; k < sizeof(return_opts) / sizeof(return_opts[0]);
+		     k++) {
+			if (imap_arg_is_atom(&list->list[i],
+					     return_opts[k].name))
+				break;
+		}
+		if (k == sizeof(return_opts) / sizeof(return_opts[0]))
+			return fail(sp, "Unknown RETURN option");
+		sp->s->ret |= return_opts[k].bit;
+	}
+	if (sp->s->ret == 0)
+		sp->s->ret = IMAP_SEARCH_RET_ALL;
+	return 0;
+}
+
+/* args[0..count) as the children of an AND (the program or a group). */
+static int parse_group(struct sp *sp, const struct imap_arg *args, size_t count,
+		       unsigned depth, struct imap_search_key *key)
+{
+	struct arg_cursor c = {args, count, 0};
+	struct imap_search_key *children;
+	size_t n = 0;
+
+	if (depth > IMAP_MAX_SEARCH_DEPTH)
+		return fail(sp, "Search keys nested too deeply");
+	if (count == 0)
+		return fail(sp, "Empty search key list");
+	/* at most one key per argument; the unused tail is not counted */
+	children = imap_arena_alloc(sp->s->arena, count * sizeof(*children));
+	key->type = IMAP_SK_AND;
+	key->cost = IMAP_SEARCH_COST_INDEX;
+	/* linked before parsing, so that a failure frees what was parsed */
+	key->children = children;
+	while (c.i < c.count) {
+		if (sp->s->key_count >= IMAP_MAX_SEARCH_KEYS)
+			return fail(sp, "Too many search keys");
+		sp->s->key_count++;
+		key->child_count = n + 1;
+		if (parse_key(sp, &c, depth, &children[n]) < 0)
+			return -1;
+		if (children[n].cost > key->cost)
+			key->cost = children[n].cost;
+		n++;
+	}
+	return 0;
+}
+
+static int parse_key(struct sp *sp, struct arg_cursor *c, unsigned depth,
+		     struct imap_search_key *key)
+{
+	const struct imap_arg *arg = next_arg(sp, c);
+
+	if (arg == NULL)
+		return -1;
+	if (arg->type == IMAP_ARG_LIST)
+		return parse_group(sp, arg->list, arg->list_count, depth + 1,
+				   key);
+	if (arg->type != IMAP_ARG_ATOM)
+		return fail(sp, "Invalid search key");
+	if ((arg->str[0] >= '0' && arg->str[0] <= '9') || arg->str[0] == '*' ||
+	    arg->str[0] == '$') {
+		key->type = IMAP_SK_SEQSET;
+		return parse_set(sp, arg, key);
+	}
+	return parse_word_key(sp, c, arg, depth, key);
+}
+
+static int parse_set(struct sp *sp, const struct imap_arg *arg,
+		     struct imap_search_key *key)
+{
+	const char *error;
+
+	if (arg->type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(arg->str, arg->len, &key->raw, &error) < 0)
+		return fail(sp, "Invalid sequence set");
+	if (key->raw.saved)
+		sp->s->uses_saved = true;
+	key->cost = IMAP_SEARCH_COST_INDEX;
+	return 0;
+}
+
+static int parse_word_key(struct sp *sp, struct arg_cursor *c,
+			  const struct imap_arg *word, unsigned depth,
+			  struct imap_search_key *key)
+{
+	for (size_t i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++) {
+		if (imap_arg_is_atom(word, flag_keys[i].name)) {
+			key->type = IMAP_SK_FLAGS;
+			key->flags_set = flag_keys[i].set;
+			key->flags_clear = flag_keys[i].clear;
+			return 0;
+		}
+	}
+	if (imap_arg_is_atom(word, "NOT") || imap_arg_is_atom(word, "OR")) {
+		size_t n = imap_arg_is_atom(word, "OR") ? 2 : 1;
+
+		if (depth + 1 > IMAP_MAX_SEARCH_DEPTH)
+			return fail(sp, "Search keys nested too deeply");
+		key->type = n == 2 ? IMAP_SK_OR : IMAP_SK_NOT;
+		key->children = new_keys(sp, n);
+		if (key->children == NULL)
+			return -1;
+		key->child_count = n;
+		for (size_t i = 0; i < n; i++) {
+			if (parse_key(sp, c, depth + 1, &key->children[i]) < 0)
+				return -1;
+			if (key->children[i].cost > key->cost)
+				key->cost = key->children[i].cost;
+		}
+		return 0;
+	}
+	return parse_arg_key(sp, c, word, key);
+}
+
+/* Keys with arguments that are not keys. */
+static int parse_arg_key(struct sp *sp, struct arg_cursor *c,
+			 const struct imap_arg *word,
+			 struct imap_search_key *key)
+{
+	const struct imap_arg *arg;
+
+	for (size_t i = 0; i < sizeof(address_keys) / sizeof(address_keys[0]);
+	     i++) {
+		if (imap_arg_is_atom(word, address_keys[i].name)) {
+			key->type = IMAP_SK_HEADER;
+			key->cost = IMAP_SEARCH_COST_HEADER;
+			key->field = address_keys[i].field;
+			return parse_string(sp, c, &key->str);
+		}
+	}
+	for (size_t i = 0; i < sizeof(date_keys) / sizeof(date_keys[0]); i++) {
+		const char *s;
+
+		if (!imap_arg_is_atom(word, date_keys[i].name))
+			continue;
+		key->type = date_keys[i].type;
+		key->cost = key->type >= IMAP_SK_SENTBEFORE
+				? IMAP_SEARCH_COST_HEADER
+				: IMAP_SEARCH_COST_INDEX;
+		if (parse_string(sp, c, &s) < 0)
+			return -1;
+		if (imap_date_parse(s, strlen(s), &key->day) < 0)
+			return fail(sp, "Invalid date");
+		return 0;
+	}
+	if (imap_arg_is_atom(word, "HEADER")) {
+		key->type = IMAP_SK_HEADER;
+		key->cost = IMAP_SEARCH_COST_HEADER;
+		if (parse_string(sp, c, &key->field) < 0)
+			return -1;
+		if (!valid_field_name(key->field))
+			return fail(sp, "Invalid header field name");
+		return parse_string(sp, c, &key->str);
+	}
+	if (imap_arg_is_atom(word, "BODY") || imap_arg_is_atom(word, "TEXT")) {
+		key->type = imap_arg_is_atom(word, "BODY") ? IMAP_SK_BODY
+							   : IMAP_SK_TEXT;
+		key->cost = IMAP_SEARCH_COST_BODY;
+		return parse_string(sp, c, &key->str);
+	}
+	if (imap_arg_is_atom(word, "KEYWORD") ||
+	    imap_arg_is_atom(word, "UNKEYWORD")) {
+		key->type = IMAP_SK_KEYWORD;
+		key->negated = imap_arg_is_atom(word, "UNKEYWORD");
+		if ((arg = next_arg(sp, c)) == NULL)
+			return -1;
+		if (!is_keyword_atom(arg))
+			return fail(sp, "Invalid keyword");
+		/* the command's arena goes before the search's */
+		key->str = imap_arena_strndup(sp->s->arena, arg->str, arg->len);
+		return 0;
+	}
+	if (imap_arg_is_atom(word, "LARGER") ||
+	    imap_arg_is_atom(word, "SMALLER")) {
+		key->type = imap_arg_is_atom(word, "LARGER") ? IMAP_SK_LARGER
+							     : IMAP_SK_SMALLER;
+		return parse_number(sp, c, &key->number);
+	}
+	if (imap_arg_is_atom(word, "UID")) {
+		if ((arg = next_arg(sp, c)) == NULL ||
+		    parse_set(sp, arg, key) < 0)
+			return -1;
+		key->type = IMAP_SK_UIDSET;
+		return 0;
+	}
+	if (imap_arg_is_atom(word, "MODSEQ"))
+		return parse_modseq(sp, c, key);
+	return fail(sp, "Unknown search key");
+}
+
+/* MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162
+ * 3.1.5); the entry is accepted and ignored, as per-flag modseqs are
+ * not kept. */
+static int parse_modseq(struct sp *sp, struct arg_cursor *c,
+			struct imap_search_key *key)
+{
+	key->type = IMAP_SK_MODSEQ;
+	if (c->i < c->count && c->args[c->i].type == IMAP_ARG_QUOTED) {
+		const struct imap_arg *type;
+
+		c->i++;
+		if ((type = next_arg(sp, c)) == NULL)
+			return -1;
+		if (!imap_arg_is_atom(type, "priv") &&
+		    !imap_arg_is_atom(type, "shared") &&
+		    !imap_arg_is_atom(type, "all"))
+			return fail(sp, "Invalid MODSEQ entry type");
+	}
+	return parse_number(sp, c, &key->number);
+}
+
+static int parse_string(struct sp *sp, struct arg_cursor *c, const char **s_r)
+{
+	const struct imap_arg *arg = next_arg(sp, c);
+
+	if (arg == NULL)
+		return -1;
+	/* NIL is the string "NIL" here */
+	*s_r = arg->type == IMAP_ARG_NIL ? arg->str : imap_arg_astring(arg);
+	if (*s_r == NULL)
+		return fail(sp, "Invalid search string");
+	/* the command's arena goes before the search's */
+	*s_r = imap_arena_strndup(sp->s->arena, *s_r, strlen(*s_r));
+	return 0;
+}
+
+/* number64 (RFC 9051 9): decimal up to 2^63 - 1. */
+static int parse_number(struct sp *sp, struct arg_cursor *c, uint64_t *v_r)
+{
+	const struct imap_arg *arg = next_arg(sp, c);
+	uint64_t v = 0;
+
+	if (arg == NULL)
+		return -1;
+	if (arg->type != IMAP_ARG_ATOM)
+		return fail(sp, "Invalid number");
+	for (size_t i = 0; i < arg->len; i++) {
+		unsigned d = (unsigned)(arg->str[i] - '0');
+
+		if (arg->str[i] < '0' || arg->str[i] > '9' ||
+		    v > ((uint64_t)INT64_MAX - d) / 10)
+			return fail(sp, "Invalid number");
+		v = v * 10 + d;
+	}
+	*v_r = v;
+	return 0;
+}
+
+/* flag-keyword = atom: ATOM-CHARs only. */
+static bool is_keyword_atom(const struct imap_arg *arg)
+{
+	if (arg->type != IMAP_ARG_ATOM && arg->type != IMAP_ARG_NIL)
 		return false;
-	if (fstat(fd, &st) < 0 || (uint64_t)st.st_size > (uint64_t)1 << 31) {
-		close(fd);
+	for (size_t i = 0; i < arg->len; i++) {
+		unsigned char ch = (unsigned char)arg->str[i];
+
+		if (ch <= 0x20 || ch >= 0x7f || strchr("(){%*\"\\]", ch))
+			return false;
+	}
+	return arg->len > 0 && arg->len <= MAIL_MAX_KEYWORD_LEN;
+}
+
+/* RFC 5322 field-name: printable US-ASCII except ':'. */
+static bool valid_field_name(const char *s)
+{
+	if (*s == '\0')
 		return false;
-	}
-	cap = 2 * (size_t)st.st_size + 2 * sizeof(in) + 8;
-	c->wire = xmalloc(cap);
-	c->wire_len = 0;
-	msg_wire_init(&w, false, -1);
-	while ((n = read(fd, in, sizeof(in))) > 0 &&
-	       c->wire_len + 2 * (size_t)n + 8 <= cap)
-		c->wire_len +=
-		    msg_wire_convert(&w, in, (size_t)n, c->wire + c->wire_len);
-	close(fd);
-	c->msg = mime_parse(c->wire, c->wire_len);
-	return c->msg != NULL;
-}
-
-static bool search_match(struct search_ctx *c, const struct skey *k)
-{
-	const struct mail_msg *m = mail_view_msg(c->s->view, c->seq0);
-	time_t sent;
-
-	switch (k->type) {
-	case SK_ALL:
-		return true;
-	case SK_FLAG:
-		return (m->flags & k->flag) != 0;
-	case SK_NOFLAG:
-		return (m->flags & k->flag) == 0;
-	case SK_NEW:
-		return (m->flags & MAIL_RECENT) && !(m->flags & MAIL_SEEN);
-	case SK_OLD:
-		return !(m->flags & MAIL_RECENT);
-	case SK_KEYWORD:
-		return k->keyword >= 0 && ((m->keywords >> k->keyword) & 1);
-	case SK_UNKEYWORD:
-		return k->keyword < 0 || !((m->keywords >> k->keyword) & 1);
-	case SK_LARGER:
-		return m->size > k->number;
-	case SK_SMALLER:
-		return m->size < k->number;
-	case SK_BEFORE:
-		return imap_day_of(m->internaldate, 0) < k->day;
-	case SK_ON:
-		return imap_day_of(m->internaldate, 0) == k->day;
-	case SK_SINCE:
-		return imap_day_of(m->internaldate, 0) >= k->day;
-	case SK_SENTBEFORE:
-	case SK_SENTON:
-	case SK_SENTSINCE:
-		if (!search_load(c) ||
-		    (sent = mime_sent_date(c->msg, c->wire)) == (time_t)-1)
-			return false;
-		if (k->type == SK_SENTBEFORE)
-			return imap_day_of(sent, 0) < k->day;
-		if (k->type == SK_SENTON)
-			return imap_day_of(sent, 0) == k->day;
-		return imap_day_of(sent, 0) >= k->day;
-	case SK_HEADER:
-		return search_load(c) &&
-		       mime_search_header(c->msg, c->wire, k->field, k->needle);
-	case SK_BODY:
-	case SK_TEXT:
-		return search_load(c) &&
-		       mime_search_body(c->msg, c->wire, k->needle,
-					k->type == SK_TEXT);
-	case SK_UIDSET:
-		return imap_seqset_contains(&k->set, m->uid);
-	case SK_SEQSET:
-		return imap_seqset_contains(&k->set, (uint32_t)c->seq0 + 1);
-	case SK_NOT:
-		return !search_match(c, k->a);
-	case SK_OR:
-		return search_match(c, k->a) || search_match(c, k->b);
-	case SK_AND:
-		for (size_t i = 0; i < k->kid_count; i++)
-			if (!search_match(c, k->kids[i]))
-				return false;
-		return true;
-	}
-	return false;
-}
-
-/* RETURN (MIN MAX ALL COUNT SAVE), RFC 4731 / RFC 5182 */
-struct search_return {
-	bool esearch, min, max, all, count, save;
-};
-
-static bool search_parse_return(const struct imap_arg *l,
-				struct search_return *r)
-{
-	r->esearch = true;
-	for (size_t i = 0; i < l->list_count; i++) {
-		const struct imap_arg *x = &l->list[i];
-
-		if (imap_arg_is_atom(x, "MIN"))
-			r->min = true;
-		else if (imap_arg_is_atom(x, "MAX"))
-			r->max = true;
-		else if (imap_arg_is_atom(x, "ALL"))
-			r->all = true;
-		else if (imap_arg_is_atom(x, "COUNT"))
-			r->count = true;
-		else if (imap_arg_is_atom(x, "SAVE"))
-			r->save = true;
-		else
+	for (; *s != '\0'; s++) {
+		if (*s <= 0x20 || *s >= 0x7f || *s == ':')
 			return false;
 	}
-	/* RETURN () is RETURN (ALL); SAVE alone returns nothing. */
-	if (!r->min && !r->max && !r->count && !r->save)
-		r->all = true;
 	return true;
 }
 
-static void search_reply(struct imap_session *s, const struct imap_args *a,
-			 const struct search_return *r, const uint32_t *hits,
-			 size_t count)
+static void free_sets(struct imap_search_key *key)
 {
-	if (!r->esearch) {
-		conn_printf(s->conn, "* SEARCH");
-		for (size_t i = 0; i < count; i++)
-			conn_printf(s->conn, " %u", hits[i]);
-		conn_write(s->conn, "\r\n", 2);
-		return;
-	}
-	conn_printf(s->conn, "* ESEARCH (TAG \"%s\")%s", s->tag,
-		    a->uid ? " UID" : "");
-	if (count > 0 && r->min)
-		conn_printf(s->conn, " MIN %u", hits[0]);
-	if (count > 0 && r->max)
-		conn_printf(s->conn, " MAX %u", hits[count - 1]);
-	if (r->count)
-		conn_printf(s->conn, " COUNT %zu", count);
-	if (count > 0 && r->all) {
-		struct buf *b = buf_new(64 * 1024 * 1024);
-
-		imap_seqset_format_list(hits, count, b);
-		conn_printf(s->conn, " ALL %s", buf_data(b));
-		buf_free(&b);
-	}
-	conn_write(s->conn, "\r\n", 2);
+	imap_seqset_free(&key->raw);
+	imap_seqset_free(&key->set);
+	for (size_t i = 0; i < key->child_count; i++)
+		free_sets(&key->children[i]);
 }
 
-void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
+void imap_search_free(struct imap_search *search)
 {
-	struct search_ctx c;
-	struct search_return r;
-	struct skey *prog;
-	uint32_t *hits, *uids;
-	size_t count = 0, total = mail_view_count(s->view);
+	if (search->root != NULL)
+		free_sets(search->root);
+	imap_arena_free(&search->arena);
+	memset(search, 0, sizeof(*search));
+}
 
-	memset(&c, 0, sizeof(c));
-	memset(&r, 0, sizeof(r));
-	r.esearch = s->rev2;
-	r.all = true;
-	c.s = s;
-	c.v = a->v;
-	c.n = a->n;
-	if (c.pos + 1 < c.n && imap_arg_is_atom(&c.v[c.pos], "RETURN")) {
-		memset(&r, 0, sizeof(r));
-		if (c.v[c.pos + 1].type != IMAP_ARG_LIST ||
-		    !search_parse_return(&c.v[c.pos + 1], &r)) {
-			imap_refuse(s, "BAD", NULL, "Invalid RETURN options.",
-				    "SEARCH RETURN syntax");
-			return;
-		}
-		c.pos += 2;
-	}
-	if (c.pos + 1 < c.n && imap_arg_is_atom(&c.v[c.pos], "CHARSET")) {
-		const char *cs = imap_arg_astring(&c.v[c.pos + 1]);
-
-		if (cs == NULL || (strcasecmp(cs, "UTF-8") != 0 &&
-				   strcasecmp(cs, "US-ASCII") != 0)) {
-			imap_refuse(s, "NO", "BADCHARSET (UTF-8 US-ASCII)",
-				    "Unsupported charset.",
-				    "SEARCH with an unsupported charset");
-			return;
-		}
-		c.pos += 2;
-	}
-	prog = search_parse_list(&c, c.v + c.pos, c.n - c.pos);
-	if (prog == NULL) {
-		char cause[128];
-
-		snprintf(cause, sizeof(cause), "SEARCH: %s",
-			 c.error ? c.error : "syntax");
-		imap_refuse(s, "BAD", NULL,
-			    c.error ? c.error : "Invalid SEARCH.", cause);
+static void resolve_key(struct imap_search_key *key, uint32_t max_seq,
+			uint32_t max_uid, const struct imap_seqset *saved)
+{
+	for (size_t i = 0; i < key->child_count; i++)
+		resolve_key(&key->children[i], max_seq, max_uid, saved);
+	if (key->type != IMAP_SK_SEQSET && key->type != IMAP_SK_UIDSET)
+		return;
+	key->set.count = 0;
+	if (key->raw.saved) {
+		/* "$" and "UID $" both name the saved UIDs */
+		key->type = IMAP_SK_UIDSET;
+		for (size_t i = 0; saved != NULL && i < saved->count; i++)
+			imap_seqset_add(&key->set, saved->ranges[i].lo,
+					saved->ranges[i].hi);
+		imap_seqset_normalize(&key->set);
 		return;
 	}
-	hits = xcalloc(total + 1, sizeof(*hits));
-	uids = xcalloc(total + 1, sizeof(*uids));
-	for (size_t i = 0; i < total; i++) {
-		const struct mail_msg *m = mail_view_msg(s->view, i);
+	/* from the parsed set each time: '*' follows the mailbox */
+	for (size_t i = 0; i < key->raw.count; i++)
+		imap_seqset_add(&key->set, key->raw.ranges[i].lo,
+				key->raw.ranges[i].hi);
+	/* Out-of-range numbers match nothing: not an error in SEARCH. */
+	imap_seqset_resolve(&key->set,
+			    key->type == IMAP_SK_UIDSET ? max_uid : max_seq,
+			    key->type == IMAP_SK_UIDSET);
+}
 
-		if (m->expunged)
-			continue;
-		c.seq0 = i;
-		c.loaded = false;
-		if (search_match(&c, prog)) {
-			uids[count] = m->uid;
-			hits[count++] = a->uid ? m->uid : (uint32_t)i + 1;
-		}
-		mime_free(&c.msg);
-		free(c.wire);
-		c.wire = NULL;
-	}
-	search_free(prog);
-	if (r.save) {
-		/* RFC 5182: MIN or MAX alone saves only that one. */
-		size_t from = 0, n = count;
+void imap_search_resolve(struct imap_search *search, uint32_t max_seq,
+			 uint32_t max_uid, const struct imap_seqset *saved_uids)
+{
+	if (search->root == NULL)
+		return;
+	resolve_key(search->root, max_seq, max_uid, saved_uids);
+	search->resolved = true;
+}
 
-		if ((r.min || r.max) && !r.all && !r.count && count > 0) {
-			n = r.min && r.max ? 2 : 1;
-			from = r.min ? 0 : count - 1;
+enum imap_search_cost imap_search_cost(const struct imap_search *search)
+{
+	return search->root != NULL ? search->root->cost
+				    : IMAP_SEARCH_COST_INDEX;
+}
+
+bool imap_search_match(const struct imap_search *search,
+		       const struct imap_search_ops *ops, void *ctx)
+{
+	if (!search->resolved || search->root == NULL)
+		return false;
+	return match_key(search->root, ops, ctx);
+}
+
+/*
+ * AND and OR look at their children cheapest first, one cost level at a
+ * time, and stop as soon as the answer is known: a flag key that already
+ * decides spares reading the header or the body.
+ */
+static bool match_key(const struct imap_search_key *key,
+		      const struct imap_search_ops *ops, void *ctx)
+{
+	switch (key->type) {
+	case IMAP_SK_NOT:
+		return !match_key(&key->children[0], ops, ctx);
+	case IMAP_SK_AND:
+	case IMAP_SK_OR: {
+		bool is_or = key->type == IMAP_SK_OR;
+
+		for (unsigned cost = IMAP_SEARCH_COST_INDEX;
+		     cost <= IMAP_SEARCH_COST_BODY; cost++) {
+			for (size_t i = 0; i < key->child_count; i++) {
+				const struct imap_search_key *k =
+				    &key->children[i];
+
+				if (k->cost != cost)
+					continue;
+				if (match_key(k, ops, ctx) == is_or)
+					return is_or;
+			}
 		}
-		free(s->saved_uids);
-		s->saved_uids = xcalloc(n + 1, sizeof(*uids));
-		s->saved_count = 0;
-		for (size_t i = 0; i < n && from + i < count; i++)
-			s->saved_uids[s->saved_count++] =
-			    uids[r.min && r.max && i == 1 ? count - 1
-							  : from + i];
+		return !is_or;
 	}
-	if (!r.save || r.min || r.max || r.count || r.all)
-		search_reply(s, a, &r, hits, count);
-	free(hits);
-	free(uids);
-	imap_reply_tagged(s, "OK", NULL, "SEARCH completed.");
+	default:
+		return match_leaf(key, ops, ctx);
+	}
+}
+
+/* BEFORE/ON/SINCE on the day t falls on in zone. */
+static bool match_day(const struct imap_search_key *key, time_t t, int zone)
+{
+	int64_t day = imap_day_of(t, zone);
+
+	switch (key->type) {
+	case IMAP_SK_BEFORE:
+	case IMAP_SK_SENTBEFORE:
+		return day < key->day;
+	case IMAP_SK_ON:
+	case IMAP_SK_SENTON:
+		return day == key->day;
+	default:
+		return day >= key->day;
+	}
+}
+
+static bool match_leaf(const struct imap_search_key *key,
+		       const struct imap_search_ops *ops, void *ctx)
+{
+	uint32_t flags;
+	time_t t;
+
+	switch (key->type) {
+	case IMAP_SK_FLAGS:
+		if (key->flags_set == 0 && key->flags_clear == 0)
+			return true;
+		flags = ops->flags(ctx);
+		return (flags & key->flags_set) == key->flags_set &&
+		       (flags & key->flags_clear) == 0;
+	case IMAP_SK_KEYWORD:
+		return ops->keyword(ctx, key->str) != key->negated;
+	case IMAP_SK_SEQSET:
+		return key->set.resolved &&
+		       imap_seqset_contains(&key->set, ops->seq(ctx));
+	case IMAP_SK_UIDSET:
+		return key->set.resolved &&
+		       imap_seqset_contains(&key->set, ops->uid(ctx));
+	case IMAP_SK_LARGER:
+		return ops->size(ctx) > key->number;
+	case IMAP_SK_SMALLER:
+		return ops->size(ctx) < key->number;
+	case IMAP_SK_MODSEQ:
+		return ops->modseq != NULL && ops->modseq(ctx) >= key->number;
+	case IMAP_SK_BEFORE:
+	case IMAP_SK_ON:
+	case IMAP_SK_SINCE:
+		return match_day(key, ops->internaldate(ctx), ops->zone);
+	case IMAP_SK_SENTBEFORE:
+	case IMAP_SK_SENTON:
+	case IMAP_SK_SENTSINCE:
+		t = ops->sent_date(ctx);
+		return t != (time_t)-1 && match_day(key, t, ops->zone);
+	case IMAP_SK_HEADER:
+		return ops->header_contains(ctx, key->field, key->str);
+	case IMAP_SK_BODY:
+	case IMAP_SK_TEXT:
+		return ops->body_contains(ctx, key->str,
+					  key->type == IMAP_SK_TEXT);
+	default:
+		return false;
+	}
+}
+
+int imap_search_write_esearch(const char *tag, bool uid, unsigned ret,
+			      const uint32_t *results, size_t count,
+			      struct buf *out)
+{
+	int r = 0;
+
+	if (ret == IMAP_SEARCH_RET_SAVE)
+		return 0;
+	r |=
+	    buf_printf(out, "* ESEARCH (TAG \"%s\")%s", tag, uid ? " UID" : "");
+	if (count > 0 && (ret & IMAP_SEARCH_RET_MIN))
+		r |= buf_printf(out, " MIN %u", results[0]);
+	if (count > 0 && (ret & IMAP_SEARCH_RET_MAX))
+		r |= buf_printf(out, " MAX %u", results[count - 1]);
+	if (count > 0 && (ret & IMAP_SEARCH_RET_ALL)) {
+		r |= buf_append_str(out, " ALL ");
+		r |= imap_seqset_format_list(results, count, out);
+	}
+	if (ret & IMAP_SEARCH_RET_COUNT)
+		r |= buf_printf(out, " COUNT %zu", count);
+	return r < 0 ? -1 : 0;
 }
