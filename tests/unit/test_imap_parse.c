@@ -117,6 +117,12 @@ static void test_fetch_brackets(void **state)
 	assert_string_equal(cmd.args[1].str, "BODY.PEEK[1.2.MIME]<0.100>");
 	imap_command_free(&cmd);
 
+	/* after an unmatched '[' no later one is matched in that atom */
+	assert_int_equal(parse_str("a X a[[b c]", &cmd, &error), 0);
+	assert_int_equal(cmd.arg_count, 2);
+	assert_string_equal(cmd.args[0].str, "a[[b");
+	imap_command_free(&cmd);
+
 	/* no matching ']': an ordinary atom up to the space */
 	assert_int_equal(parse_str("a SELECT a[b c", &cmd, &error), 0);
 	assert_int_equal(cmd.arg_count, 2);

@@ -531,17 +531,22 @@ static int parse_atom(struct parse_ctx *ctx, struct imap_arg *arg)
 {
 	const char *start = ctx->p;
 	const char *p = start;
+	bool brackets = true;
 
 	while (p < ctx->end && *p != ' ' && *p != '(' && *p != ')') {
 		unsigned char c = (unsigned char)*p;
 
-		if (c == '[') {
+		if (c == '[' && brackets) {
 			const char *after = atom_bracket_end(p + 1, ctx->end);
 
 			if (after != NULL) {
 				p = after;
 				continue;
 			}
+			/* One unmatched '[' ends the matching for this atom:
+			 * trying again at every later '[' would make a line
+			 * of them cost its length squared. */
+			brackets = false;
 		}
 		if (c == '\r' || c == '\n')
 			return fail(ctx, "Unexpected CR or LF");
