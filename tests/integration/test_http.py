@@ -138,6 +138,19 @@ def children(elem):
 # Thunderbird autoconfig
 # --------------------------------------------------------------------------
 
+def imap_ports(srv):
+    """(port, socketType) of the IMAP listeners the test config has, best
+    first: IMAPS, then IMAP with STARTTLS."""
+    items = srv.config_items()
+    out = []
+    for key, attr, sock in (("listen.imaps", "imaps_port", "SSL"),
+                            ("listen.imap", "imap_port", "STARTTLS")):
+        port = getattr(srv, attr, None)
+        if port is not None and items.get(key) == "127.0.0.1:%d" % port:
+            out.append((port, sock))
+    return out
+
+
 def check_thunderbird(srv, doc):
     root = ET.fromstring(doc)
     assert root.tag == "clientConfig" and root.get("version") == "1.1"
@@ -153,17 +166,21 @@ def check_thunderbird(srv, doc):
     assert max(i for i, t in enumerate(tags) if t == "incomingServer") < \
         tags.index("outgoingServer")
     incoming = p.findall("incomingServer")
-    # No IMAP server in postd yet: only POP3 is offered.
-    assert [s.get("type") for s in incoming] == ["pop3", "pop3"]
-    want_in = [(str(srv.pop3s_port), "SSL"), (str(srv.pop3_port), "STARTTLS")]
-    for s, (port, sock) in zip(incoming, want_in):
+    # IMAP first when it is configured (test_imap_autoconfig.py), then POP3
+    want_in = [("imap", str(port), sock) for port, sock in imap_ports(srv)]
+    want_in += [("pop3", str(srv.pop3s_port), "SSL"),
+                ("pop3", str(srv.pop3_port), "STARTTLS")]
+    assert [(s.get("type"), s.find("port").text, s.find("socketType").text)
+            for s in incoming] == want_in
+    for s in incoming:
         assert children(s)[:5] == ["hostname", "port", "socketType",
                                    "username", "authentication"]
         assert s.find("hostname").text == "localhost"
-        assert s.find("port").text == port
-        assert s.find("socketType").text == sock
         assert s.find("username").text == "%EMAILADDRESS%"
         assert s.find("authentication").text == "password-cleartext"
+        if s.get("type") != "pop3":
+            assert s.find("pop3") is None
+            continue
         assert s.find("pop3/leaveMessagesOnServer").text in ("true", "false")
         assert s.find("pop3/downloadOnBiff").text == "true"
     outgoing = p.findall("outgoingServer")
@@ -209,7 +226,7 @@ def test_autoconfig_follows_retention(make_server):
     status, _, body = request(srv, "GET", "/mail/config-v1.1.xml")
     assert status == 200
     p = check_thunderbird(srv, body)
-    for s in p.findall("incomingServer"):
+    for s in p.findall("incomingServer[@type='pop3']"):
         assert s.find("pop3/leaveMessagesOnServer").text == "true"
         assert s.find("pop3/daysToLeaveMessagesOnServer").text == "10"
 
@@ -249,14 +266,19 @@ def test_autodiscover_round_trip(make_server):
         assert status == 200
         assert "xml" in headers["Content-Type"]
         protos = ad_protocols(body)
+        imap = [p for p in protos if p["Type"] == "IMAP"]
         pop3 = [p for p in protos if p["Type"] == "POP3"]
         smtp = [p for p in protos if p["Type"] == "SMTP"]
+        assert protos == imap + pop3 + smtp
+        assert [p["Port"] for p in imap] == [str(port) for port, _ in
+                                             imap_ports(srv)]
         assert [p["Port"] for p in pop3] == [str(srv.pop3s_port),
                                              str(srv.pop3_port)]
         assert [p["Port"] for p in smtp] == [str(srv.submissions_port),
                                              str(srv.submission_port)]
-        assert not [p for p in protos if p["Type"] not in ("POP3", "SMTP")]
-        for p, enc in zip(pop3 + smtp, ["SSL", "TLS", "SSL", "TLS"]):
+        encs = [{"SSL": "SSL", "STARTTLS": "TLS"}[sock]
+                for _, sock in imap_ports(srv)] + ["SSL", "TLS"] * 2
+        for p, enc in zip(imap + pop3 + smtp, encs):
             assert p["Server"] == "localhost"
             assert p["LoginName"] == ALICE
             assert p["SSL"] == "on"
