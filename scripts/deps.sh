@@ -10,14 +10,16 @@ set -eu
 
 # gcc without Recommends has no C library headers: libc6-dev.
 BUILD="gcc libc6-dev pkg-config meson ninja-build libevent-dev libssl-dev
-       libsodium-dev libcrypt-dev libcmocka-dev libc-ares-dev libpq-dev"
+       libsodium-dev libcrypt-dev libcmocka-dev libc-ares-dev libpq-dev
+       libgmime-3.0-dev"
 # swaks speaks TLS only with Net::SSLeay and IO::Socket::SSL (Recommends).
 TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
       libclang-rt-14-dev cppcheck clang-format procps swaks
       libnet-ssleay-perl libio-socket-ssl-perl msmtp ca-certificates
       dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl
       dovecot-pop3d dovecot-imapd postfix gnutls-bin git-email
-      libmailtools-perl strace postgresql haproxy"
+      libmailtools-perl strace postgresql haproxy
+      isync offlineimap3 s-nail neomutt dovecot-dev"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
