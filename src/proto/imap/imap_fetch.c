@@ -340,6 +340,9 @@ static char *fetch_load_wire(struct imap_session *s, size_t seq0, size_t *len_r)
 		len += msg_wire_convert(&w, in, (size_t)n, out + len);
 	}
 	close(fd);
+	/* As the index counts RFC822.SIZE (msg_wire_size_fd()): a last line
+	 * without its end gets a CRLF. */
+	len += msg_wire_finish(&w, out + len);
 	*len_r = len;
 	return out;
 }

@@ -325,6 +325,7 @@ static bool search_load(struct search_ctx *c)
 		c->wire_len +=
 		    msg_wire_convert(&w, in, (size_t)n, c->wire + c->wire_len);
 	close(fd);
+	c->wire_len += msg_wire_finish(&w, c->wire + c->wire_len);
 	c->msg = mime_parse(c->wire, c->wire_len);
 	return c->msg != NULL;
 }
