@@ -726,3 +726,32 @@ def test_rfc822_size_is_what_body_sends(shared_server):
         typ, data = c.fetch(n, "(BODY.PEEK[])")
         assert len(data[0][1]) == size, (n, size, data)
     c.logout()
+
+
+def test_pop3_and_imap_on_one_mailbox(shared_server):
+    """The POP3 lock does not block IMAP; what POP3 deletes at QUIT is an
+    EXPUNGE for an IMAP session; what IMAP appends POP3 sees next login."""
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, message("pop and imap 1"))
+    srv.deliver(ALICE, message("pop and imap 2"))
+    p = srv.login()                      # POP3 TRANSACTION: mailbox locked
+    c = login(srv)
+    assert select(c) == 2                # not blocked by the POP3 lock
+    assert p.cmd("DELE 1").startswith("+OK")
+    assert p.cmd("QUIT").startswith("+OK")
+    p.close()
+    typ, data = c.noop()
+    assert c.untagged_responses.get("EXPUNGE") == [b"1"], \
+        c.untagged_responses
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"pop and imap 2" in data[0][1], data
+    typ, data = c.append("INBOX", None, None,
+                         message("from imap").replace(b"\n", b"\r\n"))
+    assert typ == "OK", data
+    c.logout()
+    p = srv.login()
+    r = p.cmd("STAT")
+    assert r.startswith("+OK 2 "), r
+    p.cmd("QUIT")
+    p.close()
