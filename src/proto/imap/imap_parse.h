@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/buf.h"
 #include "lib/postd_limits.h"
 
 /*
@@ -90,6 +91,17 @@ void imap_arena_free(struct imap_arena **arena);
 void *imap_arena_alloc(struct imap_arena *arena, size_t size);
 /* A NUL-terminated copy of s[0..len). */
 char *imap_arena_strndup(struct imap_arena *arena, const char *s, size_t len);
+
+/*
+ * For responses: s[0..len) as an IMAP string, quoted ("\\" and "\"" escaped)
+ * when it can be, else as a literal "{N}\r\n..." (CR, LF or NUL inside, or
+ * 8-bit when !utf8_ok or not valid UTF-8). imap_write_astring() writes
+ * an atom when every byte is an ASTRING-CHAR and s is not "NIL".
+ * Return 0, or -1 when out is full.
+ */
+int imap_write_string(struct buf *out, const char *s, size_t len, bool utf8_ok);
+int imap_write_astring(struct buf *out, const char *s, size_t len,
+		       bool utf8_ok);
 
 /* True when s[0..len) is valid UTF-8 (no overlong forms, no surrogates). */
 bool imap_utf8_valid(const char *s, size_t len);
