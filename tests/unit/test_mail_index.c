@@ -341,7 +341,7 @@ static void test_store_persists(void **state)
 	struct fixture *f = *state;
 	struct mail_view *v;
 	char name[256], path[300];
-	struct stat st;
+	struct stat st, before, after;
 	int bit;
 
 	deliver(f->root_fd, "Subject: 1\n\none\n", name, sizeof(name));
@@ -349,8 +349,14 @@ static void test_store_persists(void **state)
 	bit = mail_view_keyword_bit(v, "$Important", true);
 	assert_int_equal(bit, 0);
 	assert_int_equal(mail_view_keyword_bit(v, "$important", false), 0);
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.log", &before, 0), 0);
 	store(v, 0, MAIL_STORE_SET, MAIL_SEEN | MAIL_ANSWERED,
 	      (uint64_t)1 << bit);
+	/* One record appended, nothing rewritten. */
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.log", &after, 0), 0);
+	assert_true(after.st_ino == before.st_ino);
+	assert_true(after.st_size > before.st_size);
+	assert_true(after.st_size < before.st_size + 200);
 	snprintf(path, sizeof(path), "cur/%s:2,RS", name);
 	assert_int_equal(fstatat(f->root_fd, path, &st, 0), 0);
 	mail_view_close(&v);
@@ -446,6 +452,39 @@ static void test_keyword_limit(void **state)
 	assert_string_equal(mail_view_keyword(w, 63), "kw63");
 	assert_int_equal(mail_view_msg(w, 0)->keywords, (uint64_t)1 << 63);
 	mail_view_close(&w);
+	mail_view_close(&v);
+}
+
+/* A delivery makes the next sync read new/ only; what is in cur/ stays,
+ * and a change in cur/ alone leaves new/ alone. */
+static void test_scan_reads_changed_folder_only(void **state)
+{
+	struct fixture *f = *state;
+	struct mail_view *v;
+	struct events ev;
+
+	deliver(f->root_fd, "Subject: 1\n\none\n", NULL, 0);
+	deliver(f->root_fd, "Subject: 2\n\ntwo\n", NULL, 0);
+	v = open_view(f->root_fd, false);
+	store(v, 0, MAIL_STORE_ADD, MAIL_SEEN, 0);
+	sync_view(v, true, &ev);
+	deliver(f->root_fd, "Subject: 3\n\nthree\n", NULL, 0);
+	sync_view(v, true, &ev);
+	assert_int_equal(ev.nexp, 0);
+	assert_int_equal(ev.exists, 3);
+	assert_true(mail_view_msg(v, 0)->flags & MAIL_SEEN);
+	store(v, 2, MAIL_STORE_ADD, MAIL_FLAGGED, 0);
+	store(v, 0, MAIL_STORE_ADD, MAIL_ANSWERED, 0);
+	sync_view(v, true, &ev);
+	assert_int_equal(ev.nexp, 0);
+	assert_int_equal(mail_view_count(v), 3);
+	mail_view_close(&v);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_count(v), 3);
+	assert_int_equal(mail_view_msg(v, 0)->flags & ~MAIL_RECENT,
+			 MAIL_SEEN | MAIL_ANSWERED);
+	assert_int_equal(mail_view_msg(v, 2)->flags & ~MAIL_RECENT,
+			 MAIL_FLAGGED);
 	mail_view_close(&v);
 }
 
@@ -726,6 +765,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_recent_given_once, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_reads_changed_folder_only,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_and_move, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_put_get, setup,
