@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/postd_limits.h"
@@ -455,6 +456,31 @@ static void test_keyword_limit(void **state)
 	mail_view_close(&v);
 }
 
+/* Two processes appending at once (the lock): every message gets its own
+ * UID, none is lost, and the log stays valid. */
+static void test_inv_i1_concurrent_appends_unique(void **state)
+{
+	struct fixture *f = *state;
+	struct mail_view *v;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	for (int i = 0; i < 100; i++)
+		append(f->root_fd, "Subject: c\r\n\r\nc\r\n",
+		       i % 2 ? MAIL_SEEN : 0, NULL, 0, 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_count(v), 200);
+	for (size_t i = 0; i < 200; i++)
+		assert_int_equal(mail_view_msg(v, i)->uid, i + 1);
+	assert_int_equal(mail_view_uidnext(v), 201);
+	mail_view_close(&v);
+}
+
 /* A delivery makes the next sync read new/ only; what is in cur/ stays,
  * and a change in cur/ alone leaves new/ alone. */
 static void test_scan_reads_changed_folder_only(void **state)
@@ -767,6 +793,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_reads_changed_folder_only,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_i1_concurrent_appends_unique, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_and_move, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_put_get, setup,
