@@ -599,6 +599,55 @@ static void test_copy_and_move(void **state)
 	close(dest_fd);
 }
 
+/* COPY into another file system: no hard link possible, so a copy that
+ * is fsynced, carries the internal date, and gets its UID. */
+static void test_copy_across_file_systems(void **state)
+{
+	struct fixture *f = *state;
+	char other[64] = "/dev/shm/test_mail_index.XXXXXX", cmd[128], err[256];
+	struct stat a, b;
+	struct mail_view *v, *d;
+	uint32_t uidv, uid;
+	size_t seq = 0;
+	int fd, dest_fd, mfd;
+
+	if (mkdtemp(other) == NULL || stat(other, &a) < 0 ||
+	    stat(f->root, &b) < 0 || a.st_dev == b.st_dev) {
+		skip();
+		return;
+	}
+	dest_fd = open(other, O_RDONLY | O_DIRECTORY);
+	assert_true(dest_fd >= 0);
+	assert_int_equal(mkdirat(dest_fd, "new", 0700), 0);
+	assert_int_equal(mkdirat(dest_fd, "cur", 0700), 0);
+	assert_int_equal(mkdirat(dest_fd, "tmp", 0700), 0);
+	deliver(f->root_fd, "Subject: 1\n\none\n", NULL, 0);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_copy(v, &seq, 1, dest_fd, false, &uidv, &uid,
+					&sync_cb, NULL, err, sizeof(err)),
+			 MAIL_OK);
+	assert_int_equal(uid, 1);
+	d = open_view(dest_fd, false);
+	assert_int_equal(mail_view_count(d), 1);
+	fd = mail_view_msg_open(d, 0, err, sizeof(err));
+	mfd = mail_view_msg_open(v, 0, err, sizeof(err));
+	assert_true(fd >= 0 && mfd >= 0);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(fstat(mfd, &b), 0);
+	assert_int_equal(a.st_nlink, 1);
+	assert_int_equal(a.st_size, b.st_size);
+	assert_int_equal(a.st_mtime, mail_view_msg(v, 0)->internaldate);
+	assert_int_equal(mail_view_msg(d, 0)->size, mail_view_msg(v, 0)->size);
+	close(fd);
+	close(mfd);
+	assert_int_equal(count_dir(dest_fd, "tmp"), 0);
+	mail_view_close(&d);
+	mail_view_close(&v);
+	close(dest_fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void test_cache_put_get(void **state)
 {
 	struct fixture *f = *state;
@@ -797,6 +846,8 @@ int main(void)
 		test_inv_i1_concurrent_appends_unique, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_and_move, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_copy_across_file_systems,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_put_get, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d1_append_durable, setup,
