@@ -278,7 +278,8 @@ static void envelope_read(struct envelope *e, const char *wire,
 			free(v);
 		} else {
 			free(e->str[i]);
-			e->str[i] = mime_unfold(f.value, f.value_len, NULL);
+			e->str[i] =
+			    mime_header_copy(f.value, f.value_len, true, NULL);
 			/* the subject keeps its breaks: they are blanks */
 			if (i == ENV_SUBJECT) {
 				free(e->str[i]);
@@ -454,7 +455,15 @@ static void part_data_read(struct part_data *d, const char *wire,
 		if (f.name_len < 8 || strncasecmp(f.name, "Content-", 8) != 0 ||
 		    !f.has_colon)
 			continue;
-		v = mime_unfold(f.value, f.value_len, &vlen);
+		/* the strings shown as they are get U+FFFD for NUL, the
+		 * parsed ones stop at it */
+		if (mime_field_is(&f, "Content-ID") ||
+		    mime_field_is(&f, "Content-Description") ||
+		    mime_field_is(&f, "Content-MD5") ||
+		    mime_field_is(&f, "Content-Location"))
+			v = mime_header_copy(f.value, f.value_len, true, &vlen);
+		else
+			v = mime_unfold(f.value, f.value_len, &vlen);
 		if (mime_field_is(&f, "Content-Type") && !ct_seen) {
 			mime_ctype_parse(v, vlen, &d->ct);
 			ct_seen = true;
