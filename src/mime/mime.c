@@ -582,7 +582,9 @@ static void parse_all(struct pctx *c)
 			finish_part(c, u, c->hdr_cut ? line : end);
 		c->nb = bi + 1;
 		pos = line_end(c->w, c->len, line);
-		if (close) {
+		/* a boundary line that the message ends in, without its
+		 * line break, starts no part (Dovecot) */
+		if (close || c->w[pos - 1] != '\n') {
 			c->nb = bi;
 			cur = m;
 			epilogue = true;

@@ -737,18 +737,14 @@ static int parse_group(struct addr_ctx *ctx)
 	set_field(&ctx->cur.mailbox, &ctx->str);
 	add_address(ctx);
 	if (ret > 0 && *ctx->rp.data != ';') {
+		/* a bad mailbox does not end the group (Dovecot) */
 		for (;;) {
-			if (parse_mailbox(ctx) <= 0) {
-				ret = -1;
-				break;
-			}
-			if (*ctx->rp.data != ',')
+			(void)parse_mailbox(ctx);
+			if (ctx->rp.data >= ctx->rp.end || *ctx->rp.data != ',')
 				break;
 			ctx->rp.data++;
-			if (mime_rp_skip_lwsp(&ctx->rp) <= 0) {
-				ret = -1;
+			if (mime_rp_skip_lwsp(&ctx->rp) <= 0)
 				break;
-			}
 		}
 	}
 	if (ret >= 0) {

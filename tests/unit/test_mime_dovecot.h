@@ -1333,4 +1333,34 @@ static const struct dovecot_case dovecot_cases[] = {
      "NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
      "4 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL) \"digest\" (\"boundary\" \"d\") "
      "NIL NIL NIL)"},
+    {"eof_boundary",
+     MSG("Content-Type: multipart/mixed; boundary=b\r\n"
+	 "\r\n"
+	 "--b\r\n"
+	 "\r\n"
+	 "one\r\n"
+	 "--b"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY ((\"text\" "
+     "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0) \"mixed\") "
+     "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+     "\"7bit\" 3 0 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL "
+     "NIL)"},
+    {"group_bad",
+     MSG("From: undisclosed-recipients: bad;, other@x\r\n"
+	 "To: g: a@b c@d;, e@f\r\n"
+	 "Cc: list: a@b, , ;\r\n"
+	 "\r\n"
+	 "x\r\n"),
+     "ENVELOPE (NIL NIL ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL "
+     "\"bad\" \"MISSING_DOMAIN\")(NIL NIL NIL NIL)(NIL NIL \"other\" \"x\")) "
+     "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL \"bad\" "
+     "\"MISSING_DOMAIN\")(NIL NIL NIL NIL)(NIL NIL \"other\" \"x\")) ((NIL NIL "
+     "\"undisclosed-recipients\" NIL)(NIL NIL \"bad\" \"MISSING_DOMAIN\")(NIL "
+     "NIL NIL NIL)(NIL NIL \"other\" \"x\")) ((NIL NIL \"g\" NIL)(NIL NIL "
+     "\"a\" \"b\")(NIL NIL NIL NIL)) ((NIL NIL \"list\" NIL)(NIL NIL \"a\" "
+     "\"b\")(NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(NIL NIL "
+     "\"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(NIL NIL NIL NIL)) NIL NIL NIL) "
+     "BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 "
+     "1) BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+     "\"7bit\" 3 1 NIL NIL NIL NIL)"},
 };
