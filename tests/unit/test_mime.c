@@ -486,6 +486,11 @@ static void test_nstring(void **state)
 	    {"line\r\nbreak", false, "{11}\r\nline\r\nbreak"},
 	    {"caf\xc3\xa9", false, "{5}\r\ncaf\xc3\xa9"},
 	    {"caf\xc3\xa9", true, "\"caf\xc3\xa9\""},
+	    /* not UTF-8: a literal even when UTF-8 may be quoted */
+	    {"caf\xe9", true, "{4}\r\ncaf\xe9"},
+	    {"\xc0\xaf", true, "{2}\r\n\xc0\xaf"},
+	    {"\xed\xa0\x80", true, "{3}\r\n\xed\xa0\x80"},
+	    {"\xf0\x9f\x98\x80", true, "\"\xf0\x9f\x98\x80\""},
 	    {"", false, "\"\""},
 	};
 	size_t i;
