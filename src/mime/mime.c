@@ -228,6 +228,7 @@ void mime_ctype_parse(const char *value, size_t len, struct mime_ctype *ct)
 
 	memset(ct, 0, sizeof(*ct));
 	mime_rp_init(&rp, value, len);
+	rp.nul_replace = true;
 	if (mime_rp_skip_lwsp(&rp) > 0) {
 		ret = mime_rp_mime_token(&rp, &s);
 		tlen = s.len;

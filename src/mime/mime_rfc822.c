@@ -463,8 +463,23 @@ static void merge_continuations(struct cont_param *c, size_t n,
 		}
 		if (!c[i].extended && ext)
 			mime_str_add(&v, "''", 2);
-		for (j = i; j < next; j++)
-			mime_str_add(&v, c[j].value, strlen(c[j].value));
+		for (j = i; j < next; j++) {
+			const char *x;
+
+			if (c[j].extended || !ext) {
+				mime_str_add(&v, c[j].value,
+					     strlen(c[j].value));
+				continue;
+			}
+			/* a plain section among encoded ones: its "%" must not
+			 * read as an escape */
+			for (x = c[j].value; *x != '\0'; x++) {
+				if (*x == '%')
+					mime_str_add(&v, "%25", 3);
+				else
+					mime_str_addc(&v, *x);
+			}
+		}
 		{
 			struct mime_str k = {0};
 

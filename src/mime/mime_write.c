@@ -449,6 +449,7 @@ static void parse_disposition(struct part_data *d, const char *v, size_t len)
 	struct mime_str s = {0};
 
 	mime_rp_init(&rp, v, len);
+	rp.nul_replace = true;
 	mime_rp_skip_lwsp(&rp);
 	if (mime_rp_mime_token(&rp, &s) < 0) {
 		mime_str_free(&s);

@@ -697,6 +697,41 @@ static void test_nesting_is_bounded(void **state)
 	free(msg);
 }
 
+/* message/rfc822 inside message/rfc822, 40 deep: past MIME_MAX_DEPTH the
+ * innermost is not opened and is shown as application/octet-stream, so
+ * that no client expects an envelope there. */
+static void test_rfc822_nesting_is_bounded(void **state)
+{
+	struct buf *msg = buf_new(64 * 1024);
+	struct buf *out = buf_new(OUT_MAX);
+	struct mime_msg *m;
+	const char *s, *first;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 40; i++)
+		assert_int_equal(buf_printf(msg,
+					    "Subject: level %u\r\n"
+					    "Content-Type: message/rfc822\r\n"
+					    "\r\n",
+					    i),
+				 0);
+	assert_int_equal(buf_append_str(msg, "Subject: core\r\n\r\nx\r\n"), 0);
+	m = mime_parse(buf_data(msg), buf_len(msg));
+	assert_int_equal(mime_write_bodystructure(m, buf_data(msg), true, out),
+			 0);
+	s = buf_data(out);
+	first = strstr(s, "\"application\" \"octet-stream\"");
+	assert_non_null(first);
+	assert_null(strstr(first + 1, "\"application\" \"octet-stream\""));
+	assert_null(strstr(s, "core"));
+	assert_non_null(strstr(s, "\"level 30\""));
+	assert_int_equal(count_char(s, '('), count_char(s, ')'));
+	mime_free(&m);
+	buf_free(&msg);
+	buf_free(&out);
+}
+
 static void test_part_count_is_bounded(void **state)
 {
 	struct buf *b = buf_new(8 * 1024 * 1024);
@@ -819,6 +854,7 @@ int main(void)
 	    cmocka_unit_test(test_search_body),
 	    cmocka_unit_test(test_sent_date),
 	    cmocka_unit_test(test_nesting_is_bounded),
+	    cmocka_unit_test(test_rfc822_nesting_is_bounded),
 	    cmocka_unit_test(test_part_count_is_bounded),
 	    cmocka_unit_test(test_header_count_is_bounded),
 	    cmocka_unit_test(test_header_bytes_are_bounded),

@@ -1363,4 +1363,28 @@ static const struct dovecot_case dovecot_cases[] = {
      "BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 "
      "1) BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
      "\"7bit\" 3 1 NIL NIL NIL NIL)"},
+    {"param_nul_pct",
+     MSG("MIME-Version: 1.0\r\n"
+	 "Content-Type: application/x-y; name=\"a\x00"
+	 "b\"; title*0*=utf-8''%41; title*1=\"50%\"\r\n"
+	 "Content-Disposition: attachment; filename=\"c\x00"
+	 "d\"\r\n"
+	 "\r\n"
+	 "x\r\n"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY (\"application\" "
+     "\"x-y\" (\"name\" {5}\r\n"
+     "a\xef"
+     "\xbf"
+     "\xbd"
+     "b \"title*\" \"utf-8''%4150%25\") NIL NIL \"7bit\" 3) BODYSTRUCTURE "
+     "(\"application\" \"x-y\" (\"name\" {5}\r\n"
+     "a\xef"
+     "\xbf"
+     "\xbd"
+     "b \"title*\" \"utf-8''%4150%25\") NIL NIL \"7bit\" 3 NIL (\"attachment\" "
+     "(\"filename\" {5}\r\n"
+     "c\xef"
+     "\xbf"
+     "\xbd"
+     "d)) NIL NIL)"},
 };
