@@ -406,6 +406,9 @@ struct config *config_default(const char *base_dir)
 	config_add_listen(cfg, LISTEN_SUBMISSION, "127.0.0.1", "2587", 0);
 	config_add_listen(cfg, LISTEN_SUBMISSIONS, "127.0.0.1", "2465", 0);
 	config_add_listen(cfg, LISTEN_HTTP, "127.0.0.1", "2080", 0);
+	/* After the others, so that their places in the list stay. */
+	config_add_listen(cfg, LISTEN_IMAP, "127.0.0.1", "2143", 0);
+	config_add_listen(cfg, LISTEN_IMAPS, "127.0.0.1", "2993", 0);
 	return cfg;
 }
 

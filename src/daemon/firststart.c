@@ -218,7 +218,9 @@ static void firststart_welcome(const struct config *cfg, const char *user)
 		 "Hello,\n\n"
 		 "this is postd, your post office. If you can read this, your\n"
 		 "mail client fetched its first message.\n\n"
-		 "Try: curl -k pop3s://127.0.0.1:2995/1 -u demo:PASSWORD\n",
+		 "Try: curl -k pop3s://127.0.0.1:2995/1 -u demo:PASSWORD\n"
+		 "or:  curl -k 'imaps://127.0.0.1:2993/INBOX;UID=1' -u "
+		 "demo:PASSWORD\n",
 		 cfg->hostname, user, date, (long)now, cfg->hostname);
 	/* Mail is written by the unprivileged user, as the workers do; the
 	 * directory is opened first, as root, since the user may not be

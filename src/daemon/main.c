@@ -19,7 +19,8 @@ static void usage(FILE *out)
 	    out,
 	    "usage: postd [-c FILE] [-f] [-t] [-d]\n"
 	    "  -c FILE  configuration file (default: the embedded default,\n"
-	    "           serving ./postd-data on 127.0.0.1 ports 2110/2995)\n"
+	    "           serving ./postd-data on 127.0.0.1: POP3 2110/2995,\n"
+	    "           IMAP 2143/2993)\n"
 	    "  -f       stay in the foreground and log to stderr\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -d       debug logging\n"

@@ -18,6 +18,7 @@
 #include "net/connlimit.h"
 #include "proto/common/proto_env.h"
 #include "proto/http/http_server.h"
+#include "proto/imap/imap_session.h"
 #include "proto/pop3/pop3_session.h"
 #include "proto/smtp/smtp_session.h"
 
@@ -46,7 +47,8 @@ bool worker_proto_supported(enum listen_proto proto)
 {
 	return proto == LISTEN_POP3 || proto == LISTEN_POP3S ||
 	       proto == LISTEN_SMTP || proto == LISTEN_SUBMISSION ||
-	       proto == LISTEN_SUBMISSIONS || proto == LISTEN_HTTP;
+	       proto == LISTEN_SUBMISSIONS || proto == LISTEN_HTTP ||
+	       proto == LISTEN_IMAP || proto == LISTEN_IMAPS;
 }
 
 static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
@@ -57,7 +59,12 @@ static void worker_refuse(int fd, const char *peer, enum listen_proto proto,
 	/* RFC 5321 section 3.8: a server may open with 421. */
 	static const char smtp_reply[] = "421 4.7.0 Too many connections; "
 					 "try again later\r\n";
-	const char *reply = proto == LISTEN_POP3 ? pop3_reply : smtp_reply;
+	/* RFC 9051 section 7.1.5: BYE may be the greeting. */
+	static const char imap_reply[] = "* BYE [UNAVAILABLE] Too many "
+					 "connections; try again later.\r\n";
+	const char *reply = proto == LISTEN_POP3   ? pop3_reply
+			    : proto == LISTEN_IMAP ? imap_reply
+						   : smtp_reply;
 
 	/* A plaintext listener can say why; a TLS one can only close. */
 	if (!config_proto_implicit_tls(proto))
@@ -100,6 +107,8 @@ static void worker_on_accept(int fd, const struct sockaddr *peer,
 		conn_set_via(conn, via);
 	if (proto == LISTEN_POP3 || proto == LISTEN_POP3S)
 		pop3_session_start(conn, &w->env);
+	else if (proto == LISTEN_IMAP || proto == LISTEN_IMAPS)
+		imap_session_start(conn, &w->env);
 	else
 		smtp_session_start(conn, &w->env);
 }

@@ -476,6 +476,18 @@
 #define IMAP_MAX_SEQ_RANGES 10000
 /* Keys in one SEARCH program. */
 #define IMAP_MAX_SEARCH_KEYS 1000
+/* -- session (imap_session.c, imap_commands*.c) -- */
+/* RFC 9051 section 5.4: the autologout timer of an authenticated session
+ * is at least 30 minutes; IDLE clients re-issue it every 29 minutes. */
+#define IMAP_TIMEOUT_AUTHENTICATED (31 * 60)
+/* Messages of one FETCH/STORE/COPY and UIDs kept for SEARCHRES ($). */
+#define IMAP_MAX_SET_MESSAGES 10000000u
+/* ID (RFC 2971): at most 30 field/value pairs, values at most 1024. */
+#define IMAP_MAX_ID_PAIRS 30
+/* Keys inside one another (NOT, OR, groups): the parser and the evaluator
+ * recurse this deep at most. Long "OR OR OR ..." chains from clients'
+ * filters stay well below. */
+#define IMAP_MAX_SEARCH_DEPTH 128
 /* -- storage (folder.c, mail_index.c, mail_notify.c) -- */
 /* A folder name in UTF-8 octets, and its depth in components. */
 #define FOLDER_MAX_NAME 255
@@ -486,6 +498,13 @@
 #define MAIL_MAX_KEYWORDS 64
 /* A keyword name. */
 #define MAIL_MAX_KEYWORD_LEN 128
+/* Messages in one folder's IMAP index. */
+#define MAIL_MAX_MESSAGES 1000000
+/* One record of the index log (postd-imap.log): a Maildir name, numbers. */
+#define MAIL_INDEX_MAX_LINE (MAILDIR_MAX_NAME + 256)
+/* The parsed-structure cache (postd-imap.cache): one entry, the file. */
+#define MAIL_CACHE_MAX_BLOB (1024 * 1024)
+#define MAIL_CACHE_MAX_FILE (64 * 1024 * 1024)
 /* -- MIME (src/mime) -- */
 /* Nesting of multiparts and message/rfc822 parts. */
 #define MIME_MAX_DEPTH 32
@@ -494,5 +513,13 @@
 /* Header fields in one header block, and one header block's octets. */
 #define MIME_MAX_HEADERS 2000
 #define MIME_MAX_HEADER_BYTES (1024 * 1024)
+/* Parameters of one Content-Type or Content-Disposition, and addresses
+ * of one ENVELOPE address list (a real list has a few hundred at most;
+ * each costs a small allocation). */
+#define MIME_MAX_PARAMS 256
+#define MIME_MAX_ADDRESSES 10000
+/* A multipart boundary is at most 70 octets (RFC 2046 section 5.1.1);
+ * longer ones are cut here, as Dovecot does. */
+#define MIME_MAX_BOUNDARY 200
 
 #endif

@@ -94,7 +94,10 @@ bool mime_search_header(const struct mime_msg *msg, const char *wire,
 /* BODY (text parts' bodies) or, with headers, TEXT (headers and bodies). */
 bool mime_search_body(const struct mime_msg *msg, const char *wire,
 		      const char *needle, bool headers);
-/* The Date: header as a time (SENTBEFORE, SENTON, SENTSINCE), or -1. */
+/* The Date: header as a time (SENTBEFORE, SENTON, SENTSINCE), or -1.
+ * The time is the sender's wall clock read as UTC (the zone offset is
+ * added back), so gmtime() of it gives the date in the sender's zone:
+ * RFC 9051 compares that date "disregarding time and timezone". */
 time_t mime_sent_date(const struct mime_msg *msg, const char *wire);
 
 #endif

@@ -51,6 +51,21 @@ bool folder_name_valid(const char *name, const char **why_r);
 /* True for "INBOX" in any case (RFC 3501 5.1). */
 bool folder_is_inbox(const char *name);
 
+/*
+ * Modified UTF-7 (RFC 3501 5.1.3), for clients that did not ENABLE
+ * UTF8=ACCEPT and for the names on disk. encode: UTF-8 -> mUTF-7;
+ * decode: mUTF-7 -> UTF-8, accepting only the canonical spelling (so a
+ * name has one form). Return 0, or -1 for invalid input or when out is too
+ * small.
+ */
+int folder_mutf7_encode(const char *utf8, char *out, size_t out_size);
+int folder_mutf7_decode(const char *mutf7, char *out, size_t out_size);
+
+/* The Maildir++ directory of a valid non-INBOX name ("Archive/2026" ->
+ * ".Archive.2026"), and back (-1 for a directory that is no folder). */
+int folder_disk_name(const char *name, char *out, size_t out_size);
+int folder_name_from_disk(const char *disk, char *out, size_t out_size);
+
 struct folder_info {
 	char *name;	  /* UTF-8, '/' separated; "INBOX" for the root */
 	unsigned special; /* enum folder_special bits */

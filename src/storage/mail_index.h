@@ -155,7 +155,8 @@ int mail_view_msg_open(struct mail_view *view, size_t seq0, char *error,
 /*
  * The parsed structure of a message, cached per folder so that it is
  * parsed once (doc/internals/imap-index.md): an opaque blob the MIME layer
- * made. get returns MAIL_NOT_FOUND when nothing is cached.
+ * made. get returns MAIL_NOT_FOUND when nothing is cached, else a copy in
+ * *blob_r that the caller releases with free().
  */
 enum mail_status mail_view_cache_get(struct mail_view *view, size_t seq0,
 				     void **blob_r, size_t *len_r);
@@ -191,5 +192,12 @@ struct mail_folder_status {
 enum mail_status mail_folder_status(int folder_fd,
 				    struct mail_folder_status *st, char *error,
 				    size_t error_size);
+
+/*
+ * Parses data as the contents of an index log (postd-imap.log) without
+ * touching any file: 0 when every record is valid, -1 when the index
+ * would be rejected and rebuilt. For the fuzz target.
+ */
+int mail_index_check(const void *data, size_t len);
 
 #endif

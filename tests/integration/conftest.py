@@ -146,6 +146,8 @@ class PostdServer:
         self.smtp_port = free_port()
         self.submission_port = free_port()
         self.submissions_port = free_port()
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
         self.overrides = dict(overrides or {})
         self.proc = None
         self.stopped_rc = None
@@ -175,6 +177,8 @@ class PostdServer:
             "listen.smtp": "127.0.0.1:%d" % self.smtp_port,
             "listen.submission": "127.0.0.1:%d" % self.submission_port,
             "listen.submissions": "127.0.0.1:%d" % self.submissions_port,
+            "listen.imap": "127.0.0.1:%d" % self.imap_port,
+            "listen.imaps": "127.0.0.1:%d" % self.imaps_port,
             "auth_default_domain": DOMAIN,
             "auth_failure_delay": "0",
             "workers": "2",
@@ -296,14 +300,16 @@ class PostdServer:
             timeout, last, self.log()[-3000:]))
 
     def _wait_smtp_listeners(self):
-        """The SMTP listeners are bound by the same parent as POP3; a
-        connect (no greeting read) proves they are up."""
+        """The SMTP and IMAP listeners are bound by the same parent as
+        POP3; a connect (no greeting read) proves they are up."""
         if REFERENCE == "dovecot":
             return
         items = self.config_items()
         for key, port in (("listen.smtp", self.smtp_port),
                           ("listen.submission", self.submission_port),
-                          ("listen.submissions", self.submissions_port)):
+                          ("listen.submissions", self.submissions_port),
+                          ("listen.imap", self.imap_port),
+                          ("listen.imaps", self.imaps_port)):
             if items.get(key) != "127.0.0.1:%d" % port:
                 continue
             s = socket.create_connection(("127.0.0.1", port), timeout=3)

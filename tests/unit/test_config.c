@@ -851,8 +851,12 @@ static void test_embedded_default(void **state)
 	assert_string_equal(cfg->domains[0], "postd.localhost");
 	assert_null(cfg->domains[1]);
 	assert_string_equal(cfg->auth_default_domain, "postd.localhost");
-	/* POP3, POP3S, SMTP, submission, submissions, HTTP */
-	assert_int_equal(cfg->listen_count, 6);
+	/* POP3, POP3S, SMTP, submission, submissions, HTTP, IMAP, IMAPS */
+	assert_int_equal(cfg->listen_count, 8);
+	assert_int_equal(cfg->listen[6].proto, LISTEN_IMAP);
+	assert_string_equal(cfg->listen[6].port, "2143");
+	assert_int_equal(cfg->listen[7].proto, LISTEN_IMAPS);
+	assert_string_equal(cfg->listen[7].port, "2993");
 	assert_int_equal(cfg->listen[5].proto, LISTEN_HTTP);
 	assert_string_equal(cfg->listen[5].port, "2080");
 	assert_int_equal(cfg->listen[0].proto, LISTEN_POP3);

@@ -41,6 +41,15 @@ static struct config *test_config(void)
 {
 	struct config *cfg = config_default("/nonexistent");
 
+	/* The embedded default's IMAP listeners (the last two) are added
+	 * back by the tests that want them. */
+	while (cfg->listen_count > 0 &&
+	       (cfg->listen[cfg->listen_count - 1].proto == LISTEN_IMAP ||
+		cfg->listen[cfg->listen_count - 1].proto == LISTEN_IMAPS)) {
+		cfg->listen_count--;
+		free(cfg->listen[cfg->listen_count].host);
+		free(cfg->listen[cfg->listen_count].port);
+	}
 	free(cfg->hostname);
 	cfg->hostname = xstrdup("mail.example.org");
 	free(cfg->domains[0]);

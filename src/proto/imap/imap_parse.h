@@ -74,7 +74,24 @@ void imap_command_free(struct imap_command *cmd);
 /* astring (atom, quoted or literal) as a C string; NULL for a list, NIL,
  * or a string with NUL inside. */
 const char *imap_arg_astring(const struct imap_arg *arg);
-/* True for an atom equal to word, case-insensitively. */
+/* True for an atom equal to word, case-insensitively. A NIL argument is
+ * the atom "NIL" here (its str is "NIL" too, for the few places where NIL
+ * is an ordinary astring, such as a mailbox named NIL). */
 bool imap_arg_is_atom(const struct imap_arg *arg, const char *word);
+
+/*
+ * The arena behind a parsed command: many small allocations freed at once.
+ * The higher-level parsers (imap_fetch_parse.h, imap_search.h) use it too.
+ * Allocation failure is fatal (lib/xmalloc.h), so these never return NULL.
+ */
+struct imap_arena *imap_arena_new(void);
+void imap_arena_free(struct imap_arena **arena);
+/* size bytes, zeroed, aligned for any type. */
+void *imap_arena_alloc(struct imap_arena *arena, size_t size);
+/* A NUL-terminated copy of s[0..len). */
+char *imap_arena_strndup(struct imap_arena *arena, const char *s, size_t len);
+
+/* True when s[0..len) is valid UTF-8 (no overlong forms, no surrogates). */
+bool imap_utf8_valid(const char *s, size_t len);
 
 #endif

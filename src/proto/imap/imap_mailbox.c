@@ -1,0 +1,966 @@
+/*
+ * The selected state (RFC 9051 6.3.2, 6.4): SELECT and EXAMINE, STATUS,
+ * APPEND (streamed into the store, durable before OK), CHECK, CLOSE,
+ * UNSELECT, EXPUNGE and UID EXPUNGE, COPY and MOVE, IDLE, and the
+ * untagged EXISTS/EXPUNGE/FETCH updates that tell a client what other
+ * sessions changed (RFC 9051 7.5: never an EXPUNGE during FETCH, STORE or
+ * SEARCH by sequence number).
+ */
+#include "proto/imap/imap_mailbox.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/xmalloc.h"
+#include "proto/imap/imap_date.h"
+#include "proto/imap/imap_folders.h"
+#include "proto/imap/imap_seqset.h"
+#include "storage/folder.h"
+#include "storage/mail_index.h"
+#include "storage/mail_notify.h"
+
+static void imap_sync_expunged(void *ctx, size_t seq0);
+static void imap_sync_flags(void *ctx, size_t seq0);
+static void imap_sync_exists(void *ctx, size_t count);
+static void imap_notify_cb(void *ctx);
+static void imap_mailbox_close(struct imap_session *s);
+static void imap_idle_stop(struct imap_session *s);
+static void imap_select(struct imap_session *s, const struct imap_args *a,
+			bool readonly);
+static bool imap_status_items(const struct imap_arg *items);
+static void imap_append_reset(struct imap_session *s);
+static void imap_store_error(struct imap_session *s, enum mail_status st,
+			     const char *error, const char *what);
+
+/* What a CLOSE expunges is not announced (RFC 9051 6.4.1). */
+static void imap_sync_ignore_seq(void *ctx, size_t n)
+{
+	(void)ctx;
+	(void)n;
+}
+
+static const struct mail_sync_cb imap_quiet_cb = {
+    .expunged = imap_sync_ignore_seq,
+    .flags_changed = imap_sync_ignore_seq,
+    .exists = imap_sync_ignore_seq,
+};
+
+static const struct mail_sync_cb imap_sync_cb = {
+    .expunged = imap_sync_expunged,
+    .flags_changed = imap_sync_flags,
+    .exists = imap_sync_exists,
+};
+
+const struct mail_sync_cb *imap_mailbox_sync_cb(void)
+{
+	return &imap_sync_cb;
+}
+
+/* Untagged updates */
+
+static void imap_sync_expunged(void *ctx, size_t seq0)
+{
+	struct imap_session *s = ctx;
+
+	conn_printf(s->conn, "* %zu EXPUNGE\r\n", seq0 + 1);
+}
+
+static void imap_sync_flags(void *ctx, size_t seq0)
+{
+	struct imap_session *s = ctx;
+	char flags[2048];
+
+	imap_mailbox_format_flags(s, mail_view_msg(s->view, seq0), flags,
+				  sizeof(flags));
+	conn_printf(s->conn, "* %zu FETCH (UID %u FLAGS (%s))\r\n", seq0 + 1,
+		    mail_view_msg(s->view, seq0)->uid, flags);
+}
+
+static void imap_sync_exists(void *ctx, size_t count)
+{
+	struct imap_session *s = ctx;
+
+	conn_printf(s->conn, "* %zu EXISTS\r\n", count);
+	if (!s->rev2)
+		conn_printf(s->conn, "* %zu RECENT\r\n",
+			    mail_view_recent_count(s->view));
+}
+
+void imap_mailbox_sync(struct imap_session *s, bool allow_expunge)
+{
+	char error[256];
+
+	if (s->view == NULL)
+		return;
+	s->changed = false;
+	if (mail_view_sync(s->view, allow_expunge, &imap_sync_cb, s, error,
+			   sizeof(error)) != MAIL_OK)
+		log_warn("session=%s user=%s: syncing %s: %s", conn_id(s->conn),
+			 s->user, s->selected, error);
+}
+
+/* Something changed in the selected folder: an IDLE client hears it now
+ * (RFC 2177), any other at its next command. */
+static void imap_notify_cb(void *ctx)
+{
+	struct imap_session *s = ctx;
+
+	s->changed = true;
+	if (s->idling && !conn_is_closing(s->conn))
+		imap_mailbox_sync(s, true);
+}
+
+void imap_mailbox_format_flags(const struct imap_session *s,
+			       const struct mail_msg *m, char *out, size_t size)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} sys[] = {
+	    {MAIL_SEEN, "\\Seen"},	 {MAIL_ANSWERED, "\\Answered"},
+	    {MAIL_FLAGGED, "\\Flagged"}, {MAIL_DELETED, "\\Deleted"},
+	    {MAIL_DRAFT, "\\Draft"},
+	};
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
+		if (m->flags & sys[i].bit)
+			n += (size_t)snprintf(out + n, size - n, "%s%s",
+					      n ? " " : "", sys[i].name);
+	for (size_t i = 0; i < mail_view_keyword_count(s->view) && i < 64; i++)
+		if ((m->keywords >> i) & 1)
+			n += (size_t)snprintf(out + n, size - n, "%s%s",
+					      n ? " " : "",
+					      mail_view_keyword(s->view, i));
+	if ((m->flags & MAIL_RECENT) && !s->rev2)
+		(void)snprintf(out + n, size - n, "%s\\Recent", n ? " " : "");
+}
+
+bool imap_mailbox_parse_flags(struct imap_session *s, const struct imap_arg *v,
+			      size_t n, uint32_t *flags_r, const char ***kw_r,
+			      size_t *kw_count_r)
+{
+	static const struct {
+		const char *name;
+		uint32_t bit;
+	} sys[] = {
+	    {"\\Seen", MAIL_SEEN},	 {"\\Answered", MAIL_ANSWERED},
+	    {"\\Flagged", MAIL_FLAGGED}, {"\\Deleted", MAIL_DELETED},
+	    {"\\Draft", MAIL_DRAFT},	 {"\\Recent", 0},
+	};
+	const char **kw = xcalloc(n + 1, sizeof(*kw));
+	size_t kc = 0;
+
+	*flags_r = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool known = false;
+
+		if (v[i].type != IMAP_ARG_ATOM)
+			goto bad;
+		for (size_t j = 0; j < sizeof(sys) / sizeof(sys[0]); j++) {
+			if (strcasecmp(v[i].str, sys[j].name) == 0) {
+				*flags_r |= sys[j].bit;
+				known = true;
+			}
+		}
+		if (known)
+			continue;
+		if (v[i].str[0] == '\\' || v[i].len > MAIL_MAX_KEYWORD_LEN ||
+		    strpbrk(v[i].str, "(){%*\"\\]") != NULL)
+			goto bad;
+		kw[kc++] = v[i].str;
+	}
+	*kw_r = kw;
+	*kw_count_r = kc;
+	return true;
+bad:
+	free(kw);
+	imap_refuse(s, "BAD", NULL, "Invalid flag.", "invalid flag");
+	return false;
+}
+
+/* SELECT / EXAMINE */
+
+static void imap_mailbox_close(struct imap_session *s)
+{
+	mail_notify_free(&s->notify);
+	mail_view_close(&s->view);
+	if (s->folder_fd >= 0)
+		close(s->folder_fd);
+	s->folder_fd = -1;
+	free(s->selected);
+	s->selected = NULL;
+	free(s->saved_uids);
+	s->saved_uids = NULL;
+	s->saved_count = 0;
+	imap_idle_stop(s);
+	s->changed = false;
+	if (s->state == IMAP_STATE_SELECTED)
+		imap_session_enter_state(s, IMAP_STATE_AUTH);
+}
+
+static void imap_store_error(struct imap_session *s, enum mail_status st,
+			     const char *error, const char *what)
+{
+	char cause[400];
+
+	snprintf(cause, sizeof(cause), "%s: %s", what, error);
+	switch (st) {
+	case MAIL_OK:
+		return;
+	case MAIL_NOT_FOUND:
+		imap_refuse(s, "NO", "NONEXISTENT",
+			    "No such mailbox or message.", cause);
+		return;
+	case MAIL_LIMIT:
+		imap_refuse(s, "NO", "LIMIT",
+			    "A limit of this server was "
+			    "reached.",
+			    cause);
+		return;
+	case MAIL_NOSPACE:
+		imap_refuse(s, "NO", "OVERQUOTA", "Out of space.", cause);
+		return;
+	case MAIL_TEMPFAIL:
+		log_error("session=%s user=%s: %s", conn_id(s->conn), s->user,
+			  cause);
+		imap_refuse(s, "NO", "SERVERBUG",
+			    "Internal error; the administrator has been told.",
+			    cause);
+		return;
+	}
+}
+
+static void imap_select(struct imap_session *s, const struct imap_args *a,
+			bool readonly)
+{
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256], flags[4096];
+	enum folder_status fst;
+	enum mail_status mst;
+	size_t count, unseen = 0, n = 0;
+	int fd;
+
+	if (s->view != NULL) {
+		/* RFC 9051 6.3.2: the old mailbox is closed first, without
+		 * expunging, and the client is told where that happens. */
+		imap_mailbox_close(s);
+		imap_reply_untagged(s, "OK [CLOSED] Previous mailbox closed.");
+	}
+	if (a->n < 1 || a->n > 2) {
+		imap_refuse(s, "BAD", NULL, "SELECT takes a mailbox name.",
+			    "SELECT syntax");
+		return;
+	}
+	if (!imap_folder_name(s, &a->v[0], name, sizeof(name)))
+		return;
+	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
+	if (fst != FOLDER_OK) {
+		char cause[400];
+
+		snprintf(cause, sizeof(cause), "SELECT: %s", error);
+		imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.", cause);
+		return;
+	}
+	mst = mail_view_open(fd, readonly, &s->view, error, sizeof(error));
+	if (mst != MAIL_OK) {
+		close(fd);
+		imap_store_error(s, mst, error, "SELECT");
+		return;
+	}
+	s->folder_fd = fd;
+	s->readonly = readonly;
+	s->selected = xstrdup(name);
+	s->notify = mail_notify_new(s->env->base, fd, imap_notify_cb, s, error,
+				    sizeof(error));
+	if (s->notify == NULL)
+		log_warn("session=%s user=%s: no change notification for %s: "
+			 "%s",
+			 conn_id(s->conn), s->user, name, error);
+	imap_session_enter_state(s, IMAP_STATE_SELECTED);
+	count = mail_view_count(s->view);
+	n = (size_t)snprintf(flags, sizeof(flags),
+			     "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t i = 0; i < mail_view_keyword_count(s->view); i++)
+		n += (size_t)snprintf(flags + n, sizeof(flags) - n, " %s",
+				      mail_view_keyword(s->view, i));
+	imap_reply_untagged(s, "FLAGS (%s)", flags);
+	imap_reply_untagged(s, "OK [PERMANENTFLAGS (%s%s)] Flags permitted.",
+			    readonly ? "" : flags, readonly ? "" : " \\*");
+	imap_reply_untagged(s, "%zu EXISTS", count);
+	if (!s->rev2) {
+		imap_reply_untagged(s, "%zu RECENT",
+				    mail_view_recent_count(s->view));
+		for (size_t i = 0; i < count; i++) {
+			if (!(mail_view_msg(s->view, i)->flags & MAIL_SEEN)) {
+				unseen = i + 1;
+				break;
+			}
+		}
+		if (unseen > 0)
+			imap_reply_untagged(s, "OK [UNSEEN %zu] First unseen.",
+					    unseen);
+	}
+	imap_reply_untagged(s, "OK [UIDVALIDITY %u] UIDs valid.",
+			    mail_view_uidvalidity(s->view));
+	imap_reply_untagged(s, "OK [UIDNEXT %u] Predicted next UID.",
+			    mail_view_uidnext(s->view));
+	if (s->rev2) {
+		conn_printf(s->conn, "* LIST () \"/\" ");
+		imap_folder_write_name(s, name);
+		conn_write(s->conn, "\r\n", 2);
+	}
+	imap_reply_tagged(s, "OK", readonly ? "READ-ONLY" : "READ-WRITE",
+			  "%s completed.", readonly ? "EXAMINE" : "SELECT");
+}
+
+void imap_cmd_select(struct imap_session *s, const struct imap_args *a)
+{
+	imap_select(s, a, false);
+}
+
+void imap_cmd_examine(struct imap_session *s, const struct imap_args *a)
+{
+	imap_select(s, a, true);
+}
+
+void imap_cmd_close(struct imap_session *s, const struct imap_args *a)
+{
+	char error[256];
+
+	(void)a;
+	/* RFC 9051 6.4.1: expunge silently, unless read-only. */
+	if (!s->readonly &&
+	    mail_view_expunge(s->view, NULL, 0, &imap_quiet_cb, NULL, error,
+			      sizeof(error)) != MAIL_OK)
+		log_warn("session=%s user=%s: CLOSE expunge: %s",
+			 conn_id(s->conn), s->user, error);
+	imap_mailbox_close(s);
+	imap_reply_tagged(s, "OK", NULL, "CLOSE completed.");
+}
+
+void imap_cmd_unselect(struct imap_session *s, const struct imap_args *a)
+{
+	(void)a;
+	imap_mailbox_close(s);
+	imap_reply_tagged(s, "OK", NULL, "UNSELECT completed.");
+}
+
+void imap_cmd_check(struct imap_session *s, const struct imap_args *a)
+{
+	(void)a;
+	/* Everything is durable when its command completes. */
+	imap_reply_tagged(s, "OK", NULL, "CHECK completed.");
+}
+
+/* EXPUNGE and UID EXPUNGE set (RFC 4315) */
+void imap_cmd_expunge(struct imap_session *s, const struct imap_args *a)
+{
+	struct imap_seqset set;
+	uint32_t *uids = NULL;
+	size_t uid_count = 0;
+	const char *err;
+	char error[256];
+	enum mail_status st;
+
+	if ((a->uid && a->n != 1) || (!a->uid && a->n != 0)) {
+		imap_refuse(s, "BAD", NULL, "EXPUNGE syntax.",
+			    "EXPUNGE syntax");
+		return;
+	}
+	if (s->readonly) {
+		imap_refuse(s, "NO", "READ-ONLY", "Mailbox is read-only.",
+			    "EXPUNGE in a read-only mailbox");
+		return;
+	}
+	if (a->uid) {
+		if (a->v[0].type != IMAP_ARG_ATOM ||
+		    imap_seqset_parse(a->v[0].str, a->v[0].len, &set, &err) <
+			0) {
+			imap_refuse(s, "BAD", NULL, "Invalid UID set.",
+				    "UID EXPUNGE syntax");
+			return;
+		}
+		imap_seqset_resolve(&set, mail_view_uidnext(s->view) - 1, true);
+		uids = xcalloc(mail_view_count(s->view) + 1, sizeof(*uids));
+		for (size_t i = 0; i < mail_view_count(s->view); i++) {
+			uint32_t uid = mail_view_msg(s->view, i)->uid;
+
+			if (imap_seqset_contains(&set, uid))
+				uids[uid_count++] = uid;
+		}
+		imap_seqset_free(&set);
+		if (uid_count == 0) {
+			free(uids);
+			imap_reply_tagged(s, "OK", NULL, "EXPUNGE completed.");
+			return;
+		}
+	}
+	st = mail_view_expunge(s->view, uids, uid_count, &imap_sync_cb, s,
+			       error, sizeof(error));
+	free(uids);
+	if (st != MAIL_OK) {
+		imap_store_error(s, st, error, "EXPUNGE");
+		return;
+	}
+	imap_reply_tagged(s, "OK", NULL, "EXPUNGE completed.");
+}
+
+/* STATUS */
+
+static bool imap_status_items(const struct imap_arg *items)
+{
+	static const char *const known[] = {
+	    "MESSAGES", "RECENT",  "UIDNEXT", "UIDVALIDITY",
+	    "UNSEEN",	"DELETED", "SIZE",
+	};
+
+	if (items->type != IMAP_ARG_LIST || items->list_count == 0)
+		return false;
+	for (size_t i = 0; i < items->list_count; i++) {
+		bool ok = false;
+
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++)
+			ok = ok || imap_arg_is_atom(&items->list[i], known[k]);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+bool imap_status_untagged(struct imap_session *s, const char *name,
+			  const struct imap_arg *items, bool quiet)
+{
+	struct mail_folder_status st;
+	char error[256], out[512];
+	size_t n = 0;
+	int fd;
+
+	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
+	    FOLDER_OK) {
+		if (!quiet)
+			imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.",
+				    "STATUS of a missing mailbox");
+		return false;
+	}
+	memset(&st, 0, sizeof(st));
+	if (mail_folder_status(fd, &st, error, sizeof(error)) != MAIL_OK) {
+		close(fd);
+		if (!quiet)
+			imap_store_error(s, MAIL_TEMPFAIL, error, "STATUS");
+		return false;
+	}
+	close(fd);
+	out[0] = '\0';
+	for (size_t i = 0; i < items->list_count; i++) {
+		const struct imap_arg *x = &items->list[i];
+		const char *sep = n ? " " : "";
+
+		if (imap_arg_is_atom(x, "MESSAGES"))
+			n +=
+			    (size_t)snprintf(out + n, sizeof(out) - n,
+					     "%sMESSAGES %u", sep, st.messages);
+		else if (imap_arg_is_atom(x, "RECENT"))
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%sRECENT %u", sep, st.recent);
+		else if (imap_arg_is_atom(x, "UIDNEXT"))
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%sUIDNEXT %u", sep, st.uidnext);
+		else if (imap_arg_is_atom(x, "UIDVALIDITY"))
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%sUIDVALIDITY %u", sep,
+					      st.uidvalidity);
+		else if (imap_arg_is_atom(x, "UNSEEN"))
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%sUNSEEN %u", sep, st.unseen);
+		else if (imap_arg_is_atom(x, "DELETED"))
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%sDELETED %u", sep, st.deleted);
+		else if (imap_arg_is_atom(x, "SIZE"))
+			n += (size_t)snprintf(out + n, sizeof(out) - n,
+					      "%sSIZE %llu", sep,
+					      (unsigned long long)st.size);
+	}
+	conn_printf(s->conn, "* STATUS ");
+	imap_folder_write_name(s, name);
+	conn_printf(s->conn, " (%s)\r\n", out);
+	return true;
+}
+
+void imap_cmd_status(struct imap_session *s, const struct imap_args *a)
+{
+	char name[FOLDER_MAX_NAME * 4 + 8];
+
+	if (a->n != 2 || !imap_status_items(&a->v[1])) {
+		imap_refuse(s, "BAD", NULL, "STATUS takes a mailbox and items.",
+			    "STATUS syntax");
+		return;
+	}
+	if (!imap_folder_name(s, &a->v[0], name, sizeof(name)))
+		return;
+	if (imap_status_untagged(s, name, &a->v[1], false))
+		imap_reply_tagged(s, "OK", NULL, "STATUS completed.");
+}
+
+bool imap_list_status_items_ok(const struct imap_arg *items)
+{
+	return imap_status_items(items);
+}
+
+/* IDLE (RFC 2177) */
+
+/* Without a notification watch, an IDLE session looks once a second:
+ * still "within a second", at a cost only while it idles. */
+static void imap_idle_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct imap_session *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->idling && !conn_is_closing(s->conn))
+		imap_mailbox_sync(s, true);
+}
+
+static void imap_idle_stop(struct imap_session *s)
+{
+	s->idling = false;
+	if (s->idle_poll != NULL)
+		event_free(s->idle_poll);
+	s->idle_poll = NULL;
+}
+
+void imap_cmd_idle(struct imap_session *s, const struct imap_args *a)
+{
+	char error[256];
+
+	(void)a;
+	/* RFC 2177: IDLE without a selected mailbox only waits for DONE. */
+	if (s->view == NULL) {
+		s->idling = true;
+		conn_printf(s->conn, "+ idling\r\n");
+		return;
+	}
+	if (s->notify == NULL)
+		s->notify =
+		    mail_notify_new(s->env->base, s->folder_fd, imap_notify_cb,
+				    s, error, sizeof(error));
+	if (s->notify == NULL) {
+		struct timeval second = {1, 0};
+
+		s->idle_poll =
+		    event_new(s->env->base, -1, EV_PERSIST, imap_idle_poll, s);
+		event_add(s->idle_poll, &second);
+	}
+	s->idling = true;
+	conn_printf(s->conn, "+ idling\r\n");
+	imap_mailbox_sync(s, true);
+}
+
+void imap_commands_idle_line(struct imap_session *s, const char *line,
+			     size_t len)
+{
+	imap_idle_stop(s);
+	if (len == 4 && strncasecmp(line, "DONE", 4) == 0) {
+		imap_reply_tagged(s, "OK", NULL, "IDLE terminated.");
+	} else {
+		imap_refuse(s, "BAD", NULL, "Expected DONE.",
+			    "IDLE ended without DONE");
+	}
+	s->tag[0] = '\0';
+}
+
+/* COPY / MOVE (RFC 4315 COPYUID, RFC 6851) */
+
+struct imap_expunge_list {
+	size_t *seq0s;
+	size_t count;
+};
+
+static void imap_hold_expunged(void *ctx, size_t seq0)
+{
+	struct imap_expunge_list *l = ctx;
+
+	l->seq0s = xreallocarray(l->seq0s, l->count + 1, sizeof(*l->seq0s));
+	l->seq0s[l->count++] = seq0;
+}
+
+static const struct mail_sync_cb imap_hold_cb = {
+    .expunged = imap_hold_expunged,
+    .flags_changed = imap_sync_ignore_seq,
+    .exists = imap_sync_ignore_seq,
+};
+
+static void imap_copy(struct imap_session *s, const struct imap_args *a,
+		      bool move)
+{
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
+	struct imap_seqset set;
+	struct imap_seqset_iter it;
+	size_t *seq0s = NULL, count = 0, total = mail_view_count(s->view);
+	uint32_t *src_uids = NULL, *dst_uids = NULL, uidvalidity = 0, n;
+	enum mail_status st;
+	const char *err;
+	int fd;
+
+	if (a->n != 2 || a->v[0].type != IMAP_ARG_ATOM ||
+	    imap_seqset_parse(a->v[0].str, a->v[0].len, &set, &err) < 0) {
+		imap_refuse(s, "BAD", NULL, "COPY takes a set and a mailbox.",
+			    "COPY syntax");
+		return;
+	}
+	if (!imap_mailbox_resolve_set(s, &set, a->uid)) {
+		imap_seqset_free(&set);
+		return;
+	}
+	if (!imap_folder_name(s, &a->v[1], name, sizeof(name))) {
+		imap_seqset_free(&set);
+		return;
+	}
+	if (move && s->readonly) {
+		imap_seqset_free(&set);
+		imap_refuse(s, "NO", "READ-ONLY", "Mailbox is read-only.",
+			    "MOVE from a read-only mailbox");
+		return;
+	}
+	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
+	    FOLDER_OK) {
+		imap_seqset_free(&set);
+		imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
+			    "COPY to a missing mailbox");
+		return;
+	}
+	seq0s = xcalloc(total + 1, sizeof(*seq0s));
+	src_uids = xcalloc(total + 1, sizeof(*src_uids));
+	dst_uids = xcalloc(total + 1, sizeof(*dst_uids));
+	for (imap_seqset_iter_init(&it, &set);
+	     imap_seqset_iter_next(&it, &n);) {
+		size_t i = a->uid ? mail_view_find_uid(s->view, n) : n - 1;
+
+		if (i >= total || mail_view_msg(s->view, i)->expunged)
+			continue;
+		seq0s[count] = i;
+		src_uids[count++] = mail_view_msg(s->view, i)->uid;
+	}
+	imap_seqset_free(&set);
+	if (count == 0) {
+		close(fd);
+		imap_reply_tagged(s, "OK", NULL, "%s completed.",
+				  move ? "MOVE" : "COPY");
+		goto out;
+	}
+	/* MOVE: the expunges are held back so that COPYUID comes first
+	 * (RFC 6851 4.3). */
+	struct imap_expunge_list held = {NULL, 0};
+	st = mail_view_copy(s->view, seq0s, count, fd, move, &uidvalidity,
+			    dst_uids, &imap_hold_cb, &held, error,
+			    sizeof(error));
+	if (move && st == MAIL_OK) {
+		struct buf *b = buf_new(1024 * 1024);
+
+		imap_seqset_format_list(src_uids, count, b);
+		buf_append_str(b, " ");
+		imap_seqset_format_list(dst_uids, count, b);
+		imap_reply_untagged(s, "OK [COPYUID %u %s] Moved.", uidvalidity,
+				    buf_data(b));
+		buf_free(&b);
+	}
+	for (size_t k = 0; k < held.count; k++)
+		conn_printf(s->conn, "* %zu EXPUNGE\r\n", held.seq0s[k] + 1);
+	free(held.seq0s);
+	close(fd);
+	if (st != MAIL_OK) {
+		imap_store_error(s, st, error, move ? "MOVE" : "COPY");
+		goto out;
+	}
+	if (move) {
+		imap_reply_tagged(s, "OK", NULL, "MOVE completed.");
+	} else {
+		struct buf *b = buf_new(1024 * 1024);
+
+		imap_seqset_format_list(src_uids, count, b);
+		buf_append_str(b, " ");
+		imap_seqset_format_list(dst_uids, count, b);
+		imap_reply_tagged(s, "OK", NULL,
+				  "[COPYUID %u %s] COPY completed.",
+				  uidvalidity, buf_data(b));
+		buf_free(&b);
+	}
+out:
+	free(seq0s);
+	free(src_uids);
+	free(dst_uids);
+}
+
+void imap_cmd_copy(struct imap_session *s, const struct imap_args *a)
+{
+	imap_copy(s, a, false);
+}
+
+void imap_cmd_move(struct imap_session *s, const struct imap_args *a)
+{
+	imap_copy(s, a, true);
+}
+
+bool imap_mailbox_resolve_set(struct imap_session *s, struct imap_seqset *set,
+			      bool uid)
+{
+	if (set->saved) {
+		/* RFC 5182: "$" is the last SEARCH ... SAVE result, as
+		 * UIDs. */
+		imap_seqset_free(set);
+		memset(set, 0, sizeof(*set));
+		for (size_t i = 0; i < s->saved_count; i++) {
+			uint32_t n = s->saved_uids[i];
+
+			if (!uid) {
+				size_t idx = mail_view_find_uid(s->view, n);
+
+				if (idx == SIZE_MAX)
+					continue;
+				n = (uint32_t)idx + 1;
+			}
+			imap_seqset_add(set, n, n);
+		}
+		imap_seqset_normalize(set);
+		return true;
+	}
+	if (uid) {
+		uint32_t max = mail_view_uidnext(s->view) - 1;
+
+		if (mail_view_count(s->view) > 0 &&
+		    mail_view_msg(s->view, mail_view_count(s->view) - 1)->uid >
+			max)
+			max =
+			    mail_view_msg(s->view, mail_view_count(s->view) - 1)
+				->uid;
+		imap_seqset_resolve(set, max, true);
+		return true;
+	}
+	if (imap_seqset_resolve(set, (uint32_t)mail_view_count(s->view),
+				false) != 0) {
+		imap_refuse(s, "BAD", NULL, "Invalid message sequence number.",
+			    "sequence number out of range");
+		return false;
+	}
+	return true;
+}
+
+/* APPEND: streamed */
+
+static void imap_append_reset(struct imap_session *s)
+{
+	if (s->append != NULL)
+		mail_append_abort(&s->append);
+	if (s->append_fd >= 0)
+		close(s->append_fd);
+	s->append_fd = -1;
+	for (size_t i = 0; i < s->append_keyword_count; i++)
+		free(s->append_keywords[i]);
+	free(s->append_keywords);
+	s->append_keywords = NULL;
+	s->append_keyword_count = 0;
+	free(s->append_error);
+	s->append_error = NULL;
+	s->append_flags = 0;
+	s->append_date = 0;
+	s->append_size = 0;
+}
+
+/* The refusal of an APPEND whose literal was announced: a synchronising
+ * one is never sent (no "+"); a non-synchronising one is read and
+ * dropped, unless it is too large to wait for. */
+static void imap_append_refuse(struct imap_session *s,
+			       const struct imap_literal_ann *ann)
+{
+	imap_append_reset(s);
+	if (!ann->nonsync) {
+		s->literal_left = 0;
+		s->sink = IMAP_LITERAL_COMMAND;
+		buf_clear(s->cmd);
+		s->tag[0] = '\0';
+		return;
+	}
+	if (ann->size > s->env->cfg->max_message_size) {
+		imap_reply_untagged(s, "BYE [LIMIT] Literal too large; "
+				       "closing.");
+		imap_session_close(s, "literal too large");
+		return;
+	}
+	s->sink = IMAP_LITERAL_DISCARD;
+	s->literal_left = ann->size;
+}
+
+bool imap_commands_append_begin(struct imap_session *s,
+				const struct imap_literal_ann *ann)
+{
+	struct imap_command cmd;
+	const struct imap_arg *v;
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
+	const char *err, **kw = NULL;
+	size_t len = buf_len(s->cmd), n, kc = 0, i = 1;
+	const char *wire = buf_data(s->cmd);
+	uint32_t flags = 0;
+	time_t date = 0;
+
+	/* The command without its trailing "{N}" (or "~{N+}"). */
+	while (len > 0 && wire[len - 1] != '{')
+		len--;
+	if (len == 0)
+		return false;
+	len--;
+	if (len > 0 && wire[len - 1] == '~')
+		len--;
+	while (len > 0 && wire[len - 1] == ' ')
+		len--;
+	memset(&cmd, 0, sizeof(cmd));
+	/* An APPEND without its mailbox yet: this literal is the name. */
+	if (imap_parse_command(wire, len, &cmd, &err) < 0 ||
+	    strcmp(cmd.name, "APPEND") != 0 || cmd.arg_count == 0) {
+		imap_command_free(&cmd);
+		return false;
+	}
+	v = cmd.args;
+	n = cmd.arg_count;
+	if (n < 1 || n > 3 || !imap_folder_name(s, &v[0], name, sizeof(name))) {
+		if (n < 1 || n > 3)
+			imap_refuse(s, "BAD", NULL, "APPEND syntax.",
+				    "APPEND syntax");
+		goto refused;
+	}
+	if (i < n && v[i].type == IMAP_ARG_LIST) {
+		if (!imap_mailbox_parse_flags(s, v[i].list, v[i].list_count,
+					      &flags, &kw, &kc))
+			goto refused;
+		i++;
+	}
+	if (i < n) {
+		int zone;
+		const char *d = imap_arg_astring(&v[i]);
+
+		if (d == NULL || v[i].type == IMAP_ARG_ATOM ||
+		    imap_datetime_parse(d, strlen(d), &date, &zone) < 0) {
+			imap_refuse(s, "BAD", NULL, "Invalid date-time.",
+				    "APPEND date-time syntax");
+			goto refused;
+		}
+		i++;
+	}
+	if (i != n) {
+		imap_refuse(s, "BAD", NULL, "APPEND syntax.", "APPEND syntax");
+		goto refused;
+	}
+	if (ann->size > s->env->cfg->max_message_size) {
+		imap_refuse(s, "NO", "TOOBIG",
+			    "Message larger than APPENDLIMIT.",
+			    "APPEND over the size limit");
+		goto refused;
+	}
+	if (folder_open(s->maildir_fd, name, &s->append_fd, error,
+			sizeof(error)) != FOLDER_OK) {
+		imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
+			    "APPEND to a missing mailbox");
+		goto refused;
+	}
+	if (mail_append_begin(s->append_fd, &s->append, error, sizeof(error)) !=
+	    MAIL_OK) {
+		imap_store_error(s, MAIL_TEMPFAIL, error, "APPEND");
+		goto refused;
+	}
+	s->append_flags = flags;
+	s->append_date = date;
+	s->append_size = ann->size;
+	s->append_keywords = xcalloc(kc + 1, sizeof(char *));
+	for (size_t k = 0; k < kc; k++)
+		s->append_keywords[k] = xstrdup(kw[k]);
+	s->append_keyword_count = kc;
+	free(kw);
+	imap_command_free(&cmd);
+	if (!ann->nonsync)
+		conn_printf(s->conn, "+ Ready for literal data\r\n");
+	s->sink = IMAP_LITERAL_APPEND;
+	s->literal_left = ann->size;
+	if (ann->size == 0)
+		imap_commands_append_end(s);
+	return true;
+refused:
+	free(kw);
+	imap_command_free(&cmd);
+	imap_append_refuse(s, ann);
+	return true;
+}
+
+void imap_commands_append_data(struct imap_session *s, const char *data,
+			       size_t len)
+{
+	char error[256];
+
+	if (s->append == NULL)
+		return; /* failed already: the rest is dropped */
+	if (mail_append_write(s->append, data, len, error, sizeof(error)) !=
+	    MAIL_OK) {
+		s->append_error = xstrdup(error);
+		mail_append_abort(&s->append);
+	}
+}
+
+void imap_commands_append_end(struct imap_session *s)
+{
+	(void)s; /* the command ends with the rest of its line */
+}
+
+void imap_commands_append_finish(struct imap_session *s, const char *line,
+				 size_t len)
+{
+	uint32_t uidvalidity = 0, uid = 0;
+	char error[256];
+	enum mail_status st;
+
+	(void)line; /* only its length matters: MULTIAPPEND is not offered */
+	if (s->sink == IMAP_LITERAL_DISCARD) {
+		imap_append_reset(s);
+		return; /* refused when announced */
+	}
+	if (len != 0) {
+		/* MULTIAPPEND (RFC 3502) is not offered. */
+		imap_append_reset(s);
+		imap_refuse(s, "BAD", NULL, "One message per APPEND.",
+			    "APPEND with more than one message");
+		return;
+	}
+	if (s->append == NULL) {
+		char cause[400];
+
+		snprintf(cause, sizeof(cause), "APPEND: %s",
+			 s->append_error ? s->append_error : "write failed");
+		imap_append_reset(s);
+		imap_refuse(s, "NO", "SERVERBUG",
+			    "The message could not be stored.", cause);
+		return;
+	}
+	/* INV-D1: durable (file and folder fsynced) before the OK. */
+	st = mail_append_commit(&s->append, s->append_flags,
+				(const char *const *)s->append_keywords,
+				s->append_keyword_count, s->append_date,
+				&uidvalidity, &uid, error, sizeof(error));
+	imap_append_reset(s);
+	if (st != MAIL_OK) {
+		imap_store_error(s, st, error, "APPEND");
+		return;
+	}
+	imap_reply_tagged(s, "OK", NULL, "[APPENDUID %u %u] APPEND completed.",
+			  uidvalidity, uid);
+}
+
+void imap_mailbox_append_abort(struct imap_session *s)
+{
+	imap_append_reset(s);
+}
+
+void imap_mailbox_session_end(struct imap_session *s)
+{
+	imap_append_reset(s);
+	imap_mailbox_close(s);
+}
