@@ -181,7 +181,7 @@ start_postd() {
 		tail -20 "$workdir/postd.log" >&2
 		cannot "postd did not start listening on IMAP port $PORT"
 	}
-	say "postd $($postd -V 2>/dev/null | head -1 || true) on 127.0.0.1:$PORT (log $workdir/postd.log)"
+	say "postd ($postd) on 127.0.0.1:$PORT (log $workdir/postd.log)"
 }
 
 start_dovecot() {
@@ -433,8 +433,11 @@ run_stress() {
 	errors=$(grep -cE '^(Error|Panic|Fatal): ' "$out/imaptest.log" || true)
 	warnings=$(grep -c '^Warning: ' "$out/imaptest.log" || true)
 	if [ "$errors" != 0 ] || [ "$warnings" != 0 ]; then
-		echo "the most frequent errors and warnings (numbers replaced by N):"
+		# grouped by kind: without the client's name, the IMAP line quoted after
+		# ": * " kept only to its first FETCH item, numbers as N
+		echo "the most frequent errors and warnings:"
 		grep -E '^(Error|Warning|Panic|Fatal): ' "$out/imaptest.log" |
+			sed -E 's/^([A-Za-z]+: )[^ ]+\[[0-9]+\]: /\1/; s/(: \* [0-9]+ [A-Z]+ \(?[^ ]+).*/\1 .../' |
 			sed -E 's/[0-9]+/N/g' | cut -c1-160 | sort | uniq -c | sort -rn | head -15
 	fi
 	echo "log: $out/imaptest.log"

@@ -741,3 +741,120 @@ def test_row_smtp_disk_full_during_data_452_431(make_server):
         finally:
             c.close()
             os.unlink(os.path.join(d, "filler"))
+
+
+# -- IMAP rows -----------------------------------------------------------------------
+
+def imap_raw(srv, tls=False):
+    """A raw IMAP connection (greeting read): (socket file, greeting)."""
+    s = socket.create_connection(("127.0.0.1", srv.imaps_port if tls
+                                  else srv.imap_port), timeout=10)
+    if tls:
+        s = srv.ctx().wrap_socket(s, server_hostname="localhost")
+    f = s.makefile("rwb", buffering=0)
+    return s, f, f.readline().decode()
+
+
+def imap_cmd(f, tag, text):
+    """Sends one command; returns (untagged lines, tagged line)."""
+    f.write(("%s %s\r\n" % (tag, text)).encode())
+    lines = []
+    while True:
+        ln = f.readline().decode()
+        assert ln, "connection closed after %r" % lines
+        ln = ln.rstrip("\r\n")
+        if ln.startswith(tag + " "):
+            return lines, ln
+        lines.append(ln)
+
+
+def imap_login(srv, user=ALICE, pw=ALICE_PW, tls=False):
+    s, f, greeting = imap_raw(srv, tls)
+    assert greeting.startswith("* OK"), greeting
+    _, r = imap_cmd(f, "a1", 'LOGIN "%s" "%s"' % (user, pw))
+    assert r.startswith("a1 OK"), r
+    return s, f
+
+
+def test_row_imap_wrong_password_authenticationfailed(shared_server):
+    """Thunderbird "Login to server ... failed"; Outlook "Your IMAP server
+    wants to alert you to the following: Authentication failed"; Apple
+    Mail asks for the password again."""
+    srv = shared_server
+    mark = srv.log_mark()
+    s, f, _ = imap_raw(srv)
+    _, r = imap_cmd(f, "a1", 'LOGIN "%s" "not-the-password"' % ALICE)
+    assert r == "a1 NO [AUTHENTICATIONFAILED] Authentication failed.", r
+    s.close()
+    srv.wait_log(r"auth failed user=alice@example\.org peer=127\.0\.0\.1 "
+                 r"session=\S+ proto=imap cause=wrong password mech=LOGIN",
+                 since=mark)
+
+
+def test_row_imap_logindisabled_plaintext_before_tls(make_server):
+    """plaintext_auth = no and a client set to "Connection security: None":
+    CAPABILITY says LOGINDISABLED (Thunderbird then reports that the
+    server does not support the selected authentication method) and a
+    LOGIN sent anyway is refused; after STARTTLS the same LOGIN works."""
+    srv = make_server(overrides={"plaintext_auth": "no"})
+    mark = srv.log_mark()
+    s, f, greeting = imap_raw(srv)
+    caps, r = imap_cmd(f, "a1", "CAPABILITY")
+    assert r.startswith("a1 OK"), r
+    assert "LOGINDISABLED" in caps[0].split(), caps
+    assert "STARTTLS" in caps[0].split(), caps
+    _, r = imap_cmd(f, "a2", 'LOGIN "%s" "%s"' % (ALICE, ALICE_PW))
+    assert r.startswith("a2 NO [PRIVACYREQUIRED] Plaintext authentication "
+                        "requires TLS"), r
+    s.close()
+    srv.wait_log(refused("imap") + r"plaintext login without TLS",
+                 since=mark)
+    # the fix: STARTTLS (or port 993), then the same login
+    s, f, _ = imap_raw(srv)
+    _, r = imap_cmd(f, "b1", "STARTTLS")
+    assert r.startswith("b1 OK"), r
+    s = srv.ctx().wrap_socket(s, server_hostname="localhost")
+    f = s.makefile("rwb", buffering=0)
+    _, r = imap_cmd(f, "b2", 'LOGIN "%s" "%s"' % (ALICE, ALICE_PW))
+    assert r.startswith("b2 OK"), r
+    s.close()
+
+
+def test_row_imap_untrusted_certificate_imaps(shared_server):
+    """Thunderbird "Add Security Exception", Apple Mail "Mail can't verify
+    the identity of the server", Outlook "The server you are connected to
+    is using a security certificate that could not be verified"."""
+    srv = shared_server
+    mark = srv.log_mark()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no CA loaded
+    err = tls_attempt(srv.imaps_port, ctx)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(err), err
+    srv.wait_log(refused("imaps") + r"TLS handshake failed: .*unknown ca "
+                 r"- the client does not trust the certificate", since=mark)
+
+
+def test_row_imap_nonexistent_mailbox(shared_server):
+    """Thunderbird "The current command did not succeed. The mail server
+    for account ... responded: No such mailbox"; Apple Mail "The IMAP
+    command SELECT ... failed ... No such mailbox": a folder the client
+    remembers was deleted or renamed by another device."""
+    srv = shared_server
+    s, f = imap_login(srv)
+    mark = srv.log_mark()
+    _, r = imap_cmd(f, "a2", 'SELECT "Old Projects"')
+    assert r == "a2 NO [NONEXISTENT] No such mailbox.", r
+    srv.wait_log(refused("imap", ALICE) + r"SELECT: no such folder",
+                 since=mark)
+    # saving into it (Sent, Drafts, a filter): TRYCREATE tells the client
+    # it may create the folder
+    mark = srv.log_mark()
+    f.write(b'a3 APPEND "Old Projects" {8}\r\n')
+    ln = f.readline().decode().rstrip("\r\n")
+    if ln.startswith("+"):
+        f.write(b"x: y\r\n\r\n\r\n")
+        ln = f.readline().decode().rstrip("\r\n")
+    assert ln.startswith("a3 NO [TRYCREATE] "), ln
+    srv.wait_log(refused("imap", ALICE) + r"APPEND to a missing mailbox",
+                 since=mark)
+    s.close()
+
