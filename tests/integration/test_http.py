@@ -333,9 +333,8 @@ def test_metrics_format(make_server):
     for c in COUNTERS:
         assert "postd_%s_total" % c in m
     for proto in ("pop3", "pop3s", "smtp", "submission", "submissions",
-                  "http"):
+                  "http", "imap", "imaps"):
         assert 'postd_sessions{protocol="%s"}' % proto in m
-    assert 'postd_sessions{protocol="imap"}' not in m
     assert m["postd_up"] == 1
     assert m["postd_queue_messages"] == 0
     # the scrape's own connection is an open HTTP session (the previous

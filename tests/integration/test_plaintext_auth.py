@@ -179,7 +179,7 @@ def test_postd_t_shows_the_winning_value(make_server):
     p = run_check(srv)
     assert p.returncode == 0, p.stderr
     assert "postd: plaintext_auth: pop3=loopback smtp=loopback " \
-        "submission=no\n" in p.stdout, p.stdout
+        "submission=no imap=loopback\n" in p.stdout, p.stdout
 
 
 @pytest.mark.parametrize("key,needle", [
