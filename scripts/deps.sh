@@ -19,7 +19,8 @@ TEST="python3 python3-pytest curl openssl fetchmail getmail6 clang
       dnsmasq-base python3-aiosmtpd python3-dkim python3-nacl
       dovecot-pop3d dovecot-imapd postfix gnutls-bin git-email
       libmailtools-perl strace postgresql haproxy
-      isync offlineimap3 s-nail neomutt dovecot-dev"
+      isync offlineimap3 s-nail neomutt dovecot-dev autoconf automake
+      libtool make"
 
 want="$BUILD"
 [ "${1:-}" = "--test" ] && want="$BUILD $TEST"
