@@ -17,6 +17,7 @@
 #include "mime/mime.h"
 #include "proto/imap/imap_date.h"
 #include "proto/imap/imap_mailbox.h"
+#include "proto/imap/imap_sort.h"
 #include "storage/msg_wire.h"
 
 enum skey_type {
@@ -541,4 +542,41 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	free(hits);
 	free(uids);
 	imap_reply_tagged(s, "OK", NULL, "SEARCH completed.");
+}
+
+/* SORT and THREAD (imap_sort.c) run the same program: the matching
+ * messages' indexes, or false after a BAD. */
+bool imap_search_collect(struct imap_session *s, const struct imap_arg *v,
+			 size_t n, size_t **seq0s_r, size_t *count_r)
+{
+	struct search_ctx c;
+	struct skey *prog;
+	size_t count = 0, total = mail_view_count(s->view);
+	size_t *seq0s;
+
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	prog = search_parse_list(&c, v, n);
+	if (prog == NULL) {
+		imap_refuse(s, "BAD", NULL,
+			    c.error ? c.error : "Invalid search program.",
+			    c.error ? c.error : "search program syntax");
+		return false;
+	}
+	seq0s = xcalloc(total + 1, sizeof(*seq0s));
+	for (size_t i = 0; i < total; i++) {
+		if (mail_view_msg(s->view, i)->expunged)
+			continue;
+		c.seq0 = i;
+		c.loaded = false;
+		if (search_match(&c, prog))
+			seq0s[count++] = i;
+		mime_free(&c.msg);
+		free(c.wire);
+		c.wire = NULL;
+	}
+	search_free(prog);
+	*seq0s_r = seq0s;
+	*count_r = count;
+	return true;
 }
