@@ -25,6 +25,7 @@ static void gmime_start(void);
 static char *header_get(const char *hdr, size_t len, const char *name);
 static char *decode_text(const char *raw);
 static void casemap(char *s);
+static void drop_prefix(char *s, size_t n);
 static void normalise_blanks(char *s);
 static bool strip_trailers(char *s);
 static size_t blob_len(const char *s);
@@ -97,6 +98,16 @@ static void casemap(char *s)
 	for (; *s != '\0'; s++)
 		if (*s >= 'a' && *s <= 'z')
 			*s = (char)(*s - 'a' + 'A');
+}
+
+/* s without its first n octets (n <= strlen(s)). */
+static void drop_prefix(char *s, size_t n)
+{
+	size_t i = 0;
+
+	for (; s[i + n] != '\0'; i++)
+		s[i] = s[i + n];
+	s[i] = '\0';
 }
 
 /* RFC 5256 2.1 (1): tabs and line breaks become blanks, runs of blanks
@@ -193,13 +204,13 @@ static bool strip_leaders(char *s, bool *reply)
 
 		again = false;
 		while ((n = leader_len(s, &refwd)) > 0) {
-			memmove(s, s + n, strlen(s + n) + 1);
+			drop_prefix(s, n);
 			*reply = *reply || refwd;
 			again = true;
 		}
 		b = blob_len(s);
 		if (b > 0 && s[b] != '\0') {
-			memmove(s, s + b, strlen(s + b) + 1);
+			drop_prefix(s, b);
 			again = true;
 		}
 		changed = changed || again;
@@ -224,7 +235,7 @@ char *imap_base_subject(const char *raw, bool *reply_r)
 		if (n >= 6 && strncasecmp(s, "[fwd:", 5) == 0 &&
 		    s[n - 1] == ']') {
 			s[n - 1] = '\0';
-			memmove(s, s + 5, n - 5);
+			drop_prefix(s, 5);
 			reply = true;
 			continue;
 		}
@@ -314,7 +325,7 @@ static size_t parse_msgids(const char *raw, char ***ids_r, size_t max)
 			free(id);
 			continue;
 		}
-		if (count == max) {
+		if (count == max && ids != NULL) {
 			free(ids[0]);
 			memmove(ids, ids + 1, (count - 1) * sizeof(*ids));
 			count--;
