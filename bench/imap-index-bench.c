@@ -198,8 +198,8 @@ int main(int argc, char **argv)
 	report("STORE +FLAGS $Bench (keyword: 1 fsync)", s, BENCH_REPEAT);
 
 	for (size_t i = 0; i < BENCH_REPEAT; i++) {
-		mail_view_store(v, (n / 4 + i) % n, MAIL_STORE_ADD, MAIL_SEEN,
-				0, err, sizeof(err));
+		mail_view_store(v, (n / 4 + i) % n, MAIL_STORE_ADD,
+				MAIL_ANSWERED, 0, err, sizeof(err));
 		t0 = now_ms();
 		if (mail_view_sync(w, true, &cb, NULL, err, sizeof(err)) !=
 		    MAIL_OK)

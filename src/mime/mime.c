@@ -161,7 +161,19 @@ char *mime_header_copy(const char *value, size_t len, bool unfold,
 
 char *mime_unfold(const char *value, size_t len, size_t *len_r)
 {
-	return mime_header_copy(value, len, true, len_r);
+	char *out = xmalloc(len + 1);
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		if (value[i] == '\n' ||
+		    (value[i] == '\r' && i + 1 < len && value[i + 1] == '\n'))
+			continue;
+		out[n++] = value[i];
+	}
+	out[n] = '\0';
+	if (len_r != NULL)
+		*len_r = n;
+	return out;
 }
 
 char *mime_part_field(const struct mime_msg *msg, const char *wire,
@@ -185,36 +197,48 @@ char *mime_part_field(const struct mime_msg *msg, const char *wire,
 
 /* ---- Content-Type ---- */
 
+/* "/" subtype after the type (tlen octets of s): false when missing. */
+static bool read_subtype(struct mime_rp *rp, struct mime_str *s, size_t tlen)
+{
+	int ret;
+
+	if (*rp->data != '/')
+		return false;
+	rp->data++;
+	if (mime_rp_skip_lwsp(rp) <= 0)
+		return false;
+	ret = mime_rp_mime_token(rp, s);
+	/* "text/plain junk" is no type at all (Dovecot) */
+	return ret >= 0 && s->len > tlen && (ret == 0 || *rp->data == ';');
+}
+
+/*
+ * Dovecot's rfc822_parse_content_type(): a type that ends the value is
+ * kept ("text" is type "text", subtype ""), but one followed by anything
+ * other than "/" is dropped, and so is "type/" without a subtype or
+ * with anything but parameters after it.
+ * Parameters are read only after a whole type/subtype.
+ */
 void mime_ctype_parse(const char *value, size_t len, struct mime_ctype *ct)
 {
 	struct mime_rp rp;
 	struct mime_str s = {0};
-	bool ok = false;
-
 	size_t tlen = 0;
+	int ret;
 
 	memset(ct, 0, sizeof(*ct));
 	mime_rp_init(&rp, value, len);
-	if (mime_rp_skip_lwsp(&rp) > 0 && mime_rp_mime_token(&rp, &s) > 0 &&
-	    s.len > 0 && *rp.data == '/') {
+	if (mime_rp_skip_lwsp(&rp) > 0) {
+		ret = mime_rp_mime_token(&rp, &s);
 		tlen = s.len;
-		rp.data++;
-		if (mime_rp_skip_lwsp(&rp) > 0 &&
-		    mime_rp_mime_token(&rp, &s) >= 0 && s.len > tlen)
-			ok = true;
-		else
-			tlen = s.len = 0; /* "text/": nothing */
-	} else {
-		tlen = s.len;
+		if (ret > 0 && s.len > 0 && !read_subtype(&rp, &s, tlen))
+			tlen = s.len = 0;
 	}
-	/* broken: what was read, without parameters (Dovecot: "text"
-	 * alone is type "text", subtype "", but "text/" is "" "") */
 	ct->type = xstrndup(s.s != NULL ? s.s : "", tlen);
-	ct->subtype = xstrndup(s.s != NULL ? s.s + tlen : "",
-			       s.len > tlen ? s.len - tlen : 0);
-	mime_str_free(&s);
-	if (ok)
+	ct->subtype = xstrndup(s.s != NULL ? s.s + tlen : "", s.len - tlen);
+	if (s.len > tlen)
 		mime_rp_params(&rp, &ct->params, &ct->param_count);
+	mime_str_free(&s);
 }
 
 void mime_ctype_free(struct mime_ctype *ct)
@@ -388,8 +412,9 @@ static size_t parse_header(struct pctx *c, uint32_t idx, size_t pos)
 
 /* The header ends with the blank line at q, unless the next line is the
  * boundary of an enclosing multipart: then the blank line is that
- * boundary's line break (the part's own boundary counts as Dovecot's
- * parser already knows it there). */
+ * boundary's line break, and like a header cut short by a boundary the
+ * header ends before it while its enclosing parts keep it (Dovecot; the
+ * part's own boundary counts as its parser already knows it there). */
 static size_t header_ends_blank(struct pctx *c, uint32_t idx, size_t q)
 {
 	struct mime_part *p = &c->msg->parts[idx];
@@ -407,6 +432,7 @@ static size_t header_ends_blank(struct pctx *c, uint32_t idx, size_t q)
 	if (outer) {
 		p->hdr_len = q - p->hdr_off;
 		p->body_off = q;
+		c->hdr_cut = true;
 	}
 	return p->body_off;
 }
@@ -523,6 +549,16 @@ static void parse_all(struct pctx *c)
 		if (!epilogue && c->pending) {
 			c->nb++;
 			c->pending = false;
+		} else if (!epilogue && p->kind == MIME_KIND_RFC822 &&
+			   c->hdr_cut) {
+			/* a boundary right after its header: the message in
+			 * it is empty, and so is its body (Dovecot) */
+			child = new_part(c, cur, 0);
+			c->msg->parts[child].hdr_off = pos;
+			c->msg->parts[child].body_off = pos;
+			c->hdr_cut = false;
+			cur = child;
+			continue;
 		} else if (!epilogue && p->kind == MIME_KIND_RFC822) {
 			child = new_part(c, cur, 0);
 			pos = parse_header(c, child, pos);
@@ -546,7 +582,9 @@ static void parse_all(struct pctx *c)
 			finish_part(c, u, c->hdr_cut ? line : end);
 		c->nb = bi + 1;
 		pos = line_end(c->w, c->len, line);
-		if (close) {
+		/* a boundary line that the message ends in, without its
+		 * line break, starts no part (Dovecot) */
+		if (close || c->w[pos - 1] != '\n') {
 			c->nb = bi;
 			cur = m;
 			epilogue = true;

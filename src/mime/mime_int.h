@@ -78,10 +78,12 @@ void mime_hiter_init(struct mime_hiter *it, const char *wire,
 bool mime_hiter_next(struct mime_hiter *it, struct mime_field *f);
 bool mime_field_is(const struct mime_field *f, const char *name);
 /* value without its line breaks (CRLF or LF removed, the blanks of the
- * continuation kept), NUL-terminated, malloc'd; a NUL becomes U+FFFD. */
+ * continuation kept), NUL-terminated, malloc'd. A NUL inside stays: the
+ * structured parsers stop at it, as Dovecot's C strings do. */
 char *mime_unfold(const char *value, size_t len, size_t *len_r);
-/* The same without unfolding when !unfold (the subject keeps its line
- * breaks: they become blanks). */
+/* A header value as a string to show (Dovecot's message_header_strdup):
+ * a NUL becomes U+FFFD; unfolded, or with its line breaks when !unfold
+ * (the subject's breaks become blanks). */
 char *mime_header_copy(const char *value, size_t len, bool unfold,
 		       size_t *len_r);
 

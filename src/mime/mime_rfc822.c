@@ -100,6 +100,7 @@ void mime_rp_init(struct mime_rp *rp, const char *s, size_t len)
 	rp->data = (const unsigned char *)s;
 	rp->end = rp->data + len;
 	rp->last_comment = NULL;
+	rp->nul_replace = false;
 }
 
 /* A comment, nested ones included; its text goes to last_comment. */
@@ -132,6 +133,15 @@ static int skip_comment(struct mime_rp *rp)
 			start = rp->data + 1;
 			if (rp->data + 1 < rp->end)
 				rp->data++;
+			break;
+		case '\0':
+			if (rp->last_comment != NULL && rp->nul_replace) {
+				mime_str_add(rp->last_comment, start,
+					     (size_t)(rp->data - start));
+				mime_str_add(rp->last_comment, "\xef\xbf\xbd",
+					     3);
+				start = rp->data + 1;
+			}
 			break;
 		default:
 			break;
@@ -207,6 +217,14 @@ static int parse_quoted(struct mime_rp *rp, struct mime_str *out)
 			mime_str_add(out, start, (size_t)(rp->data - start));
 			rp->data++;
 			start = rp->data;
+			break;
+		case '\0':
+			if (rp->nul_replace) {
+				mime_str_add(out, start,
+					     (size_t)(rp->data - start));
+				mime_str_add(out, "\xef\xbf\xbd", 3);
+				start = rp->data + 1;
+			}
 			break;
 		default:
 			break;
@@ -552,10 +570,11 @@ static int parse_local_part(struct addr_ctx *ctx)
 	int ret;
 
 	str_reset(&ctx->str);
+	/* dots anywhere (".a", "a..b"), as Dovecot reads an envelope */
 	if (*ctx->rp.data == '"')
 		ret = parse_quoted(&ctx->rp, &ctx->str);
 	else
-		ret = parse_dot_atom(&ctx->rp, &ctx->str);
+		ret = parse_atom_or_dot(&ctx->rp, &ctx->str);
 	if (ret < 0)
 		return -1;
 	set_field(&ctx->cur.mailbox, &ctx->str);
@@ -667,7 +686,14 @@ static int parse_addr_spec(struct addr_ctx *ctx)
 		if (ctx->str.len != before) {
 			XFREE(ctx->cur.mailbox);
 			set_field(&ctx->cur.name, &ctx->str);
-		} else if (!quoted) {
+		} else if (quoted) {
+			/* "Name" alone is a display name too */
+			free(ctx->cur.name);
+			ctx->cur.name = ctx->cur.mailbox;
+			ctx->cur.mailbox = NULL;
+			if (ctx->cur.name != NULL && ctx->cur.name[0] == '\0')
+				XFREE(ctx->cur.name);
+		} else {
 			free(ctx->cur.domain);
 			ctx->cur.domain = xstrdup("");
 		}
@@ -711,18 +737,14 @@ static int parse_group(struct addr_ctx *ctx)
 	set_field(&ctx->cur.mailbox, &ctx->str);
 	add_address(ctx);
 	if (ret > 0 && *ctx->rp.data != ';') {
+		/* a bad mailbox does not end the group (Dovecot) */
 		for (;;) {
-			if (parse_mailbox(ctx) <= 0) {
-				ret = -1;
-				break;
-			}
-			if (*ctx->rp.data != ',')
+			(void)parse_mailbox(ctx);
+			if (ctx->rp.data >= ctx->rp.end || *ctx->rp.data != ',')
 				break;
 			ctx->rp.data++;
-			if (mime_rp_skip_lwsp(&ctx->rp) <= 0) {
-				ret = -1;
+			if (mime_rp_skip_lwsp(&ctx->rp) <= 0)
 				break;
-			}
 		}
 	}
 	if (ret >= 0) {
@@ -758,6 +780,7 @@ void mime_addrs_parse(const char *value, size_t len, struct mime_addrs *list)
 	ctx.list = list;
 	mime_rp_init(&ctx.rp, value, len);
 	ctx.rp.last_comment = &ctx.comment;
+	ctx.rp.nul_replace = true;
 	if (mime_rp_skip_lwsp(&ctx.rp) > 0) {
 		while (list->n < MIME_MAX_ADDRESSES) {
 			if (parse_address(&ctx) == 0)

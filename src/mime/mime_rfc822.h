@@ -28,6 +28,9 @@ struct mime_rp {
 	const unsigned char *data, *end;
 	/* The last comment's text (for "addr (Name)"), when non-NULL. */
 	struct mime_str *last_comment;
+	/* A NUL in a quoted string or comment becomes U+FFFD (addresses);
+	 * otherwise it stays and ends the value as a C string. */
+	bool nul_replace;
 };
 
 void mime_rp_init(struct mime_rp *rp, const char *s, size_t len);

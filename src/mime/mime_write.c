@@ -6,6 +6,7 @@
  * subject's blanks squeezed, a literal wherever a quoted string would need
  * CR, LF, 8-bit or many escapes.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,48 @@ static void puts_(struct w *w, const char *s)
 	put(w, s, strlen(s));
 }
 
+/* Is s[0..len) valid UTF-8 (RFC 3629: no overlongs, no surrogates)? A
+ * quoted string may carry 8-bit octets only as UTF-8 (RFC 9051 section
+ * 4.3 with UTF8=ACCEPT). */
+static bool valid_utf8(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1fu;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0fu;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07u;
+		} else {
+			return false;
+		}
+		if (len - i <= n)
+			return false;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3fu);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
 int mime_write_nstring(struct buf *out, const char *s, size_t len, bool utf8_ok)
 {
 	size_t i, escapes = 0;
@@ -72,6 +115,8 @@ int mime_write_nstring(struct buf *out, const char *s, size_t len, bool utf8_ok)
 			literal = true;
 		}
 	}
+	if (!literal && utf8_ok && !valid_utf8((const unsigned char *)s, len))
+		literal = true;
 	if (literal) {
 		n = snprintf(head, sizeof(head), "{%zu}\r\n", len);
 		if (buf_append(out, head, (size_t)n) < 0)
@@ -278,7 +323,8 @@ static void envelope_read(struct envelope *e, const char *wire,
 			free(v);
 		} else {
 			free(e->str[i]);
-			e->str[i] = mime_unfold(f.value, f.value_len, NULL);
+			e->str[i] =
+			    mime_header_copy(f.value, f.value_len, true, NULL);
 			/* the subject keeps its breaks: they are blanks */
 			if (i == ENV_SUBJECT) {
 				free(e->str[i]);
@@ -454,7 +500,15 @@ static void part_data_read(struct part_data *d, const char *wire,
 		if (f.name_len < 8 || strncasecmp(f.name, "Content-", 8) != 0 ||
 		    !f.has_colon)
 			continue;
-		v = mime_unfold(f.value, f.value_len, &vlen);
+		/* the strings shown as they are get U+FFFD for NUL, the
+		 * parsed ones stop at it */
+		if (mime_field_is(&f, "Content-ID") ||
+		    mime_field_is(&f, "Content-Description") ||
+		    mime_field_is(&f, "Content-MD5") ||
+		    mime_field_is(&f, "Content-Location"))
+			v = mime_header_copy(f.value, f.value_len, true, &vlen);
+		else
+			v = mime_unfold(f.value, f.value_len, &vlen);
 		if (mime_field_is(&f, "Content-Type") && !ct_seen) {
 			mime_ctype_parse(v, vlen, &d->ct);
 			ct_seen = true;

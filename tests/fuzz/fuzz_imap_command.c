@@ -81,6 +81,28 @@ static void fuzz_fetch_store(const struct imap_command *cmd)
 	}
 }
 static void fuzz_dates(const char *s, size_t len);
+static void fuzz_write_back(const struct imap_arg *a);
+
+/* What the server writes for a string reads back as the same bytes. */
+static void fuzz_write_back(const struct imap_arg *a)
+{
+	struct buf *b = buf_new(a->len * 2 + 64);
+	struct imap_command cmd;
+	const char *error;
+
+	if (memchr(a->str, '\0', a->len) != NULL) {
+		buf_free(&b);
+		return;
+	}
+	buf_append_str(b, "t X ");
+	FUZZ_CHECK(imap_write_astring(b, a->str, a->len, a->len % 2) == 0);
+	FUZZ_CHECK(imap_parse_command(buf_data(b), buf_len(b), &cmd, &error) ==
+		   0);
+	FUZZ_CHECK(cmd.arg_count == 1 && cmd.args[0].len == a->len &&
+		   memcmp(cmd.args[0].str, a->str, a->len) == 0);
+	imap_command_free(&cmd);
+	buf_free(&b);
+}
 
 /* A name that decodes has exactly one spelling: encoding gives it back. */
 static void fuzz_mutf7(const char *s, size_t len)
@@ -163,6 +185,7 @@ static size_t fuzz_check_args(const struct imap_arg *args, size_t count,
 		if (a->type == IMAP_ARG_ATOM)
 			fuzz_seqset(a);
 		fuzz_mutf7(a->str, a->len);
+		fuzz_write_back(a);
 		fuzz_dates(a->str, a->len);
 		if (a->type != IMAP_ARG_LITERAL || !a->literal8)
 			FUZZ_CHECK(strlen(a->str) == a->len);

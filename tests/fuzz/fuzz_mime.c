@@ -165,6 +165,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(buf_len(small) <= size % 64 + 1);
 	buf_free(&small);
 
+	/* the message as one IMAP string, both ways: a literal announces
+	 * its exact size; a quoted string holds no CR, LF or NUL */
+	{
+		size_t k;
+
+		for (k = 0; k < 2; k++) {
+			const char *o;
+
+			buf_clear(scratch);
+			FUZZ_CHECK(mime_write_nstring(scratch, wire, size,
+						      k == 1) == 0);
+			o = buf_data(scratch);
+			if (o[0] == '{')
+				fuzz_check_balanced(o, buf_len(scratch));
+			else
+				FUZZ_CHECK(
+				    o[0] == '"' &&
+				    memchr(o, '\r', buf_len(scratch)) == NULL &&
+				    memchr(o, '\n', buf_len(scratch)) == NULL &&
+				    strlen(o) == buf_len(scratch));
+		}
+	}
+
 	/* searching: a needle taken from the message itself */
 	memset(needle, 0, sizeof(needle));
 	memcpy(needle, wire + size / 2,

@@ -681,3 +681,77 @@ def test_fetch_of_many_large_messages_streams_complete(shared_server):
     assert len(got) == 12
     assert got == bodies
     c.logout()
+
+
+def test_curl_imap_fetch_by_uid(shared_server):
+    """curl logs in (imaps, and imap with STARTTLS) and fetches a message
+    by UID: what the first-start hint tells users to try."""
+    import shutil
+    import subprocess
+    if shutil.which("curl") is None:
+        pytest.skip("curl not installed")
+    srv = shared_server
+    fresh(srv)
+    raw = message("fetched by curl", "curl was here\n")
+    srv.deliver(ALICE, raw)
+    c = login(srv)
+    select(c)
+    typ, data = c.uid("SEARCH", None, "ALL")
+    uid = int(data[0].split()[-1])
+    c.logout()
+    for url, extra in (("imaps://127.0.0.1:%d/INBOX;UID=%d"
+                        % (srv.imaps_port, uid), []),
+                       ("imap://127.0.0.1:%d/INBOX;UID=%d"
+                        % (srv.imap_port, uid), ["--ssl-reqd"])):
+        p = subprocess.run(
+            ["curl", "-sS", "-k", "--max-time", "20",
+             "-u", "%s:%s" % (ALICE, ALICE_PW), url] + extra,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        assert p.returncode == 0, (url, p.stderr)
+        assert p.stdout.replace(b"\r\n", b"\n") == raw, p.stdout
+
+
+def test_rfc822_size_is_what_body_sends(shared_server):
+    """RFC822.SIZE from the index (no text read) equals the octets that
+    BODY[] sends, also for a message whose last line has no end."""
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, b"Subject: no end\n\nlast line without newline")
+    srv.deliver(ALICE, message("normal"))
+    c = login(srv)
+    select(c)
+    for n in ("1", "2"):
+        typ, data = c.fetch(n, "(RFC822.SIZE)")
+        size = int(re.search(rb"RFC822\.SIZE (\d+)", data[0]).group(1))
+        typ, data = c.fetch(n, "(BODY.PEEK[])")
+        assert len(data[0][1]) == size, (n, size, data)
+    c.logout()
+
+
+def test_pop3_and_imap_on_one_mailbox(shared_server):
+    """The POP3 lock does not block IMAP; what POP3 deletes at QUIT is an
+    EXPUNGE for an IMAP session; what IMAP appends POP3 sees next login."""
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, message("pop and imap 1"))
+    srv.deliver(ALICE, message("pop and imap 2"))
+    p = srv.login()                      # POP3 TRANSACTION: mailbox locked
+    c = login(srv)
+    assert select(c) == 2                # not blocked by the POP3 lock
+    assert p.cmd("DELE 1").startswith("+OK")
+    assert p.cmd("QUIT").startswith("+OK")
+    p.close()
+    typ, data = c.noop()
+    assert c.untagged_responses.get("EXPUNGE") == [b"1"], \
+        c.untagged_responses
+    typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"pop and imap 2" in data[0][1], data
+    typ, data = c.append("INBOX", None, None,
+                         message("from imap").replace(b"\n", b"\r\n"))
+    assert typ == "OK", data
+    c.logout()
+    p = srv.login()
+    r = p.cmd("STAT")
+    assert r.startswith("+OK 2 "), r
+    p.cmd("QUIT")
+    p.close()

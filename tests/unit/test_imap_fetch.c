@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -369,6 +370,66 @@ static void test_flags_keyword_len(void **state)
 	imap_arena_free(&arena);
 }
 
+/* A folder holds at most MAIL_MAX_KEYWORDS keywords: more in one STORE
+ * are refused before the index sees them. */
+static void test_flags_keyword_count(void **state)
+{
+	struct imap_arg args[MAIL_MAX_KEYWORDS + 2];
+	char names[MAIL_MAX_KEYWORDS + 2][8];
+	struct imap_arena *arena = imap_arena_new();
+	struct imap_flags flags;
+	const char *error;
+
+	(void)state;
+	for (size_t i = 0; i < MAIL_MAX_KEYWORDS + 2; i++) {
+		snprintf(names[i], sizeof(names[i]), "k%zu", i);
+		memset(&args[i], 0, sizeof(args[i]));
+		args[i].type = IMAP_ARG_ATOM;
+		args[i].str = names[i];
+		args[i].len = strlen(names[i]);
+	}
+	/* duplicates do not count */
+	args[MAIL_MAX_KEYWORDS] = args[0];
+	assert_int_equal(imap_flags_parse(args, MAIL_MAX_KEYWORDS + 1, arena,
+					  &flags, &error),
+			 0);
+	assert_int_equal(flags.keyword_count, MAIL_MAX_KEYWORDS);
+	assert_int_equal(imap_flags_parse(args, MAIL_MAX_KEYWORDS + 2, arena,
+					  &flags, &error),
+			 -1);
+	assert_string_equal(error, "Too many keywords");
+	imap_arena_free(&arena);
+}
+
+/* A long attribute list (as many as a command may hold) keeps every
+ * attribute in order. */
+static void test_many_atts(void **state)
+{
+	size_t n = IMAP_MAX_ARGS - 8;
+	struct imap_arg *list = calloc(n, sizeof(*list));
+	struct imap_arg arg = {0};
+	struct imap_fetch f;
+	const char *error;
+
+	(void)state;
+	assert_non_null(list);
+	for (size_t i = 0; i < n; i++) {
+		list[i].type = IMAP_ARG_ATOM;
+		list[i].str = i % 2 ? "UID" : "BODY.PEEK[1.TEXT]<0.10>";
+		list[i].len = strlen(list[i].str);
+	}
+	arg.type = IMAP_ARG_LIST;
+	arg.list = list;
+	arg.list_count = n;
+	assert_int_equal(imap_fetch_parse(&arg, 1, &f, &error), 0);
+	assert_int_equal(f.count, n);
+	assert_true(f.cap >= n);
+	assert_int_equal(f.atts[n - 1].item, IMAP_FETCH_UID);
+	assert_string_equal(f.atts[n - 2].label, "BODY[1.TEXT]<0>");
+	imap_fetch_free(&f);
+	free(list);
+}
+
 static void test_flags_write(void **state)
 {
 	static const char *const kw[] = {"$Junk", "Work"};
@@ -400,6 +461,8 @@ int main(void)
 	    cmocka_unit_test(test_modseq),
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_flags_keyword_len),
+	    cmocka_unit_test(test_flags_keyword_count),
+	    cmocka_unit_test(test_many_atts),
 	    cmocka_unit_test(test_flags_write),
 	};
 

@@ -117,6 +117,12 @@ static void test_fetch_brackets(void **state)
 	assert_string_equal(cmd.args[1].str, "BODY.PEEK[1.2.MIME]<0.100>");
 	imap_command_free(&cmd);
 
+	/* after an unmatched '[' no later one is matched in that atom */
+	assert_int_equal(parse_str("a X a[[b c]", &cmd, &error), 0);
+	assert_int_equal(cmd.arg_count, 2);
+	assert_string_equal(cmd.args[0].str, "a[[b");
+	imap_command_free(&cmd);
+
 	/* no matching ']': an ordinary atom up to the space */
 	assert_int_equal(parse_str("a SELECT a[b c", &cmd, &error), 0);
 	assert_int_equal(cmd.arg_count, 2);
@@ -355,6 +361,50 @@ static void test_arena(void **state)
 	imap_arena_free(&a);
 }
 
+/* What imap_write_string() writes reads back as the same bytes. */
+static void expect_written(const char *s, size_t len, bool utf8_ok,
+			   const char *want)
+{
+	struct buf *b = buf_new(256);
+	struct imap_command cmd;
+	const char *error;
+	char wire[300];
+	size_t n;
+
+	assert_int_equal(imap_write_astring(b, s, len, utf8_ok), 0);
+	assert_string_equal(buf_data(b), want);
+	n = (size_t)snprintf(wire, sizeof(wire), "t X ");
+	memcpy(wire + n, buf_data(b), buf_len(b));
+	n += buf_len(b);
+	assert_int_equal(imap_parse_command(wire, n, &cmd, &error), 0);
+	assert_int_equal(cmd.arg_count, 1);
+	assert_int_equal(cmd.args[0].len, len);
+	assert_memory_equal(cmd.args[0].str, s, len);
+	imap_command_free(&cmd);
+	buf_free(&b);
+}
+
+static void test_write_string(void **state)
+{
+	struct buf *b;
+
+	(void)state;
+	expect_written("INBOX", 5, false, "INBOX");
+	expect_written("Sent Items", 10, false, "\"Sent Items\"");
+	expect_written("a\"b\\c", 5, false, "\"a\\\"b\\\\c\"");
+	expect_written("", 0, false, "\"\"");
+	expect_written("nil", 3, false, "\"nil\"");
+	expect_written("a%b", 3, false, "\"a%b\"");
+	expect_written("a]b", 3, false, "a]b");
+	expect_written("\xc3\xbc", 2, true, "\"\xc3\xbc\"");
+	expect_written("\xc3\xbc", 2, false, "{2}\r\n\xc3\xbc");
+	expect_written("\xc3", 1, true, "{1}\r\n\xc3");
+	expect_written("a\r\nb", 4, true, "{4}\r\na\r\nb");
+	b = buf_new(3);
+	assert_int_equal(imap_write_string(b, "abcd", 4, false), -1);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +417,7 @@ int main(void)
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_line_literal),
 	    cmocka_unit_test(test_arena),
+	    cmocka_unit_test(test_write_string),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

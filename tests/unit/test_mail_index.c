@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/postd_limits.h"
@@ -341,7 +342,7 @@ static void test_store_persists(void **state)
 	struct fixture *f = *state;
 	struct mail_view *v;
 	char name[256], path[300];
-	struct stat st;
+	struct stat st, before, after;
 	int bit;
 
 	deliver(f->root_fd, "Subject: 1\n\none\n", name, sizeof(name));
@@ -349,8 +350,14 @@ static void test_store_persists(void **state)
 	bit = mail_view_keyword_bit(v, "$Important", true);
 	assert_int_equal(bit, 0);
 	assert_int_equal(mail_view_keyword_bit(v, "$important", false), 0);
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.log", &before, 0), 0);
 	store(v, 0, MAIL_STORE_SET, MAIL_SEEN | MAIL_ANSWERED,
 	      (uint64_t)1 << bit);
+	/* One record appended, nothing rewritten. */
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.log", &after, 0), 0);
+	assert_true(after.st_ino == before.st_ino);
+	assert_true(after.st_size > before.st_size);
+	assert_true(after.st_size < before.st_size + 200);
 	snprintf(path, sizeof(path), "cur/%s:2,RS", name);
 	assert_int_equal(fstatat(f->root_fd, path, &st, 0), 0);
 	mail_view_close(&v);
@@ -449,6 +456,64 @@ static void test_keyword_limit(void **state)
 	mail_view_close(&v);
 }
 
+/* Two processes appending at once (the lock): every message gets its own
+ * UID, none is lost, and the log stays valid. */
+static void test_inv_i1_concurrent_appends_unique(void **state)
+{
+	struct fixture *f = *state;
+	struct mail_view *v;
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	for (int i = 0; i < 100; i++)
+		append(f->root_fd, "Subject: c\r\n\r\nc\r\n",
+		       i % 2 ? MAIL_SEEN : 0, NULL, 0, 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_count(v), 200);
+	for (size_t i = 0; i < 200; i++)
+		assert_int_equal(mail_view_msg(v, i)->uid, i + 1);
+	assert_int_equal(mail_view_uidnext(v), 201);
+	mail_view_close(&v);
+}
+
+/* A delivery makes the next sync read new/ only; what is in cur/ stays,
+ * and a change in cur/ alone leaves new/ alone. */
+static void test_scan_reads_changed_folder_only(void **state)
+{
+	struct fixture *f = *state;
+	struct mail_view *v;
+	struct events ev;
+
+	deliver(f->root_fd, "Subject: 1\n\none\n", NULL, 0);
+	deliver(f->root_fd, "Subject: 2\n\ntwo\n", NULL, 0);
+	v = open_view(f->root_fd, false);
+	store(v, 0, MAIL_STORE_ADD, MAIL_SEEN, 0);
+	sync_view(v, true, &ev);
+	deliver(f->root_fd, "Subject: 3\n\nthree\n", NULL, 0);
+	sync_view(v, true, &ev);
+	assert_int_equal(ev.nexp, 0);
+	assert_int_equal(ev.exists, 3);
+	assert_true(mail_view_msg(v, 0)->flags & MAIL_SEEN);
+	store(v, 2, MAIL_STORE_ADD, MAIL_FLAGGED, 0);
+	store(v, 0, MAIL_STORE_ADD, MAIL_ANSWERED, 0);
+	sync_view(v, true, &ev);
+	assert_int_equal(ev.nexp, 0);
+	assert_int_equal(mail_view_count(v), 3);
+	mail_view_close(&v);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_count(v), 3);
+	assert_int_equal(mail_view_msg(v, 0)->flags & ~MAIL_RECENT,
+			 MAIL_SEEN | MAIL_ANSWERED);
+	assert_int_equal(mail_view_msg(v, 2)->flags & ~MAIL_RECENT,
+			 MAIL_FLAGGED);
+	mail_view_close(&v);
+}
+
 /* \Recent goes to exactly one session: the first that sees a message. */
 static void test_recent_given_once(void **state)
 {
@@ -532,6 +597,55 @@ static void test_copy_and_move(void **state)
 	mail_view_close(&d);
 	mail_view_close(&v);
 	close(dest_fd);
+}
+
+/* COPY into another file system: no hard link possible, so a copy that
+ * is fsynced, carries the internal date, and gets its UID. */
+static void test_copy_across_file_systems(void **state)
+{
+	struct fixture *f = *state;
+	char other[64] = "/dev/shm/test_mail_index.XXXXXX", cmd[128], err[256];
+	struct stat a, b;
+	struct mail_view *v, *d;
+	uint32_t uidv, uid;
+	size_t seq = 0;
+	int fd, dest_fd, mfd;
+
+	if (mkdtemp(other) == NULL || stat(other, &a) < 0 ||
+	    stat(f->root, &b) < 0 || a.st_dev == b.st_dev) {
+		skip();
+		return;
+	}
+	dest_fd = open(other, O_RDONLY | O_DIRECTORY);
+	assert_true(dest_fd >= 0);
+	assert_int_equal(mkdirat(dest_fd, "new", 0700), 0);
+	assert_int_equal(mkdirat(dest_fd, "cur", 0700), 0);
+	assert_int_equal(mkdirat(dest_fd, "tmp", 0700), 0);
+	deliver(f->root_fd, "Subject: 1\n\none\n", NULL, 0);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_copy(v, &seq, 1, dest_fd, false, &uidv, &uid,
+					&sync_cb, NULL, err, sizeof(err)),
+			 MAIL_OK);
+	assert_int_equal(uid, 1);
+	d = open_view(dest_fd, false);
+	assert_int_equal(mail_view_count(d), 1);
+	fd = mail_view_msg_open(d, 0, err, sizeof(err));
+	mfd = mail_view_msg_open(v, 0, err, sizeof(err));
+	assert_true(fd >= 0 && mfd >= 0);
+	assert_int_equal(fstat(fd, &a), 0);
+	assert_int_equal(fstat(mfd, &b), 0);
+	assert_int_equal(a.st_nlink, 1);
+	assert_int_equal(a.st_size, b.st_size);
+	assert_int_equal(a.st_mtime, mail_view_msg(v, 0)->internaldate);
+	assert_int_equal(mail_view_msg(d, 0)->size, mail_view_msg(v, 0)->size);
+	close(fd);
+	close(mfd);
+	assert_int_equal(count_dir(dest_fd, "tmp"), 0);
+	mail_view_close(&d);
+	mail_view_close(&v);
+	close(dest_fd);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", other);
+	assert_int_equal(system(cmd), 0);
 }
 
 static void test_cache_put_get(void **state)
@@ -726,8 +840,14 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_recent_given_once, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_reads_changed_folder_only,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_i1_concurrent_appends_unique, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_and_move, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_copy_across_file_systems,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_put_get, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d1_append_durable, setup,

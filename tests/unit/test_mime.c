@@ -274,6 +274,50 @@ static void test_sections(void **state)
 	mime_free(&m);
 }
 
+/* Where the line break before a boundary goes when a header ends at it
+ * (the slices Dovecot 2.3.19 returned for these messages). */
+static void test_header_at_boundary(void **state)
+{
+	static const char cut[] =
+	    "Content-Type: multipart/mixed; boundary=\"b\"\r\n"
+	    "\r\n--b\r\nContent-Type: text/plain\r\n--b\r\n"
+	    "\r\nbody2\r\n--b--\r\n";
+	static const char blank[] =
+	    "Content-Type: multipart/mixed; boundary=b\r\n"
+	    "\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+	    "--b\r\n\r\n--b--\r\n";
+	static const char digest[] =
+	    "Content-Type: multipart/digest; boundary=\"d\"\r\n\r\n--d\r\n"
+	    "\r\nSubject: one\r\n\r\n--d\r\n\r\nSubject: two\r\n\r\nbody\r\n"
+	    "--d--\r\n";
+	static const char rfc[] =
+	    "Content-Type: multipart/mixed; boundary=b\r\n"
+	    "\r\n--b\r\nContent-Type: message/rfc822\r\n"
+	    "\r\n--b--\r\n";
+	struct mime_msg *m;
+
+	(void)state;
+	m = mime_parse(cut, sizeof(cut) - 1);
+	check_slice(m, cut, MIME_SECTION_MIME, "1", "Content-Type: text/plain");
+	check_slice(m, cut, MIME_SECTION_ALL, "2", "body2");
+	mime_free(&m);
+	m = mime_parse(blank, sizeof(blank) - 1);
+	check_slice(m, blank, MIME_SECTION_MIME, "1",
+		    "Content-Type: text/plain\r\n");
+	check_slice(m, blank, MIME_SECTION_MIME, "2", "");
+	mime_free(&m);
+	m = mime_parse(digest, sizeof(digest) - 1);
+	check_slice(m, digest, MIME_SECTION_ALL, "1", "Subject: one\r\n\r\n");
+	check_slice(m, digest, MIME_SECTION_HEADER, "1", "Subject: one\r\n");
+	check_slice(m, digest, MIME_SECTION_TEXT, "2", "body");
+	mime_free(&m);
+	m = mime_parse(rfc, sizeof(rfc) - 1);
+	check_slice(m, rfc, MIME_SECTION_MIME, "1",
+		    "Content-Type: message/rfc822\r\n");
+	check_slice(m, rfc, MIME_SECTION_ALL, "1", "");
+	mime_free(&m);
+}
+
 /* [1] of a message that is not multipart is its body; [1.1] is not. */
 static void test_single_part_sections(void **state)
 {
@@ -442,6 +486,11 @@ static void test_nstring(void **state)
 	    {"line\r\nbreak", false, "{11}\r\nline\r\nbreak"},
 	    {"caf\xc3\xa9", false, "{5}\r\ncaf\xc3\xa9"},
 	    {"caf\xc3\xa9", true, "\"caf\xc3\xa9\""},
+	    /* not UTF-8: a literal even when UTF-8 may be quoted */
+	    {"caf\xe9", true, "{4}\r\ncaf\xe9"},
+	    {"\xc0\xaf", true, "{2}\r\n\xc0\xaf"},
+	    {"\xed\xa0\x80", true, "{3}\r\n\xed\xa0\x80"},
+	    {"\xf0\x9f\x98\x80", true, "\"\xf0\x9f\x98\x80\""},
 	    {"", false, "\"\""},
 	};
 	size_t i;
@@ -761,6 +810,7 @@ int main(void)
 	    cmocka_unit_test(test_load_rejects_corrupt_blobs),
 	    cmocka_unit_test(test_sections),
 	    cmocka_unit_test(test_single_part_sections),
+	    cmocka_unit_test(test_header_at_boundary),
 	    cmocka_unit_test(test_header_fields),
 	    cmocka_unit_test(test_binary),
 	    cmocka_unit_test(test_binary_encoding_rules),

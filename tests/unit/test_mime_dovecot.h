@@ -1246,4 +1246,121 @@ static const struct dovecot_case dovecot_cases[] = {
      "(\"text\" \"plain\" (\"name\" {3}\r\n"
      "a\rb \"charset\" \"us-ascii\") NIL \"d e\" \"7bit\" 6 1 NIL NIL NIL "
      "NIL)"},
+    {"addr_lenient",
+     MSG("From: \"Quoted\"\r\n"
+	 "To: \"Dom\" .john@x.org\r\n"
+	 "Cc: \"a\" (c\r\n"
+	 "Bcc: \"Quoted\" junk, plain junk, plain\r\n"
+	 "Sender: .a@b, a..b@c, a.@b\r\n"
+	 "Reply-To: \"N\x00"
+	 "ul\" <n@x>, x@y (C\x00"
+	 "mment)\r\n"
+	 "\r\n"
+	 "x\r\n"),
+     "ENVELOPE (NIL NIL ((\"Quoted\" NIL \"MISSING_MAILBOX\" "
+     "\"MISSING_DOMAIN\")) ((NIL NIL \".a\" \"b\")(NIL NIL \"a..b\" \"c\")(NIL "
+     "NIL \"a.\" \"b\")) (({6}\r\n"
+     "N\xef"
+     "\xbf"
+     "\xbd"
+     "ul NIL \"n\" \"x\")({9}\r\n"
+     "C\xef"
+     "\xbf"
+     "\xbd"
+     "mment NIL \"x\" \"y\")) ((\"Dom\" NIL \"MISSING_MAILBOX\" "
+     "\"MISSING_DOMAIN\")) ((NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")) "
+     "((\"Quoted junk\" NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(\"plain "
+     "junk\" NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(NIL NIL \"plain\" "
+     "\"MISSING_DOMAIN\")) NIL NIL) BODY (\"text\" \"plain\" (\"charset\" "
+     "\"us-ascii\") NIL NIL \"7bit\" 3 1) BODYSTRUCTURE (\"text\" \"plain\" "
+     "(\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 1 NIL NIL NIL NIL)"},
+    {"blank_before_bnd",
+     MSG("Content-Type: multipart/mixed; boundary=b\r\n"
+	 "\r\n"
+	 "--b\r\n"
+	 "Content-Type: text/plain\r\n"
+	 "\r\n"
+	 "--b\r\n"
+	 "\r\n"
+	 "--b--\r\n"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY ((\"text\" "
+     "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)(\"text\" "
+     "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) \"mixed\") "
+     "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+     "\"7bit\" 0 0 NIL NIL NIL NIL)(\"text\" \"plain\" (\"charset\" "
+     "\"us-ascii\") NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) \"mixed\" "
+     "(\"boundary\" \"b\") NIL NIL NIL)"},
+    {"ct_junk",
+     MSG("MIME-Version: 1.0\r\n"
+	 "Content-Type: text/plain junk; charset=x\r\n"
+	 "\r\n"
+	 "x\r\n"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY (\"\" \"\" NIL "
+     "NIL NIL \"7bit\" 3) BODYSTRUCTURE (\"\" \"\" NIL NIL NIL \"7bit\" 3 NIL "
+     "NIL NIL NIL)"},
+    {"ct_mp_junk",
+     MSG("Content-Type: multipart/mixed junk; boundary=b\r\n"
+	 "\r\n"
+	 "--b\r\n"
+	 "x\r\n"
+	 "--b--\r\n"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY (\"\" \"\" NIL "
+     "NIL NIL \"7bit\" 15) BODYSTRUCTURE (\"\" \"\" NIL NIL NIL \"7bit\" 15 "
+     "NIL NIL NIL NIL)"},
+    {"digest_blank",
+     MSG("Content-Type: multipart/digest; boundary=\"d\"\r\n"
+	 "\r\n"
+	 "--d\r\n"
+	 "\r\n"
+	 "Subject: one\r\n"
+	 "\r\n"
+	 "--d\r\n"
+	 "\r\n"
+	 "Subject: two\r\n"
+	 "\r\n"
+	 "body\r\n"
+	 "--d--\r\n"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY ((\"message\" "
+     "\"rfc822\" NIL NIL NIL \"7bit\" 16 (NIL \"one\" NIL NIL NIL NIL NIL NIL "
+     "NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
+     "0 0) 2)(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 20 (NIL \"two\" NIL "
+     "NIL NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" "
+     "\"us-ascii\") NIL NIL \"7bit\" 4 0) 2) \"digest\") BODYSTRUCTURE "
+     "((\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 16 (NIL \"one\" NIL NIL "
+     "NIL NIL NIL NIL NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") "
+     "NIL NIL \"7bit\" 0 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL)(\"message\" "
+     "\"rfc822\" NIL NIL NIL \"7bit\" 20 (NIL \"two\" NIL NIL NIL NIL NIL NIL "
+     "NIL NIL) (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" "
+     "4 0 NIL NIL NIL NIL) 2 NIL NIL NIL NIL) \"digest\" (\"boundary\" \"d\") "
+     "NIL NIL NIL)"},
+    {"eof_boundary",
+     MSG("Content-Type: multipart/mixed; boundary=b\r\n"
+	 "\r\n"
+	 "--b\r\n"
+	 "\r\n"
+	 "one\r\n"
+	 "--b"),
+     "ENVELOPE (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) BODY ((\"text\" "
+     "\"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 0) \"mixed\") "
+     "BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+     "\"7bit\" 3 0 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"b\") NIL NIL "
+     "NIL)"},
+    {"group_bad",
+     MSG("From: undisclosed-recipients: bad;, other@x\r\n"
+	 "To: g: a@b c@d;, e@f\r\n"
+	 "Cc: list: a@b, , ;\r\n"
+	 "\r\n"
+	 "x\r\n"),
+     "ENVELOPE (NIL NIL ((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL "
+     "\"bad\" \"MISSING_DOMAIN\")(NIL NIL NIL NIL)(NIL NIL \"other\" \"x\")) "
+     "((NIL NIL \"undisclosed-recipients\" NIL)(NIL NIL \"bad\" "
+     "\"MISSING_DOMAIN\")(NIL NIL NIL NIL)(NIL NIL \"other\" \"x\")) ((NIL NIL "
+     "\"undisclosed-recipients\" NIL)(NIL NIL \"bad\" \"MISSING_DOMAIN\")(NIL "
+     "NIL NIL NIL)(NIL NIL \"other\" \"x\")) ((NIL NIL \"g\" NIL)(NIL NIL "
+     "\"a\" \"b\")(NIL NIL NIL NIL)) ((NIL NIL \"list\" NIL)(NIL NIL \"a\" "
+     "\"b\")(NIL NIL \"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(NIL NIL "
+     "\"MISSING_MAILBOX\" \"MISSING_DOMAIN\")(NIL NIL NIL NIL)) NIL NIL NIL) "
+     "BODY (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 3 "
+     "1) BODYSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL "
+     "\"7bit\" 3 1 NIL NIL NIL NIL)"},
 };

@@ -17,47 +17,17 @@
 #include "lib/xmalloc.h"
 #include "mime/mime.h"
 #include "proto/imap/imap_date.h"
+#include "proto/imap/imap_fetch_parse.h"
 #include "proto/imap/imap_mailbox.h"
 #include "storage/msg_wire.h"
 
-enum fetch_kind {
-	F_FLAGS,
-	F_UID,
-	F_INTERNALDATE,
-	F_SIZE,
-	F_ENVELOPE,
-	F_BODY, /* BODY: BODYSTRUCTURE without extensions */
-	F_BODYSTRUCTURE,
-	F_SECTION,     /* BODY[...], BODY.PEEK[...], RFC822, ... */
-	F_BINARY,      /* BINARY[...], BINARY.PEEK[...] */
-	F_BINARY_SIZE, /* BINARY.SIZE[...] */
-};
-
-struct fetch_item {
-	enum fetch_kind kind;
-	bool peek;
-	struct mime_section sec;
-	char **fields;
-	bool partial;
-	uint64_t origin, count;
-	char label[256]; /* the name in the response: "BODY[1.MIME]<0>" */
-};
-
 struct imap_job {
-	struct fetch_item *items;
-	size_t item_count;
-	bool need_wire;
-	bool sets_seen;
+	struct imap_fetch fetch; /* parsed by imap_fetch_parse.h */
 	bool uid;
 	struct imap_seqset set;
 	struct imap_seqset_iter it;
 };
 
-static bool fetch_parse_items(struct imap_session *s, const struct imap_arg *a,
-			      struct imap_job *job);
-static bool fetch_parse_one(const char *atom, struct fetch_item *it);
-static bool fetch_parse_section(const char *spec, size_t len,
-				struct fetch_item *it, bool binary);
 static void fetch_job_free(struct imap_job **job);
 static void fetch_message(struct imap_session *s, struct imap_job *job,
 			  size_t seq0);
@@ -74,236 +44,10 @@ static void fetch_job_free(struct imap_job **jobp)
 
 	if (job == NULL)
 		return;
-	for (size_t i = 0; i < job->item_count; i++) {
-		struct fetch_item *it = &job->items[i];
-
-		for (size_t f = 0; f < it->sec.field_count; f++)
-			free(it->fields[f]);
-		free(it->fields);
-	}
-	free(job->items);
+	imap_fetch_free(&job->fetch);
 	imap_seqset_free(&job->set);
 	free(job);
 	*jobp = NULL;
-}
-
-static bool fetch_add(struct imap_job *job, const char *atom)
-{
-	struct fetch_item it;
-
-	memset(&it, 0, sizeof(it));
-	if (!fetch_parse_one(atom, &it))
-		return false;
-	job->items =
-	    xreallocarray(job->items, job->item_count + 1, sizeof(*job->items));
-	job->items[job->item_count++] = it;
-	if (it.kind >= F_ENVELOPE)
-		job->need_wire = true;
-	if ((it.kind == F_SECTION || it.kind == F_BINARY) && !it.peek)
-		job->sets_seen = true;
-	return true;
-}
-
-static bool fetch_parse_items(struct imap_session *s, const struct imap_arg *a,
-			      struct imap_job *job)
-{
-	(void)s;
-	if (a->type == IMAP_ARG_ATOM) {
-		/* The macros of RFC 9051 6.4.5. */
-		if (strcasecmp(a->str, "ALL") == 0)
-			return fetch_add(job, "FLAGS") &&
-			       fetch_add(job, "INTERNALDATE") &&
-			       fetch_add(job, "RFC822.SIZE") &&
-			       fetch_add(job, "ENVELOPE");
-		if (strcasecmp(a->str, "FAST") == 0)
-			return fetch_add(job, "FLAGS") &&
-			       fetch_add(job, "INTERNALDATE") &&
-			       fetch_add(job, "RFC822.SIZE");
-		if (strcasecmp(a->str, "FULL") == 0)
-			return fetch_add(job, "FLAGS") &&
-			       fetch_add(job, "INTERNALDATE") &&
-			       fetch_add(job, "RFC822.SIZE") &&
-			       fetch_add(job, "ENVELOPE") &&
-			       fetch_add(job, "BODY");
-		return fetch_add(job, a->str);
-	}
-	if (a->type != IMAP_ARG_LIST || a->list_count == 0)
-		return false;
-	for (size_t i = 0; i < a->list_count; i++)
-		if (a->list[i].type != IMAP_ARG_ATOM ||
-		    !fetch_add(job, a->list[i].str))
-			return false;
-	return true;
-}
-
-/* One fetch-att atom: "FLAGS", "BODY.PEEK[1.HEADER]<0.100>", ... */
-static bool fetch_parse_one(const char *atom, struct fetch_item *it)
-{
-	static const struct {
-		const char *name;
-		enum fetch_kind kind;
-		enum mime_section_kind sec;
-	} simple[] = {
-	    {"FLAGS", F_FLAGS, 0},
-	    {"UID", F_UID, 0},
-	    {"INTERNALDATE", F_INTERNALDATE, 0},
-	    {"RFC822.SIZE", F_SIZE, 0},
-	    {"ENVELOPE", F_ENVELOPE, 0},
-	    {"BODY", F_BODY, 0},
-	    {"BODYSTRUCTURE", F_BODYSTRUCTURE, 0},
-	    {"RFC822", F_SECTION, MIME_SECTION_ALL},
-	    {"RFC822.HEADER", F_SECTION, MIME_SECTION_HEADER},
-	    {"RFC822.TEXT", F_SECTION, MIME_SECTION_TEXT},
-	};
-	const char *br = strchr(atom, '['), *end;
-	size_t name_len = br ? (size_t)(br - atom) : strlen(atom);
-	bool binary = false;
-
-	if (br == NULL) {
-		for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]);
-		     i++) {
-			if (strcasecmp(atom, simple[i].name) != 0)
-				continue;
-			it->kind = simple[i].kind;
-			it->sec.kind = simple[i].sec;
-			/* RFC822.HEADER does not set \Seen; RFC822 and
-			 * RFC822.TEXT do. */
-			it->peek = simple[i].sec == MIME_SECTION_HEADER;
-			snprintf(it->label, sizeof(it->label), "%s",
-				 simple[i].name);
-			return true;
-		}
-		return false;
-	}
-	if (name_len == 4 && strncasecmp(atom, "BODY", 4) == 0) {
-		it->kind = F_SECTION;
-	} else if (name_len == 9 && strncasecmp(atom, "BODY.PEEK", 9) == 0) {
-		it->kind = F_SECTION;
-		it->peek = true;
-	} else if (name_len == 6 && strncasecmp(atom, "BINARY", 6) == 0) {
-		it->kind = F_BINARY;
-		binary = true;
-	} else if (name_len == 11 &&
-		   strncasecmp(atom, "BINARY.PEEK", 11) == 0) {
-		it->kind = F_BINARY;
-		it->peek = binary = true;
-	} else if (name_len == 11 &&
-		   strncasecmp(atom, "BINARY.SIZE", 11) == 0) {
-		it->kind = F_BINARY_SIZE;
-		it->peek = binary = true;
-	} else {
-		return false;
-	}
-	end = strchr(br, ']');
-	if (end == NULL ||
-	    !fetch_parse_section(br + 1, (size_t)(end - br - 1), it, binary))
-		return false;
-	/* The response names the section as asked, without PEEK. */
-	snprintf(it->label, sizeof(it->label), "%s[%.*s]",
-		 it->kind == F_SECTION	? "BODY"
-		 : it->kind == F_BINARY ? "BINARY"
-					: "BINARY.SIZE",
-		 (int)(end - br - 1), br + 1);
-	for (char *c = it->label; *c != '\0'; c++)
-		if (*c >= 'a' && *c <= 'z')
-			*c = (char)(*c - 'a' + 'A');
-	end++;
-	if (*end == '<' && it->kind != F_BINARY_SIZE) {
-		unsigned long long o, c;
-		char close;
-
-		if (sscanf(end, "<%llu.%llu%c", &o, &c, &close) != 3 ||
-		    close != '>' || c == 0 || strchr(end, '>')[1] != '\0')
-			return false;
-		it->partial = true;
-		it->origin = o;
-		it->count = c;
-		size_t l = strlen(it->label);
-		snprintf(it->label + l, sizeof(it->label) - l, "<%llu>", o);
-		return true;
-	}
-	return *end == '\0';
-}
-
-static bool fetch_parse_section(const char *spec, size_t len,
-				struct fetch_item *it, bool binary)
-{
-	size_t i = 0;
-	const char *rest;
-	size_t rest_len;
-
-	while (i < len && spec[i] >= '0' && spec[i] <= '9') {
-		unsigned long part = 0;
-
-		while (i < len && spec[i] >= '0' && spec[i] <= '9') {
-			part = part * 10 + (unsigned long)(spec[i] - '0');
-			if (part > 100000)
-				return false;
-			i++;
-		}
-		if (part == 0 || it->sec.depth >= 32)
-			return false;
-		it->sec.part[it->sec.depth++] = (unsigned)part;
-		if (i < len && spec[i] == '.')
-			i++;
-		else
-			break;
-	}
-	rest = spec + i;
-	rest_len = len - i;
-	it->sec.kind = MIME_SECTION_ALL;
-	if (binary)
-		return rest_len == 0;
-	if (rest_len == 0)
-		return true;
-	if (rest_len == 6 && strncasecmp(rest, "HEADER", 6) == 0) {
-		it->sec.kind = MIME_SECTION_HEADER;
-	} else if (rest_len == 4 && strncasecmp(rest, "TEXT", 4) == 0) {
-		it->sec.kind = MIME_SECTION_TEXT;
-	} else if (rest_len == 4 && strncasecmp(rest, "MIME", 4) == 0 &&
-		   it->sec.depth > 0) {
-		it->sec.kind = MIME_SECTION_MIME;
-	} else if (rest_len > 14 &&
-		   strncasecmp(rest, "HEADER.FIELDS", 13) == 0) {
-		const char *p = rest + 13, *e = rest + rest_len;
-
-		it->sec.kind = MIME_SECTION_HEADER_FIELDS;
-		if (e - p > 4 && strncasecmp(p, ".NOT", 4) == 0) {
-			it->sec.kind = MIME_SECTION_HEADER_FIELDS_NOT;
-			p += 4;
-		}
-		if (p >= e || *p++ != ' ' || p >= e || *p++ != '(' ||
-		    e[-1] != ')')
-			return false;
-		e--;
-		while (p < e) {
-			const char *w = p;
-
-			while (p < e && *p != ' ')
-				p++;
-			if (p > w) {
-				size_t wl = (size_t)(p - w);
-
-				if (*w == '"' && wl >= 2 && w[wl - 1] == '"') {
-					w++;
-					wl -= 2;
-				}
-				it->fields = xreallocarray(
-				    it->fields, it->sec.field_count + 1,
-				    sizeof(*it->fields));
-				it->fields[it->sec.field_count++] =
-				    xstrndup(w, wl);
-			}
-			while (p < e && *p == ' ')
-				p++;
-		}
-		if (it->sec.field_count == 0)
-			return false;
-		it->sec.fields = (const char *const *)it->fields;
-	} else {
-		return false;
-	}
-	return true;
 }
 
 /* The message in wire form (CRLF), malloc'ed; NULL if it is gone. */
@@ -340,6 +84,9 @@ static char *fetch_load_wire(struct imap_session *s, size_t seq0, size_t *len_r)
 		len += msg_wire_convert(&w, in, (size_t)n, out + len);
 	}
 	close(fd);
+	/* As the index counts RFC822.SIZE (msg_wire_size_fd()): a last line
+	 * without its end gets a CRLF. */
+	len += msg_wire_finish(&w, out + len);
 	*len_r = len;
 	return out;
 }
@@ -389,7 +136,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 	bool first = true, seen_now = false, flags_asked = false;
 	struct buf *tmp = NULL;
 
-	if (job->need_wire) {
+	if (job->fetch.needs_message) {
 		wire = fetch_load_wire(s, seq0, &wire_len);
 		if (wire == NULL)
 			return; /* expunged meanwhile: RFC 9051 allows
@@ -400,7 +147,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 			return;
 		}
 	}
-	if (job->sets_seen && !s->readonly && !(m->flags & MAIL_SEEN)) {
+	if (job->fetch.sets_seen && !s->readonly && !(m->flags & MAIL_SEEN)) {
 		char error[256];
 
 		if (mail_view_store(s->view, seq0, MAIL_STORE_ADD, MAIL_SEEN, 0,
@@ -410,23 +157,24 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 	}
 	conn_printf(s->conn, "* %zu FETCH (", seq0 + 1);
 #define SEP() (first ? (first = false, "") : " ")
-	if (job->uid)
-		conn_printf(s->conn, "%sUID %u", SEP(), m->uid);
-	for (size_t i = 0; i < job->item_count; i++) {
-		struct fetch_item *it = &job->items[i];
+	for (size_t i = 0; i < job->fetch.count; i++) {
+		const struct imap_fetch_att *it = &job->fetch.atts[i];
 		size_t off = 0, len = 0;
 
-		switch (it->kind) {
-		case F_FLAGS:
+		switch (it->item) {
+		case IMAP_FETCH_FLAGS:
 			flags_asked = true;
 			imap_mailbox_format_flags(s, m, flags, sizeof(flags));
 			conn_printf(s->conn, "%sFLAGS (%s)", SEP(), flags);
 			break;
-		case F_UID:
-			if (!job->uid)
-				conn_printf(s->conn, "%sUID %u", SEP(), m->uid);
+		case IMAP_FETCH_UID:
+			conn_printf(s->conn, "%sUID %u", SEP(), m->uid);
 			break;
-		case F_INTERNALDATE:
+		case IMAP_FETCH_MODSEQ:
+			conn_printf(s->conn, "%sMODSEQ (%llu)", SEP(),
+				    (unsigned long long)m->modseq);
+			break;
+		case IMAP_FETCH_INTERNALDATE:
 			if (imap_datetime_format(m->internaldate, 0, date,
 						 sizeof(date)) < 0)
 				snprintf(date, sizeof(date),
@@ -434,34 +182,39 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 			conn_printf(s->conn, "%sINTERNALDATE \"%s\"", SEP(),
 				    date);
 			break;
-		case F_SIZE:
+		case IMAP_FETCH_RFC822_SIZE:
 			conn_printf(
 			    s->conn, "%sRFC822.SIZE %llu", SEP(),
 			    (unsigned long long)(wire ? wire_len : m->size));
 			break;
-		case F_ENVELOPE:
-		case F_BODY:
-		case F_BODYSTRUCTURE:
+		case IMAP_FETCH_ENVELOPE:
+		case IMAP_FETCH_BODY:
+		case IMAP_FETCH_BODYSTRUCTURE:
 			tmp = buf_new(64 * 1024 * 1024);
-			if (it->kind == F_ENVELOPE)
+			if (it->item == IMAP_FETCH_ENVELOPE)
 				mime_write_envelope(msg, wire, tmp);
 			else
 				mime_write_bodystructure(
-				    msg, wire, it->kind == F_BODYSTRUCTURE,
-				    tmp);
+				    msg, wire,
+				    it->item == IMAP_FETCH_BODYSTRUCTURE, tmp);
 			conn_printf(s->conn, "%s%s ", SEP(), it->label);
 			conn_write(s->conn, buf_data(tmp), buf_len(tmp));
 			buf_free(&tmp);
 			break;
-		case F_SECTION:
+		case IMAP_FETCH_RFC822:
+		case IMAP_FETCH_RFC822_HEADER:
+		case IMAP_FETCH_RFC822_TEXT:
+		case IMAP_FETCH_BODY_SECTION:
 			conn_printf(s->conn, "%s%s ", SEP(), it->label);
-			if (it->sec.kind == MIME_SECTION_HEADER_FIELDS ||
-			    it->sec.kind == MIME_SECTION_HEADER_FIELDS_NOT) {
+			if (it->section.kind == MIME_SECTION_HEADER_FIELDS ||
+			    it->section.kind ==
+				MIME_SECTION_HEADER_FIELDS_NOT) {
 				tmp = buf_new(MIME_MAX_HEADER_BYTES + 4);
-				mime_section_fields(msg, wire, &it->sec, tmp);
+				mime_section_fields(msg, wire, &it->section,
+						    tmp);
 				off = 0;
 				len = buf_len(tmp);
-			} else if (mime_section_range(msg, &it->sec, &off,
+			} else if (mime_section_range(msg, &it->section, &off,
 						      &len) < 0) {
 				off = len = 0;
 			}
@@ -471,7 +224,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 
 				if (it->partial) {
 					uint64_t o =
-					    it->origin < len ? it->origin : len;
+					    it->offset < len ? it->offset : len;
 					uint64_t c = len - o < it->count
 							 ? len - o
 							 : it->count;
@@ -483,13 +236,13 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 			}
 			buf_free(&tmp);
 			break;
-		case F_BINARY:
-		case F_BINARY_SIZE: {
+		case IMAP_FETCH_BINARY:
+		case IMAP_FETCH_BINARY_SIZE: {
 			int r;
 
 			tmp = buf_new(64 * 1024 * 1024);
-			r = mime_binary(msg, wire, it->sec.part, it->sec.depth,
-					tmp);
+			r = mime_binary(msg, wire, it->section.part,
+					it->section.depth, tmp);
 			if (r == -2) {
 				/* RFC 3516: [UNKNOWN-CTE]; the item is
 				 * left out of this response. */
@@ -497,7 +250,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 				break;
 			}
 			conn_printf(s->conn, "%s%s ", SEP(), it->label);
-			if (it->kind == F_BINARY_SIZE) {
+			if (it->item == IMAP_FETCH_BINARY_SIZE) {
 				conn_printf(s->conn, "%zu", buf_len(tmp));
 			} else {
 				const char *base = buf_data(tmp);
@@ -505,7 +258,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 				len = buf_len(tmp);
 				if (it->partial) {
 					uint64_t o =
-					    it->origin < len ? it->origin : len;
+					    it->offset < len ? it->offset : len;
 					uint64_t c = len - o < it->count
 							 ? len - o
 							 : it->count;
@@ -563,18 +316,21 @@ void imap_commands_job_run(struct imap_session *s)
 void imap_cmd_fetch(struct imap_session *s, const struct imap_args *a)
 {
 	struct imap_job *job = xcalloc(1, sizeof(*job));
-	const char *err;
+	const char *err = "Invalid FETCH arguments.";
+	char cause[160];
 
 	job->uid = a->uid;
 	if (a->n < 2 || a->v[0].type != IMAP_ARG_ATOM ||
 	    imap_seqset_parse(a->v[0].str, a->v[0].len, &job->set, &err) < 0 ||
-	    !fetch_parse_items(s, &a->v[1], job) ||
-	    (a->n > 2 && a->v[2].type != IMAP_ARG_LIST)) {
+	    imap_fetch_parse(a->v + 1, a->n - 1, &job->fetch, &err) < 0) {
 		fetch_job_free(&job);
-		imap_refuse(s, "BAD", NULL, "Invalid FETCH arguments.",
-			    "FETCH syntax");
+		snprintf(cause, sizeof(cause), "FETCH: %s", err);
+		imap_refuse(s, "BAD", NULL, err, cause);
 		return;
 	}
+	/* RFC 9051 6.4.9: UID FETCH answers UID whether asked or not. */
+	if (a->uid)
+		imap_fetch_ensure_uid(&job->fetch);
 	if (!imap_mailbox_resolve_set(s, &job->set, a->uid)) {
 		fetch_job_free(&job);
 		return;
@@ -595,59 +351,43 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 {
 	struct imap_seqset set;
 	struct imap_seqset_iter it;
-	enum mail_store_mode mode = MAIL_STORE_SET;
-	const char *item, *err, **kw = NULL;
-	const struct imap_arg *fl;
-	size_t fl_n, kc = 0;
+	struct imap_store req;
+	enum mail_store_mode mode;
+	const char *err = "Invalid STORE arguments.";
 	uint32_t flags, n;
 	uint64_t kwbits = 0;
 	bool silent;
 	char error[256], out[2048];
 
+	memset(&req, 0, sizeof(req));
 	if (a->n < 3 || a->v[0].type != IMAP_ARG_ATOM ||
-	    a->v[1].type != IMAP_ARG_ATOM) {
-		imap_refuse(s, "BAD", NULL, "Invalid STORE arguments.",
-			    "STORE syntax");
+	    imap_store_parse(a->v + 1, a->n - 1, &req, &err) < 0) {
+		snprintf(error, sizeof(error), "STORE: %s", err);
+		imap_refuse(s, "BAD", NULL, err, error);
 		return;
 	}
-	item = a->v[1].str;
-	if (*item == '+' || *item == '-') {
-		mode = *item == '+' ? MAIL_STORE_ADD : MAIL_STORE_REMOVE;
-		item++;
-	}
-	silent = strcasecmp(item, "FLAGS.SILENT") == 0;
-	if (!silent && strcasecmp(item, "FLAGS") != 0) {
-		imap_refuse(s, "BAD", NULL, "STORE takes FLAGS.",
-			    "STORE of an unknown item");
-		return;
-	}
-	if (a->n == 3 && a->v[2].type == IMAP_ARG_LIST) {
-		fl = a->v[2].list;
-		fl_n = a->v[2].list_count;
-	} else {
-		fl = &a->v[2];
-		fl_n = a->n - 2;
-	}
-	if (!imap_mailbox_parse_flags(s, fl, fl_n, &flags, &kw, &kc))
-		return;
 	if (s->readonly) {
-		free(kw);
+		imap_store_free(&req);
 		imap_refuse(s, "NO", "READ-ONLY", "Mailbox is read-only.",
 			    "STORE in a read-only mailbox");
 		return;
 	}
-	for (size_t k = 0; k < kc; k++) {
-		int bit = mail_view_keyword_bit(s->view, kw[k], true);
+	mode = req.mode;
+	silent = req.silent;
+	flags = req.flags.system & ~(uint32_t)MAIL_RECENT;
+	for (size_t k = 0; k < req.flags.keyword_count; k++) {
+		int bit =
+		    mail_view_keyword_bit(s->view, req.flags.keywords[k], true);
 
 		if (bit < 0) {
-			free(kw);
+			imap_store_free(&req);
 			imap_refuse(s, "NO", "LIMIT", "Too many keywords.",
 				    "keyword limit reached");
 			return;
 		}
 		kwbits |= (uint64_t)1 << bit;
 	}
-	free(kw);
+	imap_store_free(&req);
 	if (imap_seqset_parse(a->v[0].str, a->v[0].len, &set, &err) < 0) {
 		imap_refuse(s, "BAD", NULL, "Invalid sequence set.",
 			    "STORE syntax");

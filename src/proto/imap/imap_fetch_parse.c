@@ -154,17 +154,20 @@ static const char *item_name(enum imap_fetch_item item)
 
 static void add_att(struct imap_fetch *f, const struct imap_fetch_att *att)
 {
-	struct imap_fetch_att *grown =
-	    imap_arena_alloc(f->arena, (f->count + 1) * sizeof(*grown));
+	if (f->count == f->cap) {
+		/* doubling: the arena keeps the old array until the end */
+		size_t cap = f->cap < 8 ? 8 : f->cap * 2;
+		struct imap_fetch_att *grown =
+		    imap_arena_alloc(f->arena, cap * sizeof(*grown));
 
-	/* Lists are short (bounded by IMAP_MAX_ARGS); copying keeps the
-	 * arena simple. */
-	if (f->count > 0)
-		memcpy(grown, f->atts, f->count * sizeof(*grown));
-	grown[f->count] = *att;
-	if (grown[f->count].label == NULL)
-		grown[f->count].label = item_name(att->item);
-	f->atts = grown;
+		if (f->count > 0)
+			memcpy(grown, f->atts, f->count * sizeof(*grown));
+		f->atts = grown;
+		f->cap = cap;
+	}
+	f->atts[f->count] = *att;
+	if (f->atts[f->count].label == NULL)
+		f->atts[f->count].label = item_name(att->item);
 	f->count++;
 	switch (att->item) {
 	case IMAP_FETCH_FLAGS:
@@ -554,6 +557,10 @@ static int parse_flag(const struct imap_arg *arg, struct imap_arena *arena,
 	for (size_t i = 0; i < out->keyword_count; i++) {
 		if (imap_arg_is_atom(arg, out->keywords[i]))
 			return 0;
+	}
+	if (out->keyword_count == MAIL_MAX_KEYWORDS) {
+		*error_r = "Too many keywords";
+		return -1;
 	}
 	if (out->keyword_count == *cap) {
 		const char **grown;

@@ -53,6 +53,7 @@ struct imap_fetch_att {
 struct imap_fetch {
 	struct imap_fetch_att *atts;
 	size_t count;
+	size_t cap; /* allocated entries of atts */
 	/* Some item sets \Seen (BODY[...] without PEEK, RFC822,
 	 * RFC822.TEXT, BINARY[...]): on a read-write mailbox the session
 	 * sets it and answers FLAGS too. */
@@ -82,7 +83,8 @@ void imap_fetch_free(struct imap_fetch *fetch);
 /*
  * Flags as STORE and APPEND take them: system flags as enum mail_flag
  * bits (\Seen \Answered \Flagged \Deleted \Draft), keywords as atoms
- * (deduplicated case-insensitively, at most MAIL_MAX_KEYWORD_LEN long).
+ * (deduplicated case-insensitively, at most MAIL_MAX_KEYWORD_LEN long,
+ * at most MAIL_MAX_KEYWORDS different ones: no folder can hold more).
  * \Recent cannot be set by a client and \* is only a PERMANENTFLAGS
  * announcement: both are refused, as is any other "\" flag.
  */

@@ -512,7 +512,7 @@ bool imap_list_status_items_ok(const struct imap_arg *items)
 
 /* IDLE (RFC 2177) */
 
-/* Without a notification watch, an IDLE session looks once a second:
+/* Without a notification watch, an IDLE session looks twice a second:
  * still "within a second", at a cost only while it idles. */
 static void imap_idle_poll(evutil_socket_t fd, short what, void *arg)
 {
@@ -548,11 +548,11 @@ void imap_cmd_idle(struct imap_session *s, const struct imap_args *a)
 		    mail_notify_new(s->env->base, s->folder_fd, imap_notify_cb,
 				    s, error, sizeof(error));
 	if (s->notify == NULL) {
-		struct timeval second = {1, 0};
+		struct timeval half = {0, 500 * 1000};
 
 		s->idle_poll =
 		    event_new(s->env->base, -1, EV_PERSIST, imap_idle_poll, s);
-		event_add(s->idle_poll, &second);
+		event_add(s->idle_poll, &half);
 	}
 	s->idling = true;
 	conn_printf(s->conn, "+ idling\r\n");

@@ -531,17 +531,22 @@ static int parse_atom(struct parse_ctx *ctx, struct imap_arg *arg)
 {
 	const char *start = ctx->p;
 	const char *p = start;
+	bool brackets = true;
 
 	while (p < ctx->end && *p != ' ' && *p != '(' && *p != ')') {
 		unsigned char c = (unsigned char)*p;
 
-		if (c == '[') {
+		if (c == '[' && brackets) {
 			const char *after = atom_bracket_end(p + 1, ctx->end);
 
 			if (after != NULL) {
 				p = after;
 				continue;
 			}
+			/* One unmatched '[' ends the matching for this atom:
+			 * trying again at every later '[' would make a line
+			 * of them cost its length squared. */
+			brackets = false;
 		}
 		if (c == '\r' || c == '\n')
 			return fail(ctx, "Unexpected CR or LF");
@@ -595,4 +600,49 @@ bool imap_arg_is_atom(const struct imap_arg *arg, const char *word)
 			return false;
 	}
 	return true;
+}
+
+int imap_write_string(struct buf *out, const char *s, size_t len, bool utf8_ok)
+{
+	bool quotable = true;
+	bool eight_bit = false;
+	int r = 0;
+
+	for (size_t i = 0; i < len && quotable; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\0' || c == '\r' || c == '\n')
+			quotable = false;
+		eight_bit |= c >= 0x80;
+	}
+	if (eight_bit && (!utf8_ok || !imap_utf8_valid(s, len)))
+		quotable = false;
+	if (!quotable) {
+		if (buf_printf(out, "{%zu}\r\n", len) < 0)
+			return -1;
+		return buf_append(out, s, len);
+	}
+	r |= buf_append(out, "\"", 1);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			r |= buf_append(out, "\\", 1);
+		r |= buf_append(out, s + i, 1);
+	}
+	r |= buf_append(out, "\"", 1);
+	return r < 0 ? -1 : 0;
+}
+
+int imap_write_astring(struct buf *out, const char *s, size_t len, bool utf8_ok)
+{
+	bool atom = len > 0 && !(len == 3 && (s[0] | 0x20) == 'n' &&
+				 (s[1] | 0x20) == 'i' && (s[2] | 0x20) == 'l');
+
+	for (size_t i = 0; i < len && atom; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		atom = is_atom_char(c) || c == ']';
+	}
+	if (atom)
+		return buf_append(out, s, len);
+	return imap_write_string(out, s, len, utf8_ok);
 }

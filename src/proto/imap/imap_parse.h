@@ -5,6 +5,13 @@
  * (no I/O): the session collects the bytes (answering "+ " to synchronising
  * literals), the fuzzers and unit tests drive this directly. Bounded by
  * IMAP_MAX_* in lib/postd_limits.h.
+ *
+ * The higher-level parsers take the argument tree made here:
+ *   imap_seqset.h      sequence sets ("1:*", "$"), resolve, iterate, write
+ *   imap_fetch_parse.h FETCH attributes and sections; STORE/APPEND flags
+ *   imap_search.h      SEARCH programs, their evaluation, ESEARCH
+ *   imap_mutf7.h       modified UTF-7 mailbox names <-> UTF-8
+ *   imap_date.h        date and date-time (SEARCH, APPEND, INTERNALDATE)
  */
 #ifndef POSTD_IMAP_PARSE_H
 #define POSTD_IMAP_PARSE_H
@@ -13,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lib/buf.h"
 #include "lib/postd_limits.h"
 
 /*
@@ -66,6 +74,19 @@ struct imap_command {
  * space or ')', as fetch-att and section need. Returns 0, or -1 with
  * *error_r (for "BAD": safe to send) and, when the tag could be read,
  * cmd->tag set (else "*").
+ *
+ * What is read: tag = ASTRING-CHARs but '+'; the name = ATOM-CHARs (at
+ * most 31, upper-cased); arguments separated by spaces (extra spaces are
+ * tolerated, a missing one is not). Atoms may also hold '%', '*', ']'
+ * and '\' (LIST patterns, sets, flags), never CTL, 8-bit, '"' or '{'.
+ * Quoted strings take only \\ and \" escapes, no CR/LF/NUL, and 8-bit
+ * only as valid UTF-8. A {N} literal may not hold NUL; a ~{N} literal8
+ * may. Errors: a bad tag or name, unterminated quoted string or list,
+ * unexpected ')', a malformed or short literal, more than IMAP_MAX_ARGS
+ * arguments (lists counted) or lists deeper than IMAP_MAX_LIST_DEPTH.
+ *
+ * On success everything in *cmd lives until imap_command_free(); on
+ * failure nothing is left allocated (imap_command_free() is harmless).
  */
 int imap_parse_command(const char *wire, size_t len, struct imap_command *cmd,
 		       const char **error_r);
@@ -90,6 +111,17 @@ void imap_arena_free(struct imap_arena **arena);
 void *imap_arena_alloc(struct imap_arena *arena, size_t size);
 /* A NUL-terminated copy of s[0..len). */
 char *imap_arena_strndup(struct imap_arena *arena, const char *s, size_t len);
+
+/*
+ * For responses: s[0..len) as an IMAP string, quoted ("\\" and "\"" escaped)
+ * when it can be, else as a literal "{N}\r\n..." (CR, LF or NUL inside, or
+ * 8-bit when !utf8_ok or not valid UTF-8). imap_write_astring() writes
+ * an atom when every byte is an ASTRING-CHAR and s is not "NIL".
+ * Return 0, or -1 when out is full.
+ */
+int imap_write_string(struct buf *out, const char *s, size_t len, bool utf8_ok);
+int imap_write_astring(struct buf *out, const char *s, size_t len,
+		       bool utf8_ok);
 
 /* True when s[0..len) is valid UTF-8 (no overlong forms, no surrogates). */
 bool imap_utf8_valid(const char *s, size_t len);

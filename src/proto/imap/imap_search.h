@@ -78,7 +78,12 @@ struct imap_search_key {
 	size_t child_count;
 };
 
-/* RETURN options (RFC 4731, RFC 5182). */
+/*
+ * RETURN options (RFC 4731, RFC 5182). SAVE keeps the result for "$":
+ * all of it, except that with MIN and/or MAX but neither ALL nor COUNT
+ * only those messages are kept (RFC 5182); a failed SEARCH empties
+ * the saved result. The session keeps it as UIDs.
+ */
 #define IMAP_SEARCH_RET_MIN (1u << 0)
 #define IMAP_SEARCH_RET_MAX (1u << 1)
 #define IMAP_SEARCH_RET_ALL (1u << 2)
@@ -116,7 +121,7 @@ void imap_search_free(struct imap_search *search);
  * sequence sets against max_seq (numbers beyond it match nothing), UID
  * sets against max_uid (RFC 9051 6.4.8's '*' rule), and "$" to a copy of
  * saved_uids (a resolved set of UIDs; NULL or empty: "$" matches
- * nothing, RFC 5182 2.1). Call again after the mailbox changed.
+ * nothing, RFC 5182). Call again after the mailbox changed.
  */
 void imap_search_resolve(struct imap_search *search, uint32_t max_seq,
 			 uint32_t max_uid,
