@@ -64,6 +64,8 @@ static struct sort_item *sort_items(struct imap_session *s,
 				    const size_t *seq0s, size_t count,
 				    bool keys, const struct sort_program *prog);
 static void sort_items_free(struct sort_item *items, size_t count);
+static int sort_cmp_num(uint64_t x, uint64_t y);
+static int sort_cmp_time(time_t x, time_t y);
 static int sort_item_cmp(const void *a, const void *b);
 static void sort_reply(struct imap_session *s, const struct imap_args *a,
 		       const struct sort_return *r, const uint32_t *ids,
@@ -222,6 +224,11 @@ static int sort_cmp_num(uint64_t x, uint64_t y)
 	return x < y ? -1 : x > y;
 }
 
+static int sort_cmp_time(time_t x, time_t y)
+{
+	return x < y ? -1 : x > y;
+}
+
 static int sort_item_cmp(const void *a, const void *b)
 {
 	const struct sort_item *x = a, *y = b;
@@ -232,14 +239,10 @@ static int sort_item_cmp(const void *a, const void *b)
 
 		switch (p->keys[i]) {
 		case SORT_ARRIVAL:
-			c = x->arrival < y->arrival   ? -1
-			    : x->arrival > y->arrival ? 1
-						      : 0;
+			c = sort_cmp_time(x->arrival, y->arrival);
 			break;
 		case SORT_DATE:
-			c = x->k.sent < y->k.sent   ? -1
-			    : x->k.sent > y->k.sent ? 1
-						    : 0;
+			c = sort_cmp_time(x->k.sent, y->k.sent);
 			break;
 		case SORT_SIZE:
 			c = sort_cmp_num(x->size, y->size);
