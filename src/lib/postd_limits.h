@@ -476,6 +476,16 @@
 #define IMAP_MAX_SEQ_RANGES 10000
 /* Keys in one SEARCH program. */
 #define IMAP_MAX_SEARCH_KEYS 1000
+/* -- SORT and THREAD (imap_sort.c, imap_sortkeys.c, imap_thread.c) -- */
+/* Keys of one SORT: RFC 5256 has nine kinds, each with REVERSE. */
+#define IMAP_MAX_SORT_KEYS 32
+/* msg-ids of one References field that THREAD links (the last ones, the
+ * nearest ancestors). */
+#define IMAP_MAX_THREAD_REFS 100
+/* Depth of a THREAD=REFERENCES tree: a link that would make a thread
+ * deeper is not made (as a loop is not), so that the loop checks and the
+ * walks stay bounded whatever the References fields say. */
+#define IMAP_MAX_THREAD_DEPTH 1000
 /* -- session (imap_session.c, imap_commands*.c) -- */
 /* RFC 9051 section 5.4: the autologout timer of an authenticated session
  * is at least 30 minutes; IDLE clients re-issue it every 29 minutes. */

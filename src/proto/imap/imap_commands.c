@@ -23,6 +23,7 @@
 #include "proto/common/sasl.h"
 #include "proto/imap/imap_folders.h"
 #include "proto/imap/imap_mailbox.h"
+#include "proto/imap/imap_sort.h"
 #include "storage/folder.h"
 #include "storage/maildir.h"
 
@@ -91,6 +92,9 @@ static const struct imap_command_row imap_commands[] = {
     [IMAP_CMD_COPY] = {IMAP_CMD_COPY, "COPY", imap_cmd_copy, ST_SEL, true},
     [IMAP_CMD_MOVE] = {IMAP_CMD_MOVE, "MOVE", imap_cmd_move, ST_SEL, true},
     [IMAP_CMD_SEARCH] = {IMAP_CMD_SEARCH, "SEARCH", imap_cmd_search, ST_SEL,
+			 true},
+    [IMAP_CMD_SORT] = {IMAP_CMD_SORT, "SORT", imap_cmd_sort, ST_SEL, true},
+    [IMAP_CMD_THREAD] = {IMAP_CMD_THREAD, "THREAD", imap_cmd_thread, ST_SEL,
 			 true},
 };
 _Static_assert(POSTD_N_ELEMENTS(imap_commands) == IMAP_CMD_COUNT,
@@ -180,9 +184,11 @@ void imap_commands_dispatch(struct imap_session *s, const char *wire,
 		s->bad_commands = 0;
 		/* RFC 9051 7.5.1: no EXPUNGE while sequence numbers are in
 		 * use (FETCH, STORE, SEARCH; their UID forms may). */
-		s->allow_expunge = a.uid || (row->cmd != IMAP_CMD_FETCH &&
-					     row->cmd != IMAP_CMD_STORE &&
-					     row->cmd != IMAP_CMD_SEARCH);
+		s->allow_expunge =
+		    a.uid ||
+		    (row->cmd != IMAP_CMD_FETCH && row->cmd != IMAP_CMD_STORE &&
+		     row->cmd != IMAP_CMD_SEARCH && row->cmd != IMAP_CMD_SORT &&
+		     row->cmd != IMAP_CMD_THREAD);
 		/* What others changed is seen by this command: new
 		 * messages and flags first (they shift no sequence
 		 * number); expunges wait for the end of the command. */
@@ -210,7 +216,8 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 	    out, size,
 	    " NAMESPACE IDLE UNSELECT UIDPLUS MOVE SPECIAL-USE "
 	    "CREATE-SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH "
-	    "SEARCHRES STATUS=SIZE BINARY APPENDLIMIT=%u",
+	    "SEARCHRES STATUS=SIZE BINARY SORT SORT=DISPLAY ESORT CONTEXT=SORT "
+	    "THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT=%u",
 	    s->env->cfg->max_message_size);
 }
 

@@ -16,6 +16,7 @@
 #include "mime/mime.h"
 #include "proto/imap/imap_mailbox.h"
 #include "proto/imap/imap_search.h"
+#include "proto/imap/imap_sort.h"
 #include "storage/msg_wire.h"
 
 /* One message being matched. */
@@ -238,4 +239,59 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	free(hits);
 	free(uids);
 	imap_reply_tagged(s, "OK", NULL, "SEARCH completed.");
+}
+
+/* SORT and THREAD (imap_sort.c) run the same program: the matching
+ * messages' indexes, or false after a BAD. */
+bool imap_search_collect(struct imap_session *s, const struct imap_arg *v,
+			 size_t n, size_t **seq0s_r, size_t *count_r)
+{
+	struct imap_search search;
+	struct imap_seqset saved;
+	struct search_msg c;
+	const char *error;
+	uint32_t max_uid;
+	size_t count = 0, total = mail_view_count(s->view);
+	size_t *seq0s;
+	char cause[160];
+
+	memset(&search, 0, sizeof(search));
+	/* the charset was SORT's or THREAD's own argument: what follows is
+	 * keys only */
+	if (n > 0 && (imap_arg_is_atom(&v[0], "RETURN") ||
+		      imap_arg_is_atom(&v[0], "CHARSET"))) {
+		imap_refuse(s, "BAD", NULL, "Invalid search program.",
+			    "search program starting with RETURN/CHARSET");
+		return false;
+	}
+	if (imap_search_parse(v, n, &search, &error) != IMAP_SEARCH_OK) {
+		snprintf(cause, sizeof(cause), "search program: %s", error);
+		imap_refuse(s, "BAD", NULL, error, cause);
+		return false;
+	}
+	memset(&saved, 0, sizeof(saved));
+	for (size_t i = 0; i < s->saved_count; i++)
+		imap_seqset_add(&saved, s->saved_uids[i], s->saved_uids[i]);
+	imap_seqset_normalize(&saved);
+	max_uid = mail_view_uidnext(s->view) - 1;
+	if (total > 0 && mail_view_msg(s->view, total - 1)->uid > max_uid)
+		max_uid = mail_view_msg(s->view, total - 1)->uid;
+	imap_search_resolve(&search, (uint32_t)total, max_uid, &saved);
+	imap_seqset_free(&saved);
+	seq0s = xcalloc(total + 1, sizeof(*seq0s));
+	for (size_t i = 0; i < total; i++) {
+		memset(&c, 0, sizeof(c));
+		c.s = s;
+		c.seq0 = i;
+		c.m = mail_view_msg(s->view, i);
+		if (!c.m->expunged &&
+		    imap_search_match(&search, &search_ops, &c))
+			seq0s[count++] = i;
+		mime_free(&c.msg);
+		free(c.wire);
+	}
+	imap_search_free(&search);
+	*seq0s_r = seq0s;
+	*count_r = count;
+	return true;
 }
