@@ -43,8 +43,9 @@ static void test_every_command_has_its_own_row(void **state)
  * and no command that changes the login state after login. */
 static void test_uid_forms_and_login_states(void **state)
 {
-	static const char *const uid_forms[] = {"COPY", "EXPUNGE", "FETCH",
-						"MOVE", "SEARCH",  "STORE"};
+	static const char *const uid_forms[] = {"COPY",	 "EXPUNGE", "FETCH",
+						"MOVE",	 "SEARCH",  "SORT",
+						"STORE", "THREAD"};
 	size_t count;
 	const struct imap_command_row *rows = imap_commands_table(&count);
 
