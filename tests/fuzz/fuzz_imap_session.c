@@ -8,8 +8,10 @@
  * the authenticated states; odd: the fuzzer's bytes come first (the
  * not-authenticated state), then a fixed login and SELECT. The stream is
  * written, the client side is half-closed, and the event loop runs
- * (bounded by iterations, never by time) until the session has ended; a
- * session that keeps waiting is told the server is stopping. Replies are
+ * (bounded by iterations, never by time) until the session has ended:
+ * after the client's EOF it must answer what it got and end by itself
+ * (a session still waiting then is a hang, and crashes the target); one
+ * that stopped reading first is told the server is stopping. Replies are
  * read and discarded. Whatever the bytes, the session must end, free
  * everything (ASan's leak check) and never trip an assertion.
  *
@@ -326,8 +328,13 @@ static void fuzz_session_run(const uint8_t *stream, size_t len)
 		progress |= fuzz_drain(sv[1], &eof) | st.auth_active;
 		quiet = progress ? 0 : quiet + 1;
 		if (quiet >= FUZZ_IDLE_PASSES && !stopped) {
-			/* Waiting for more input (IDLE, a literal) or
-			 * output space: the server stops, as at shutdown. */
+			/* Once the client's input has ended, every command
+			 * is answered and the session ends on its own
+			 * (conn.h: the peer's EOF); one still waiting is
+			 * stuck. Otherwise the session stopped reading
+			 * (after LOGOUT, or paused): stop it, as at
+			 * shutdown. */
+			FUZZ_CHECK(!half_closed);
 			conn_shutdown_all();
 			stopped = true;
 			quiet = 0;
