@@ -122,6 +122,7 @@ static struct fuzz_state st;
 static int fuzz_remove_entry(const char *path, const struct stat *sb, int type,
 			     struct FTW *ftw);
 static void fuzz_mailbox_reset(void);
+static void fuzz_remove_tree(void);
 static void fuzz_deliver(int folder_fd, const char *msg);
 static void fuzz_auth_cb(evutil_socket_t fd, short what, void *arg);
 static void fuzz_session_run(const uint8_t *data, size_t size);
@@ -134,6 +135,12 @@ static int fuzz_remove_entry(const char *path, const struct stat *sb, int type,
 	if (type == FTW_DP)
 		return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
 	return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* At exit, so that runs leave no trees behind in /dev/shm. */
+static void fuzz_remove_tree(void)
+{
+	(void)nftw(st.dir, fuzz_remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Through the store's own API, as the server would have written it. */
@@ -243,6 +250,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		perror("mkdtemp");
 		abort();
 	}
+	atexit(fuzz_remove_tree);
 	st.cfg = config_default(st.dir);
 	/* Passwords over the socketpair without TLS, as on loopback. */
 	st.cfg->plaintext_auth = PLAINTEXT_AUTH_YES;
