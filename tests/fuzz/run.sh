@@ -49,6 +49,7 @@ fuzz_imap_command:8192
 fuzz_imap_index:4096
 fuzz_mime:16384
 fuzz_imap_search:8192
+fuzz_imap_session:4096
 "
 
 ninja -C "$build" $(for t in $targets; do printf 'tests/fuzz/%s ' \
