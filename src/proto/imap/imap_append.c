@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "lib/log.h"
 #include "lib/xmalloc.h"
 #include "mime/mime.h"
@@ -58,6 +60,7 @@ struct imap_append_cmd {
 	size_t count;
 	struct append_msg cur; /* being received */
 	bool cur_flags, cur_date;
+	struct buf *binary; /* a literal8 message, held to be re-encoded */
 	uint64_t cur_size;
 	size_t cur_parts;
 	/* The refusal, once decided: the rest of the command is dropped. */
@@ -87,6 +90,7 @@ static void append_url(struct imap_session *s, const char *url, size_t len);
 static void append_end_command(struct imap_session *s);
 static void append_store_fail(struct imap_append_cmd *c, enum mail_status st,
 			      const char *error);
+static void append_binary_write(struct imap_append_cmd *c);
 
 /* Where the text before a literal announcement ends ("~{N}" or "{N+}"). */
 static size_t append_before_literal(const char *wire, size_t len)
@@ -459,6 +463,8 @@ static bool append_literal(struct imap_session *s,
 	}
 	if (!ann->nonsync)
 		conn_printf(s->conn, "+ Ready for literal data\r\n");
+	if (!c->failed && c->literal == APPEND_LIT_MESSAGE && ann->binary)
+		c->binary = buf_new((size_t)ann->size + 1);
 	s->sink = c->failed ? IMAP_LITERAL_DISCARD : IMAP_LITERAL_APPEND;
 	s->literal_left = ann->size;
 	if (!c->failed)
@@ -475,6 +481,13 @@ void imap_commands_append_data(struct imap_session *s, const char *data,
 
 	if (c == NULL || c->failed || c->cur.a == NULL)
 		return;
+	if (c->binary != NULL) {
+		/* Announced with its size, which the buffer holds. */
+		if (buf_append(c->binary, data, len) < 0)
+			append_fail(c, "NO", "TOOBIG", "Message too large.",
+				    "literal8 longer than announced");
+		return;
+	}
 	st = mail_append_write(c->cur.a, data, len, error, sizeof(error));
 	if (st != MAIL_OK)
 		append_store_fail(c, st, error);
@@ -494,6 +507,8 @@ bool imap_commands_append_finish(struct imap_session *s, const char *line,
 
 	if (c == NULL)
 		return false;
+	if (!c->failed && c->binary != NULL)
+		append_binary_write(c);
 	if (!c->failed && c->literal == APPEND_LIT_MESSAGE)
 		append_end_message(c);
 	else if (!c->failed && c->literal == APPEND_LIT_TEXT)
@@ -679,6 +694,7 @@ void imap_append_cancel(struct imap_session *s)
 	for (size_t i = 0; i < c->count; i++)
 		append_msg_free(&c->msgs[i]);
 	append_msg_free(&c->cur);
+	buf_free(&c->binary);
 	if (c->folder_fd >= 0)
 		close(c->folder_fd);
 	free(c);
@@ -1021,4 +1037,106 @@ static void append_url(struct imap_session *s, const char *url, size_t len)
 		c->cur_size += n;
 	}
 	buf_free(&out);
+}
+
+/* ---- literal8 (RFC 3516 4.4) ---- */
+
+/* The header field name at line start p (case-insensitive). */
+static bool append_field_is(const char *p, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+
+	return (size_t)(end - p) > n && strncasecmp(p, name, n) == 0 &&
+	       p[n] == ':';
+}
+
+/* The end of the header field starting at p (continuation lines too). */
+static const char *append_field_end(const char *p, const char *end)
+{
+	for (;;) {
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+		if (lf == NULL)
+			return end;
+		p = lf + 1;
+		if (p >= end || (*p != ' ' && *p != '\t'))
+			return p;
+	}
+}
+
+/*
+ * A message sent as literal8 may hold NUL and bare line ends in a
+ * "Content-Transfer-Encoding: binary" body, which a Maildir file of lines
+ * cannot keep as they are: the body is stored in base64 instead, so that
+ * BINARY[1] gives back the very octets sent. Only a single-part message
+ * is re-encoded; a multipart one is stored as it came.
+ */
+static void append_binary_write(struct imap_append_cmd *c)
+{
+	const char *msg = buf_data(c->binary), *end = msg + buf_len(c->binary);
+	const char *p = msg, *body = NULL;
+	bool binary = false, multipart = false;
+	struct buf *out = NULL;
+	char error[256];
+	enum mail_status st;
+
+	while (p < end) {
+		const char *next = append_field_end(p, end);
+
+		if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n')) {
+			body = *p == '\n' ? p + 1 : p + 2;
+			break;
+		}
+		if (append_field_is(p, end, "Content-Transfer-Encoding")) {
+			const char *v = p + 26;
+
+			while (v < next && (*v == ' ' || *v == '\t'))
+				v++;
+			binary = (size_t)(next - v) >= 6 &&
+				 strncasecmp(v, "binary", 6) == 0;
+		} else if (append_field_is(p, end, "Content-Type")) {
+			const char *v = p + 13;
+
+			while (v < next && (*v == ' ' || *v == '\t'))
+				v++;
+			multipart = (size_t)(next - v) >= 10 &&
+				    strncasecmp(v, "multipart/", 10) == 0;
+		}
+		p = next;
+	}
+	if (body != NULL && binary && !multipart) {
+		out = buf_new(buf_len(c->binary) * 2 + 1024);
+		for (p = msg; p < body;) {
+			const char *next = append_field_end(p, end);
+
+			if (append_field_is(p, end,
+					    "Content-Transfer-Encoding"))
+				buf_append_str(out,
+					       "Content-Transfer-Encoding: "
+					       "base64\r\n");
+			else
+				buf_append(out, p, (size_t)(next - p));
+			p = next;
+		}
+		while (body < end) {
+			unsigned char line[80];
+			size_t n = (size_t)(end - body) < 57
+				       ? (size_t)(end - body)
+				       : 57;
+			int w = EVP_EncodeBlock(
+			    line, (const unsigned char *)body, (int)n);
+
+			buf_append(out, line, (size_t)w);
+			buf_append(out, "\r\n", 2);
+			body += n;
+		}
+		msg = buf_data(out);
+		end = msg + buf_len(out);
+	}
+	st = mail_append_write(c->cur.a, msg, (size_t)(end - msg), error,
+			       sizeof(error));
+	if (st != MAIL_OK)
+		append_store_fail(c, st, error);
+	buf_free(&out);
+	buf_free(&c->binary);
 }
