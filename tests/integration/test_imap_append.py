@@ -3,6 +3,7 @@ none), CATENATE (RFC 4469: TEXT and URL parts, URLs only into the user's
 own mailboxes, INV-U1), literal8 (RFC 3516) and [TOOBIG] (RFC 7889), over
 a raw socket since imaplib cannot send any of them."""
 
+import base64
 import re
 
 from conftest import ALICE, ALICE_PW
@@ -157,7 +158,8 @@ def test_literal8_append_keeps_nul_bytes(shared_server):
     srv = shared_server
     fresh(srv)
     r = session(srv)
-    body = b"\x00\x01bin\x00ary\xff\r\n"
+    # NUL, 8-bit, a bare LF and a bare CR: none survives a file of lines.
+    body = b"\x00\x01bin\x00ary\xff\nbare\rcr\r\n"
     msg = (b"From: a@example.org\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
            b"Content-Type: application/octet-stream\r\n"
            b"Content-Transfer-Encoding: binary\r\n\r\n" + body)
@@ -168,6 +170,10 @@ def test_literal8_append_keeps_nul_bytes(shared_server):
     _, tagged = r.cmd("s", "SELECT INBOX")
     assert tagged.startswith("s OK"), tagged
     assert fetch_literal(r, "FETCH 1 BINARY.PEEK[1]") == body
+    # Stored re-encoded: BODY[1] is base64 text, not the raw octets.
+    stored = fetch_literal(r, "FETCH 1 BODY.PEEK[1]")
+    assert b"\x00" not in stored
+    assert base64.b64decode(stored) == body
     lines, tagged = r.cmd("z", "FETCH 1 BINARY.SIZE[1]")
     assert "BINARY.SIZE[1] %d" % len(body) in lines[0], lines
     r.close()
