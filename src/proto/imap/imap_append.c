@@ -145,8 +145,9 @@ bool imap_append_start(struct imap_session *s, const char *wire, size_t len,
 			    "APPEND to a missing mailbox");
 	}
 	imap_command_free(&cmd);
-	return append_run(s, wire + mbox_end, len - mbox_end, ann) ||
-	       true; /* the command is APPEND's either way */
+	/* The command is APPEND's to finish, answered or going on. */
+	(void)append_run(s, wire + mbox_end, len - mbox_end, ann);
+	return true;
 }
 
 /* An APPEND that ended without any literal (CATENATE of URLs only). */
