@@ -233,7 +233,7 @@ static bool append_run(struct imap_session *s, const char *frag, size_t len,
 	return false;
 }
 
-/* Skips spaces; true when p is at end. */
+/* Past the spaces at p. */
 static const char *append_skip(const char *p, const char *end)
 {
 	while (p < end && *p == ' ')
