@@ -498,6 +498,14 @@
  * recurse this deep at most. Long "OR OR OR ..." chains from clients'
  * filters stay well below. */
 #define IMAP_MAX_SEARCH_DEPTH 128
+/* -- APPEND (imap_append.c) -- */
+/* Messages in one MULTIAPPEND (RFC 3502): each holds an open file in tmp/
+ * until the command ends. */
+#define IMAP_MAX_APPEND_MESSAGES 100
+/* TEXT and URL parts of one CATENATE message (RFC 4469). */
+#define IMAP_MAX_CATENATE_PARTS 100
+/* An IMAP URL of a CATENATE part (RFC 5092). */
+#define IMAP_MAX_URL 1024
 /* -- storage (folder.c, mail_index.c, mail_notify.c) -- */
 /* A folder name in UTF-8 octets, and its depth in components. */
 #define FOLDER_MAX_NAME 255

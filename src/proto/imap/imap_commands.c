@@ -21,6 +21,7 @@
 #include "lib/parse.h"
 #include "lib/postd_assert.h"
 #include "proto/common/sasl.h"
+#include "proto/imap/imap_append.h"
 #include "proto/imap/imap_folders.h"
 #include "proto/imap/imap_mailbox.h"
 #include "proto/imap/imap_sort.h"
@@ -216,8 +217,10 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 	    out, size,
 	    " NAMESPACE IDLE UNSELECT UIDPLUS MOVE SPECIAL-USE "
 	    "CREATE-SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH "
-	    "SEARCHRES STATUS=SIZE BINARY SORT SORT=DISPLAY ESORT CONTEXT=SORT "
-	    "THREAD=ORDEREDSUBJECT THREAD=REFERENCES APPENDLIMIT=%u",
+	    "SEARCHRES STATUS=SIZE BINARY MULTIAPPEND CATENATE SORT "
+	    "SORT=DISPLAY "
+	    "ESORT CONTEXT=SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+	    "APPENDLIMIT=%u",
 	    s->env->cfg->max_message_size);
 }
 
@@ -235,11 +238,12 @@ void imap_commands_session_end(struct imap_session *s)
 }
 
 /* The message of an APPEND arrives as a literal that the collector streams
- * into the store (imap_mailbox.c); reaching here, it had none. */
+ * into the store (imap_append.c); reaching here, it had none: a CATENATE
+ * of URLs only (RFC 4469), or a syntax error. */
 static void cmd_append(struct imap_session *s, const struct imap_args *a)
 {
 	(void)a;
-	imap_bad(s, "APPEND needs the message as a literal.");
+	imap_append_without_literal(s);
 }
 
 /* Any state */

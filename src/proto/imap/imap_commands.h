@@ -99,7 +99,8 @@ bool imap_commands_append_begin(struct imap_session *s,
 void imap_commands_append_data(struct imap_session *s, const char *data,
 			       size_t len);
 void imap_commands_append_end(struct imap_session *s);
-void imap_commands_append_finish(struct imap_session *s, const char *line,
+/* True while the command goes on (another literal announced). */
+bool imap_commands_append_finish(struct imap_session *s, const char *line,
 				 size_t len);
 
 /* Continues a streamed response (FETCH); ends it when complete. */

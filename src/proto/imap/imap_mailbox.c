@@ -15,6 +15,7 @@
 
 #include "lib/log.h"
 #include "lib/xmalloc.h"
+#include "proto/imap/imap_append.h"
 #include "proto/imap/imap_date.h"
 #include "proto/imap/imap_folders.h"
 #include "proto/imap/imap_seqset.h"
@@ -31,7 +32,6 @@ static void imap_idle_stop(struct imap_session *s);
 static void imap_select(struct imap_session *s, const struct imap_args *a,
 			bool readonly);
 static bool imap_status_items(const struct imap_arg *items);
-static void imap_append_reset(struct imap_session *s);
 static void imap_store_error(struct imap_session *s, enum mail_status st,
 			     const char *error, const char *what);
 
@@ -748,219 +748,13 @@ bool imap_mailbox_resolve_set(struct imap_session *s, struct imap_seqset *set,
 	return true;
 }
 
-/* APPEND: streamed */
-
-static void imap_append_reset(struct imap_session *s)
-{
-	if (s->append != NULL)
-		mail_append_abort(&s->append);
-	if (s->append_fd >= 0)
-		close(s->append_fd);
-	s->append_fd = -1;
-	for (size_t i = 0; i < s->append_keyword_count; i++)
-		free(s->append_keywords[i]);
-	free(s->append_keywords);
-	s->append_keywords = NULL;
-	s->append_keyword_count = 0;
-	free(s->append_error);
-	s->append_error = NULL;
-	s->append_flags = 0;
-	s->append_date = 0;
-	s->append_size = 0;
-}
-
-/* The refusal of an APPEND whose literal was announced: a synchronising
- * one is never sent (no "+"); a non-synchronising one is read and
- * dropped, unless it is too large to wait for. */
-static void imap_append_refuse(struct imap_session *s,
-			       const struct imap_literal_ann *ann)
-{
-	imap_append_reset(s);
-	if (!ann->nonsync) {
-		s->literal_left = 0;
-		s->sink = IMAP_LITERAL_COMMAND;
-		buf_clear(s->cmd);
-		s->tag[0] = '\0';
-		return;
-	}
-	if (ann->size > s->env->cfg->max_message_size) {
-		imap_reply_untagged(s, "BYE [LIMIT] Literal too large; "
-				       "closing.");
-		imap_session_close(s, "literal too large");
-		return;
-	}
-	s->sink = IMAP_LITERAL_DISCARD;
-	s->literal_left = ann->size;
-}
-
-bool imap_commands_append_begin(struct imap_session *s,
-				const struct imap_literal_ann *ann)
-{
-	struct imap_command cmd;
-	const struct imap_arg *v;
-	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
-	const char *err, **kw = NULL;
-	size_t len = buf_len(s->cmd), n, kc = 0, i = 1;
-	const char *wire = buf_data(s->cmd);
-	uint32_t flags = 0;
-	time_t date = 0;
-
-	/* The command without its trailing "{N}" (or "~{N+}"). */
-	while (len > 0 && wire[len - 1] != '{')
-		len--;
-	if (len == 0)
-		return false;
-	len--;
-	if (len > 0 && wire[len - 1] == '~')
-		len--;
-	while (len > 0 && wire[len - 1] == ' ')
-		len--;
-	memset(&cmd, 0, sizeof(cmd));
-	/* An APPEND without its mailbox yet: this literal is the name. */
-	if (imap_parse_command(wire, len, &cmd, &err) < 0 ||
-	    strcmp(cmd.name, "APPEND") != 0 || cmd.arg_count == 0) {
-		imap_command_free(&cmd);
-		return false;
-	}
-	v = cmd.args;
-	n = cmd.arg_count;
-	if (n < 1 || n > 3 || !imap_folder_name(s, &v[0], name, sizeof(name))) {
-		if (n < 1 || n > 3)
-			imap_refuse(s, "BAD", NULL, "APPEND syntax.",
-				    "APPEND syntax");
-		goto refused;
-	}
-	if (i < n && v[i].type == IMAP_ARG_LIST) {
-		if (!imap_mailbox_parse_flags(s, v[i].list, v[i].list_count,
-					      &flags, &kw, &kc))
-			goto refused;
-		i++;
-	}
-	if (i < n) {
-		int zone;
-		const char *d = imap_arg_astring(&v[i]);
-
-		if (d == NULL || v[i].type == IMAP_ARG_ATOM ||
-		    imap_datetime_parse(d, strlen(d), &date, &zone) < 0) {
-			imap_refuse(s, "BAD", NULL, "Invalid date-time.",
-				    "APPEND date-time syntax");
-			goto refused;
-		}
-		i++;
-	}
-	if (i != n) {
-		imap_refuse(s, "BAD", NULL, "APPEND syntax.", "APPEND syntax");
-		goto refused;
-	}
-	if (ann->size > s->env->cfg->max_message_size) {
-		imap_refuse(s, "NO", "TOOBIG",
-			    "Message larger than APPENDLIMIT.",
-			    "APPEND over the size limit");
-		goto refused;
-	}
-	if (folder_open(s->maildir_fd, name, &s->append_fd, error,
-			sizeof(error)) != FOLDER_OK) {
-		imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
-			    "APPEND to a missing mailbox");
-		goto refused;
-	}
-	if (mail_append_begin(s->append_fd, &s->append, error, sizeof(error)) !=
-	    MAIL_OK) {
-		imap_store_error(s, MAIL_TEMPFAIL, error, "APPEND");
-		goto refused;
-	}
-	s->append_flags = flags;
-	s->append_date = date;
-	s->append_size = ann->size;
-	s->append_keywords = xcalloc(kc + 1, sizeof(char *));
-	for (size_t k = 0; k < kc; k++)
-		s->append_keywords[k] = xstrdup(kw[k]);
-	s->append_keyword_count = kc;
-	free(kw);
-	imap_command_free(&cmd);
-	if (!ann->nonsync)
-		conn_printf(s->conn, "+ Ready for literal data\r\n");
-	s->sink = IMAP_LITERAL_APPEND;
-	s->literal_left = ann->size;
-	if (ann->size == 0)
-		imap_commands_append_end(s);
-	return true;
-refused:
-	free(kw);
-	imap_command_free(&cmd);
-	imap_append_refuse(s, ann);
-	return true;
-}
-
-void imap_commands_append_data(struct imap_session *s, const char *data,
-			       size_t len)
-{
-	char error[256];
-
-	if (s->append == NULL)
-		return; /* failed already: the rest is dropped */
-	if (mail_append_write(s->append, data, len, error, sizeof(error)) !=
-	    MAIL_OK) {
-		s->append_error = xstrdup(error);
-		mail_append_abort(&s->append);
-	}
-}
-
-void imap_commands_append_end(struct imap_session *s)
-{
-	(void)s; /* the command ends with the rest of its line */
-}
-
-void imap_commands_append_finish(struct imap_session *s, const char *line,
-				 size_t len)
-{
-	uint32_t uidvalidity = 0, uid = 0;
-	char error[256];
-	enum mail_status st;
-
-	(void)line; /* only its length matters: MULTIAPPEND is not offered */
-	if (s->sink == IMAP_LITERAL_DISCARD) {
-		imap_append_reset(s);
-		return; /* refused when announced */
-	}
-	if (len != 0) {
-		/* MULTIAPPEND (RFC 3502) is not offered. */
-		imap_append_reset(s);
-		imap_refuse(s, "BAD", NULL, "One message per APPEND.",
-			    "APPEND with more than one message");
-		return;
-	}
-	if (s->append == NULL) {
-		char cause[400];
-
-		snprintf(cause, sizeof(cause), "APPEND: %s",
-			 s->append_error ? s->append_error : "write failed");
-		imap_append_reset(s);
-		imap_refuse(s, "NO", "SERVERBUG",
-			    "The message could not be stored.", cause);
-		return;
-	}
-	/* INV-D1: durable (file and folder fsynced) before the OK. */
-	st = mail_append_commit(&s->append, s->append_flags,
-				(const char *const *)s->append_keywords,
-				s->append_keyword_count, s->append_date,
-				&uidvalidity, &uid, error, sizeof(error));
-	imap_append_reset(s);
-	if (st != MAIL_OK) {
-		imap_store_error(s, st, error, "APPEND");
-		return;
-	}
-	imap_reply_tagged(s, "OK", NULL, "[APPENDUID %u %u] APPEND completed.",
-			  uidvalidity, uid);
-}
-
 void imap_mailbox_append_abort(struct imap_session *s)
 {
-	imap_append_reset(s);
+	imap_append_cancel(s);
 }
 
 void imap_mailbox_session_end(struct imap_session *s)
 {
-	imap_append_reset(s);
+	imap_append_cancel(s);
 	imap_mailbox_close(s);
 }

@@ -68,7 +68,6 @@ void imap_session_start(struct conn *conn, struct proto_env *env)
 	s->state = IMAP_STATE_NOT_AUTH;
 	s->maildir_fd = -1;
 	s->folder_fd = -1;
-	s->append_fd = -1;
 	s->cmd = buf_new(IMAP_MAX_COMMAND);
 	conn_set_timeout(conn, env->cfg->timeout_preauth);
 	/* A line must fit in the input buffer (conn_read_line()). */
@@ -365,8 +364,10 @@ static void imap_collect_line(struct imap_session *s, const char *line,
 	}
 	if (s->sink == IMAP_LITERAL_APPEND || s->sink == IMAP_LITERAL_DISCARD) {
 		/* The line after an APPEND's message (or a refused
-		 * literal): the command ends here. */
-		imap_commands_append_finish(s, line, len);
+		 * literal): more messages or parts (RFC 3502, RFC 4469),
+		 * or the end of the command. */
+		if (imap_commands_append_finish(s, line, len))
+			return;
 		imap_command_reset(s);
 		s->tag[0] = '\0';
 		return;

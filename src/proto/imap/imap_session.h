@@ -44,7 +44,7 @@ enum imap_literal_sink {
 
 struct mail_view;
 struct mail_notify;
-struct mail_append;
+struct imap_append_cmd;
 struct imap_job;
 
 struct imap_session {
@@ -66,7 +66,6 @@ struct imap_session {
 	struct buf *cmd;       /* lines and literals (imap_parse.h) */
 	uint64_t literal_left; /* octets of the current literal to come */
 	enum imap_literal_sink sink;
-	bool append_binary; /* APPEND with literal8 (~{N}) */
 
 	/* ENABLE (RFC 5161) */
 	bool rev2;	  /* IMAP4rev2 */
@@ -90,14 +89,7 @@ struct imap_session {
 	size_t saved_count;
 
 	/* APPEND being received */
-	struct mail_append *append;
-	int append_fd; /* the destination folder */
-	uint32_t append_flags;
-	char **append_keywords;
-	size_t append_keyword_count;
-	time_t append_date;
-	uint64_t append_size;
-	char *append_error; /* a refusal to send when the literal ends */
+	struct imap_append_cmd *append_cmd; /* imap_append.c */
 
 	/* a long response being written (FETCH) */
 	struct imap_job *job;
