@@ -476,6 +476,9 @@
 #define IMAP_MAX_SEQ_RANGES 10000
 /* Keys in one SEARCH program. */
 #define IMAP_MAX_SEARCH_KEYS 1000
+/* Live searches (SEARCH RETURN (UPDATE), RFC 5267) of one session: each
+ * keeps its result and is re-evaluated as messages change. */
+#define IMAP_MAX_SEARCH_UPDATES 16
 /* -- session (imap_session.c, imap_commands*.c) -- */
 /* RFC 9051 section 5.4: the autologout timer of an authenticated session
  * is at least 30 minutes; IDLE clients re-issue it every 29 minutes. */

@@ -23,6 +23,7 @@
 #include "proto/common/sasl.h"
 #include "proto/imap/imap_folders.h"
 #include "proto/imap/imap_mailbox.h"
+#include "proto/imap/imap_search_update.h"
 #include "storage/folder.h"
 #include "storage/maildir.h"
 
@@ -92,6 +93,8 @@ static const struct imap_command_row imap_commands[] = {
     [IMAP_CMD_MOVE] = {IMAP_CMD_MOVE, "MOVE", imap_cmd_move, ST_SEL, true},
     [IMAP_CMD_SEARCH] = {IMAP_CMD_SEARCH, "SEARCH", imap_cmd_search, ST_SEL,
 			 true},
+    [IMAP_CMD_CANCELUPDATE] = {IMAP_CMD_CANCELUPDATE, "CANCELUPDATE",
+			       imap_cmd_cancelupdate, ST_SEL, false},
 };
 _Static_assert(POSTD_N_ELEMENTS(imap_commands) == IMAP_CMD_COUNT,
 	       "imap_commands[] needs one row per enum imap_cmd value");
@@ -210,7 +213,7 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 	    out, size,
 	    " NAMESPACE IDLE UNSELECT UIDPLUS MOVE SPECIAL-USE "
 	    "CREATE-SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH "
-	    "SEARCHRES STATUS=SIZE BINARY APPENDLIMIT=%u",
+	    "SEARCHRES CONTEXT=SEARCH STATUS=SIZE BINARY APPENDLIMIT=%u",
 	    s->env->cfg->max_message_size);
 }
 

@@ -17,6 +17,7 @@
 #include "lib/xmalloc.h"
 #include "proto/imap/imap_date.h"
 #include "proto/imap/imap_folders.h"
+#include "proto/imap/imap_search_update.h"
 #include "proto/imap/imap_seqset.h"
 #include "storage/folder.h"
 #include "storage/mail_index.h"
@@ -65,6 +66,7 @@ static void imap_sync_expunged(void *ctx, size_t seq0)
 {
 	struct imap_session *s = ctx;
 
+	imap_search_update_expunged(s, seq0);
 	conn_printf(s->conn, "* %zu EXPUNGE\r\n", seq0 + 1);
 }
 
@@ -100,6 +102,7 @@ void imap_mailbox_sync(struct imap_session *s, bool allow_expunge)
 			   sizeof(error)) != MAIL_OK)
 		log_warn("session=%s user=%s: syncing %s: %s", conn_id(s->conn),
 			 s->user, s->selected, error);
+	imap_search_update_flush(s);
 }
 
 /* Something changed in the selected folder: an IDLE client hears it now
@@ -187,6 +190,7 @@ bad:
 
 static void imap_mailbox_close(struct imap_session *s)
 {
+	imap_search_update_free(s);
 	mail_notify_free(&s->notify);
 	mail_view_close(&s->view);
 	if (s->folder_fd >= 0)
@@ -667,8 +671,10 @@ static void imap_copy(struct imap_session *s, const struct imap_args *a,
 				    buf_data(b));
 		buf_free(&b);
 	}
-	for (size_t k = 0; k < held.count; k++)
+	for (size_t k = 0; k < held.count; k++) {
+		imap_search_update_expunged(s, held.seq0s[k]);
 		conn_printf(s->conn, "* %zu EXPUNGE\r\n", held.seq0s[k] + 1);
+	}
 	free(held.seq0s);
 	close(fd);
 	if (st != MAIL_OK) {

@@ -16,6 +16,7 @@
 #include "mime/mime.h"
 #include "proto/imap/imap_mailbox.h"
 #include "proto/imap/imap_search.h"
+#include "proto/imap/imap_search_update.h"
 #include "storage/msg_wire.h"
 
 /* One message being matched. */
@@ -138,6 +139,22 @@ static const struct imap_search_ops search_ops = {
     .zone = 0,
 };
 
+bool imap_search_cmd_match(struct imap_session *s,
+			   const struct imap_search *search, size_t seq0)
+{
+	struct search_msg c;
+	bool match;
+
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.seq0 = seq0;
+	c.m = mail_view_msg(s->view, seq0);
+	match = imap_search_match(search, &search_ops, &c);
+	mime_free(&c.msg);
+	free(c.wire);
+	return match;
+}
+
 /* RFC 5182 2.4: SAVE keeps the UIDs that MIN/MAX/ALL would return (MIN
  * or MAX alone: only those). */
 static void search_save(struct imap_session *s, unsigned ret,
@@ -176,6 +193,8 @@ static void search_reply(struct imap_session *s, bool uid,
 				      search->esearch ? search->ret
 						      : IMAP_SEARCH_RET_ALL,
 				      hits, count, b) == 0 &&
+	    (!(search->ret & IMAP_SEARCH_RET_PARTIAL) ||
+	     imap_search_write_partial(search, hits, count, b) == 0) &&
 	    buf_len(b) > 0) {
 		conn_write(s->conn, buf_data(b), buf_len(b));
 		conn_write(s->conn, "\r\n", 2);
@@ -192,6 +211,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	uint32_t *hits, *uids, max_uid;
 	size_t count = 0, total = mail_view_count(s->view);
 	char cause[160];
+	bool noupdate = false;
 	int r;
 
 	memset(&search, 0, sizeof(search));
@@ -234,8 +254,17 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	if (search.esearch && (search.ret & IMAP_SEARCH_RET_SAVE))
 		search_save(s, search.ret, uids, count);
 	search_reply(s, a->uid, &search, hits, count);
+	if (search.esearch && (search.ret & IMAP_SEARCH_RET_UPDATE) &&
+	    !imap_search_update_add(s, s->tag, a->uid, &search, uids, count))
+		noupdate = true;
 	imap_search_free(&search);
 	free(hits);
 	free(uids);
+	if (noupdate) {
+		/* RFC 5267 4.2: the result stands, without updates. */
+		snprintf(cause, sizeof(cause), "NOUPDATE \"%s\"", s->tag);
+		imap_reply_tagged(s, "OK", cause, "SEARCH completed.");
+		return;
+	}
 	imap_reply_tagged(s, "OK", NULL, "SEARCH completed.");
 }

@@ -88,6 +88,8 @@ struct imap_session {
 	/* SEARCHRES (RFC 5182): UIDs of the last SEARCH ... SAVE */
 	uint32_t *saved_uids;
 	size_t saved_count;
+	/* CONTEXT=SEARCH (RFC 5267): live searches, NULL when none */
+	struct imap_search_updates *updates;
 
 	/* APPEND being received */
 	struct mail_append *append;
