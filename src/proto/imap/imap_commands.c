@@ -213,7 +213,8 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 	    out, size,
 	    " NAMESPACE IDLE UNSELECT UIDPLUS MOVE SPECIAL-USE "
 	    "CREATE-SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH "
-	    "SEARCHRES CONTEXT=SEARCH STATUS=SIZE BINARY APPENDLIMIT=%u",
+	    "SEARCHRES CONTEXT=SEARCH CONDSTORE STATUS=SIZE BINARY "
+	    "APPENDLIMIT=%u",
 	    s->env->cfg->max_message_size);
 }
 
@@ -322,6 +323,11 @@ static void cmd_enable(struct imap_session *s, const struct imap_args *a)
 			s->rev2 = true;
 			n += (size_t)snprintf(enabled + n, sizeof(enabled) - n,
 					      " IMAP4rev2");
+		}
+		if (imap_arg_is_atom(&a->v[i], "CONDSTORE") && !s->condstore) {
+			s->condstore = true;
+			n += (size_t)snprintf(enabled + n, sizeof(enabled) - n,
+					      " CONDSTORE");
 		}
 	}
 	imap_reply_untagged(s, "ENABLED%s", enabled);

@@ -445,6 +445,7 @@ static int parse_modseq(struct sp *sp, struct arg_cursor *c,
 			struct imap_search_key *key)
 {
 	key->type = IMAP_SK_MODSEQ;
+	sp->s->uses_modseq = true;
 	if (c->i < c->count && c->args[c->i].type == IMAP_ARG_QUOTED) {
 		const struct imap_arg *type;
 

@@ -104,6 +104,8 @@ struct imap_search {
 	int32_t partial_lo, partial_hi; /* |lo| <= |hi|, same sign */
 	/* "$" appears: RFC 5182 requires the previous SAVE to be done. */
 	bool uses_saved;
+	/* A MODSEQ key appears: it enables CONDSTORE (RFC 7162 3.1). */
+	bool uses_modseq;
 	bool resolved;
 	size_t key_count;
 	struct imap_arena *arena;

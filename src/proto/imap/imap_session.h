@@ -71,6 +71,7 @@ struct imap_session {
 	/* ENABLE (RFC 5161) */
 	bool rev2;	  /* IMAP4rev2 */
 	bool utf8_accept; /* UTF8=ACCEPT (RFC 6855) */
+	bool condstore;	  /* CONDSTORE (RFC 7162): MODSEQ in FETCH replies */
 
 	/* authenticated */
 	int maildir_fd; /* the user's Maildir root (INBOX) */
