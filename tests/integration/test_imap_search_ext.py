@@ -167,3 +167,95 @@ def test_search_partial_ranges(shared_server):
         assert tagged.startswith("b%d BAD" % i), (bad, tagged)
     r.cmd("z", "LOGOUT")
     r.close()
+
+
+# -- CONDSTORE (RFC 7162 section 3) -----------------------------------------
+
+def modseq_of(line):
+    return int(re.search(r"MODSEQ \((\d+)\)", line).group(1))
+
+
+def test_condstore_enable_select_and_status(shared_server):
+    srv = shared_server
+    r = session(srv, "csel", fresh=True, count=2)
+    lines, _ = r.cmd("c1", "CAPABILITY")
+    assert "CONDSTORE" in lines[0].split(), lines
+    lines, _ = r.cmd("st", "STATUS csel (HIGHESTMODSEQ MESSAGES)")
+    m = re.search(r"HIGHESTMODSEQ (\d+)", lines[0])
+    assert m and "MESSAGES 2" in lines[0], lines
+    highest = int(m.group(1))
+    lines, tagged = r.cmd("s2", "SELECT csel (CONDSTORE)")
+    assert tagged.startswith("s2 OK"), tagged
+    assert "* OK [HIGHESTMODSEQ %d] Highest" % highest in lines, lines
+    # from now on a flag change is told with its new modseq
+    lines, _ = r.cmd("a", "STORE 1 +FLAGS (\\Seen)")
+    assert modseq_of(lines[0]) > highest, lines
+    _, tagged = r.cmd("s3", "SELECT csel (NOSUCHPARAM)")
+    assert tagged.startswith("s3 BAD"), tagged
+    r.cmd("z", "LOGOUT")
+    r.close()
+    # ENABLE CONDSTORE before SELECT
+    r = Raw(srv.imap_port)
+    r.cmd("l", "LOGIN %s %s" % (ALICE, srv.users[ALICE]))
+    lines, _ = r.cmd("e", "ENABLE CONDSTORE")
+    assert "* ENABLED CONDSTORE" in lines, lines
+    lines, _ = r.cmd("s", "EXAMINE csel")
+    assert any(ln.startswith("* OK [HIGHESTMODSEQ ") for ln in lines), lines
+    r.cmd("z", "LOGOUT")
+    r.close()
+
+
+def test_condstore_fetch_changedsince_and_conditional_store(shared_server):
+    srv = shared_server
+    r = session(srv, "cfetch", fresh=True, count=4)
+    # the first MODSEQ enables CONDSTORE and tells HIGHESTMODSEQ
+    lines, _ = r.cmd("f", "FETCH 1:4 (MODSEQ)")
+    assert lines[0].startswith("* OK [HIGHESTMODSEQ "), lines
+    mods = [modseq_of(ln) for ln in lines[1:]]
+    assert len(mods) == 4, lines
+    lines, _ = r.cmd("a", "STORE 2 +FLAGS.SILENT (\\Flagged)")
+    assert len(lines) == 1 and "FLAGS" not in lines[0], lines
+    new2 = modseq_of(lines[0])
+    assert new2 > max(mods), lines
+    lines, _ = r.cmd("b", "FETCH 1:4 (FLAGS) (CHANGEDSINCE %d)" % max(mods))
+    assert len(lines) == 1 and lines[0].startswith("* 2 FETCH"), lines
+    assert "MODSEQ (%d)" % new2 in lines[0], lines
+    # UNCHANGEDSINCE: message 2 changed after the client looked
+    lines, tagged = r.cmd(
+        "c", "STORE 1:3 (UNCHANGEDSINCE %d) +FLAGS (\\Answered)" % max(mods))
+    assert tagged.startswith("c OK [MODIFIED 2]"), tagged
+    told = sorted(int(ln.split()[1]) for ln in lines if "FETCH" in ln)
+    assert told == [1, 3], lines
+    lines, _ = r.cmd("d", "FETCH 2 (FLAGS)")
+    assert "\\Answered" not in lines[0], lines
+    lines, tagged = r.cmd(
+        "u", "UID STORE 1:* (UNCHANGEDSINCE 0) -FLAGS (\\Seen)")
+    assert re.match(r"u OK \[MODIFIED \d+:\d+\]", tagged), tagged
+    r.cmd("z", "LOGOUT")
+    r.close()
+
+
+def test_condstore_search_modseq(shared_server):
+    r = session(shared_server, "csearch", fresh=True, count=4)
+    r.cmd("cs", "SELECT csearch (CONDSTORE)")
+    mods = {}
+    for i in [1, 3, 2, 4]:
+        lines, _ = r.cmd("s%d" % i, "STORE %d +FLAGS (\\Seen)" % i)
+        mods[i] = modseq_of(lines[-1])
+    assert mods[1] < mods[3] < mods[2] < mods[4]
+    lines, _ = r.cmd("a", "SEARCH 1:3 MODSEQ 1")
+    assert lines == ["* SEARCH 1 2 3 (MODSEQ %d)" % mods[2]], lines
+    lines, _ = r.cmd("b", 'SEARCH RETURN (MIN) 1:3 MODSEQ "/flags/\\\\seen" '
+                     'all 1')
+    assert esearch(lines, "b") == [
+        '* ESEARCH (TAG "b") MIN 1 MODSEQ %d' % mods[1]], lines
+    lines, _ = r.cmd("c", "SEARCH RETURN (ALL) 2:3 MODSEQ %d" % mods[2])
+    assert esearch(lines, "c") == [
+        '* ESEARCH (TAG "c") ALL 2 MODSEQ %d' % mods[2]], lines
+    lines, _ = r.cmd("d", "SEARCH RETURN (ALL) 1:3 MODSEQ %d" % mods[4])
+    assert esearch(lines, "d") == ['* ESEARCH (TAG "d")'], lines
+    # without a MODSEQ key nothing changes
+    lines, _ = r.cmd("e", "SEARCH 1")
+    assert lines == ["* SEARCH 1"], lines
+    r.cmd("z", "LOGOUT")
+    r.close()
