@@ -486,6 +486,9 @@
  * deeper is not made (as a loop is not), so that the loop checks and the
  * walks stay bounded whatever the References fields say. */
 #define IMAP_MAX_THREAD_DEPTH 1000
+/* Live searches (SEARCH RETURN (UPDATE), RFC 5267) of one session: each
+ * keeps its result and is re-evaluated as messages change. */
+#define IMAP_MAX_SEARCH_UPDATES 16
 /* -- session (imap_session.c, imap_commands*.c) -- */
 /* RFC 9051 section 5.4: the autologout timer of an authenticated session
  * is at least 30 minutes; IDLE clients re-issue it every 29 minutes. */

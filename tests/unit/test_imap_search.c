@@ -473,6 +473,68 @@ static void test_esearch(void **state)
 	buf_free(&b);
 }
 
+/* RFC 5267 UPDATE and PARTIAL, with RFC 9394's negative ranges. */
+static void test_update_partial(void **state)
+{
+	static const struct {
+		const char *text;
+		int32_t lo, hi;
+	} ok[] = {
+	    {"RETURN (PARTIAL 1:10) ALL", 1, 10},
+	    {"RETURN (PARTIAL 4:2) ALL", 2, 4},
+	    {"RETURN (PARTIAL -1:-5) ALL", -1, -5},
+	    {"RETURN (PARTIAL -9:-2) ALL", -2, -9},
+	    {"RETURN (COUNT PARTIAL 2147483647:1) ALL", 1, 2147483647},
+	};
+	static const char *bad[] = {
+	    "RETURN (PARTIAL) ALL",	  "RETURN (PARTIAL 1) ALL",
+	    "RETURN (PARTIAL 1:*) ALL",	  "RETURN (PARTIAL *:1) ALL",
+	    "RETURN (PARTIAL 0:3) ALL",	  "RETURN (PARTIAL -1:3) ALL",
+	    "RETURN (PARTIAL 1:-3) ALL",  "RETURN (PARTIAL 1:2147483648) ALL",
+	    "RETURN (PARTIAL (1:2)) ALL", "RETURN (PARTIAL -0:-1) ALL",
+	};
+	static const uint32_t results[] = {2, 3, 4, 10, 12, 13};
+	struct imap_search s;
+	const char *error;
+	struct buf *b = buf_new(4096);
+
+	(void)state;
+	assert_int_equal(parse("RETURN (UPDATE) SEEN", &s, &error),
+			 IMAP_SEARCH_OK);
+	assert_int_equal(s.ret, IMAP_SEARCH_RET_UPDATE);
+	imap_search_free(&s);
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(parse(ok[i].text, &s, &error), IMAP_SEARCH_OK);
+		assert_true(s.ret & IMAP_SEARCH_RET_PARTIAL);
+		assert_int_equal(s.partial_lo, ok[i].lo);
+		assert_int_equal(s.partial_hi, ok[i].hi);
+		imap_search_free(&s);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(parse(bad[i], &s, &error), IMAP_SEARCH_BAD);
+
+	s.partial_lo = 2;
+	s.partial_hi = 4;
+	assert_int_equal(imap_search_write_partial(&s, results, 6, b), 0);
+	assert_string_equal(buf_data(b), " PARTIAL (2:4 3:4,10)");
+	buf_clear(b);
+	s.partial_lo = -1;
+	s.partial_hi = -2;
+	assert_int_equal(imap_search_write_partial(&s, results, 6, b), 0);
+	assert_string_equal(buf_data(b), " PARTIAL (-1:-2 12:13)");
+	buf_clear(b);
+	s.partial_lo = -6;
+	s.partial_hi = -100;
+	assert_int_equal(imap_search_write_partial(&s, results, 6, b), 0);
+	assert_string_equal(buf_data(b), " PARTIAL (-6:-100 2)");
+	buf_clear(b);
+	s.partial_lo = 7;
+	s.partial_hi = 9;
+	assert_int_equal(imap_search_write_partial(&s, results, 6, b), 0);
+	assert_string_equal(buf_data(b), " PARTIAL (7:9 NIL)");
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +548,7 @@ int main(void)
 	    cmocka_unit_test(test_bad),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_esearch),
+	    cmocka_unit_test(test_update_partial),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,7 @@
 #include "proto/imap/imap_append.h"
 #include "proto/imap/imap_folders.h"
 #include "proto/imap/imap_mailbox.h"
+#include "proto/imap/imap_search_update.h"
 #include "proto/imap/imap_sort.h"
 #include "storage/folder.h"
 #include "storage/maildir.h"
@@ -97,6 +98,8 @@ static const struct imap_command_row imap_commands[] = {
     [IMAP_CMD_SORT] = {IMAP_CMD_SORT, "SORT", imap_cmd_sort, ST_SEL, true},
     [IMAP_CMD_THREAD] = {IMAP_CMD_THREAD, "THREAD", imap_cmd_thread, ST_SEL,
 			 true},
+    [IMAP_CMD_CANCELUPDATE] = {IMAP_CMD_CANCELUPDATE, "CANCELUPDATE",
+			       imap_cmd_cancelupdate, ST_SEL, false},
 };
 _Static_assert(POSTD_N_ELEMENTS(imap_commands) == IMAP_CMD_COUNT,
 	       "imap_commands[] needs one row per enum imap_cmd value");
@@ -217,9 +220,10 @@ void imap_commands_capabilities(const struct imap_session *s, char *out,
 	    out, size,
 	    " NAMESPACE IDLE UNSELECT UIDPLUS MOVE SPECIAL-USE "
 	    "CREATE-SPECIAL-USE CHILDREN LIST-EXTENDED LIST-STATUS ESEARCH "
-	    "SEARCHRES STATUS=SIZE BINARY MULTIAPPEND CATENATE SORT "
-	    "SORT=DISPLAY "
-	    "ESORT CONTEXT=SORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES "
+	    "SEARCHRES CONTEXT=SEARCH CONDSTORE STATUS=SIZE BINARY MULTIAPPEND "
+	    "CATENATE SORT SORT=DISPLAY ESORT CONTEXT=SORT "
+	    "THREAD=ORDEREDSUBJECT "
+	    "THREAD=REFERENCES "
 	    "APPENDLIMIT=%u",
 	    s->env->cfg->max_message_size);
 }
@@ -330,6 +334,11 @@ static void cmd_enable(struct imap_session *s, const struct imap_args *a)
 			s->rev2 = true;
 			n += (size_t)snprintf(enabled + n, sizeof(enabled) - n,
 					      " IMAP4rev2");
+		}
+		if (imap_arg_is_atom(&a->v[i], "CONDSTORE") && !s->condstore) {
+			s->condstore = true;
+			n += (size_t)snprintf(enabled + n, sizeof(enabled) - n,
+					      " CONDSTORE");
 		}
 	}
 	imap_reply_untagged(s, "ENABLED%s", enabled);

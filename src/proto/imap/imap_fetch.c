@@ -29,6 +29,11 @@ struct imap_job {
 };
 
 static void fetch_job_free(struct imap_job **job);
+static bool fetch_asks_modseq(const struct imap_fetch *fetch);
+static void store_modified_add(struct imap_seqset *set, uint32_t n);
+static void store_reply_condstore(struct imap_session *s, size_t seq0,
+				  const struct mail_msg *m, bool uid,
+				  bool silent, const char *flags);
 static void fetch_message(struct imap_session *s, struct imap_job *job,
 			  size_t seq0);
 static char *fetch_load_wire(struct imap_session *s, size_t seq0,
@@ -133,7 +138,8 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 	char *wire = NULL, flags[2048], date[IMAP_DATETIME_SIZE + 1];
 	struct mime_msg *msg = NULL;
 	size_t wire_len = 0;
-	bool first = true, seen_now = false, flags_asked = false;
+	bool first = true, seen_now = false, flags_asked = false,
+	     modseq_asked = false;
 	struct buf *tmp = NULL;
 
 	if (job->fetch.needs_message) {
@@ -171,6 +177,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 			conn_printf(s->conn, "%sUID %u", SEP(), m->uid);
 			break;
 		case IMAP_FETCH_MODSEQ:
+			modseq_asked = true;
 			conn_printf(s->conn, "%sMODSEQ (%llu)", SEP(),
 				    (unsigned long long)m->modseq);
 			break;
@@ -279,6 +286,10 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 		imap_mailbox_format_flags(s, m, flags, sizeof(flags));
 		conn_printf(s->conn, "%sFLAGS (%s)", SEP(), flags);
 	}
+	/* RFC 7162 3.2: a flag change is told with its modseq. */
+	if (seen_now && s->condstore && !modseq_asked)
+		conn_printf(s->conn, "%sMODSEQ (%llu)", SEP(),
+			    (unsigned long long)m->modseq);
 #undef SEP
 	conn_write(s->conn, ")\r\n", 3);
 	if (wire != NULL)
@@ -309,8 +320,22 @@ void imap_commands_job_run(struct imap_session *s)
 		seq0 = job->uid ? mail_view_find_uid(s->view, n) : n - 1;
 		if (seq0 >= mail_view_count(s->view))
 			continue;
+		/* RFC 7162 3.1.4.1: only what changed since. */
+		if (job->fetch.changedsince_set &&
+		    mail_view_msg(s->view, seq0)->modseq <=
+			job->fetch.changedsince)
+			continue;
 		fetch_message(s, job, seq0);
 	}
+}
+
+/* MODSEQ or CHANGEDSINCE enable CONDSTORE (RFC 7162 3.1). */
+static bool fetch_asks_modseq(const struct imap_fetch *fetch)
+{
+	for (size_t i = 0; i < fetch->count; i++)
+		if (fetch->atts[i].item == IMAP_FETCH_MODSEQ)
+			return true;
+	return fetch->changedsince_set;
 }
 
 void imap_cmd_fetch(struct imap_session *s, const struct imap_args *a)
@@ -335,6 +360,8 @@ void imap_cmd_fetch(struct imap_session *s, const struct imap_args *a)
 		fetch_job_free(&job);
 		return;
 	}
+	if (fetch_asks_modseq(&job->fetch))
+		imap_condstore_enable(s);
 	imap_seqset_iter_init(&job->it, &job->set);
 	s->job = job;
 	imap_session_set_busy(s, true);
@@ -346,6 +373,31 @@ void imap_fetch_session_end(struct imap_session *s)
 	fetch_job_free(&s->job);
 }
 
+/* n ascends: consecutive numbers extend the last range. */
+static void store_modified_add(struct imap_seqset *set, uint32_t n)
+{
+	if (set->count > 0 && set->ranges[set->count - 1].hi + 1 == n)
+		set->ranges[set->count - 1].hi = n;
+	else
+		imap_seqset_add(set, n, n);
+}
+
+/* With CONDSTORE every stored message is told with its new modseq, even
+ * for .SILENT (RFC 7162 3.1.3). */
+static void store_reply_condstore(struct imap_session *s, size_t seq0,
+				  const struct mail_msg *m, bool uid,
+				  bool silent, const char *flags)
+{
+	char uidpart[32] = "", flagpart[2100] = "";
+
+	if (uid)
+		snprintf(uidpart, sizeof(uidpart), "UID %u ", m->uid);
+	if (!silent)
+		snprintf(flagpart, sizeof(flagpart), "FLAGS (%s) ", flags);
+	conn_printf(s->conn, "* %zu FETCH (%s%sMODSEQ (%llu))\r\n", seq0 + 1,
+		    uidpart, flagpart, (unsigned long long)m->modseq);
+}
+
 /* STORE set [+|-]FLAGS[.SILENT] (flags) */
 void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 {
@@ -355,9 +407,10 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 	enum mail_store_mode mode;
 	const char *err = "Invalid STORE arguments.";
 	uint32_t flags, n;
-	uint64_t kwbits = 0;
-	bool silent;
+	uint64_t kwbits = 0, unchangedsince = 0;
+	bool silent, conditional;
 	char error[256], out[2048];
+	struct imap_seqset modified;
 
 	memset(&req, 0, sizeof(req));
 	if (a->n < 3 || a->v[0].type != IMAP_ARG_ATOM ||
@@ -374,6 +427,8 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 	}
 	mode = req.mode;
 	silent = req.silent;
+	conditional = req.unchangedsince_set;
+	unchangedsince = req.unchangedsince;
 	flags = req.flags.system & ~(uint32_t)MAIL_RECENT;
 	for (size_t k = 0; k < req.flags.keyword_count; k++) {
 		int bit =
@@ -397,6 +452,9 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 		imap_seqset_free(&set);
 		return;
 	}
+	if (conditional)
+		imap_condstore_enable(s);
+	memset(&modified, 0, sizeof(modified));
 	for (imap_seqset_iter_init(&it, &set);
 	     imap_seqset_iter_next(&it, &n);) {
 		size_t seq0 = a->uid ? mail_view_find_uid(s->view, n) : n - 1;
@@ -406,21 +464,31 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 		if (seq0 >= mail_view_count(s->view) ||
 		    mail_view_msg(s->view, seq0)->expunged)
 			continue;
+		/* RFC 7162 3.1.3: changed since the client looked: left
+		 * alone and reported in MODIFIED. */
+		if (conditional &&
+		    mail_view_msg(s->view, seq0)->modseq > unchangedsince) {
+			store_modified_add(&modified, n);
+			continue;
+		}
 		st = mail_view_store(s->view, seq0, mode, flags, kwbits, error,
 				     sizeof(error));
 		if (st != MAIL_OK && st != MAIL_NOT_FOUND) {
 			imap_seqset_free(&set);
+			imap_seqset_free(&modified);
 			log_warn("session=%s user=%s: STORE: %s",
 				 conn_id(s->conn), s->user, error);
 			imap_refuse(s, "NO", "SERVERBUG",
 				    "Flags could not be stored.", error);
 			return;
 		}
-		if (silent || st != MAIL_OK)
+		if (st != MAIL_OK || (silent && !s->condstore))
 			continue;
 		m = mail_view_msg(s->view, seq0);
 		imap_mailbox_format_flags(s, m, out, sizeof(out));
-		if (a->uid)
+		if (s->condstore)
+			store_reply_condstore(s, seq0, m, a->uid, silent, out);
+		else if (a->uid)
 			conn_printf(s->conn,
 				    "* %zu FETCH (UID %u FLAGS (%s))\r\n",
 				    seq0 + 1, m->uid, out);
@@ -429,5 +497,18 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 				    seq0 + 1, out);
 	}
 	imap_seqset_free(&set);
+	if (modified.count > 0) {
+		struct buf *b = buf_new(1024 * 1024);
+
+		imap_seqset_normalize(&modified);
+		buf_append_str(b, "MODIFIED ");
+		imap_seqset_format(&modified, b);
+		imap_seqset_free(&modified);
+		imap_reply_tagged(s, "OK", buf_data(b),
+				  "Conditional STORE failed.");
+		buf_free(&b);
+		return;
+	}
+	imap_seqset_free(&modified);
 	imap_reply_tagged(s, "OK", NULL, "STORE completed.");
 }

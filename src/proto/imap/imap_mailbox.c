@@ -18,6 +18,7 @@
 #include "proto/imap/imap_append.h"
 #include "proto/imap/imap_date.h"
 #include "proto/imap/imap_folders.h"
+#include "proto/imap/imap_search_update.h"
 #include "proto/imap/imap_seqset.h"
 #include "storage/folder.h"
 #include "storage/mail_index.h"
@@ -32,6 +33,8 @@ static void imap_idle_stop(struct imap_session *s);
 static void imap_select(struct imap_session *s, const struct imap_args *a,
 			bool readonly);
 static bool imap_status_items(const struct imap_arg *items);
+static bool imap_select_params(struct imap_session *s,
+			       const struct imap_arg *params);
 static void imap_store_error(struct imap_session *s, enum mail_status st,
 			     const char *error, const char *what);
 
@@ -65,6 +68,7 @@ static void imap_sync_expunged(void *ctx, size_t seq0)
 {
 	struct imap_session *s = ctx;
 
+	imap_search_update_expunged(s, seq0);
 	conn_printf(s->conn, "* %zu EXPUNGE\r\n", seq0 + 1);
 }
 
@@ -73,10 +77,17 @@ static void imap_sync_flags(void *ctx, size_t seq0)
 	struct imap_session *s = ctx;
 	char flags[2048];
 
-	imap_mailbox_format_flags(s, mail_view_msg(s->view, seq0), flags,
-				  sizeof(flags));
-	conn_printf(s->conn, "* %zu FETCH (UID %u FLAGS (%s))\r\n", seq0 + 1,
-		    mail_view_msg(s->view, seq0)->uid, flags);
+	const struct mail_msg *m = mail_view_msg(s->view, seq0);
+
+	imap_mailbox_format_flags(s, m, flags, sizeof(flags));
+	if (s->condstore)
+		conn_printf(s->conn,
+			    "* %zu FETCH (UID %u FLAGS (%s) MODSEQ (%llu))\r\n",
+			    seq0 + 1, m->uid, flags,
+			    (unsigned long long)m->modseq);
+	else
+		conn_printf(s->conn, "* %zu FETCH (UID %u FLAGS (%s))\r\n",
+			    seq0 + 1, m->uid, flags);
 }
 
 static void imap_sync_exists(void *ctx, size_t count)
@@ -100,6 +111,7 @@ void imap_mailbox_sync(struct imap_session *s, bool allow_expunge)
 			   sizeof(error)) != MAIL_OK)
 		log_warn("session=%s user=%s: syncing %s: %s", conn_id(s->conn),
 			 s->user, s->selected, error);
+	imap_search_update_flush(s);
 }
 
 /* Something changed in the selected folder: an IDLE client hears it now
@@ -111,6 +123,17 @@ static void imap_notify_cb(void *ctx)
 	s->changed = true;
 	if (s->idling && !conn_is_closing(s->conn))
 		imap_mailbox_sync(s, true);
+}
+
+void imap_condstore_enable(struct imap_session *s)
+{
+	if (s->condstore)
+		return;
+	s->condstore = true;
+	if (s->view != NULL)
+		imap_reply_untagged(
+		    s, "OK [HIGHESTMODSEQ %llu] Highest",
+		    (unsigned long long)mail_view_highest_modseq(s->view));
 }
 
 void imap_mailbox_format_flags(const struct imap_session *s,
@@ -187,6 +210,7 @@ bad:
 
 static void imap_mailbox_close(struct imap_session *s)
 {
+	imap_search_update_free(s);
 	mail_notify_free(&s->notify);
 	mail_view_close(&s->view);
 	if (s->folder_fd >= 0)
@@ -235,6 +259,27 @@ static void imap_store_error(struct imap_session *s, enum mail_status st,
 	}
 }
 
+/* SELECT parameters (RFC 4466): only CONDSTORE (RFC 7162 3.1.8). */
+static bool imap_select_params(struct imap_session *s,
+			       const struct imap_arg *params)
+{
+	if (params->type != IMAP_ARG_LIST) {
+		imap_refuse(s, "BAD", NULL, "SELECT parameters are a list.",
+			    "SELECT syntax");
+		return false;
+	}
+	for (size_t i = 0; i < params->list_count; i++) {
+		if (!imap_arg_is_atom(&params->list[i], "CONDSTORE")) {
+			imap_refuse(s, "BAD", NULL, "Unknown SELECT parameter.",
+				    "SELECT with an unknown parameter");
+			return false;
+		}
+	}
+	if (params->list_count > 0)
+		s->condstore = true;
+	return true;
+}
+
 static void imap_select(struct imap_session *s, const struct imap_args *a,
 			bool readonly)
 {
@@ -255,6 +300,8 @@ static void imap_select(struct imap_session *s, const struct imap_args *a,
 			    "SELECT syntax");
 		return;
 	}
+	if (a->n == 2 && !imap_select_params(s, &a->v[1]))
+		return;
 	if (!imap_folder_name(s, &a->v[0], name, sizeof(name)))
 		return;
 	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
@@ -308,6 +355,10 @@ static void imap_select(struct imap_session *s, const struct imap_args *a,
 			    mail_view_uidvalidity(s->view));
 	imap_reply_untagged(s, "OK [UIDNEXT %u] Predicted next UID.",
 			    mail_view_uidnext(s->view));
+	if (s->condstore)
+		imap_reply_untagged(
+		    s, "OK [HIGHESTMODSEQ %llu] Highest",
+		    (unsigned long long)mail_view_highest_modseq(s->view));
 	if (s->rev2) {
 		conn_printf(s->conn, "* LIST () \"/\" ");
 		imap_folder_write_name(s, name);
@@ -415,7 +466,7 @@ static bool imap_status_items(const struct imap_arg *items)
 {
 	static const char *const known[] = {
 	    "MESSAGES", "RECENT",  "UIDNEXT", "UIDVALIDITY",
-	    "UNSEEN",	"DELETED", "SIZE",
+	    "UNSEEN",	"DELETED", "SIZE",    "HIGHESTMODSEQ",
 	};
 
 	if (items->type != IMAP_ARG_LIST || items->list_count == 0)
@@ -479,6 +530,10 @@ bool imap_status_untagged(struct imap_session *s, const char *name,
 		else if (imap_arg_is_atom(x, "DELETED"))
 			n += (size_t)snprintf(out + n, sizeof(out) - n,
 					      "%sDELETED %u", sep, st.deleted);
+		else if (imap_arg_is_atom(x, "HIGHESTMODSEQ"))
+			n += (size_t)snprintf(
+			    out + n, sizeof(out) - n, "%sHIGHESTMODSEQ %llu",
+			    sep, (unsigned long long)st.highest_modseq);
 		else if (imap_arg_is_atom(x, "SIZE"))
 			n += (size_t)snprintf(out + n, sizeof(out) - n,
 					      "%sSIZE %llu", sep,
@@ -667,8 +722,10 @@ static void imap_copy(struct imap_session *s, const struct imap_args *a,
 				    buf_data(b));
 		buf_free(&b);
 	}
-	for (size_t k = 0; k < held.count; k++)
+	for (size_t k = 0; k < held.count; k++) {
+		imap_search_update_expunged(s, held.seq0s[k]);
 		conn_printf(s->conn, "* %zu EXPUNGE\r\n", held.seq0s[k] + 1);
+	}
 	free(held.seq0s);
 	close(fd);
 	if (st != MAIL_OK) {

@@ -18,6 +18,11 @@
 void imap_mailbox_sync(struct imap_session *s, bool allow_expunge);
 const struct mail_sync_cb *imap_mailbox_sync_cb(void);
 
+/* A CONDSTORE-enabling command (RFC 7162 3.1): from now on flag updates
+ * carry MODSEQ; the first time in a selected folder the client hears its
+ * HIGHESTMODSEQ. */
+void imap_condstore_enable(struct imap_session *s);
+
 /* m's flags and keywords as IMAP flags ("\\Seen $Label1"), \Recent in
  * rev1 only. */
 void imap_mailbox_format_flags(const struct imap_session *s,

@@ -61,7 +61,7 @@ static const struct {
 } return_opts[] = {
     {"MIN", IMAP_SEARCH_RET_MIN},   {"MAX", IMAP_SEARCH_RET_MAX},
     {"ALL", IMAP_SEARCH_RET_ALL},   {"COUNT", IMAP_SEARCH_RET_COUNT},
-    {"SAVE", IMAP_SEARCH_RET_SAVE},
+    {"SAVE", IMAP_SEARCH_RET_SAVE}, {"UPDATE", IMAP_SEARCH_RET_UPDATE},
 };
 
 /* The parser's state: the search being built and the first error. */
@@ -95,6 +95,8 @@ static int parse_number(struct sp *sp, struct arg_cursor *c, uint64_t *v_r);
 static int parse_set(struct sp *sp, const struct imap_arg *arg,
 		     struct imap_search_key *key);
 static int parse_return(struct sp *sp, const struct imap_arg *list);
+static int parse_partial(struct sp *sp, const struct imap_arg *arg);
+static bool parse_partial_end(const char *p, const char *end, int32_t *out);
 static int parse_modseq(struct sp *sp, struct arg_cursor *c,
 			struct imap_search_key *key);
 static bool is_keyword_atom(const struct imap_arg *arg);
@@ -185,7 +187,8 @@ fail:
 	return r;
 }
 
-/* "RETURN (MIN MAX ALL COUNT SAVE)"; "()" means ALL (RFC 4731 3.1). */
+/* "RETURN (MIN MAX ALL COUNT SAVE UPDATE PARTIAL range)"; "()" means
+ * ALL (RFC 4731 3.1). */
 static int parse_return(struct sp *sp, const struct imap_arg *list)
 {
 	if (list->type != IMAP_ARG_LIST)
@@ -194,6 +197,12 @@ static int parse_return(struct sp *sp, const struct imap_arg *list)
 	for (size_t i = 0; i < list->list_count; i++) {
 		size_t k;
 
+		if (imap_arg_is_atom(&list->list[i], "PARTIAL")) {
+			if (i + 1 == list->list_count ||
+			    parse_partial(sp, &list->list[++i]) < 0)
+				return fail(sp, "PARTIAL needs a range");
+			continue;
+		}
 		for (k = 0; k < sizeof(return_opts) / sizeof(return_opts[0]);
 		     k++) {
 			if (imap_arg_is_atom(&list->list[i],
@@ -206,6 +215,51 @@ static int parse_return(struct sp *sp, const struct imap_arg *list)
 	}
 	if (sp->s->ret == 0)
 		sp->s->ret = IMAP_SEARCH_RET_ALL;
+	return 0;
+}
+
+/* One end of a partial range: [-]nz-number, 32-bit. */
+static bool parse_partial_end(const char *p, const char *end, int32_t *out)
+{
+	bool neg = p < end && *p == '-';
+	int64_t v = 0;
+
+	p += neg;
+	if (p == end || *p == '0')
+		return false;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return false;
+		v = v * 10 + (*p - '0');
+		if (v > INT32_MAX)
+			return false;
+	}
+	*out = (int32_t)(neg ? -v : v);
+	return true;
+}
+
+/* "lo:hi", both positive or both negative (RFC 5267 4.4, RFC 9394);
+ * kept with |lo| <= |hi|. */
+static int parse_partial(struct sp *sp, const struct imap_arg *arg)
+{
+	const char *colon;
+	int32_t a, b;
+
+	if (arg->type != IMAP_ARG_ATOM ||
+	    (colon = memchr(arg->str, ':', arg->len)) == NULL ||
+	    !parse_partial_end(arg->str, colon, &a) ||
+	    !parse_partial_end(colon + 1, arg->str + arg->len, &b) ||
+	    (a < 0) != (b < 0))
+		return -1;
+	if ((a > 0 && a > b) || (a < 0 && a < b)) {
+		int32_t t = a;
+
+		a = b;
+		b = t;
+	}
+	sp->s->ret |= IMAP_SEARCH_RET_PARTIAL;
+	sp->s->partial_lo = a;
+	sp->s->partial_hi = b;
 	return 0;
 }
 
@@ -391,6 +445,7 @@ static int parse_modseq(struct sp *sp, struct arg_cursor *c,
 			struct imap_search_key *key)
 {
 	key->type = IMAP_SK_MODSEQ;
+	sp->s->uses_modseq = true;
 	if (c->i < c->count && c->args[c->i].type == IMAP_ARG_QUOTED) {
 		const struct imap_arg *type;
 
@@ -652,5 +707,33 @@ int imap_search_write_esearch(const char *tag, bool uid, unsigned ret,
 	}
 	if (ret & IMAP_SEARCH_RET_COUNT)
 		r |= buf_printf(out, " COUNT %zu", count);
+	return r < 0 ? -1 : 0;
+}
+
+int imap_search_write_partial(const struct imap_search *search,
+			      const uint32_t *results, size_t count,
+			      struct buf *out)
+{
+	int64_t lo = search->partial_lo, hi = search->partial_hi;
+	int r;
+
+	r = buf_printf(out, " PARTIAL (%d:%d ", (int)lo, (int)hi);
+	/* Negative positions count from the end: -1 is the last. */
+	if (lo < 0) {
+		int64_t first = (int64_t)count + hi, last = (int64_t)count + lo;
+
+		lo = first + 1;
+		hi = last + 1;
+	}
+	if (lo < 1)
+		lo = 1;
+	if (hi > (int64_t)count)
+		hi = (int64_t)count;
+	if (lo > hi)
+		r |= buf_append_str(out, "NIL");
+	else
+		r |= imap_seqset_format_list(results + lo - 1,
+					     (size_t)(hi - lo + 1), out);
+	r |= buf_append_str(out, ")");
 	return r < 0 ? -1 : 0;
 }

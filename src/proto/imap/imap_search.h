@@ -89,14 +89,23 @@ struct imap_search_key {
 #define IMAP_SEARCH_RET_ALL (1u << 2)
 #define IMAP_SEARCH_RET_COUNT (1u << 3)
 #define IMAP_SEARCH_RET_SAVE (1u << 4)
+/* RFC 5267 CONTEXT=SEARCH: UPDATE keeps the search alive (ADDTO and
+ * REMOVEFROM follow); PARTIAL returns the results at positions
+ * partial_lo..partial_hi (1-based; both negative: counted from the end,
+ * -1 being the last, RFC 9394). */
+#define IMAP_SEARCH_RET_UPDATE (1u << 5)
+#define IMAP_SEARCH_RET_PARTIAL (1u << 6)
 
 struct imap_search {
 	struct imap_search_key *root; /* an IMAP_SK_AND */
 	/* RETURN (...) was given: answer ESEARCH. "RETURN ()" is ALL. */
 	bool esearch;
 	unsigned ret;
+	int32_t partial_lo, partial_hi; /* |lo| <= |hi|, same sign */
 	/* "$" appears: RFC 5182 requires the previous SAVE to be done. */
 	bool uses_saved;
+	/* A MODSEQ key appears: it enables CONDSTORE (RFC 7162 3.1). */
+	bool uses_modseq;
 	bool resolved;
 	size_t key_count;
 	struct imap_arena *arena;
@@ -166,6 +175,15 @@ enum imap_search_cost imap_search_cost(const struct imap_search *search);
  * 2.4). Returns 0, or -1 when out is full.
  */
 int imap_search_write_esearch(const char *tag, bool uid, unsigned ret,
+			      const uint32_t *results, size_t count,
+			      struct buf *out);
+
+/*
+ * Appends ' PARTIAL (lo:hi set)' (or NIL for the set) for the PARTIAL
+ * return option: the results at those positions of results[0..count).
+ * Returns 0, or -1 when out is full.
+ */
+int imap_search_write_partial(const struct imap_search *search,
 			      const uint32_t *results, size_t count,
 			      struct buf *out);
 

@@ -16,6 +16,7 @@
 #include "mime/mime.h"
 #include "proto/imap/imap_mailbox.h"
 #include "proto/imap/imap_search.h"
+#include "proto/imap/imap_search_update.h"
 #include "proto/imap/imap_sort.h"
 #include "storage/msg_wire.h"
 
@@ -139,6 +140,22 @@ static const struct imap_search_ops search_ops = {
     .zone = 0,
 };
 
+bool imap_search_cmd_match(struct imap_session *s,
+			   const struct imap_search *search, size_t seq0)
+{
+	struct search_msg c;
+	bool match;
+
+	memset(&c, 0, sizeof(c));
+	c.s = s;
+	c.seq0 = seq0;
+	c.m = mail_view_msg(s->view, seq0);
+	match = imap_search_match(search, &search_ops, &c);
+	mime_free(&c.msg);
+	free(c.wire);
+	return match;
+}
+
 /* RFC 5182 2.4: SAVE keeps the UIDs that MIN/MAX/ALL would return (MIN
  * or MAX alone: only those). */
 static void search_save(struct imap_session *s, unsigned ret,
@@ -159,9 +176,35 @@ static void search_save(struct imap_session *s, unsigned ret,
 	}
 }
 
+/*
+ * RFC 7162 3.1.5: a search with MODSEQ answers the highest modseq of the
+ * messages it returns: of all of them, or of MIN and/or MAX when only
+ * those are returned (RFC 4731 3.2). 0: none to tell.
+ */
+static uint64_t search_modseq(const struct imap_search *search,
+			      const uint64_t *mods, size_t count)
+{
+	unsigned ret = search->esearch ? search->ret : IMAP_SEARCH_RET_ALL;
+	uint64_t high = 0;
+
+	if (!search->uses_modseq || count == 0)
+		return 0;
+	if (ret & (IMAP_SEARCH_RET_ALL | IMAP_SEARCH_RET_COUNT |
+		   IMAP_SEARCH_RET_PARTIAL)) {
+		for (size_t i = 0; i < count; i++)
+			high = mods[i] > high ? mods[i] : high;
+		return high;
+	}
+	if (ret & IMAP_SEARCH_RET_MIN)
+		high = mods[0];
+	if ((ret & IMAP_SEARCH_RET_MAX) && mods[count - 1] > high)
+		high = mods[count - 1];
+	return high;
+}
+
 static void search_reply(struct imap_session *s, bool uid,
 			 const struct imap_search *search, const uint32_t *hits,
-			 size_t count)
+			 size_t count, uint64_t modseq)
 {
 	struct buf *b;
 
@@ -169,6 +212,9 @@ static void search_reply(struct imap_session *s, bool uid,
 		conn_printf(s->conn, "* SEARCH");
 		for (size_t i = 0; i < count; i++)
 			conn_printf(s->conn, " %u", hits[i]);
+		if (modseq > 0)
+			conn_printf(s->conn, " (MODSEQ %llu)",
+				    (unsigned long long)modseq);
 		conn_write(s->conn, "\r\n", 2);
 		return;
 	}
@@ -177,6 +223,10 @@ static void search_reply(struct imap_session *s, bool uid,
 				      search->esearch ? search->ret
 						      : IMAP_SEARCH_RET_ALL,
 				      hits, count, b) == 0 &&
+	    (!(search->ret & IMAP_SEARCH_RET_PARTIAL) ||
+	     imap_search_write_partial(search, hits, count, b) == 0) &&
+	    (modseq == 0 ||
+	     buf_printf(b, " MODSEQ %llu", (unsigned long long)modseq) == 0) &&
 	    buf_len(b) > 0) {
 		conn_write(s->conn, buf_data(b), buf_len(b));
 		conn_write(s->conn, "\r\n", 2);
@@ -191,8 +241,10 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	struct search_msg c;
 	const char *error;
 	uint32_t *hits, *uids, max_uid;
+	uint64_t *mods;
 	size_t count = 0, total = mail_view_count(s->view);
 	char cause[160];
+	bool noupdate = false;
 	int r;
 
 	memset(&search, 0, sizeof(search));
@@ -219,6 +271,9 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	imap_seqset_free(&saved);
 	hits = xcalloc(total + 1, sizeof(*hits));
 	uids = xcalloc(total + 1, sizeof(*uids));
+	mods = xcalloc(total + 1, sizeof(*mods));
+	if (search.uses_modseq)
+		imap_condstore_enable(s);
 	for (size_t i = 0; i < total; i++) {
 		memset(&c, 0, sizeof(c));
 		c.s = s;
@@ -227,6 +282,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 		if (!c.m->expunged &&
 		    imap_search_match(&search, &search_ops, &c)) {
 			uids[count] = c.m->uid;
+			mods[count] = c.m->modseq;
 			hits[count++] = a->uid ? c.m->uid : (uint32_t)i + 1;
 		}
 		mime_free(&c.msg);
@@ -234,10 +290,21 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	}
 	if (search.esearch && (search.ret & IMAP_SEARCH_RET_SAVE))
 		search_save(s, search.ret, uids, count);
-	search_reply(s, a->uid, &search, hits, count);
+	search_reply(s, a->uid, &search, hits, count,
+		     search_modseq(&search, mods, count));
+	free(mods);
+	if (search.esearch && (search.ret & IMAP_SEARCH_RET_UPDATE) &&
+	    !imap_search_update_add(s, s->tag, a->uid, &search, uids, count))
+		noupdate = true;
 	imap_search_free(&search);
 	free(hits);
 	free(uids);
+	if (noupdate) {
+		/* RFC 5267 4.2: the result stands, without updates. */
+		snprintf(cause, sizeof(cause), "NOUPDATE \"%s\"", s->tag);
+		imap_reply_tagged(s, "OK", cause, "SEARCH completed.");
+		return;
+	}
 	imap_reply_tagged(s, "OK", NULL, "SEARCH completed.");
 }
 

@@ -70,6 +70,7 @@ struct imap_session {
 	/* ENABLE (RFC 5161) */
 	bool rev2;	  /* IMAP4rev2 */
 	bool utf8_accept; /* UTF8=ACCEPT (RFC 6855) */
+	bool condstore;	  /* CONDSTORE (RFC 7162): MODSEQ in FETCH replies */
 
 	/* authenticated */
 	int maildir_fd; /* the user's Maildir root (INBOX) */
@@ -87,6 +88,8 @@ struct imap_session {
 	/* SEARCHRES (RFC 5182): UIDs of the last SEARCH ... SAVE */
 	uint32_t *saved_uids;
 	size_t saved_count;
+	/* CONTEXT=SEARCH (RFC 5267): live searches, NULL when none */
+	struct imap_search_updates *updates;
 
 	/* APPEND being received */
 	struct imap_append_cmd *append_cmd; /* imap_append.c */
