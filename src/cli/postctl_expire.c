@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <time.h>
@@ -17,6 +18,7 @@
 #include "cli/postctl.h"
 #include "lib/parse.h"
 #include "lib/username.h"
+#include "lib/xmalloc.h"
 #include "storage/expire.h"
 #include "storage/maildir.h"
 
@@ -32,6 +34,8 @@ static int postctl_expire_usage(void);
 static void postctl_expire_user(struct postctl_expire_run *run,
 				const struct passwd_entry *e);
 static void postctl_expire_print(const struct expire_removal *r, void *ctx);
+static void postctl_expire_folders(struct postctl_expire_run *run,
+				   int maildir_fd, const char *user);
 
 static int postctl_expire_usage(void)
 {
@@ -138,7 +142,8 @@ static void postctl_expire_user(struct postctl_expire_run *run,
 		fprintf(stderr, "postctl: users file line %d (%s): %s\n",
 			e->line, e->name, error);
 	expire_policy_apply(&p, &f);
-	if (p.retention < 0 && p.retention_unread < 0)
+	if (p.retention < 0 && p.retention_unread < 0 &&
+	    run->cfg->autoexpunge_count == 0)
 		return;
 	fd = maildir_open(run->root_fd, e->name, false, &err);
 	if (fd < 0) {
@@ -150,29 +155,66 @@ static void postctl_expire_user(struct postctl_expire_run *run,
 		}
 		return;
 	}
-	switch (expire_mailbox(fd, e->name, &p, run->now, run->dry_run,
-			       postctl_expire_print, run, &n, error,
-			       sizeof(error))) {
-	case EXPIRE_DONE:
-		run->removed += n;
-		break;
-	case EXPIRE_BUSY:
-		fprintf(stderr, "postctl: %s: skipped, mailbox in use: %s\n",
-			e->name, error);
-		run->busy++;
-		break;
-	case EXPIRE_ERROR:
-		fprintf(stderr, "postctl: %s: %s\n", e->name, error);
-		run->errors++;
-		break;
+	if (p.retention >= 0 || p.retention_unread >= 0) {
+		switch (expire_mailbox(fd, e->name, &p, run->now, run->dry_run,
+				       postctl_expire_print, run, &n, error,
+				       sizeof(error))) {
+		case EXPIRE_DONE:
+			run->removed += n;
+			break;
+		case EXPIRE_BUSY:
+			fprintf(stderr,
+				"postctl: %s: skipped, mailbox in use: %s\n",
+				e->name, error);
+			run->busy++;
+			break;
+		case EXPIRE_ERROR:
+			fprintf(stderr, "postctl: %s: %s\n", e->name, error);
+			run->errors++;
+			break;
+		}
 	}
+	postctl_expire_folders(run, fd, e->name);
 	close(fd);
+}
+
+/* autoexpunge.FOLDER for one user (through the folders' IMAP index). */
+static void postctl_expire_folders(struct postctl_expire_run *run,
+				   int maildir_fd, const char *user)
+{
+	const struct config *cfg = run->cfg;
+	struct expire_folder_rule *rules;
+	char error[640];
+	size_t n = 0;
+
+	if (cfg->autoexpunge_count == 0)
+		return;
+	rules = xcalloc(cfg->autoexpunge_count, sizeof(*rules));
+	for (size_t i = 0; i < cfg->autoexpunge_count; i++) {
+		rules[i].folder = cfg->autoexpunge[i].folder;
+		rules[i].after = cfg->autoexpunge[i].after;
+	}
+	if (expire_folders(maildir_fd, user, rules, cfg->autoexpunge_count,
+			   run->now, run->dry_run, postctl_expire_print, run,
+			   &n, error, sizeof(error)) != EXPIRE_DONE) {
+		fprintf(stderr, "postctl: %s: %s\n", user, error);
+		run->errors++;
+	}
+	run->removed += n;
+	free(rules);
 }
 
 static void postctl_expire_print(const struct expire_removal *r, void *ctx)
 {
 	const struct postctl_expire_run *run = ctx;
 
+	if (r->folder != NULL) {
+		printf("%s %s folder=%s uid=%" PRIu32 " age=%" PRId64
+		       "s rule=%s\n",
+		       run->dry_run ? "due" : "removed", r->user, r->folder,
+		       r->uid, r->age, r->rule_text);
+		return;
+	}
 	printf("%s %s uid=%" PRIu32 " uidl=%s age=%" PRId64 "s rule=%s\n",
 	       run->dry_run ? "due" : "removed", r->user, r->uid, r->uidl,
 	       r->age, r->rule_text);

@@ -21,6 +21,7 @@
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
+#include "storage/folder.h"
 
 #define CONFIG_DEFAULT_USER "postd"
 /* userdb = pgsql: the published schema's tables (doc/schema.sql). Set in
@@ -43,6 +44,8 @@ static void config_parse_line(struct config_parser *p, char *line);
 static const struct config_key *
 config_resolve_old_name(struct config_parser *p, const struct config_key *k);
 static char *config_trim(char *s);
+static int config_check_folder(struct config_parser *p, const char *key,
+			       const char *folder);
 static char *config_parser_dir(const char *path);
 static char *config_default_hostname(void);
 
@@ -257,7 +260,11 @@ static void config_parse_line(struct config_parser *p, char *line)
 	}
 	if (p->first_line[idx] == 0)
 		p->first_line[idx] = p->line;
-	if (p->suffix != NULL && config_key_scope(k) != CONFIG_SCOPE_LISTENER) {
+	if (p->suffix != NULL && config_key_scope(k) == CONFIG_SCOPE_FOLDER) {
+		if (config_check_folder(p, key, p->suffix) < 0)
+			return;
+	} else if (p->suffix != NULL &&
+		   config_key_scope(k) != CONFIG_SCOPE_LISTENER) {
 		/* The DOMAIN of a prefix key: a domain name, lowercase. */
 		char *domain = strchr(key, '.') + 1;
 
@@ -271,6 +278,31 @@ static void config_parse_line(struct config_parser *p, char *line)
 		p->suffix = domain;
 	}
 	k->set(p, k, value);
+}
+
+/* The FOLDER of autoexpunge.FOLDER: an IMAP name as a client would give
+ * it (UTF-8, '/' separated; INV-S2: it becomes a path only through
+ * folder_disk_name()). INBOX is retention's, not autoexpunge's. */
+static int config_check_folder(struct config_parser *p, const char *key,
+			       const char *folder)
+{
+	char quoted[128];
+	const char *why = NULL;
+
+	if (!folder_name_valid(folder, &why)) {
+		config_error(p, p->line, "%s: '%s' is not a folder name: %s",
+			     key, config_quote(quoted, sizeof(quoted), folder),
+			     why);
+		return -1;
+	}
+	if (folder_is_inbox(folder)) {
+		config_error(p, p->line,
+			     "%s: INBOX is governed by retention and "
+			     "retention_unread, not autoexpunge",
+			     config_quote(quoted, sizeof(quoted), key));
+		return -1;
+	}
+	return 0;
 }
 
 /*
@@ -525,6 +557,9 @@ void config_free(struct config **cfgp)
 	for (size_t i = 0; i < cfg->domain_retention_count; i++)
 		free(cfg->domain_retention[i].domain);
 	free(cfg->domain_retention);
+	for (size_t i = 0; i < cfg->autoexpunge_count; i++)
+		free(cfg->autoexpunge[i].folder);
+	free(cfg->autoexpunge);
 	if (cfg->relay_host != NULL)
 		config_route_free(cfg->relay_host);
 	free(cfg->relay_host);

@@ -42,6 +42,14 @@ struct config_domain_retention {
 	int64_t retention_unread; /* seconds, CONFIG_NEVER or CONFIG_UNSET */
 };
 
+/* autoexpunge.FOLDER: messages of a user's folder (an IMAP name,
+ * validated by folder_name_valid(), never INBOX) are removed this long
+ * after their delivery or APPEND time by the retention pass. */
+struct config_autoexpunge {
+	char *folder;  /* UTF-8, '/' separated, as IMAP names it */
+	int64_t after; /* seconds, or CONFIG_NEVER */
+};
+
 /* Outbound TLS: may = STARTTLS when offered, certificate not checked
  * (RFC 7435 opportunistic); verify = STARTTLS required and the
  * certificate must match the MX host name. DANE (RFC 7672) is not
@@ -144,6 +152,8 @@ struct config {
 	int64_t retention_unread; /* seconds after delivery, never read */
 	struct config_domain_retention *domain_retention;
 	size_t domain_retention_count;
+	struct config_autoexpunge *autoexpunge; /* autoexpunge.FOLDER */
+	size_t autoexpunge_count;
 	unsigned login_delay;	  /* seconds between POP3 logins, 0: none */
 	unsigned expire_interval; /* seconds between purge runs */
 	/* Outbound queue */

@@ -42,6 +42,7 @@ enum config_scope {
 	CONFIG_SCOPE_GLOBAL = 0,
 	CONFIG_SCOPE_LISTENER, /* listen.NAME, plaintext_auth.NAME */
 	CONFIG_SCOPE_DOMAIN,   /* retention.DOMAIN, transport.DOMAIN, ... */
+	CONFIG_SCOPE_FOLDER,   /* autoexpunge.FOLDER: an IMAP folder name */
 };
 
 /*

@@ -30,10 +30,11 @@ static void config_duration_bounds(const struct config_key *k, uint64_t *min_r,
 static config_setter config_set_hostname, config_set_domains, config_set_domain,
     config_set_path, config_set_account, config_set_uint, config_set_workers,
     config_set_duration, config_set_log_level, config_set_retention,
-    config_set_domain_retention, config_set_relay_host, config_set_transport,
-    config_set_dns_servers, config_set_tls_policy, config_set_domain_tls,
-    config_set_selector, config_set_dkim_key, config_set_address,
-    config_set_delimiter, config_set_userdb, config_set_text;
+    config_set_domain_retention, config_set_autoexpunge, config_set_relay_host,
+    config_set_transport, config_set_dns_servers, config_set_tls_policy,
+    config_set_domain_tls, config_set_selector, config_set_dkim_key,
+    config_set_address, config_set_delimiter, config_set_userdb,
+    config_set_text;
 
 #define MS(seconds) ((seconds)*1000ull)
 /* A limit of postd_limits.h as a default_value. */
@@ -349,6 +350,14 @@ const struct config_key config_keys[] = {
      .prefix = true,
      .repeatable = true,
      .summary = "retention_unread for one domain"},
+    {.name = "autoexpunge.",
+     .set = config_set_autoexpunge,
+     .type = CONFIG_TYPE_DURATION,
+     .scope = CONFIG_SCOPE_FOLDER,
+     .prefix = true,
+     .repeatable = true,
+     .summary = "remove mail from one IMAP folder this long after "
+		"delivery"},
     {.name = "login_delay",
      .set = config_set_duration,
      .offset = OFF(login_delay),
@@ -894,6 +903,29 @@ static int config_set_domain_retention(struct config_parser *p,
 	return 0;
 }
 
+static int config_set_autoexpunge(struct config_parser *p,
+				  const struct config_key *k, char *value)
+{
+	struct config *cfg = p->cfg;
+	int64_t secs;
+
+	if (config_parse_retention(p, k->name, value, &secs) < 0)
+		return -1;
+	for (size_t i = 0; i < cfg->autoexpunge_count; i++) {
+		if (strcmp(cfg->autoexpunge[i].folder, p->suffix) == 0) {
+			config_error(p, p->line, "%s%s: set twice", k->name,
+				     p->suffix);
+			return -1;
+		}
+	}
+	cfg->autoexpunge =
+	    xreallocarray(cfg->autoexpunge, cfg->autoexpunge_count + 1,
+			  sizeof(*cfg->autoexpunge));
+	cfg->autoexpunge[cfg->autoexpunge_count].folder = xstrdup(p->suffix);
+	cfg->autoexpunge[cfg->autoexpunge_count++].after = secs;
+	return 0;
+}
+
 static int config_parse_route(struct config_parser *p, const char *key,
 			      const char *value, struct config_route *r)
 {
@@ -1240,6 +1272,8 @@ const char *config_scope_name(enum config_scope scope)
 		return "listener";
 	case CONFIG_SCOPE_DOMAIN:
 		return "domain";
+	case CONFIG_SCOPE_FOLDER:
+		return "folder";
 	}
 	return "global";
 }

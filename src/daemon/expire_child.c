@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/username.h"
+#include "lib/xmalloc.h"
 #include "storage/expire.h"
 #include "storage/maildir.h"
 
@@ -26,6 +28,9 @@ static int expire_child_user(const struct config *cfg, int mail_root_fd,
 			     const struct passwd_entry *e, time_t now,
 			     size_t *removed_r);
 static void expire_child_report(const struct expire_removal *r, void *ctx);
+static int expire_child_folders(const struct config *cfg, int maildir_fd,
+				const char *user, time_t now,
+				size_t *removed_r);
 static void expire_child_summary(const struct config *cfg, int mail_root_fd,
 				 const struct passwd_db *db);
 
@@ -94,7 +99,8 @@ static int expire_child_user(const struct config *cfg, int mail_root_fd,
 		log_warn("retention pass: users file line %d (%s): %s", e->line,
 			 e->name, error);
 	expire_policy_apply(&p, &f);
-	if (p.retention < 0 && p.retention_unread < 0)
+	if (p.retention < 0 && p.retention_unread < 0 &&
+	    cfg->autoexpunge_count == 0)
 		return 0;
 	fd = maildir_open(mail_root_fd, e->name, false, &err);
 	if (fd < 0) {
@@ -107,29 +113,69 @@ static int expire_child_user(const struct config *cfg, int mail_root_fd,
 		}
 		return 0;
 	}
-	switch (expire_mailbox(fd, e->name, &p, now, false, expire_child_report,
-			       NULL, removed_r, error, sizeof(error))) {
-	case EXPIRE_DONE:
-		break;
-	case EXPIRE_BUSY:
-		log_info("retention pass: user=%s skipped, mailbox in use: %s",
-			 e->name, error);
-		break;
-	case EXPIRE_ERROR:
-		log_error("retention pass: user=%s: %s", e->name, error);
-		r = -1;
-		break;
+	if (p.retention >= 0 || p.retention_unread >= 0) {
+		switch (expire_mailbox(fd, e->name, &p, now, false,
+				       expire_child_report, NULL, removed_r,
+				       error, sizeof(error))) {
+		case EXPIRE_DONE:
+			break;
+		case EXPIRE_BUSY:
+			log_info("retention pass: user=%s skipped, mailbox in "
+				 "use: %s",
+				 e->name, error);
+			break;
+		case EXPIRE_ERROR:
+			log_error("retention pass: user=%s: %s", e->name,
+				  error);
+			r = -1;
+			break;
+		}
 	}
+	if (expire_child_folders(cfg, fd, e->name, now, removed_r) < 0)
+		r = -1;
 	close(fd);
+	return r;
+}
+
+/* autoexpunge.FOLDER: the user's other folders, through their IMAP
+ * index (no POP3 lock: POP3 sees INBOX only). Adds to *removed_r. */
+static int expire_child_folders(const struct config *cfg, int maildir_fd,
+				const char *user, time_t now, size_t *removed_r)
+{
+	struct expire_folder_rule *rules;
+	char error[640];
+	size_t n = 0;
+	int r = 0;
+
+	if (cfg->autoexpunge_count == 0)
+		return 0;
+	rules = xcalloc(cfg->autoexpunge_count, sizeof(*rules));
+	for (size_t i = 0; i < cfg->autoexpunge_count; i++) {
+		rules[i].folder = cfg->autoexpunge[i].folder;
+		rules[i].after = cfg->autoexpunge[i].after;
+	}
+	if (expire_folders(maildir_fd, user, rules, cfg->autoexpunge_count, now,
+			   false, expire_child_report, NULL, &n, error,
+			   sizeof(error)) != EXPIRE_DONE) {
+		log_error("retention pass: user=%s: %s", user, error);
+		r = -1;
+	}
+	*removed_r += n;
+	free(rules);
 	return r;
 }
 
 static void expire_child_report(const struct expire_removal *r, void *ctx)
 {
 	(void)ctx;
-	log_info("expired user=%s uid=%" PRIu32 " uidl=%s age=%" PRId64
-		 "s rule=%s",
-		 r->user, r->uid, r->uidl, r->age, r->rule_text);
+	if (r->folder != NULL)
+		log_info("expired user=%s folder=%s uid=%" PRIu32
+			 " age=%" PRId64 "s rule=%s",
+			 r->user, r->folder, r->uid, r->age, r->rule_text);
+	else
+		log_info("expired user=%s uid=%" PRIu32 " uidl=%s age=%" PRId64
+			 "s rule=%s",
+			 r->user, r->uid, r->uidl, r->age, r->rule_text);
 }
 
 /* What CAPA announces before login (RFC 2449 6.5, 6.7): the smallest

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,8 @@
 #include "lib/log.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
+#include "storage/folder.h"
+#include "storage/mail_index.h"
 
 #define EXPIRE_DAY 86400
 /* In DATA_DIR, next to mail/: DATA_DIR/mail holds domain folders only.
@@ -27,11 +31,20 @@
 #define EXPIRE_SUMMARY_FILE "../postd-policy"
 #define EXPIRE_SUMMARY_TMP "../postd-policy.tmp"
 #define EXPIRE_SUMMARY_MAGIC "postd-policy 1 "
+/* The IMAP index of a folder (doc/internals/imap-index.md). */
+#define EXPIRE_IMAP_INDEX "postd-imap.log"
 
 static int expire_parse_duration(const char *s, size_t len, bool never_ok,
 				 uint64_t max, int64_t *secs_r);
 static const char *expire_field_key(const char *key, size_t len,
 				    size_t *key_len_r);
+static time_t expire_seen_at(struct mailbox *box, size_t i, time_t delivered,
+			     time_t now);
+static void expire_sync_imap(int maildir_fd, const char *user);
+static int expire_folder(int root_fd, const char *user,
+			 const struct expire_folder_rule *rule, time_t now,
+			 bool dry_run, expire_report_fn *report, void *ctx,
+			 size_t *removed_r, char *error, size_t error_size);
 
 int64_t expire_age(time_t now, time_t t)
 {
@@ -93,6 +106,9 @@ void expire_rule_describe(const struct expire_policy *p, enum expire_rule rule,
 		expire_format_duration(p->retention_unread, d, sizeof(d));
 		snprintf(out, out_size, "retention_unread %s after delivery",
 			 d);
+		return;
+	case EXPIRE_RULE_FOLDER:
+		snprintf(out, out_size, "autoexpunge after delivery");
 		return;
 	case EXPIRE_KEEP:
 		break;
@@ -281,7 +297,16 @@ enum expire_status expire_mailbox(int maildir_fd, const char *user,
 	rules = xcalloc(count + 1, sizeof(*rules));
 	ages = xcalloc(count + 1, sizeof(*ages));
 	for (size_t i = 0; i < count; i++) {
-		rules[i] = expire_decide(p, mailbox_msg(box, i), now, &ages[i]);
+		struct mailbox_msg m = *mailbox_msg(box, i);
+
+		/* Read over IMAP (or by any Maildir reader): retrieved, as
+		 * if by RETR. A dry run assumes it without recording it. */
+		if (m.retrieved == 0 && expire_name_seen(m.name)) {
+			m.retrieved = expire_seen_at(box, i, m.delivered, now);
+			if (!dry_run)
+				mailbox_mark_retrieved(box, i, m.retrieved);
+		}
+		rules[i] = expire_decide(p, &m, now, &ages[i]);
 		due[i] = rules[i] != EXPIRE_KEEP;
 		if (due[i])
 			ndue++;
@@ -294,8 +319,12 @@ enum expire_status expire_mailbox(int maildir_fd, const char *user,
 	if (failed == 0 && report != NULL) {
 		for (size_t i = 0; i < count; i++) {
 			const struct mailbox_msg *m = mailbox_msg(box, i);
-			struct expire_removal r = {user,    m->uid,   m->uidl,
-						   ages[i], rules[i], text};
+			struct expire_removal r = {.user = user,
+						   .uid = m->uid,
+						   .uidl = m->uidl,
+						   .age = ages[i],
+						   .rule = rules[i],
+						   .rule_text = text};
 
 			if (!due[i])
 				continue;
@@ -309,8 +338,185 @@ enum expire_status expire_mailbox(int maildir_fd, const char *user,
 	free(ages);
 	if (failed > 0)
 		return EXPIRE_ERROR;
+	if (ndue > 0 && !dry_run)
+		expire_sync_imap(maildir_fd, user);
 	*removed_r = ndue;
 	return EXPIRE_DONE;
+}
+
+bool expire_name_seen(const char *name)
+{
+	const char *info = strchr(name, ':');
+
+	/* Maildir "2," info: the flag letters in ASCII order; lowercase
+	 * letters are other programs' keywords. */
+	return info != NULL && strncmp(info, ":2,", 3) == 0 &&
+	       strchr(info + 3, 'S') != NULL;
+}
+
+time_t expire_seen_time(time_t ctime, time_t delivered, time_t now)
+{
+	time_t t = ctime;
+
+	/* The ctime moves with every rename or link, so it is the moment
+	 * S was set at the latest: never earlier than the read (the mail
+	 * is kept at least as long as promised). INV-T1: not before the
+	 * delivery, not after the clock of this pass. */
+	if (t < delivered)
+		t = delivered;
+	if (t > now)
+		t = now;
+	return t > 0 ? t : 1;
+}
+
+/* When message i was read at the latest (expire_seen_time()). */
+static time_t expire_seen_at(struct mailbox *box, size_t i, time_t delivered,
+			     time_t now)
+{
+	char error[256];
+	struct stat st;
+	int fd = mailbox_msg_open(box, i, error, sizeof(error));
+	time_t ctime = now;
+
+	if (fd >= 0) {
+		if (fstat(fd, &st) == 0)
+			ctime = st.st_ctime;
+		close(fd);
+	}
+	return expire_seen_time(ctime, delivered, now);
+}
+
+/*
+ * After removing INBOX messages: brings INBOX's IMAP index up to date now
+ * (its scan logs the vanished files as expunged, durably), instead of at
+ * the next SELECT. Sessions that have INBOX selected see EXPUNGE at their
+ * next sync either way. A mailbox IMAP never opened has no index and gets
+ * none.
+ */
+static void expire_sync_imap(int maildir_fd, const char *user)
+{
+	struct mail_view *view;
+	struct stat st;
+	char error[256];
+
+	if (fstatat(maildir_fd, EXPIRE_IMAP_INDEX, &st, AT_SYMLINK_NOFOLLOW) <
+	    0)
+		return;
+	if (mail_view_open(maildir_fd, true, &view, error, sizeof(error)) !=
+	    MAIL_OK) {
+		log_warn("retention pass: user=%s: INBOX's IMAP index not "
+			 "updated (its next sync will do it): %s",
+			 user, error);
+		return;
+	}
+	mail_view_close(&view);
+}
+
+enum expire_status expire_folders(int root_fd, const char *user,
+				  const struct expire_folder_rule *rules,
+				  size_t rule_count, time_t now, bool dry_run,
+				  expire_report_fn *report, void *ctx,
+				  size_t *removed_r, char *error,
+				  size_t error_size)
+{
+	size_t failed = 0;
+	char err[512];
+
+	*removed_r = 0;
+	if (error_size > 0)
+		error[0] = '\0';
+	for (size_t r = 0; r < rule_count; r++) {
+		size_t n = 0;
+
+		if (rules[r].after < 0)
+			continue;
+		/* One bad folder does not keep the others from being done. */
+		if (expire_folder(root_fd, user, &rules[r], now, dry_run,
+				  report, ctx, &n, err, sizeof(err)) < 0 &&
+		    failed++ == 0)
+			snprintf(error, error_size, "folder %s: %s",
+				 rules[r].folder, err);
+		*removed_r += n;
+	}
+	return failed > 0 ? EXPIRE_ERROR : EXPIRE_DONE;
+}
+
+/* One autoexpunge rule for one user: 0 (also for a folder the user does
+ * not have) or -1 with error. */
+static int expire_folder(int root_fd, const char *user,
+			 const struct expire_folder_rule *rule, time_t now,
+			 bool dry_run, expire_report_fn *report, void *ctx,
+			 size_t *removed_r, char *error, size_t error_size)
+{
+	char disk[NAME_MAX + 1], text[FOLDER_MAX_NAME + 64], d[32];
+	struct mail_view *view;
+	enum mail_status st;
+	uint32_t *uids;
+	int64_t *ages;
+	size_t count, n = 0;
+	int fd;
+
+	*removed_r = 0;
+	/* INV-S2, INV-U1: a validated name, below this user's root only. */
+	if (folder_disk_name(rule->folder, disk, sizeof(disk)) < 0) {
+		snprintf(error, error_size, "not a folder name");
+		return -1;
+	}
+	fd = openat(root_fd, disk,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		snprintf(error, error_size, "open: %s", strerror(errno));
+		return -1;
+	}
+	/* Read-only: the pass takes no \Recent from the user. */
+	st = mail_view_open(fd, true, &view, error, error_size);
+	if (st != MAIL_OK) {
+		close(fd);
+		/* A parent kept only for its children has no cur/. */
+		return st == MAIL_NOT_FOUND ? 0 : -1;
+	}
+	count = mail_view_count(view);
+	uids = xcalloc(count + 1, sizeof(*uids));
+	ages = xcalloc(count + 1, sizeof(*ages));
+	for (size_t i = 0; i < count; i++) {
+		const struct mail_msg *m = mail_view_msg(view, i);
+		/* INV-T1: the server's delivery/APPEND time. */
+		int64_t age = expire_age(now, m->internaldate);
+
+		if (m->expunged || age < rule->after)
+			continue;
+		uids[n] = m->uid;
+		ages[n++] = age;
+	}
+	st = MAIL_OK;
+	if (n > 0 && !dry_run)
+		st = mail_view_expunge_uids(view, uids, n, error, error_size);
+	/* Reported only once durable (or as due in a dry run). */
+	if (st == MAIL_OK && report != NULL) {
+		expire_format_duration(rule->after, d, sizeof(d));
+		snprintf(text, sizeof(text), "autoexpunge.%s %s after delivery",
+			 rule->folder, d);
+		for (size_t k = 0; k < n; k++) {
+			struct expire_removal r = {.user = user,
+						   .uid = uids[k],
+						   .folder = rule->folder,
+						   .age = ages[k],
+						   .rule = EXPIRE_RULE_FOLDER,
+						   .rule_text = text};
+
+			report(&r, ctx);
+		}
+	}
+	mail_view_close(&view);
+	close(fd);
+	free(uids);
+	free(ages);
+	if (st != MAIL_OK)
+		return -1;
+	*removed_r = n;
+	return 0;
 }
 
 int expire_summary_write(int mail_root_fd, const struct expire_summary *sum,

@@ -38,6 +38,7 @@ enum expire_rule {
 	EXPIRE_KEEP = 0,
 	EXPIRE_RULE_RETRIEVED, /* retention after the first RETR */
 	EXPIRE_RULE_UNREAD,    /* retention_unread after delivery */
+	EXPIRE_RULE_FOLDER,    /* autoexpunge.FOLDER after delivery/APPEND */
 };
 
 /*
@@ -80,8 +81,9 @@ bool expire_at_quit(const struct expire_policy *p);
 /* One message removed (or due, in a dry run). */
 struct expire_removal {
 	const char *user;
-	uint32_t uid;
-	const char *uidl;
+	uint32_t uid;	    /* in INBOX, or in folder (its IMAP UID) */
+	const char *uidl;   /* INBOX: the POP3 UIDL; a folder: NULL */
+	const char *folder; /* NULL: INBOX; else the IMAP name */
 	int64_t age;
 	enum expire_rule rule;
 	const char *rule_text; /* expire_rule_describe() */
@@ -105,6 +107,40 @@ enum expire_status expire_mailbox(int maildir_fd, const char *user,
 				  const struct expire_policy *p, time_t now,
 				  bool dry_run, expire_report_fn *report,
 				  void *ctx, size_t *removed_r, char *error,
+				  size_t error_size);
+
+/*
+ * INBOX read by IMAP or any Maildir program (the S flag in the file name)
+ * counts as retrieved: the first pass that sees a message with S and no
+ * recorded retrieval records one at the file's ctime (its last rename or
+ * link: when S was set at the latest), kept within [delivery, now].
+ * expire_mailbox() does this; exposed for the unit test. name is
+ * mailbox_msg.name ("cur/BASE:2,FS").
+ */
+bool expire_name_seen(const char *name);
+time_t expire_seen_time(time_t ctime, time_t delivered, time_t now);
+
+/* autoexpunge.FOLDER (postd.conf(5)): the caller's copy of the config. */
+struct expire_folder_rule {
+	const char
+	    *folder;   /* IMAP name, valid (folder_name_valid), not INBOX */
+	int64_t after; /* seconds after INTERNALDATE, or EXPIRE_NEVER */
+};
+
+/*
+ * Empties the folders of the rules under the Maildir root at root_fd of
+ * messages whose INTERNALDATE (delivery or APPEND time, INV-T1) is at
+ * least rule.after old at now, through the folder's IMAP index (durable,
+ * seen as EXPUNGE by selected sessions). A folder the user does not have
+ * is skipped. Reports each removal (or each due message when dry_run;
+ * then nothing changes). Returns EXPIRE_DONE or EXPIRE_ERROR (after the
+ * other folders were done; error names the first failure).
+ */
+enum expire_status expire_folders(int root_fd, const char *user,
+				  const struct expire_folder_rule *rules,
+				  size_t rule_count, time_t now, bool dry_run,
+				  expire_report_fn *report, void *ctx,
+				  size_t *removed_r, char *error,
 				  size_t error_size);
 
 /*

@@ -227,6 +227,10 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 				 size_t error_size);
 static void idx_announce(struct mail_view *v, bool allow_expunge,
 			 const struct mail_sync_cb *cb, void *ctx);
+static enum mail_status idx_expunge(struct mail_view *v, const uint32_t *uids,
+				    size_t uid_count, bool need_deleted,
+				    const struct mail_sync_cb *cb, void *ctx,
+				    char *error, size_t error_size);
 static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 					 char *error, size_t error_size);
 static void idx_drop_doomed(struct mail_view *v, const struct mail_sync_cb *cb,
@@ -1981,15 +1985,33 @@ enum mail_status mail_view_expunge(struct mail_view *view, const uint32_t *uids,
 				   const struct mail_sync_cb *cb, void *ctx,
 				   char *error, size_t error_size)
 {
-	struct mail_view *v = view;
+	if (view->readonly) {
+		idx_err(error, error_size, "the folder is read-only");
+		return MAIL_TEMPFAIL;
+	}
+	return idx_expunge(view, uids, uid_count, true, cb, ctx, error,
+			   error_size);
+}
+
+enum mail_status mail_view_expunge_uids(struct mail_view *view,
+					const uint32_t *uids, size_t uid_count,
+					char *error, size_t error_size)
+{
+	return idx_expunge(view, uids, uid_count, false, NULL, NULL, error,
+			   error_size);
+}
+
+/* EXPUNGE proper: the messages of uids (all when NULL), only those with
+ * \Deleted when need_deleted is set (a client's EXPUNGE). */
+static enum mail_status idx_expunge(struct mail_view *v, const uint32_t *uids,
+				    size_t uid_count, bool need_deleted,
+				    const struct mail_sync_cb *cb, void *ctx,
+				    char *error, size_t error_size)
+{
 	struct lines l = {0};
 	uint32_t *sorted = NULL;
 	enum mail_status st;
 
-	if (v->readonly) {
-		idx_err(error, error_size, "the folder is read-only");
-		return MAIL_TEMPFAIL;
-	}
 	if (uids != NULL) {
 		sorted = xreallocarray(NULL, uid_count + 1, sizeof(*sorted));
 		memcpy(sorted, uids, uid_count * sizeof(*uids));
@@ -2003,7 +2025,8 @@ enum mail_status mail_view_expunge(struct mail_view *view, const uint32_t *uids,
 	for (size_t i = 0; i < v->count; i++) {
 		struct mail_entry *e = &v->e[i];
 
-		e->doomed = !e->m.expunged && (e->m.flags & MAIL_DELETED) &&
+		e->doomed = !e->m.expunged &&
+			    (!need_deleted || (e->m.flags & MAIL_DELETED)) &&
 			    (sorted == NULL ||
 			     bsearch(&e->m.uid, sorted, uid_count,
 				     sizeof(*sorted), idx_cmp_uid) != NULL);

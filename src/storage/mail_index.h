@@ -133,6 +133,18 @@ enum mail_status mail_view_expunge(struct mail_view *view, const uint32_t *uids,
 				   char *error, size_t error_size);
 
 /*
+ * The retention pass's removal (autoexpunge.FOLDER,
+ * doc/internals/retention.md): the messages whose UID is among
+ * uids[0..uid_count), whatever their flags, also through a read-only view
+ * (the pass opens one so that it takes no \Recent from the user). As
+ * durable as mail_view_expunge(); other views see EXPUNGE at their next
+ * sync. This view drops them at once.
+ */
+enum mail_status mail_view_expunge_uids(struct mail_view *view,
+					const uint32_t *uids, size_t uid_count,
+					char *error, size_t error_size);
+
+/*
  * COPY / MOVE of the messages at seq0s[0..n) into the folder at dest_fd:
  * hard links where the file system allows (a copy otherwise), flags and
  * keywords kept, new UIDs in the destination, all durable before return.

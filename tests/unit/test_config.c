@@ -978,6 +978,38 @@ static void test_retention_keys(void **state)
 	loaded_free(&l);
 }
 
+static void test_autoexpunge_keys(void **state)
+{
+	struct loaded l;
+
+	(void)state;
+	load(&l, "domains = example.org\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->autoexpunge_count, 0); /* default: none */
+	loaded_free(&l);
+	load(&l, "domains = example.org\n"
+		 "autoexpunge.Trash = 30d\n"
+		 "autoexpunge.Archive/Entw\xc3\xbcrfe alt = never\n");
+	assert_int_equal(l.rc, 0);
+	assert_int_equal(l.cfg->autoexpunge_count, 2);
+	assert_string_equal(l.cfg->autoexpunge[0].folder, "Trash");
+	assert_int_equal(l.cfg->autoexpunge[0].after, 30 * 86400);
+	assert_string_equal(l.cfg->autoexpunge[1].folder,
+			    "Archive/Entw\xc3\xbcrfe alt");
+	assert_int_equal(l.cfg->autoexpunge[1].after, CONFIG_NEVER);
+	loaded_free(&l);
+	load(&l, "domains = example.org\n"
+		 "autoexpunge.Junk = 30d\nautoexpunge.Junk = 7d\n"
+		 "autoexpunge.inbox = 1d\nautoexpunge.../x = 1d\n"
+		 "autoexpunge.Trash = 1.5d\n");
+	assert_int_equal(l.rc, -1);
+	assert_error_at(&l, 3, "autoexpunge.Junk: set twice");
+	assert_error_at(&l, 4, "INBOX is governed by retention");
+	assert_error_at(&l, 5, "is not a folder name");
+	assert_error_at(&l, 6, "'1.5d' is not never or a whole");
+	loaded_free(&l);
+}
+
 static void test_retention_defaults(void **state)
 {
 	struct loaded l;
@@ -1388,6 +1420,7 @@ int main(void)
 	    cmocka_unit_test(test_errors_stream_may_be_null),
 	    cmocka_unit_test(test_retention_keys),
 	    cmocka_unit_test(test_retention_defaults),
+	    cmocka_unit_test(test_autoexpunge_keys),
 	    cmocka_unit_test(test_queue_keys),
 	    cmocka_unit_test(test_queue_key_errors),
 	    cmocka_unit_test(test_outbound_tls_keys),

@@ -427,6 +427,191 @@ static void test_expire_mailbox_retrieved_from_index(void **state)
 	assert_true(exists(f, "1001.u")); /* never retrieved: never */
 }
 
+/* Read by IMAP or any Maildir reader: S in the "2," info, and only
+ * there (lowercase letters are other programs' keywords). */
+static void test_expire_name_seen(void **state)
+{
+	(void)state;
+	assert_true(expire_name_seen("cur/1.a.host:2,S"));
+	assert_true(expire_name_seen("cur/1.a.host:2,FRS"));
+	assert_true(expire_name_seen("cur/1.a.host:2,ST"));
+	assert_false(expire_name_seen("cur/1.a.host:2,F"));
+	assert_false(expire_name_seen("cur/1.a.host:2,"));
+	assert_false(expire_name_seen("new/1.a.host"));
+	assert_false(expire_name_seen("cur/1.a.host:2,ab"));
+	assert_false(expire_name_seen("cur/1.a.host:1,S"));
+	assert_false(expire_name_seen("cur/1.S.host"));
+}
+
+/* The read time is the file's ctime, kept within [delivery, now]
+ * (INV-T1: a ctime in the future is now, never later). */
+static void test_expire_seen_time_bounds(void **state)
+{
+	(void)state;
+	assert_int_equal(expire_seen_time(T0, T0 - DAY, T0 + DAY), T0);
+	assert_int_equal(expire_seen_time(T0 - 2 * DAY, T0 - DAY, T0),
+			 T0 - DAY);
+	assert_int_equal(expire_seen_time(T0 + DAY, T0 - DAY, T0), T0);
+}
+
+static void put_seen(struct fixture *f, const char *name, time_t mtime)
+{
+	char path[128];
+	struct timespec ts[2] = {{mtime, 0}, {mtime, 0}};
+	int fd;
+
+	snprintf(path, sizeof(path), "cur/%s:2,S", name);
+	fd = openat(f->md_fd, path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "Subject: x\n\nbody\n", 17), 17);
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+}
+
+/* Marked \Seen over IMAP: retrieved from the first pass that sees it,
+ * not "unread" (kept forever with retention_unread = never). */
+static void test_expire_mailbox_seen_counts_as_retrieved(void **state)
+{
+	struct fixture *f = *state;
+	struct expire_policy p = {30 * DAY, EXPIRE_NEVER};
+	time_t before = time(NULL), t;
+	struct mailbox *box;
+	char error[256];
+	size_t n;
+
+	put_seen(f, "1000.s", T0 - 100 * DAY);
+	put(f, "1001.u", T0 - 100 * DAY);
+	/* A dry run assumes it but records nothing. */
+	assert_int_equal(expire_mailbox(f->md_fd, "bob@example.com", &p,
+					before + 30 * DAY + 60, true, NULL,
+					NULL, &n, error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 1);
+	assert_int_equal(
+	    mailbox_open(f->md_fd, NULL, &box, error, sizeof(error)),
+	    MAILBOX_OK);
+	assert_int_equal(mailbox_msg(box, 0)->retrieved, 0);
+	mailbox_close(&box);
+	assert_int_equal(expire_mailbox(f->md_fd, "bob@example.com", &p,
+					time(NULL), false, NULL, NULL, &n,
+					error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 0);
+	assert_int_equal(
+	    mailbox_open(f->md_fd, NULL, &box, error, sizeof(error)),
+	    MAILBOX_OK);
+	t = mailbox_msg(box, 0)->retrieved;
+	assert_true(t >= before && t <= time(NULL));
+	assert_int_equal(mailbox_msg(box, 1)->retrieved, 0);
+	mailbox_close(&box);
+	assert_int_equal(expire_mailbox(f->md_fd, "bob@example.com", &p,
+					t + 30 * DAY - 1, false, NULL, NULL, &n,
+					error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 0);
+	assert_int_equal(expire_mailbox(f->md_fd, "bob@example.com", &p,
+					t + 30 * DAY, false, NULL, NULL, &n,
+					error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 1);
+	assert_int_equal(faccessat(f->md_fd, "cur/1000.s:2,S", F_OK, 0), -1);
+	assert_true(exists(f, "1001.u"));
+}
+
+static void make_folder(struct fixture *f, const char *disk)
+{
+	char path[128];
+
+	assert_int_equal(mkdirat(f->md_fd, disk, 0700), 0);
+	for (int i = 0; i < 3; i++) {
+		static const char *const sub[] = {"new", "cur", "tmp"};
+
+		snprintf(path, sizeof(path), "%s/%s", disk, sub[i]);
+		assert_int_equal(mkdirat(f->md_fd, path, 0700), 0);
+	}
+}
+
+static void put_in(struct fixture *f, const char *disk, const char *name,
+		   time_t mtime)
+{
+	char path[128];
+	struct timespec ts[2] = {{mtime, 0}, {mtime, 0}};
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/new/%s", disk, name);
+	fd = openat(f->md_fd, path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "Subject: x\n\nbody\n", 17), 17);
+	assert_int_equal(futimens(fd, ts), 0);
+	close(fd);
+}
+
+static bool exists_in(struct fixture *f, const char *disk, const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/new/%s", disk, name);
+	return faccessat(f->md_fd, path, F_OK, 0) == 0;
+}
+
+static void folder_report(const struct expire_removal *r, void *ctx)
+{
+	struct fixture *f = ctx;
+
+	f->reported++;
+	f->last_uid = r->uid;
+	assert_int_equal(r->rule, EXPIRE_RULE_FOLDER);
+	assert_string_equal(r->folder, "Trash");
+	assert_null(r->uidl);
+	assert_string_equal(r->rule_text,
+			    "autoexpunge.Trash 30d after delivery");
+}
+
+/* autoexpunge.Trash = 30d: from the INTERNALDATE, not one second early;
+ * a folder without a rule and INBOX are never touched, a rule for a
+ * folder the user does not have is no error. */
+static void test_expire_folders_autoexpunge(void **state)
+{
+	struct fixture *f = *state;
+	struct expire_folder_rule rules[] = {
+	    {"Trash", 30 * DAY}, {"Junk", 30 * DAY}, {"Archive", EXPIRE_NEVER}};
+	char error[256];
+	size_t n;
+
+	make_folder(f, ".Trash");
+	make_folder(f, ".Archive");
+	make_folder(f, ".Keep");
+	put_in(f, ".Trash", "1000.old", T0);
+	put_in(f, ".Trash", "1001.young", T0 + DAY);
+	put_in(f, ".Archive", "1000.old", T0);
+	put_in(f, ".Keep", "1000.old", T0);
+	put(f, "1000.inbox", T0);
+	assert_int_equal(expire_folders(f->md_fd, "bob@example.com", rules, 3,
+					T0 + 30 * DAY - 1, true, folder_report,
+					f, &n, error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 0);
+	assert_int_equal(expire_folders(f->md_fd, "bob@example.com", rules, 3,
+					T0 + 30 * DAY, true, folder_report, f,
+					&n, error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 1);
+	assert_true(exists_in(f, ".Trash", "1000.old")); /* dry run */
+	f->reported = 0;
+	assert_int_equal(expire_folders(f->md_fd, "bob@example.com", rules, 3,
+					T0 + 30 * DAY, false, folder_report, f,
+					&n, error, sizeof(error)),
+			 EXPIRE_DONE);
+	assert_int_equal(n, 1);
+	assert_int_equal(f->reported, 1);
+	assert_int_equal(f->last_uid, 1);
+	assert_false(exists_in(f, ".Trash", "1000.old"));
+	assert_true(exists_in(f, ".Trash", "1001.young"));
+	assert_true(exists_in(f, ".Archive", "1000.old"));
+	assert_true(exists_in(f, ".Keep", "1000.old"));
+	assert_true(exists(f, "1000.inbox"));
+}
+
 static void test_expire_summary_round_trip(void **state)
 {
 	struct fixture *f = *state;
@@ -521,6 +706,12 @@ int main(void)
 	    cmocka_unit_test(test_expire_rule_text),
 	    cmocka_unit_test(test_expire_parse_extra_table),
 	    cmocka_unit_test(test_expire_precedence),
+	    cmocka_unit_test(test_expire_name_seen),
+	    cmocka_unit_test(test_expire_seen_time_bounds),
+	    cmocka_unit_test_setup_teardown(
+		test_expire_mailbox_seen_counts_as_retrieved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_folders_autoexpunge,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_expire_mailbox_purge, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
