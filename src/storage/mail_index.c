@@ -236,6 +236,7 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 				 size_t error_size);
 static void idx_announce(struct mail_view *v, bool allow_expunge,
 			 const struct mail_sync_cb *cb, void *ctx);
+static void idx_mark_unclaimed_recent(struct mail_view *v);
 static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 					 char *error, size_t error_size);
 static void idx_drop_doomed(struct mail_view *v, const struct mail_sync_cb *cb,
@@ -1851,8 +1852,20 @@ enum mail_status mail_view_sync(struct mail_view *view, bool allow_expunge,
 		if (st != MAIL_OK)
 			return st;
 	}
+	idx_mark_unclaimed_recent(v);
 	idx_announce(v, allow_expunge, cb, ctx);
 	return MAIL_OK;
+}
+
+/* A read-only view (EXAMINE) claims nothing (RFC 3501 6.3.2: EXAMINE
+ * MUST NOT cause messages to lose \Recent), but it still shows as
+ * \Recent, and counts in RECENT, what no session has claimed yet. */
+static void idx_mark_unclaimed_recent(struct mail_view *v)
+{
+	if (!v->readonly)
+		return;
+	for (size_t i = v->n; i-- > 0 && v->e[i].m.uid > v->recent_uid;)
+		v->e[i].m.flags |= MAIL_RECENT;
 }
 
 enum mail_status mail_view_store(struct mail_view *view, size_t seq0,
