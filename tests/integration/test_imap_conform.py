@@ -50,3 +50,27 @@ def test_fetch_envelope_is_a_parenthesized_list(shared_server):
         assert len(lines) == 1 and (" ENVELOPE %s" % env) in lines[0], lines
     r.cmd("a9", "LOGOUT")
     r.close()
+
+
+# -- ID before login ----------------------------------------------------------
+
+def test_inv_s3_long_id_before_login_but_other_commands_bounded(shared_server):
+    """A 32 KiB ID line before login is answered (Dovecot takes it,
+    imaptest "id" sends it); any other command stays within 8 KiB, and
+    ID itself within 64 KiB, each refused without closing the session."""
+    srv = shared_server
+    r = Raw(srv.imap_port)
+    value = "1234567890" * 3200
+    lines, tagged = r.cmd("i1", 'ID ("name" "%s")' % value)
+    assert tagged.startswith("i1 OK"), tagged
+    assert any(ln.startswith("* ID ") for ln in lines), lines
+    lines, tagged = r.cmd("i2", "LOGIN %s %s" % ("x" * 9000, "pw"))
+    assert tagged.startswith("i2 BAD [LIMIT]"), tagged
+    r.send('i3 ID ("name" "%s") i4 LOGOUT\r\n' % ("y" * 70000))
+    ln = r.line()
+    assert ln.startswith("* BAD [LIMIT]") or ln.startswith("i3 BAD [LIMIT]"), ln
+    assert "i4" not in ln, ln
+    lines, tagged = r.cmd("i5", "NOOP")
+    assert tagged.startswith("i5 OK"), tagged
+    r.cmd("i9", "LOGOUT")
+    r.close()
