@@ -74,3 +74,91 @@ def test_inv_s3_long_id_before_login_but_other_commands_bounded(shared_server):
     assert tagged.startswith("i5 OK"), tagged
     r.cmd("i9", "LOGOUT")
     r.close()
+
+
+# -- IDLE woken by the notification watch -------------------------------------
+
+def _server_pid_of(client_sock, server_port):
+    """The daemon process serving this client connection (by the socket
+    inode in /proc/net/tcp), or None."""
+    import os
+    lport = client_sock.getsockname()[1]
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for ln in f.readlines()[1:]:
+            fields = ln.split()
+            loc, rem = fields[1], fields[2]
+            if (int(loc.split(":")[1], 16) == server_port and
+                    int(rem.split(":")[1], 16) == lport):
+                inode = fields[9]
+    if inode is None:
+        return None
+    want = "socket:[%s]" % inode
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir("/proc/%s/fd" % pid):
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)) == want:
+                    return int(pid)
+        except OSError:
+            continue
+    return None
+
+
+def _syscalls_while_idle(pid, seconds):
+    """The system calls the process (all its threads) makes in `seconds`,
+    by name (strace -c), and strace's report."""
+    import subprocess
+    p = subprocess.run(["timeout", "-s", "INT", str(seconds), "strace",
+                        "-c", "-f", "-p", str(pid)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=seconds + 10)
+    out = p.stdout.decode("utf-8", "replace")
+    names = set()
+    for ln in out.splitlines():
+        f = ln.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            names.add(f[-1])
+    return names, out
+
+
+def test_idle_is_woken_by_inotify_not_a_timer(make_server):
+    """IDLE reports a delivery within a second through the folder's
+    inotify watch, which works in the chrooted worker (no /proc there):
+    the log has no inotify_add_watch error, and for three seconds the
+    idle session makes its worker do nothing but wait (no poll timer)."""
+    import os
+    import shutil
+    import time
+    import pytest
+    srv = make_server()
+    mark = srv.log_mark()
+    srv.deliver(ALICE, ENVELOPE_MSG)
+    r = logged_in(srv)
+    ok(r, "a1", "SELECT INBOX")
+    r.send("a2 IDLE\r\n")
+    assert r.line().startswith("+ "), "no IDLE continuation"
+    time.sleep(0.3)  # the initial sync is done
+    if os.geteuid() == 0 and shutil.which("strace"):
+        pid = _server_pid_of(r.sock, srv.imap_port)
+        assert pid is not None
+        # the worker's own 200 ms housekeeping tick is an epoll_wait
+        # timeout; a session that looked at its folder would add reads
+        names, out = _syscalls_while_idle(pid, 3)
+        assert names <= {"epoll_wait"}, out
+    else:
+        pytest.skip("strace as root is needed to count wakeups")
+    srv.deliver(ALICE, ENVELOPE_MSG)
+    t0 = time.monotonic()
+    r.sock.settimeout(5)
+    ln = r.line()
+    while not ln.endswith("EXISTS"):
+        ln = r.line()
+    assert ln == "* 2 EXISTS", ln
+    assert time.monotonic() - t0 < 1.0
+    r.send("DONE\r\n")
+    lines, tagged = r.until("a2")
+    assert tagged.startswith("a2 OK"), tagged
+    r.cmd("a9", "LOGOUT")
+    r.close()
+    log = srv.log_since(mark)
+    assert "inotify" not in log and "no change notification" not in log, log
