@@ -7,6 +7,7 @@
  */
 #include <gmime/gmime.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -168,6 +169,51 @@ static char *decode_header_value(const char *value, size_t len)
 	return out;
 }
 
+/* The fields that hold addresses (RFC 5322 3.6.2, 3.6.3, 3.6.6). */
+static bool is_address_field(const struct mime_field *f)
+{
+	static const char *const names[] = {
+	    "From",	 "Sender",    "Reply-To",    "To",
+	    "Cc",	 "Bcc",	      "Resent-From", "Resent-Sender",
+	    "Resent-To", "Resent-Cc", "Resent-Bcc",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (mime_field_is(f, names[i]))
+			return true;
+	}
+	return false;
+}
+
+/* An address field also matches on its parsed addresses written as
+ * mailbox@domain, as Dovecot searches them: "<a (x)@ (y) b.org>" is
+ * found by "a@b.org" although its text never says so. */
+static bool addresses_contain(const struct mime_field *f, const char *needle)
+{
+	struct mime_addrs list = {0};
+	size_t vlen;
+	char *v = mime_unfold(f->value, f->value_len, &vlen);
+	bool hit = false;
+
+	mime_addrs_parse(v, vlen, &list);
+	free(v);
+	for (size_t i = 0; i < list.n && !hit; i++) {
+		const struct mime_addr *a = &list.a[i];
+		size_t size;
+		char *spec;
+
+		if (a->mailbox == NULL || a->domain == NULL)
+			continue;
+		size = strlen(a->mailbox) + strlen(a->domain) + 2;
+		spec = xmalloc(size);
+		snprintf(spec, size, "%s@%s", a->mailbox, a->domain);
+		hit = contains(spec, strlen(spec), needle);
+		free(spec);
+	}
+	mime_addrs_free(&list);
+	return hit;
+}
+
 bool mime_search_header(const struct mime_msg *msg, const char *wire,
 			const char *field, const char *needle)
 {
@@ -186,7 +232,8 @@ bool mime_search_header(const struct mime_msg *msg, const char *wire,
 		if (needle[0] == '\0')
 			return true;
 		v = decode_header_value(f.value, f.value_len);
-		hit = contains(v, strlen(v), needle);
+		hit = contains(v, strlen(v), needle) ||
+		      (is_address_field(&f) && addresses_contain(&f, needle));
 		free(v);
 		if (hit)
 			return true;

@@ -583,6 +583,32 @@ static void test_search_header(void **state)
 	mime_free(&m);
 }
 
+/* An address field is also searched as its parsed addresses, so comments
+ * and blanks inside an address do not hide it (imaptest
+ * search-addresses, as Dovecot searches). */
+static const char address_msg[] =
+    "From: <user-from (comment)@ (comment) domain.org>\r\n"
+    "To: Some One <one@example.org>, two (Two) @ example . org\r\n"
+    "Subject: user-from@domain.org is no address here\r\n"
+    "\r\n"
+    "body\r\n";
+
+static void test_search_header_parsed_addresses(void **state)
+{
+	struct mime_msg *m = mime_parse(address_msg, sizeof(address_msg) - 1);
+	const char *w = address_msg;
+
+	(void)state;
+	assert_true(mime_search_header(m, w, "From", "user-from@domain.org"));
+	assert_true(mime_search_header(m, w, "From", "USER-FROM@DOMAIN"));
+	assert_true(mime_search_header(m, w, "To", "two@example.org"));
+	assert_true(mime_search_header(m, w, "To", "some one"));
+	assert_false(mime_search_header(m, w, "To", "user-from@domain.org"));
+	/* not an address field: its text only */
+	assert_false(mime_search_header(m, w, "Subject", "address@here"));
+	mime_free(&m);
+}
+
 static void test_search_body(void **state)
 {
 	struct mime_msg *m = mime_parse(search_msg, sizeof(search_msg) - 1);
@@ -859,6 +885,7 @@ int main(void)
 	    cmocka_unit_test(test_header_count_is_bounded),
 	    cmocka_unit_test(test_header_bytes_are_bounded),
 	    cmocka_unit_test(test_output_full),
+	    cmocka_unit_test(test_search_header_parsed_addresses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
