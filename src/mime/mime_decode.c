@@ -57,6 +57,77 @@ static char *part_cte(const char *wire, const struct mime_part *p)
 	return mime_str_take(&s);
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* One line of quoted-printable text (no line end, trailing blanks already
+ * cut off): "=XX" is a byte, any other '=' stays as it is. */
+static size_t qp_decode_text(const char *in, size_t len, char *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int hi, lo;
+
+		if (in[i] == '=' && i + 2 < len &&
+		    (hi = hex_value(in[i + 1])) >= 0 &&
+		    (lo = hex_value(in[i + 2])) >= 0) {
+			out[n++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[n++] = in[i];
+		}
+	}
+	return n;
+}
+
+/*
+ * Quoted-printable (RFC 2045 6.7), line by line as Dovecot decodes it:
+ * blanks at the end of a line were added in transport and go (rule 3); a
+ * line ending in '=' (blanks after it included) is a soft line break;
+ * every other line keeps its own line end. GMime's decoder keeps both
+ * kinds of blanks, which made BINARY.SIZE differ (imaptest
+ * fetch-binary-mime-qp). out has room for len bytes.
+ */
+static size_t qp_decode(const char *in, size_t len, char *out)
+{
+	size_t n = 0, pos = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(in + pos, '\n', len - pos);
+		size_t end = lf == NULL ? len : (size_t)(lf - in);
+		size_t next = lf == NULL ? len : end + 1;
+		size_t text_end = end;
+		bool cr = end > pos && in[end - 1] == '\r';
+
+		if (cr)
+			text_end--;
+		while (text_end > pos &&
+		       (in[text_end - 1] == ' ' || in[text_end - 1] == '\t'))
+			text_end--;
+		if (text_end > pos && in[text_end - 1] == '=') {
+			n += qp_decode_text(in + pos, text_end - 1 - pos,
+					    out + n);
+		} else {
+			n += qp_decode_text(in + pos, text_end - pos, out + n);
+			if (cr)
+				out[n++] = '\r';
+			if (lf != NULL)
+				out[n++] = '\n';
+		}
+		pos = next;
+	}
+	return n;
+}
+
 /* Decodes in[0..len) per cte into a malloc'd buffer. Returns -2 for an
  * encoding we cannot undo. */
 static int decode_cte(const char *cte, const char *in, size_t len, char **out_r,
@@ -86,9 +157,7 @@ static int decode_cte(const char *cte, const char *in, size_t len, char **out_r,
 		    &state, &save);
 		break;
 	case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
-		*len_r = g_mime_encoding_quoted_decode_step(
-		    (const unsigned char *)in, len, (unsigned char *)out,
-		    &state, &save);
+		*len_r = qp_decode(in, len, out);
 		break;
 	default:
 		free(out);
