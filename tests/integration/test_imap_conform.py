@@ -162,3 +162,47 @@ def test_idle_is_woken_by_inotify_not_a_timer(make_server):
     r.close()
     log = srv.log_since(mark)
     assert "inotify" not in log and "no change notification" not in log, log
+
+
+# -- LSUB and LIST (SUBSCRIBED) -------------------------------------------------
+
+def test_subscriptions_outlive_folders_and_show_their_parents(shared_server):
+    """RFC 3501 6.3.6/6.3.9 and RFC 5258 3.5 (imaptest subscribe, listext):
+    a subscription survives DELETE and LSUB / LIST (SUBSCRIBED) still
+    show it (\\NonExistent), plain LIST does not; LSUB "%" shows an
+    unsubscribed parent of a subscribed folder as \\Noselect; RECURSIVEMATCH
+    gives such a parent CHILDINFO, unless the child is listed itself."""
+    srv = shared_server
+    r = logged_in(srv)
+    for n in ("cf/a", "cf/b/c", "cf/gone"):
+        ok(r, "c1", "CREATE %s" % n)
+    for n in ("cf/a", "cf/b/c", "cf/gone"):
+        ok(r, "c2", "SUBSCRIBE %s" % n)
+    ok(r, "c3", "DELETE cf/gone")
+    lines = ok(r, "c4", 'LSUB "" cf/%')
+    assert any(l.endswith('"cf/a"') and "\\Noselect" not in l
+               for l in lines), lines
+    assert '* LSUB (\\Noselect) "/" "cf/b"' in lines, lines
+    assert any(l.endswith('"cf/gone"') for l in lines), lines
+    assert not any(l.endswith('"cf/b/c"') for l in lines), lines
+    lines = ok(r, "c5", 'LIST "" cf/*')
+    assert not any("gone" in l for l in lines), lines
+    lines = ok(r, "c6", 'LIST (SUBSCRIBED) "" cf/*')
+    gone = [l for l in lines if l.endswith('"cf/gone"')]
+    assert len(gone) == 1 and "\\NonExistent" in gone[0] and \
+        "\\Subscribed" in gone[0], lines
+    assert not any(l.endswith('"cf/b"') for l in lines), lines
+    lines = ok(r, "c7", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" cf/% '
+                        'RETURN (CHILDREN)')
+    assert any(l.startswith("* LIST (\\HasChildren") and
+               l.endswith('"cf/b" ("CHILDINFO" ("SUBSCRIBED"))')
+               for l in lines), lines
+    lines = ok(r, "c8", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" (cf/b cf/b/c)')
+    assert not any("CHILDINFO" in l for l in lines), lines
+    assert any(l.endswith('"cf/b/c"') for l in lines), lines
+    for n in ("cf/a", "cf/b/c", "cf/gone"):
+        ok(r, "c9", "UNSUBSCRIBE %s" % n)
+    for n in ("cf/a", "cf/b/c", "cf/b", "cf"):
+        r.cmd("c10", "DELETE %s" % n)
+    r.cmd("c99", "LOGOUT")
+    r.close()
