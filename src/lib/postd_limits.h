@@ -497,6 +497,10 @@
 #define IMAP_MAX_SET_MESSAGES 10000000u
 /* ID (RFC 2971): at most 30 field/value pairs, values at most 1024. */
 #define IMAP_MAX_ID_PAIRS 30
+/* An ID command before login: clients send long values (imaptest sends
+ * 32 KiB, Dovecot takes it), so ID alone may be this long before login;
+ * every other command there stays within IMAP_MAX_LINE_PREAUTH. */
+#define IMAP_MAX_ID_COMMAND (64 * 1024)
 /* Keys inside one another (NOT, OR, groups): the parser and the evaluator
  * recurse this deep at most. Long "OR OR OR ..." chains from clients'
  * filters stay well below. */

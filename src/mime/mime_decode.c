@@ -7,6 +7,7 @@
  */
 #include <gmime/gmime.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -56,6 +57,77 @@ static char *part_cte(const char *wire, const struct mime_part *p)
 	return mime_str_take(&s);
 }
 
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* One line of quoted-printable text (no line end, trailing blanks already
+ * cut off): "=XX" is a byte, any other '=' stays as it is. */
+static size_t qp_decode_text(const char *in, size_t len, char *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int hi, lo;
+
+		if (in[i] == '=' && i + 2 < len &&
+		    (hi = hex_value(in[i + 1])) >= 0 &&
+		    (lo = hex_value(in[i + 2])) >= 0) {
+			out[n++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[n++] = in[i];
+		}
+	}
+	return n;
+}
+
+/*
+ * Quoted-printable (RFC 2045 6.7), line by line as Dovecot decodes it:
+ * blanks at the end of a line were added in transport and go (rule 3); a
+ * line ending in '=' (blanks after it included) is a soft line break;
+ * every other line keeps its own line end. GMime's decoder keeps both
+ * kinds of blanks, which made BINARY.SIZE differ (imaptest
+ * fetch-binary-mime-qp). out has room for len bytes.
+ */
+static size_t qp_decode(const char *in, size_t len, char *out)
+{
+	size_t n = 0, pos = 0;
+
+	while (pos < len) {
+		const char *lf = memchr(in + pos, '\n', len - pos);
+		size_t end = lf == NULL ? len : (size_t)(lf - in);
+		size_t next = lf == NULL ? len : end + 1;
+		size_t text_end = end;
+		bool cr = end > pos && in[end - 1] == '\r';
+
+		if (cr)
+			text_end--;
+		while (text_end > pos &&
+		       (in[text_end - 1] == ' ' || in[text_end - 1] == '\t'))
+			text_end--;
+		if (text_end > pos && in[text_end - 1] == '=') {
+			n += qp_decode_text(in + pos, text_end - 1 - pos,
+					    out + n);
+		} else {
+			n += qp_decode_text(in + pos, text_end - pos, out + n);
+			if (cr)
+				out[n++] = '\r';
+			if (lf != NULL)
+				out[n++] = '\n';
+		}
+		pos = next;
+	}
+	return n;
+}
+
 /* Decodes in[0..len) per cte into a malloc'd buffer. Returns -2 for an
  * encoding we cannot undo. */
 static int decode_cte(const char *cte, const char *in, size_t len, char **out_r,
@@ -85,9 +157,7 @@ static int decode_cte(const char *cte, const char *in, size_t len, char **out_r,
 		    &state, &save);
 		break;
 	case GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE:
-		*len_r = g_mime_encoding_quoted_decode_step(
-		    (const unsigned char *)in, len, (unsigned char *)out,
-		    &state, &save);
+		*len_r = qp_decode(in, len, out);
 		break;
 	default:
 		free(out);
@@ -168,6 +238,51 @@ static char *decode_header_value(const char *value, size_t len)
 	return out;
 }
 
+/* The fields that hold addresses (RFC 5322 3.6.2, 3.6.3, 3.6.6). */
+static bool is_address_field(const struct mime_field *f)
+{
+	static const char *const names[] = {
+	    "From",	 "Sender",    "Reply-To",    "To",
+	    "Cc",	 "Bcc",	      "Resent-From", "Resent-Sender",
+	    "Resent-To", "Resent-Cc", "Resent-Bcc",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (mime_field_is(f, names[i]))
+			return true;
+	}
+	return false;
+}
+
+/* An address field also matches on its parsed addresses written as
+ * mailbox@domain, as Dovecot searches them: "<a (x)@ (y) b.org>" is
+ * found by "a@b.org" although its text never says so. */
+static bool addresses_contain(const struct mime_field *f, const char *needle)
+{
+	struct mime_addrs list = {0};
+	size_t vlen;
+	char *v = mime_unfold(f->value, f->value_len, &vlen);
+	bool hit = false;
+
+	mime_addrs_parse(v, vlen, &list);
+	free(v);
+	for (size_t i = 0; i < list.n && !hit; i++) {
+		const struct mime_addr *a = &list.a[i];
+		size_t size;
+		char *spec;
+
+		if (a->mailbox == NULL || a->domain == NULL)
+			continue;
+		size = strlen(a->mailbox) + strlen(a->domain) + 2;
+		spec = xmalloc(size);
+		snprintf(spec, size, "%s@%s", a->mailbox, a->domain);
+		hit = contains(spec, strlen(spec), needle);
+		free(spec);
+	}
+	mime_addrs_free(&list);
+	return hit;
+}
+
 bool mime_search_header(const struct mime_msg *msg, const char *wire,
 			const char *field, const char *needle)
 {
@@ -186,7 +301,8 @@ bool mime_search_header(const struct mime_msg *msg, const char *wire,
 		if (needle[0] == '\0')
 			return true;
 		v = decode_header_value(f.value, f.value_len);
-		hit = contains(v, strlen(v), needle);
+		hit = contains(v, strlen(v), needle) ||
+		      (is_address_field(&f) && addresses_contain(&f, needle));
 		free(v);
 		if (hit)
 			return true;

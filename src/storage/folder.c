@@ -570,7 +570,7 @@ int folder_list(int root_fd, struct folder_info **list_r, size_t *count_r,
 				folder_meta_set(&dirs, parent, 0);
 		}
 	}
-	cap = dirs.count + 1;
+	cap = dirs.count + subs.count + 1;
 	list = xcalloc(cap, sizeof(*list));
 	list[count].name = xstrdup("INBOX");
 	list[count].subscribed = folder_meta_find(&subs, "INBOX") >= 0;
@@ -585,12 +585,25 @@ int folder_list(int root_fd, struct folder_info **list_r, size_t *count_r,
 		list[count].nonexistent = dirs.bits[i] != 2;
 		count++;
 	}
+	for (size_t i = 0; i < subs.count; i++) {
+		if (folder_is_inbox(subs.names[i]) ||
+		    folder_meta_find(&dirs, subs.names[i]) >= 0)
+			continue;
+		list[count].name = xstrdup(subs.names[i]);
+		list[count].subscribed = true;
+		list[count].nonexistent = true;
+		list[count].only_subscribed = true;
+		count++;
+	}
 	qsort(list + 1, count - 1, sizeof(*list), folder_info_cmp);
 	for (size_t i = 1; i < count; i++) {
 		char parent[FOLDER_MAX_NAME + 1];
 		char *slash;
 		struct folder_info key = {.name = parent}, *hit;
 
+		/* children are folders, not bare subscriptions */
+		if (list[i].only_subscribed)
+			continue;
 		snprintf(parent, sizeof(parent), "%s", list[i].name);
 		slash = strrchr(parent, '/');
 		if (slash == NULL)

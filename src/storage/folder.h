@@ -72,6 +72,10 @@ struct folder_info {
 	bool subscribed;
 	bool has_children; /* some folder below it exists */
 	bool nonexistent;  /* only a parent of existing folders (no dir) */
+	/* Not on disk and no parent of a folder: only subscribed (RFC 3501
+	 * 6.3.6 keeps a subscription when its folder goes). nonexistent
+	 * too. Plain LIST skips these; LSUB and LIST (SUBSCRIBED) show them. */
+	bool only_subscribed;
 };
 
 /*

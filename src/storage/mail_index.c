@@ -48,6 +48,12 @@
 /* The last UIDVALIDITY handed out, so that a rebuild after the log was
  * lost still picks a larger one. */
 #define IDX_UIDV_FILE "postd-imap.uidvalidity"
+/* The last UIDVALIDITY handed out to any folder of the mailbox root, so
+ * that a folder deleted and created again within one second (its own
+ * file gone with it) still gets a new one (RFC 9051 2.3.1.1). */
+#define IDX_UIDV_ROOT_FILE "postd-imap.uidvalidity-root"
+/* A Maildir++ subfolder holds this file; the root (INBOX) does not. */
+#define IDX_SUBFOLDER_MARK "maildirfolder"
 #define IDX_MAGIC "postd-imap 1 "
 #define IDX_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define IDX_READ_CHUNK (256 * 1024)
@@ -209,6 +215,9 @@ static enum mail_status idx_rebuild(struct mail_view *v, char *error,
 				    size_t error_size);
 static uint32_t idx_uidv_read(int folder_fd);
 static void idx_uidv_write(int folder_fd, uint32_t uidv);
+static uint32_t idx_uidv_file_read(int dir_fd, const char *file);
+static void idx_uidv_file_write(int dir_fd, const char *file, uint32_t uidv);
+static int idx_root_open(int folder_fd);
 static void scan_free(struct scan *s);
 static int scan_dir(int dir_fd, bool in_cur, struct scan *s,
 		    struct timespec *mtime_r);
@@ -231,6 +240,7 @@ static enum mail_status idx_expunge(struct mail_view *v, const uint32_t *uids,
 				    size_t uid_count, bool need_deleted,
 				    const struct mail_sync_cb *cb, void *ctx,
 				    char *error, size_t error_size);
+static void idx_mark_unclaimed_recent(struct mail_view *v);
 static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 					 char *error, size_t error_size);
 static void idx_drop_doomed(struct mail_view *v, const struct mail_sync_cb *cb,
@@ -1148,12 +1158,16 @@ static void idx_maybe_compact(struct mail_view *v)
 
 static uint32_t idx_uidv_read(int folder_fd)
 {
+	return idx_uidv_file_read(folder_fd, IDX_UIDV_FILE);
+}
+
+static uint32_t idx_uidv_file_read(int dir_fd, const char *file)
+{
 	char buf[16];
 	const char *p = buf;
 	uint32_t v = 0;
 	ssize_t n;
-	int fd =
-	    openat(folder_fd, IDX_UIDV_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(dir_fd, file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 
 	if (fd < 0)
 		return 0;
@@ -1167,10 +1181,25 @@ static uint32_t idx_uidv_read(int folder_fd)
 
 static void idx_uidv_write(int folder_fd, uint32_t uidv)
 {
+	idx_uidv_file_write(folder_fd, IDX_UIDV_FILE, uidv);
+}
+
+/* The mailbox root of a folder: its parent for a Maildir++ subfolder,
+ * itself for INBOX. Opened by "..", never by a path (chroot, INV-U1). */
+static int idx_root_open(int folder_fd)
+{
+	if (faccessat(folder_fd, IDX_SUBFOLDER_MARK, F_OK,
+		      AT_SYMLINK_NOFOLLOW) == 0)
+		return openat(folder_fd, "..", IDX_DIR_FLAGS);
+	return fcntl(folder_fd, F_DUPFD_CLOEXEC, 0);
+}
+
+static void idx_uidv_file_write(int dir_fd, const char *file, uint32_t uidv)
+{
 	char buf[16];
 	int n = snprintf(buf, sizeof(buf), "%" PRIu32 "\n", uidv);
 	int fd =
-	    openat(folder_fd, IDX_UIDV_FILE,
+	    openat(dir_fd, file,
 		   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 	if (fd < 0)
@@ -1192,13 +1221,23 @@ static enum mail_status idx_rebuild(struct mail_view *v, char *error,
 	uint32_t now = (uint32_t)time(NULL);
 	size_t used = 0;
 	int r;
-	uint32_t last;
+	uint32_t last, root_last = 0;
+	int root_fd = idx_root_open(v->folder_fd);
 
 	last = idx_uidv_read(v->folder_fd);
+	if (root_fd >= 0)
+		root_last = idx_uidv_file_read(root_fd, IDX_UIDV_ROOT_FILE);
 	if (last > v->uidvalidity)
 		v->uidvalidity = last;
+	if (root_last > v->uidvalidity)
+		v->uidvalidity = root_last;
 	v->uidvalidity = now > v->uidvalidity ? now : v->uidvalidity + 1;
 	idx_uidv_write(v->folder_fd, v->uidvalidity);
+	if (root_fd >= 0) {
+		idx_uidv_file_write(root_fd, IDX_UIDV_ROOT_FILE,
+				    v->uidvalidity);
+		close(root_fd);
+	}
 	v->header_seen = true;
 	r = idx_scan(v, &l);
 	if (r == 0) {
@@ -1817,8 +1856,20 @@ enum mail_status mail_view_sync(struct mail_view *view, bool allow_expunge,
 		if (st != MAIL_OK)
 			return st;
 	}
+	idx_mark_unclaimed_recent(v);
 	idx_announce(v, allow_expunge, cb, ctx);
 	return MAIL_OK;
+}
+
+/* A read-only view (EXAMINE) claims nothing (RFC 3501 6.3.2: EXAMINE
+ * MUST NOT cause messages to lose \Recent), but it still shows as
+ * \Recent, and counts in RECENT, what no session has claimed yet. */
+static void idx_mark_unclaimed_recent(struct mail_view *v)
+{
+	if (!v->readonly)
+		return;
+	for (size_t i = v->n; i-- > 0 && v->e[i].m.uid > v->recent_uid;)
+		v->e[i].m.flags |= MAIL_RECENT;
 }
 
 enum mail_status mail_view_store(struct mail_view *view, size_t seq0,

@@ -59,7 +59,7 @@ struct mail_view;
  * Opens the index of the folder at folder_fd (owned by the caller; must
  * outlive the view), brings it up to date with the Maildir and makes a
  * view of every message. readonly (EXAMINE): the view never changes flags
- * and takes no \Recent.
+ * and takes no \Recent; it shows as \Recent what no view has taken yet.
  */
 enum mail_status mail_view_open(int folder_fd, bool readonly,
 				struct mail_view **view_r, char *error,

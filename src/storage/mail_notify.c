@@ -11,10 +11,14 @@
  * kernel watches and an unarmed timer.
  *
  * inotify has no descriptor-based call, so the directories are named
- * through /proc/self/fd/N: the session's own descriptor, never a path
- * string from outside (INV-U1). Without /proc (or past the kernel's watch
- * limit) mail_notify_new() returns NULL and the session falls back to
- * syncing at each command.
+ * relative to the session's own folder descriptor: fchdir() into it, add
+ * "new", "cur" and ".", fchdir() back to the working directory kept open.
+ * No path string from outside (INV-U1), and no /proc, which the chrooted
+ * workers do not have. The worker's event loop is single-threaded and
+ * nothing else in it resolves relative paths, so the brief change of the
+ * working directory is seen by no one. Past the kernel's watch limit
+ * mail_notify_new() returns NULL and the session falls back to syncing
+ * at each command (and IDLE to a short poll).
  *
  * Single-threaded per event_base, as libevent is.
  */
@@ -41,10 +45,9 @@
 #define NOTIFY_DIR_MASK                                                        \
 	(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR |    \
 	 IN_DONT_FOLLOW)
-/* Without IN_DONT_FOLLOW: /proc/self/fd/N is the link to our own
- * descriptor's directory and must be followed. */
 #define NOTIFY_ROOT_MASK                                                       \
-	(IN_CREATE | IN_MODIFY | IN_MOVED_TO | IN_DELETE | IN_ONLYDIR)
+	(IN_CREATE | IN_MODIFY | IN_MOVED_TO | IN_DELETE | IN_ONLYDIR |        \
+	 IN_DONT_FOLLOW)
 /* The file in the folder itself whose changes matter. */
 #define NOTIFY_INDEX_FILE "postd-imap.log"
 
@@ -88,6 +91,8 @@ static void notify_schedule(struct notify_group *g);
 static struct notify_group *notify_group_by_wd(struct notify_base *nb, int wd);
 static int notify_add_watches(struct notify_base *nb, int folder_fd, int wd[3],
 			      char *error, size_t error_size);
+static int notify_add_watches_here(struct notify_base *nb, int wd[3],
+				   char *error, size_t error_size);
 static void notify_group_free(struct notify_group *g);
 static void notify_sweep(struct notify_group *g);
 
@@ -242,18 +247,44 @@ static void notify_fire_cb(evutil_socket_t fd, short what, void *arg)
 		notify_group_free(g);
 }
 
+/* Adds the three watches from inside the folder (see the top comment). */
 static int notify_add_watches(struct notify_base *nb, int folder_fd, int wd[3],
 			      char *error, size_t error_size)
 {
-	static const char *const subs[] = {"/new", "/cur", ""};
+	int cwd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r;
+
+	if (cwd < 0) {
+		snprintf(error, error_size, "open the working directory: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if (fchdir(folder_fd) < 0) {
+		snprintf(error, error_size, "fchdir to the folder: %s",
+			 strerror(errno));
+		close(cwd);
+		return -1;
+	}
+	r = notify_add_watches_here(nb, wd, error, error_size);
+	/* Staying inside a user's folder would make every later relative
+	 * name resolve there: not worth surviving. */
+	if (fchdir(cwd) < 0)
+		fatal("mail_notify: cannot return to the working directory: "
+		      "%s",
+		      strerror(errno));
+	close(cwd);
+	return r;
+}
+
+static int notify_add_watches_here(struct notify_base *nb, int wd[3],
+				   char *error, size_t error_size)
+{
+	static const char *const subs[] = {"new", "cur", "."};
 
 	for (int i = 0; i < 3; i++) {
-		char path[64];
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%d%s", folder_fd,
-			 subs[i]);
-		wd[i] = inotify_add_watch(
-		    nb->ifd, path, i < 2 ? NOTIFY_DIR_MASK : NOTIFY_ROOT_MASK);
+		wd[i] = inotify_add_watch(nb->ifd, subs[i],
+					  i < 2 ? NOTIFY_DIR_MASK
+						: NOTIFY_ROOT_MASK);
 		if (wd[i] < 0) {
 			snprintf(error, error_size, "inotify_add_watch: %s",
 				 strerror(errno));

@@ -446,6 +446,45 @@ static void test_binary(void **state)
 	mime_free(&m);
 }
 
+/* Quoted-printable as Dovecot decodes it (imaptest fetch-binary-mime-qp):
+ * blanks at a line's end go, '=' with blanks after it is a soft break,
+ * "=XX" in either case is a byte, a stray '=' stays. */
+static void test_binary_quoted_printable(void **state)
+{
+	static const char qp[] =
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Transfer-Encoding: quoted-printable\r\n"
+	    "\r\n"
+	    "hello  \r\n"
+	    "bar=\r\n"
+	    "\r\n"
+	    "foo\t=\r\n"
+	    "bar\r\n"
+	    "foo\t \t= \r\n"
+	    "=62\r\n"
+	    "foo = \t\r\n"
+	    "bar\r\n"
+	    "=3d=3D =zz=\r\n"
+	    "end";
+	static const char want[] = "hello\r\n"
+				   "bar\r\n"
+				   "foo\tbar\r\n"
+				   "foo\t \tb\r\n"
+				   "foo bar\r\n"
+				   "== =zzend";
+	unsigned one = 1;
+	struct mime_msg *m = mime_parse(qp, sizeof(qp) - 1);
+	char *got;
+	int ret;
+
+	(void)state;
+	got = binary(m, qp, &one, 1, &ret);
+	assert_int_equal(ret, 0);
+	assert_string_equal(got, want);
+	free(got);
+	mime_free(&m);
+}
+
 /* Dovecot reads the encoding even without MIME-Version, and refuses
  * one that is not a single token. */
 static void test_binary_encoding_rules(void **state)
@@ -580,6 +619,32 @@ static void test_search_header(void **state)
 	assert_true(mime_search_header(m, w, "X-Empty", ""));
 	assert_false(mime_search_header(m, w, "X-Missing", ""));
 	assert_false(mime_search_header(m, w, NULL, "x"));
+	mime_free(&m);
+}
+
+/* An address field is also searched as its parsed addresses, so comments
+ * and blanks inside an address do not hide it (imaptest
+ * search-addresses, as Dovecot searches). */
+static const char address_msg[] =
+    "From: <user-from (comment)@ (comment) domain.org>\r\n"
+    "To: Some One <one@example.org>, two (Two) @ example . org\r\n"
+    "Subject: user-from@domain.org is no address here\r\n"
+    "\r\n"
+    "body\r\n";
+
+static void test_search_header_parsed_addresses(void **state)
+{
+	struct mime_msg *m = mime_parse(address_msg, sizeof(address_msg) - 1);
+	const char *w = address_msg;
+
+	(void)state;
+	assert_true(mime_search_header(m, w, "From", "user-from@domain.org"));
+	assert_true(mime_search_header(m, w, "From", "USER-FROM@DOMAIN"));
+	assert_true(mime_search_header(m, w, "To", "two@example.org"));
+	assert_true(mime_search_header(m, w, "To", "some one"));
+	assert_false(mime_search_header(m, w, "To", "user-from@domain.org"));
+	/* not an address field: its text only */
+	assert_false(mime_search_header(m, w, "Subject", "address@here"));
 	mime_free(&m);
 }
 
@@ -859,6 +924,8 @@ int main(void)
 	    cmocka_unit_test(test_header_count_is_bounded),
 	    cmocka_unit_test(test_header_bytes_are_bounded),
 	    cmocka_unit_test(test_output_full),
+	    cmocka_unit_test(test_search_header_parsed_addresses),
+	    cmocka_unit_test(test_binary_quoted_printable),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

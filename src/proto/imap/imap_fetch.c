@@ -198,9 +198,13 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 		case IMAP_FETCH_BODY:
 		case IMAP_FETCH_BODYSTRUCTURE:
 			tmp = buf_new(64 * 1024 * 1024);
-			if (it->item == IMAP_FETCH_ENVELOPE)
+			/* mime writes the envelope's fields; the list
+			 * around them is ours (RFC 9051 7.5.2) */
+			if (it->item == IMAP_FETCH_ENVELOPE) {
+				buf_append_str(tmp, "(");
 				mime_write_envelope(msg, wire, tmp);
-			else
+				buf_append_str(tmp, ")");
+			} else
 				mime_write_bodystructure(
 				    msg, wire,
 				    it->item == IMAP_FETCH_BODYSTRUCTURE, tmp);

@@ -35,10 +35,25 @@ static bool imap_list_parse(struct imap_session *s, const struct imap_args *a,
 			    struct imap_list_opts *o, const char **ref_r,
 			    const struct imap_arg **patterns_r,
 			    size_t *pattern_count_r);
+/* How a name is listed besides its own attributes. */
+enum imap_list_how {
+	IMAP_LIST_PLAIN = 0,
+	IMAP_LIST_CHILDINFO = 1,   /* ("CHILDINFO" ("SUBSCRIBED")), RFC 5258 */
+	IMAP_LIST_LSUB_PARENT = 2, /* unsubscribed parent in LSUB: \Noselect */
+};
+
 static bool imap_pattern_match(const char *pattern, const char *name);
+static char **imap_list_patterns(const struct imap_session *s, const char *ref,
+				 const struct imap_arg *patterns,
+				 size_t pattern_count);
+static bool imap_list_match(char *const *pats, size_t count, const char *name);
+static bool imap_list_has_hidden_subscribed(const struct folder_info *list,
+					    size_t count,
+					    const struct folder_info *f,
+					    char *const *pats, size_t npats);
 static void imap_list_one(struct imap_session *s,
 			  const struct imap_list_opts *o,
-			  const struct folder_info *f);
+			  const struct folder_info *f, unsigned how);
 static void imap_folder_status_reply(struct imap_session *s,
 				     enum folder_status st, const char *error,
 				     const char *what);
@@ -354,9 +369,73 @@ bad:
 	return false;
 }
 
+/* Each pattern with the reference before it, decoded from modified UTF-7
+ * when the session uses it; NULL entries for non-strings. */
+static char **imap_list_patterns(const struct imap_session *s, const char *ref,
+				 const struct imap_arg *patterns,
+				 size_t pattern_count)
+{
+	char **pats = xcalloc(pattern_count + 1, sizeof(*pats));
+
+	for (size_t p = 0; p < pattern_count; p++) {
+		const char *pat = imap_arg_astring(&patterns[p]);
+		char full[2 * FOLDER_MAX_NAME + 8];
+		char dec[4 * FOLDER_MAX_NAME + 8];
+
+		if (pat == NULL)
+			continue;
+		snprintf(full, sizeof(full), "%s%s", ref, pat);
+		if (!s->utf8_accept && !s->rev2 &&
+		    folder_mutf7_decode(full, dec, sizeof(dec)) == 0)
+			snprintf(full, sizeof(full), "%s", dec);
+		pats[p] = xstrdup(full);
+	}
+	return pats;
+}
+
+static bool imap_list_match(char *const *pats, size_t count, const char *name)
+{
+	for (size_t p = 0; p < count; p++) {
+		const char *full = pats[p];
+
+		if (full == NULL)
+			continue;
+		if (folder_is_inbox(name) &&
+		    strncasecmp(full, "INBOX", 5) == 0 &&
+		    (full[5] == '\0' || full[5] == '*' || full[5] == '%')) {
+			if (imap_pattern_match(full + 5, ""))
+				return true;
+		} else if (imap_pattern_match(full, name)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Whether f has a subscribed descendant that the patterns do not list
+ * itself: then LSUB "%" shows f as a \Noselect parent (RFC 3501 6.3.9)
+ * and RECURSIVEMATCH gives f CHILDINFO (RFC 5258 3.5). */
+static bool imap_list_has_hidden_subscribed(const struct folder_info *list,
+					    size_t count,
+					    const struct folder_info *f,
+					    char *const *pats, size_t npats)
+{
+	size_t len = strlen(f->name);
+
+	for (size_t i = 0; i < count; i++) {
+		const struct folder_info *d = &list[i];
+
+		if (d->subscribed && strncmp(d->name, f->name, len) == 0 &&
+		    d->name[len] == '/' &&
+		    !imap_list_match(pats, npats, d->name))
+			return true;
+	}
+	return false;
+}
+
 static void imap_list_one(struct imap_session *s,
 			  const struct imap_list_opts *o,
-			  const struct folder_info *f)
+			  const struct folder_info *f, unsigned how)
 {
 	char attrs[256], special[128];
 	size_t n = 0;
@@ -365,6 +444,12 @@ static void imap_list_one(struct imap_session *s,
 	n += (size_t)snprintf(attrs + n, sizeof(attrs) - n, "%s%s",            \
 			      n ? " " : "", text)
 	attrs[0] = '\0';
+	if (how & IMAP_LIST_LSUB_PARENT) {
+		conn_printf(s->conn, "* LSUB (\\Noselect) \"/\" ");
+		imap_folder_write_name(s, f->name);
+		conn_write(s->conn, "\r\n", 2);
+		return;
+	}
 	if (f->nonexistent)
 		ATTR(o->extended ? "\\NonExistent" : "\\Noselect");
 	/* CHILDREN (RFC 3348) answers are cheap here: always given. */
@@ -379,6 +464,8 @@ static void imap_list_one(struct imap_session *s,
 	conn_printf(s->conn, "* %s (%s) \"/\" ", o->lsub ? "LSUB" : "LIST",
 		    attrs);
 	imap_folder_write_name(s, f->name);
+	if (how & IMAP_LIST_CHILDINFO)
+		conn_printf(s->conn, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	conn_write(s->conn, "\r\n", 2);
 	/* LIST-STATUS (RFC 5819): STATUS right after its LIST line. */
 	if (o->ret_status != NULL && !f->nonexistent)
@@ -394,12 +481,19 @@ static void imap_list(struct imap_session *s, const struct imap_args *a,
 	struct folder_info *list;
 	size_t count;
 	const char *ref;
-	char error[256];
+	char error[256], **pats;
+	bool has_percent = false;
 
 	memset(&o, 0, sizeof(o));
 	o.lsub = lsub;
 	if (!imap_list_parse(s, a, &o, &ref, &patterns, &pattern_count))
 		return;
+	for (size_t p = 0; p < pattern_count; p++) {
+		const char *pat = imap_arg_astring(&patterns[p]);
+
+		if (pat != NULL && strchr(pat, '%') != NULL)
+			has_percent = true;
+	}
 	/* LIST "" "": the hierarchy separator and root (RFC 9051 6.3.9). */
 	if (pattern_count == 1 && imap_arg_astring(&patterns[0]) != NULL &&
 	    imap_arg_astring(&patterns[0])[0] == '\0' && !o.extended) {
@@ -414,36 +508,36 @@ static void imap_list(struct imap_session *s, const struct imap_args *a,
 		imap_folder_status_reply(s, FOLDER_TEMPFAIL, error, "LIST");
 		return;
 	}
+	pats = imap_list_patterns(s, ref, patterns, pattern_count);
 	for (size_t i = 0; i < count; i++) {
 		const struct folder_info *f = &list[i];
-		bool match = false;
+		bool by_subs = lsub || o.sel_subscribed;
 
-		if ((lsub || o.sel_subscribed) && !f->subscribed)
+		if (!imap_list_match(pats, pattern_count, f->name))
 			continue;
 		if (o.sel_special_use && f->special == 0)
 			continue;
-		for (size_t p = 0; p < pattern_count && !match; p++) {
-			const char *pat = imap_arg_astring(&patterns[p]);
-			char full[2 * FOLDER_MAX_NAME + 8];
-			char dec[4 * FOLDER_MAX_NAME + 8];
-
-			if (pat == NULL)
-				continue;
-			snprintf(full, sizeof(full), "%s%s", ref, pat);
-			if (!s->utf8_accept && !s->rev2 &&
-			    folder_mutf7_decode(full, dec, sizeof(dec)) == 0)
-				snprintf(full, sizeof(full), "%s", dec);
-			if (folder_is_inbox(f->name) &&
-			    strncasecmp(full, "INBOX", 5) == 0 &&
-			    (full[5] == '\0' || full[5] == '*' ||
-			     full[5] == '%'))
-				match = imap_pattern_match(full + 5, "");
-			else
-				match = imap_pattern_match(full, f->name);
+		if (f->only_subscribed && !by_subs)
+			continue; /* a bare subscription: no mailbox */
+		if (!by_subs || f->subscribed) {
+			imap_list_one(
+			    s, &o, f,
+			    o.sel_recursive &&
+				    imap_list_has_hidden_subscribed(
+					list, count, f, pats, pattern_count)
+				? IMAP_LIST_CHILDINFO
+				: IMAP_LIST_PLAIN);
+		} else if ((o.sel_recursive || (lsub && has_percent)) &&
+			   imap_list_has_hidden_subscribed(list, count, f, pats,
+							   pattern_count)) {
+			imap_list_one(s, &o, f,
+				      lsub ? IMAP_LIST_LSUB_PARENT
+					   : IMAP_LIST_CHILDINFO);
 		}
-		if (match)
-			imap_list_one(s, &o, f);
 	}
+	for (size_t p = 0; p < pattern_count; p++)
+		free(pats[p]);
+	free(pats);
 	folder_list_free(&list, count);
 	imap_reply_tagged(s, "OK", NULL, "%s completed.",
 			  lsub ? "LSUB" : "LIST");

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -39,6 +40,9 @@ static void imap_refuse_long_line(struct imap_session *s);
 static void imap_count_bad(struct imap_session *s);
 static size_t imap_line_max(const struct imap_session *s);
 static size_t imap_command_max(const struct imap_session *s);
+static size_t imap_command_max_for(const struct imap_session *s,
+				   const char *line, size_t len);
+static bool imap_is_id_command(const char *line, size_t len);
 static void imap_read_tag(const char *line, size_t len, char *tag, size_t size);
 
 static const struct conn_handler imap_handler = {
@@ -71,7 +75,7 @@ void imap_session_start(struct conn *conn, struct proto_env *env)
 	s->cmd = buf_new(IMAP_MAX_COMMAND);
 	conn_set_timeout(conn, env->cfg->timeout_preauth);
 	/* A line must fit in the input buffer (conn_read_line()). */
-	conn_set_input_limit(conn, IMAP_MAX_LINE_PREAUTH + 2);
+	conn_set_input_limit(conn, IMAP_MAX_ID_COMMAND + 2);
 	conn_start(conn, &imap_handler, s);
 	/* RFC 9051 7.1.1: the greeting may carry the capabilities, which
 	 * saves clients a round trip. */
@@ -220,16 +224,45 @@ void imap_session_close(struct imap_session *s, const char *reason)
 	conn_close(s->conn, reason);
 }
 
+/* Before login a line may be as long as an ID command; whether it is one
+ * is known once it is read (imap_command_max()). */
 static size_t imap_line_max(const struct imap_session *s)
 {
-	return s->state == IMAP_STATE_NOT_AUTH ? IMAP_MAX_LINE_PREAUTH
+	return s->state == IMAP_STATE_NOT_AUTH ? IMAP_MAX_ID_COMMAND
 					       : IMAP_MAX_LINE;
+}
+
+/* The command being collected (its first line is in s->cmd, or is line
+ * when s->cmd is empty) may be this long. */
+static size_t imap_command_max_for(const struct imap_session *s,
+				   const char *line, size_t len)
+{
+	if (s->state != IMAP_STATE_NOT_AUTH)
+		return IMAP_MAX_COMMAND;
+	if (buf_len(s->cmd) > 0) {
+		line = buf_data(s->cmd);
+		len = buf_len(s->cmd);
+	}
+	return imap_is_id_command(line, len) ? IMAP_MAX_ID_COMMAND
+					     : IMAP_MAX_LINE_PREAUTH;
 }
 
 static size_t imap_command_max(const struct imap_session *s)
 {
-	return s->state == IMAP_STATE_NOT_AUTH ? IMAP_MAX_LINE_PREAUTH
-					       : IMAP_MAX_COMMAND;
+	return imap_command_max_for(s, "", 0);
+}
+
+/* "TAG ID ..." (any case), the one command allowed long before login. */
+static bool imap_is_id_command(const char *line, size_t len)
+{
+	const char *sp = memchr(line, ' ', len);
+	size_t rest;
+
+	if (sp == NULL)
+		return false;
+	rest = len - (size_t)(sp + 1 - line);
+	return rest >= 2 && strncasecmp(sp + 1, "ID", 2) == 0 &&
+	       (rest == 2 || sp[3] == ' ');
 }
 
 /* The tag of a command line (for a reply to a command that cannot be
@@ -288,6 +321,8 @@ static void imap_process_input(struct imap_session *s)
 	/* One line buffer per process: sessions run one at a time and the
 	 * loop never recurses (in_input_loop). */
 	static char line[IMAP_MAX_LINE + 1];
+	_Static_assert(IMAP_MAX_ID_COMMAND <= IMAP_MAX_LINE,
+		       "a pre-login ID line fits the line buffer");
 
 	s->in_input_loop = true;
 	/* A client that sends commands but never reads the replies stops
@@ -372,7 +407,7 @@ static void imap_collect_line(struct imap_session *s, const char *line,
 		s->tag[0] = '\0';
 		return;
 	}
-	if (buf_len(s->cmd) + len > imap_command_max(s) ||
+	if (buf_len(s->cmd) + len > imap_command_max_for(s, line, len) ||
 	    buf_append(s->cmd, line, len) < 0) {
 		imap_command_reset(s);
 		imap_refuse(s, "BAD", "LIMIT", "Command too long.",
