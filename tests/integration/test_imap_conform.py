@@ -206,3 +206,31 @@ def test_subscriptions_outlive_folders_and_show_their_parents(shared_server):
         r.cmd("c10", "DELETE %s" % n)
     r.cmd("c99", "LOGOUT")
     r.close()
+
+
+# -- keywords another session defines ------------------------------------------
+
+def test_keyword_defined_elsewhere_is_in_flags_before_any_fetch(shared_server):
+    """RFC 9051 7.3.5: a session is told of a keyword with FLAGS (and
+    PERMANENTFLAGS) before a FETCH shows it. Another session's STORE may
+    define the keyword (imaptest's stress run saw "Keyword used without
+    being in FLAGS")."""
+    srv = shared_server
+    fresh(srv)
+    srv.deliver(ALICE, ENVELOPE_MSG)
+    a = logged_in(srv)
+    b = logged_in(srv)
+    ok(a, "a1", "SELECT INBOX")
+    ok(b, "b1", "SELECT INBOX")
+    ok(b, "b2", "STORE 1 +FLAGS ($NewElsewhere)")
+    lines = ok(a, "a2", "NOOP")
+    flags_at = [i for i, x in enumerate(lines)
+                if x.startswith("* FLAGS (") and "$NewElsewhere" in x]
+    fetch_at = [i for i, x in enumerate(lines)
+                if " FETCH " in x and "$NewElsewhere" in x]
+    assert flags_at and fetch_at and flags_at[0] < fetch_at[0], lines
+    assert any(x.startswith("* OK [PERMANENTFLAGS (") and
+               "$NewElsewhere" in x for x in lines), lines
+    for r in (a, b):
+        r.cmd("z", "LOGOUT")
+        r.close()

@@ -161,6 +161,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 			seen_now = true;
 		m = mail_view_msg(s->view, seq0);
 	}
+	imap_mailbox_tell_keywords(s);
 	conn_printf(s->conn, "* %zu FETCH (", seq0 + 1);
 #define SEP() (first ? (first = false, "") : " ")
 	for (size_t i = 0; i < job->fetch.count; i++) {
@@ -489,6 +490,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 		if (st != MAIL_OK || (silent && !s->condstore))
 			continue;
 		m = mail_view_msg(s->view, seq0);
+		imap_mailbox_tell_keywords(s);
 		imap_mailbox_format_flags(s, m, out, sizeof(out));
 		if (s->condstore)
 			store_reply_condstore(s, seq0, m, a->uid, silent, out);

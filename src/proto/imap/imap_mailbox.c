@@ -64,6 +64,31 @@ const struct mail_sync_cb *imap_mailbox_sync_cb(void)
 
 /* Untagged updates */
 
+/* FLAGS and PERMANENTFLAGS of the selected folder, keywords included. */
+static void imap_mailbox_write_flag_lists(struct imap_session *s)
+{
+	char flags[64 + MAIL_MAX_KEYWORDS * (MAIL_MAX_KEYWORD_LEN + 1)];
+	size_t n, count = mail_view_keyword_count(s->view);
+
+	n = (size_t)snprintf(flags, sizeof(flags),
+			     "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
+	for (size_t i = 0; i < count && n < sizeof(flags); i++)
+		n += (size_t)snprintf(flags + n, sizeof(flags) - n, " %s",
+				      mail_view_keyword(s->view, i));
+	imap_reply_untagged(s, "FLAGS (%s)", flags);
+	imap_reply_untagged(s, "OK [PERMANENTFLAGS (%s%s)] Flags permitted.",
+			    s->readonly ? "" : flags,
+			    s->readonly ? "" : " \\*");
+	s->keywords_told = count;
+}
+
+void imap_mailbox_tell_keywords(struct imap_session *s)
+{
+	if (s->view != NULL &&
+	    mail_view_keyword_count(s->view) > s->keywords_told)
+		imap_mailbox_write_flag_lists(s);
+}
+
 static void imap_sync_expunged(void *ctx, size_t seq0)
 {
 	struct imap_session *s = ctx;
@@ -79,6 +104,7 @@ static void imap_sync_flags(void *ctx, size_t seq0)
 
 	const struct mail_msg *m = mail_view_msg(s->view, seq0);
 
+	imap_mailbox_tell_keywords(s);
 	imap_mailbox_format_flags(s, m, flags, sizeof(flags));
 	if (s->condstore)
 		conn_printf(s->conn,
@@ -283,10 +309,10 @@ static bool imap_select_params(struct imap_session *s,
 static void imap_select(struct imap_session *s, const struct imap_args *a,
 			bool readonly)
 {
-	char name[FOLDER_MAX_NAME * 4 + 8], error[256], flags[4096];
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
 	enum folder_status fst;
 	enum mail_status mst;
-	size_t count, unseen = 0, n = 0;
+	size_t count, unseen = 0;
 	int fd;
 
 	if (s->view != NULL) {
@@ -329,14 +355,8 @@ static void imap_select(struct imap_session *s, const struct imap_args *a,
 			 conn_id(s->conn), s->user, name, error);
 	imap_session_enter_state(s, IMAP_STATE_SELECTED);
 	count = mail_view_count(s->view);
-	n = (size_t)snprintf(flags, sizeof(flags),
-			     "\\Answered \\Flagged \\Deleted \\Seen \\Draft");
-	for (size_t i = 0; i < mail_view_keyword_count(s->view); i++)
-		n += (size_t)snprintf(flags + n, sizeof(flags) - n, " %s",
-				      mail_view_keyword(s->view, i));
-	imap_reply_untagged(s, "FLAGS (%s)", flags);
-	imap_reply_untagged(s, "OK [PERMANENTFLAGS (%s%s)] Flags permitted.",
-			    readonly ? "" : flags, readonly ? "" : " \\*");
+	s->keywords_told = 0;
+	imap_mailbox_write_flag_lists(s);
 	imap_reply_untagged(s, "%zu EXISTS", count);
 	if (!s->rev2) {
 		imap_reply_untagged(s, "%zu RECENT",

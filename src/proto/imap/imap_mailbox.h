@@ -23,6 +23,12 @@ const struct mail_sync_cb *imap_mailbox_sync_cb(void);
  * HIGHESTMODSEQ. */
 void imap_condstore_enable(struct imap_session *s);
 
+/* Sends FLAGS and PERMANENTFLAGS when the folder gained keywords since
+ * the client was last told (another session's STORE may define one): a
+ * FETCH must never show a keyword FLAGS did not list. Call it only
+ * between responses, never inside one. */
+void imap_mailbox_tell_keywords(struct imap_session *s);
+
 /* m's flags and keywords as IMAP flags ("\\Seen $Label1"), \Recent in
  * rev1 only. */
 void imap_mailbox_format_flags(const struct imap_session *s,

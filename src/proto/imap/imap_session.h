@@ -78,6 +78,8 @@ struct imap_session {
 	/* selected */
 	int folder_fd;
 	struct mail_view *view;
+	/* keywords the client was told of in FLAGS (RFC 9051 7.3.5) */
+	size_t keywords_told;
 	bool readonly;
 	char *selected; /* the selected folder's name (UTF-8) */
 	struct mail_notify *notify;
