@@ -76,7 +76,7 @@ fi
 
 if build build; then record gcc-build 1 0; else record gcc-build 0 1; fi
 unit_tests unit build
-# The full run adds Dovecot's imaptest (IMAP conformance and stress,
+# The full run adds Dovecot's imaptest (its scripted IMAP conformance tests,
 # tests/imaptest/), once, on the gcc build; --quick leaves it out.
 [ $quick = no ] && export POSTD_IMAPTEST=1
 integration_tests integration build

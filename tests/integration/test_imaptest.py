@@ -1,11 +1,11 @@
 """Dovecot's imaptest against postd: the 71 scripted conformance tests and
 the stress mode with state tracking, through tests/imaptest/run.sh.
 
-Not part of the default run while postd's IMAP is being completed: set
-POSTD_IMAPTEST=1 to run it (it builds imaptest once into the cache of
-run.sh, which needs dovecot-dev, build-essential, autoconf, automake and
-libtool). POSTD_IMAPTEST_STRESS=SECONDS sets the length of the stress run
-(default 60). With POSTD_IMAP_REFERENCE=dovecot both run against the
+POSTD_IMAPTEST=1 runs the scripted tests (./test.sh sets it for its gcc
+run; it builds imaptest once into the cache of run.sh, which needs
+dovecot-dev, autoconf, automake and libtool). The stress run is random
+by nature, so it runs only when asked: POSTD_IMAPTEST_STRESS=SECONDS
+(60 or more for the issue's figure). With POSTD_IMAP_REFERENCE=dovecot both run against the
 reference Dovecot instead, which proves the thresholds: on Dovecot 2.3.19
 the scripted tests give 67 passed, 0 failed, 4 skipped.
 """
@@ -60,6 +60,8 @@ def test_imaptest_scripted():
     assert rc == 0, out[-6000:]
 
 
+@pytest.mark.skipif(not os.environ.get("POSTD_IMAPTEST_STRESS"),
+                    reason="the stress run needs POSTD_IMAPTEST_STRESS=SECONDS")
 def test_imaptest_stress():
     secs = int(os.environ.get("POSTD_IMAPTEST_STRESS", "60"))
     rc, out = run_sh("stress", str(secs), timeout=secs + 600)
