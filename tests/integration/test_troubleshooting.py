@@ -858,3 +858,37 @@ def test_row_imap_nonexistent_mailbox(shared_server):
                  since=mark)
     s.close()
 
+
+
+@pytest.mark.parametrize("lines", [3000, 3])
+def test_row_imap_overquota_append(make_server, lines):
+    """The disk of data_dir is full: APPEND (saving to Sent or Drafts, a
+    copy, a move from another account) is refused with [OVERQUOTA]:
+    Thunderbird "...but a copy was not placed in your sent folder",
+    Outlook "Your IMAP server wants to alert you to the following: Out of
+    space", Apple Mail "The IMAP command APPEND failed"."""
+    srv = make_server(start=False)
+    with tmpfs_data_dir(srv, "size=66m,mode=0755") as d:
+        s, f = imap_login(srv)
+        with open(os.path.join(d, "filler"), "wb", buffering=0) as fill:
+            chunk = b"\0" * (1 << 20)
+            try:
+                while True:
+                    fill.write(chunk)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        try:
+            mark = srv.log_mark()
+            body = b"Subject: big\r\n\r\n" + (b"w" * 70 + b"\r\n") * lines
+            f.write(b"a2 APPEND INBOX {%d}\r\n" % len(body))
+            ln = f.readline().decode().rstrip("\r\n")
+            if ln.startswith("+"):
+                f.write(body + b"\r\n")
+                ln = f.readline().decode().rstrip("\r\n")
+            assert ln == "a2 NO [OVERQUOTA] Out of space.", ln
+            srv.wait_log(refused("imap", ALICE) +
+                         r"APPEND: write: No space left on device", since=mark)
+            assert srv.stored_messages() == []
+        finally:
+            s.close()
+            os.unlink(os.path.join(d, "filler"))
