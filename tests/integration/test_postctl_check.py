@@ -114,6 +114,33 @@ def test_check_pop3s_success(shared_server):
     assert "starttls" not in v
 
 
+@pytest.mark.parametrize("scheme", ["imap", "imaps"])
+def test_check_imap_against_postd(shared_server, scheme):
+    """The IMAP side of postctl check against postd itself: STARTTLS on
+    the imap port, implicit TLS on imaps, LOGIN and SELECT INBOX."""
+    srv = shared_server
+    srv.clear_mailbox()
+    srv.deliver(ALICE, b"Subject: one\r\n\r\nbody\r\n")
+    port = srv.imap_port if scheme == "imap" else srv.imaps_port
+    rc, out = run_check("%s://%s@localhost:%d" % (scheme, ALICE, port),
+                        "--ca", srv.ca, password=ALICE_PW)
+    assert rc == EX_OK, out
+    v = verdicts(out)
+    assert v["auth"] == "ok" and v["select"] == "ok", out
+    if scheme == "imap":
+        assert v["starttls"] == "ok", out
+    assert "IMAP4rev1" in out and "INBOX: 1 messages" in out, out
+
+
+def test_check_imaps_wrong_password_against_postd(shared_server):
+    srv = shared_server
+    rc, out = run_check("imaps://%s@localhost:%d" % (ALICE, srv.imaps_port),
+                        "--ca", srv.ca, password="wrong-password")
+    assert rc == EX_NOPERM, out
+    assert "[AUTHENTICATIONFAILED]" in out, out
+    assert "rejected the user name or password" in out, out
+
+
 def test_check_user_with_percent_escape(shared_server):
     srv = shared_server
     rc, out = run_check("pop3s://alice%%40example.org@localhost:%d"
