@@ -42,6 +42,7 @@ static void worker_stop_accepting(struct worker *w);
 static void worker_sigterm_cb(evutil_socket_t sig, short what, void *arg);
 static void worker_sigquit_cb(evutil_socket_t sig, short what, void *arg);
 static void worker_check_cb(evutil_socket_t fd, short what, void *arg);
+static void worker_begin_stopping(struct worker *w);
 
 bool worker_proto_supported(enum listen_proto proto)
 {
@@ -130,9 +131,8 @@ static void worker_sigterm_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (w->stopping && w->stop_deadline != 0)
 		return;
-	w->stopping = true;
 	w->stop_deadline = time(NULL) + WORKER_SHUTDOWN_GRACE_SECS;
-	worker_stop_accepting(w);
+	worker_begin_stopping(w);
 	conn_shutdown_all();
 	if (w->http != NULL)
 		http_server_close_all(w->http);
@@ -145,8 +145,22 @@ static void worker_sigquit_cb(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	log_debug("worker: retiring, %zu sessions left", conn_count());
-	w->stopping = true;
+	worker_begin_stopping(w);
+}
+
+/*
+ * Stops accepting and starts polling for the last session to go. The
+ * poll runs only from here on: an idle worker has no timer, so thousands
+ * of idle IMAP sessions cost no wake-ups at all.
+ */
+static void worker_begin_stopping(struct worker *w)
+{
+	struct timeval tick = {0, 200 * 1000};
+
 	worker_stop_accepting(w);
+	if (!w->stopping)
+		event_add(w->check, &tick);
+	w->stopping = true;
 }
 
 static void worker_check_cb(evutil_socket_t fd, short what, void *arg)
@@ -155,8 +169,6 @@ static void worker_check_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!w->stopping)
-		return;
 	if ((conn_count() == 0 && listener_proxy_pending() == 0) ||
 	    (w->stop_deadline != 0 && time(NULL) >= w->stop_deadline))
 		event_base_loopexit(w->base, NULL);
@@ -165,7 +177,6 @@ static void worker_check_cb(evutil_socket_t fd, short what, void *arg)
 int worker_run(const struct worker_params *params)
 {
 	struct worker w;
-	struct timeval tick = {0, 200 * 1000};
 
 	memset(&w, 0, sizeof(w));
 	signal(SIGPIPE, SIG_IGN);
@@ -205,7 +216,6 @@ int worker_run(const struct worker_params *params)
 	event_add(w.sig_term, NULL);
 	event_add(w.sig_int, NULL);
 	event_add(w.sig_quit, NULL);
-	event_add(w.check, &tick);
 	event_base_dispatch(w.base);
 	worker_stop_accepting(&w);
 	listener_proxy_drop_all();

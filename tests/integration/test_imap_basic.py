@@ -755,3 +755,40 @@ def test_pop3_and_imap_on_one_mailbox(shared_server):
     assert r.startswith("+OK 2 "), r
     p.cmd("QUIT")
     p.close()
+
+
+def _voluntary_switches(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def test_idle_sessions_do_not_wake_the_server(shared_server):
+    """IDLE is event-driven (inotify), with no timer: while a session
+    idles and nothing arrives, no process of the daemon wakes up. Each
+    wake-up is a voluntary context switch in /proc/PID/status; a 200 ms
+    poll would add about 15 in the 3 seconds watched."""
+    import time
+    srv = shared_server
+    fresh(srv)
+    r = Raw(srv.imap_port)
+    r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+    r.cmd("a2", "SELECT INBOX")
+    r.send("a3 IDLE\r\n")
+    assert r.line().startswith("+ "), "no IDLE continuation"
+    time.sleep(0.5)
+    pids = [srv.proc.pid] + srv.descendants()
+    before = {p: _voluntary_switches(p) for p in pids}
+    time.sleep(3)
+    woke = {p: _voluntary_switches(p) - before[p] for p in pids}
+    assert sum(woke.values()) <= 3, woke
+    r.send("DONE\r\n")
+    lines, tagged = r.until("a3")
+    assert tagged.startswith("a3 OK"), tagged
+    r.cmd("a4", "LOGOUT")
+    r.close()
