@@ -41,6 +41,8 @@ static const char *expire_field_key(const char *key, size_t len,
 static time_t expire_seen_at(struct mailbox *box, size_t i, time_t delivered,
 			     time_t now);
 static void expire_sync_imap(int maildir_fd, const char *user);
+static int64_t expire_age_in_folder(struct mail_view *view, size_t seq0,
+				    time_t now, int64_t age_by_date);
 static int expire_folder(int root_fd, const char *user,
 			 const struct expire_folder_rule *rule, time_t now,
 			 bool dry_run, expire_report_fn *report, void *ctx,
@@ -108,7 +110,7 @@ void expire_rule_describe(const struct expire_policy *p, enum expire_rule rule,
 			 d);
 		return;
 	case EXPIRE_RULE_FOLDER:
-		snprintf(out, out_size, "autoexpunge after delivery");
+		snprintf(out, out_size, "autoexpunge in the folder");
 		return;
 	case EXPIRE_KEEP:
 		break;
@@ -441,6 +443,31 @@ enum expire_status expire_folders(int root_fd, const char *user,
 	return failed > 0 ? EXPIRE_ERROR : EXPIRE_DONE;
 }
 
+/*
+ * How long the message has been in this folder: a message moved to Trash
+ * counts from the move, not from its delivery months ago, so that "Trash
+ * after 30 days" gives the user 30 days to take it back (Dovecot counts
+ * from its save date alike). The move (a hard link), a copy and an APPEND
+ * set the file's ctime, and so does a flag change later (a rename), which
+ * can only make the message stay longer. The smaller of that and the age
+ * by INTERNALDATE; a file that cannot be read counts as new: kept.
+ */
+static int64_t expire_age_in_folder(struct mail_view *view, size_t seq0,
+				    time_t now, int64_t age_by_date)
+{
+	char error[256];
+	struct stat st;
+	int64_t age = 0;
+	int fd = mail_view_msg_open(view, seq0, error, sizeof(error));
+
+	if (fd < 0)
+		return 0;
+	if (fstat(fd, &st) == 0)
+		age = expire_age(now, st.st_ctime);
+	close(fd);
+	return age < age_by_date ? age : age_by_date;
+}
+
 /* One autoexpunge rule for one user: 0 (also for a folder the user does
  * not have) or -1 with error. */
 static int expire_folder(int root_fd, const char *user,
@@ -482,10 +509,14 @@ static int expire_folder(int root_fd, const char *user,
 	ages = xcalloc(count + 1, sizeof(*ages));
 	for (size_t i = 0; i < count; i++) {
 		const struct mail_msg *m = mail_view_msg(view, i);
-		/* INV-T1: the server's delivery/APPEND time. */
+		/* INV-T1: the server's delivery/APPEND time, a lower bound
+		 * of the time in the folder, which only due ones need. */
 		int64_t age = expire_age(now, m->internaldate);
 
 		if (m->expunged || age < rule->after)
+			continue;
+		age = expire_age_in_folder(view, i, now, age);
+		if (age < rule->after)
 			continue;
 		uids[n] = m->uid;
 		ages[n++] = age;
@@ -496,7 +527,7 @@ static int expire_folder(int root_fd, const char *user,
 	/* Reported only once durable (or as due in a dry run). */
 	if (st == MAIL_OK && report != NULL) {
 		expire_format_duration(rule->after, d, sizeof(d));
-		snprintf(text, sizeof(text), "autoexpunge.%s %s after delivery",
+		snprintf(text, sizeof(text), "autoexpunge.%s %s in the folder",
 			 rule->folder, d);
 		for (size_t k = 0; k < n; k++) {
 			struct expire_removal r = {.user = user,

@@ -38,7 +38,7 @@ enum expire_rule {
 	EXPIRE_KEEP = 0,
 	EXPIRE_RULE_RETRIEVED, /* retention after the first RETR */
 	EXPIRE_RULE_UNREAD,    /* retention_unread after delivery */
-	EXPIRE_RULE_FOLDER,    /* autoexpunge.FOLDER after delivery/APPEND */
+	EXPIRE_RULE_FOLDER,    /* autoexpunge.FOLDER, time in the folder */
 };
 
 /*

@@ -116,32 +116,61 @@ def append_at(c, folder, subject, when):
     assert typ == "OK", data
 
 
-def test_autoexpunge_trash_old_removed_recent_kept_others_untouched(
+def ctime_of(srv, disk, subject, user=ALICE):
+    """The ctime of the file in folder disk whose text holds subject."""
+    for sub in ("new", "cur"):
+        d = os.path.join(srv.maildir(user), disk, sub)
+        for n in os.listdir(d):
+            with open(os.path.join(d, n), "rb") as f:
+                if subject.encode() in f.read():
+                    return int(os.stat(os.path.join(d, n)).st_ctime)
+    raise AssertionError("no %r in %s" % (subject, disk))
+
+
+def test_autoexpunge_trash_counts_from_the_save_others_untouched(
         make_server):
+    """autoexpunge.Trash = 30d gives a message 30 days in Trash, however
+    old its INTERNALDATE: an APPEND with an old date and a move of an old
+    message both count from the moment they reached Trash."""
     srv = make_server(overrides={"autoexpunge.Trash": "30d",
                                  "autoexpunge.Junk": "30d",
                                  "expire_interval": "1h"})
     wait_pass_done(srv)
     now = int(time.time())
+    srv.deliver(ALICE, simple_msg("moved inbox"))
+    srv.deliver(ALICE, simple_msg("old inbox"))
+    for path in msg_files(srv, ALICE):
+        os.utime(path, (now - 400 * DAY, now - 400 * DAY))
     c = imap_login(srv)
     for name in ("Trash", "Archive"):
         typ, data = c.create(name)
         assert typ == "OK" or b"ALREADYEXISTS" in data[0], data
     append_at(c, "Trash", "old trash", now - 40 * DAY)
-    append_at(c, "Trash", "recent trash", now - DAY)
     append_at(c, "Archive", "old archive", now - 400 * DAY)
-    srv.deliver(ALICE, simple_msg("old inbox"))
-    os.utime(msg_files(srv, ALICE)[0], (now - 400 * DAY, now - 400 * DAY))
+    time.sleep(2.1)  # the next save has a later ctime, to the second
+    assert c.select("INBOX")[0] == "OK"
+    typ, data = c.fetch("1", "(INTERNALDATE)")
+    assert typ == "OK" and b"INTERNALDATE" in data[0], data
+    typ, data = c.uid("MOVE", "1", "Trash")
+    assert typ == "OK", data
+    saved_first = ctime_of(srv, ".Trash", "old trash")
+    saved_moved = ctime_of(srv, ".Trash", "moved inbox")
+    assert saved_moved >= saved_first + 2, (saved_first, saved_moved)
     assert c.select("Trash")[0] == "OK"
     trash = folder_files(srv, ".Trash")
     assert len(trash) == 2
+    # Both INTERNALDATEs are older than 30 days, but both just arrived.
     out = expire(srv, "--dry-run")
+    assert re.search(r"^0 messages would be removed", out, re.M), out
+    out = expire(srv, "--dry-run", "--now", str(saved_first + 30 * DAY - 1))
+    assert re.search(r"^0 messages would be removed", out, re.M), out
+    out = expire(srv, "--dry-run", "--now", str(saved_first + 30 * DAY))
     assert re.search(r"^due alice@example.org folder=Trash uid=1 "
-                     r"age=\d+s rule=autoexpunge.Trash 30d after delivery$",
-                     out, re.M), out
+                     r"age=2592000s rule=autoexpunge.Trash 30d in the "
+                     r"folder$", out, re.M), out
     assert re.search(r"^1 messages would be removed", out, re.M), out
     assert folder_files(srv, ".Trash") == trash  # a dry run changes nothing
-    out = expire(srv)
+    out = expire(srv, "--now", str(saved_first + 30 * DAY))
     assert re.search(r"^removed alice@example.org folder=Trash uid=1 ", out,
                      re.M), out
     assert re.search(r"^1 messages removed, \d+ users checked, 0 mailboxes "
@@ -154,18 +183,18 @@ def test_autoexpunge_trash_old_removed_recent_kept_others_untouched(
         == ["1"]
     assert expunged_after_noop(c) == [1]
     typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    assert typ == "OK" and b"recent trash" in data[0][1], data
+    assert typ == "OK" and b"moved inbox" in data[0][1], data
     c.logout()
-    # The recent one goes 30 days after its own INTERNALDATE.
-    out = expire(srv, "--dry-run", "--now", str(now - DAY + 30 * DAY - 1))
+    # The moved one goes 30 days after the move.
+    out = expire(srv, "--dry-run", "--now", str(saved_moved + 30 * DAY - 1))
     assert re.search(r"^0 messages would be removed", out, re.M), out
-    out = expire(srv, "--dry-run", "--now", str(now - DAY + 30 * DAY))
+    out = expire(srv, "--dry-run", "--now", str(saved_moved + 30 * DAY))
     assert re.search(r"^due alice@example.org folder=Trash uid=2 "
                      r"age=2592000s ", out, re.M), out
 
 
 def test_autoexpunge_by_the_daemons_timer(make_server):
-    srv = make_server(overrides={"autoexpunge.Junk": "7d",
+    srv = make_server(overrides={"autoexpunge.Junk": "3s",
                                  "expire_interval": "1s"})
     wait_pass_done(srv)
     c = imap_login(srv)
@@ -173,7 +202,11 @@ def test_autoexpunge_by_the_daemons_timer(make_server):
     assert typ == "OK" or b"ALREADYEXISTS" in data[0], data
     append_at(c, "Junk", "spam", int(time.time()) - 8 * DAY)
     c.logout()
+    # Kept for its 3 s in Junk, though dated 8 days ago ...
+    time.sleep(1.5)
+    assert len(folder_files(srv, ".Junk")) == 1
+    # ... then gone by the daemon's own pass.
     srv.wait_log(r"expired user=alice@example.org folder=Junk uid=1 "
-                 r"age=\d+s rule=autoexpunge.Junk 7d after delivery",
+                 r"age=\d+s rule=autoexpunge.Junk 3s in the folder",
                  timeout=10)
     assert folder_files(srv, ".Junk") == []

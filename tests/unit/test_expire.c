@@ -564,17 +564,23 @@ static void folder_report(const struct expire_removal *r, void *ctx)
 	assert_string_equal(r->folder, "Trash");
 	assert_null(r->uidl);
 	assert_string_equal(r->rule_text,
-			    "autoexpunge.Trash 30d after delivery");
+			    "autoexpunge.Trash 30d in the folder");
 }
 
-/* autoexpunge.Trash = 30d: from the INTERNALDATE, not one second early;
- * a folder without a rule and INBOX are never touched, a rule for a
- * folder the user does not have is no error. */
+/*
+ * autoexpunge.Trash = 30d counts the time in the folder: from the file's
+ * ctime (the save: APPEND, COPY, MOVE), which the test cannot set, so the
+ * pass runs at "now" moved forward. A message saved just now stays 30
+ * days however old its INTERNALDATE; one with an INTERNALDATE less than 30
+ * days before the pass stays too. A folder without a rule and INBOX are
+ * never touched, a rule for a folder the user does not have is no error.
+ */
 static void test_expire_folders_autoexpunge(void **state)
 {
 	struct fixture *f = *state;
 	struct expire_folder_rule rules[] = {
 	    {"Trash", 30 * DAY}, {"Junk", 30 * DAY}, {"Archive", EXPIRE_NEVER}};
+	time_t saved = time(NULL), later;
 	char error[256];
 	size_t n;
 
@@ -582,25 +588,28 @@ static void test_expire_folders_autoexpunge(void **state)
 	make_folder(f, ".Archive");
 	make_folder(f, ".Keep");
 	put_in(f, ".Trash", "1000.old", T0);
-	put_in(f, ".Trash", "1001.young", T0 + DAY);
+	put_in(f, ".Trash", "1001.young", saved + 2 * DAY);
 	put_in(f, ".Archive", "1000.old", T0);
 	put_in(f, ".Keep", "1000.old", T0);
 	put(f, "1000.inbox", T0);
+	/* Saved just now: kept until 30 days in Trash, though from T0. */
 	assert_int_equal(expire_folders(f->md_fd, "bob@example.com", rules, 3,
-					T0 + 30 * DAY - 1, true, folder_report,
-					f, &n, error, sizeof(error)),
+					saved + 30 * DAY - 60, true,
+					folder_report, f, &n, error,
+					sizeof(error)),
 			 EXPIRE_DONE);
 	assert_int_equal(n, 0);
+	later = time(NULL) + 30 * DAY;
 	assert_int_equal(expire_folders(f->md_fd, "bob@example.com", rules, 3,
-					T0 + 30 * DAY, true, folder_report, f,
-					&n, error, sizeof(error)),
+					later, true, folder_report, f, &n,
+					error, sizeof(error)),
 			 EXPIRE_DONE);
 	assert_int_equal(n, 1);
 	assert_true(exists_in(f, ".Trash", "1000.old")); /* dry run */
 	f->reported = 0;
 	assert_int_equal(expire_folders(f->md_fd, "bob@example.com", rules, 3,
-					T0 + 30 * DAY, false, folder_report, f,
-					&n, error, sizeof(error)),
+					later, false, folder_report, f, &n,
+					error, sizeof(error)),
 			 EXPIRE_DONE);
 	assert_int_equal(n, 1);
 	assert_int_equal(f->reported, 1);
