@@ -373,18 +373,22 @@ void conn_write(struct conn *conn, const void *data, size_t len)
 
 void conn_printf(struct conn *conn, const char *fmt, ...)
 {
-	char line[1024];
 	va_list ap;
-	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	conn_vprintf(conn, fmt, ap);
 	va_end(ap);
-	if (n < 0)
+}
+
+/* Never truncated: a reply cut at a fixed size loses its CRLF, and the
+ * client then reads the next reply as part of this one. */
+void conn_vprintf(struct conn *conn, const char *fmt, va_list ap)
+{
+	if (conn->destroying)
 		return;
-	if ((size_t)n >= sizeof(line))
-		n = sizeof(line) - 1;
-	conn_write(conn, line, (size_t)n);
+	if (evbuffer_add_vprintf(bufferevent_get_output(conn->bev), fmt, ap) <
+	    0)
+		fatal("evbuffer_add_vprintf failed");
 }
 
 char *conn_reserve(struct conn *conn, size_t len)

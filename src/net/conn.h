@@ -11,6 +11,7 @@
 #ifndef POSTD_CONN_H
 #define POSTD_CONN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -97,8 +98,12 @@ size_t conn_input_pending(const struct conn *conn);
 void conn_discard_input(struct conn *conn);
 
 void conn_write(struct conn *conn, const void *data, size_t len);
+/* Formatted output, never cut short: the caller bounds what it formats
+ * (a reply made of bounded parts), the output queue takes any length. */
 void conn_printf(struct conn *conn, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+void conn_vprintf(struct conn *conn, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /*
  * Zero-copy output: reserves at least len bytes at the end of the output
  * queue and returns where to write them; conn_commit() then adds the

@@ -135,7 +135,7 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 			  size_t seq0)
 {
 	const struct mail_msg *m = mail_view_msg(s->view, seq0);
-	char *wire = NULL, flags[2048], date[IMAP_DATETIME_SIZE + 1];
+	char *wire = NULL, flags[IMAP_FLAGS_SIZE], date[IMAP_DATETIME_SIZE + 1];
 	struct mime_msg *msg = NULL;
 	size_t wire_len = 0;
 	bool first = true, seen_now = false, flags_asked = false,
@@ -160,6 +160,11 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 				    error, sizeof(error)) == MAIL_OK)
 			seen_now = true;
 		m = mail_view_msg(s->view, seq0);
+		if (m == NULL) {	 /* the index was rebuilt under us: */
+			mime_free(&msg); /* left out, as if expunged */
+			free(wire);
+			return;
+		}
 	}
 	imap_mailbox_tell_keywords(s);
 	conn_printf(s->conn, "* %zu FETCH (", seq0 + 1);
@@ -414,7 +419,7 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 	uint32_t flags, n;
 	uint64_t kwbits = 0, unchangedsince = 0;
 	bool silent, conditional;
-	char error[256], out[2048];
+	char error[256], out[IMAP_FLAGS_SIZE];
 	struct imap_seqset modified;
 
 	memset(&req, 0, sizeof(req));
@@ -490,6 +495,8 @@ void imap_cmd_store(struct imap_session *s, const struct imap_args *a)
 		if (st != MAIL_OK || (silent && !s->condstore))
 			continue;
 		m = mail_view_msg(s->view, seq0);
+		if (m == NULL) /* the index was rebuilt under us */
+			continue;
 		imap_mailbox_tell_keywords(s);
 		imap_mailbox_format_flags(s, m, out, sizeof(out));
 		if (s->condstore)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -91,6 +92,11 @@ bool imap_folder_name(struct imap_session *s, const struct imap_arg *arg,
 		snprintf(out, size, "INBOX");
 		return true;
 	}
+	/* INBOX is case-insensitive, also as the first level of a name:
+	 * "inbox/x" is "INBOX/x" on disk, so it must be in RENAME, DELETE's
+	 * in-use check and subscriptions too. */
+	if (strncasecmp(out, "INBOX/", 6) == 0)
+		memcpy(out, "INBOX", 5);
 	if (!folder_name_valid(out, &why)) {
 		snprintf(cause, sizeof(cause), "invalid mailbox name: %s", why);
 		imap_refuse(s, "NO", "CANNOT", "Invalid mailbox name.", cause);
@@ -278,29 +284,42 @@ void imap_cmd_unsubscribe(struct imap_session *s, const struct imap_args *a)
 
 /* LIST / LSUB */
 
-/* '*' matches anything, '%' anything but the separator (RFC 9051 6.3.9);
- * INBOX matches case-insensitively. */
+/*
+ * '*' matches anything, '%' anything but the separator (RFC 9051 6.3.9);
+ * INBOX matches case-insensitively. Done as a table over the name's
+ * positions, one pattern character at a time: O(pattern x name) whatever
+ * the pattern, where trying every split recursively took exponential time
+ * on a pattern of many '%' (a LIST that blocked the worker for minutes).
+ * at[j]: the pattern read so far matches the first j bytes of the name.
+ */
 static bool imap_pattern_match(const char *pattern, const char *name)
 {
-	for (;;) {
-		if (*pattern == '\0')
-			return *name == '\0';
-		if (*pattern == '*' || *pattern == '%') {
-			bool any = *pattern == '*';
+	size_t len = strlen(name);
+	bool *at = xcalloc(len + 1, sizeof(*at));
+	bool matched;
 
-			pattern++;
-			for (const char *n = name;; n++) {
-				if (imap_pattern_match(pattern, n))
-					return true;
-				if (*n == '\0' || (!any && *n == '/'))
-					return false;
+	at[0] = true;
+	for (const char *p = pattern; *p != '\0'; p++) {
+		bool reach = false;
+
+		if (*p == '*' || *p == '%') {
+			/* at[j] |= at[k] for some k <= j; '%' only while
+			 * name[k..j) holds no separator. */
+			for (size_t j = 0; j <= len; j++) {
+				if (*p == '%' && j > 0 && name[j - 1] == '/')
+					reach = false;
+				reach = reach || at[j];
+				at[j] = reach;
 			}
+			continue;
 		}
-		if (*name == '\0' || *pattern != *name)
-			return false;
-		pattern++;
-		name++;
+		for (size_t j = len; j > 0; j--)
+			at[j] = at[j - 1] && name[j - 1] == *p;
+		at[0] = false;
 	}
+	matched = at[len];
+	free(at);
+	return matched;
 }
 
 static bool imap_list_parse(struct imap_session *s, const struct imap_args *a,

@@ -30,9 +30,14 @@ static void imap_sync_exists(void *ctx, size_t count);
 static void imap_notify_cb(void *ctx);
 static void imap_mailbox_close(struct imap_session *s);
 static void imap_idle_stop(struct imap_session *s);
+static size_t imap_flags_add(char *out, size_t size, size_t n,
+			     const char *flag);
 static void imap_select(struct imap_session *s, const struct imap_args *a,
 			bool readonly);
 static bool imap_status_items(const struct imap_arg *items);
+static void imap_status_format(const struct mail_folder_status *st,
+			       const struct imap_arg *items, char *out,
+			       size_t size);
 static bool imap_select_params(struct imap_session *s,
 			       const struct imap_arg *params);
 static void imap_store_error(struct imap_session *s, enum mail_status st,
@@ -100,7 +105,7 @@ static void imap_sync_expunged(void *ctx, size_t seq0)
 static void imap_sync_flags(void *ctx, size_t seq0)
 {
 	struct imap_session *s = ctx;
-	char flags[2048];
+	char flags[IMAP_FLAGS_SIZE];
 
 	const struct mail_msg *m = mail_view_msg(s->view, seq0);
 
@@ -178,15 +183,25 @@ void imap_mailbox_format_flags(const struct imap_session *s,
 	out[0] = '\0';
 	for (size_t i = 0; i < sizeof(sys) / sizeof(sys[0]); i++)
 		if (m->flags & sys[i].bit)
-			n += (size_t)snprintf(out + n, size - n, "%s%s",
-					      n ? " " : "", sys[i].name);
+			n = imap_flags_add(out, size, n, sys[i].name);
 	for (size_t i = 0; i < mail_view_keyword_count(s->view) && i < 64; i++)
 		if ((m->keywords >> i) & 1)
-			n += (size_t)snprintf(out + n, size - n, "%s%s",
-					      n ? " " : "",
-					      mail_view_keyword(s->view, i));
+			n = imap_flags_add(out, size, n,
+					   mail_view_keyword(s->view, i));
 	if ((m->flags & MAIL_RECENT) && !s->rev2)
-		(void)snprintf(out + n, size - n, "%s\\Recent", n ? " " : "");
+		(void)imap_flags_add(out, size, n, "\\Recent");
+}
+
+/* Appends one flag at out + n (n: the length so far) and returns the new
+ * length; once out is full nothing more is written. */
+static size_t imap_flags_add(char *out, size_t size, size_t n, const char *flag)
+{
+	int w;
+
+	if (n >= size)
+		return n;
+	w = snprintf(out + n, size - n, "%s%s", n ? " " : "", flag);
+	return w < 0 ? n : n + (size_t)w;
 }
 
 bool imap_mailbox_parse_flags(struct imap_session *s, const struct imap_arg *v,
@@ -455,7 +470,11 @@ void imap_cmd_expunge(struct imap_session *s, const struct imap_args *a)
 				    "UID EXPUNGE syntax");
 			return;
 		}
-		imap_seqset_resolve(&set, mail_view_uidnext(s->view) - 1, true);
+		/* "$" (RFC 5182) too: the saved SEARCH result. */
+		if (!imap_mailbox_resolve_set(s, &set, true)) {
+			imap_seqset_free(&set);
+			return;
+		}
 		uids = xcalloc(mail_view_count(s->view) + 1, sizeof(*uids));
 		for (size_t i = 0; i < mail_view_count(s->view); i++) {
 			uint32_t uid = mail_view_msg(s->view, i)->uid;
@@ -502,12 +521,54 @@ static bool imap_status_items(const struct imap_arg *items)
 	return true;
 }
 
+/*
+ * "MESSAGES 3 UIDNEXT 9" for the items asked, each item once however often
+ * it is asked (RFC 9051 leaves repeats open; answering each once keeps the
+ * reply within the few items there are).
+ */
+static void imap_status_format(const struct mail_folder_status *st,
+			       const struct imap_arg *items, char *out,
+			       size_t size)
+{
+	const struct {
+		const char *name;
+		unsigned long long value;
+	} known[] = {
+	    {"MESSAGES", st->messages},
+	    {"RECENT", st->recent},
+	    {"UIDNEXT", st->uidnext},
+	    {"UIDVALIDITY", st->uidvalidity},
+	    {"UNSEEN", st->unseen},
+	    {"DELETED", st->deleted},
+	    {"HIGHESTMODSEQ", (unsigned long long)st->highest_modseq},
+	    {"SIZE", (unsigned long long)st->size},
+	};
+	bool told[sizeof(known) / sizeof(known[0])] = {false};
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < items->list_count; i++) {
+		for (size_t k = 0; k < sizeof(known) / sizeof(known[0]); k++) {
+			int w;
+
+			if (told[k] ||
+			    !imap_arg_is_atom(&items->list[i], known[k].name) ||
+			    n >= size)
+				continue;
+			told[k] = true;
+			w = snprintf(out + n, size - n, "%s%s %llu",
+				     n ? " " : "", known[k].name,
+				     known[k].value);
+			n = w < 0 ? n : n + (size_t)w;
+		}
+	}
+}
+
 bool imap_status_untagged(struct imap_session *s, const char *name,
 			  const struct imap_arg *items, bool quiet)
 {
 	struct mail_folder_status st;
 	char error[256], out[512];
-	size_t n = 0;
 	int fd;
 
 	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
@@ -525,40 +586,7 @@ bool imap_status_untagged(struct imap_session *s, const char *name,
 		return false;
 	}
 	close(fd);
-	out[0] = '\0';
-	for (size_t i = 0; i < items->list_count; i++) {
-		const struct imap_arg *x = &items->list[i];
-		const char *sep = n ? " " : "";
-
-		if (imap_arg_is_atom(x, "MESSAGES"))
-			n +=
-			    (size_t)snprintf(out + n, sizeof(out) - n,
-					     "%sMESSAGES %u", sep, st.messages);
-		else if (imap_arg_is_atom(x, "RECENT"))
-			n += (size_t)snprintf(out + n, sizeof(out) - n,
-					      "%sRECENT %u", sep, st.recent);
-		else if (imap_arg_is_atom(x, "UIDNEXT"))
-			n += (size_t)snprintf(out + n, sizeof(out) - n,
-					      "%sUIDNEXT %u", sep, st.uidnext);
-		else if (imap_arg_is_atom(x, "UIDVALIDITY"))
-			n += (size_t)snprintf(out + n, sizeof(out) - n,
-					      "%sUIDVALIDITY %u", sep,
-					      st.uidvalidity);
-		else if (imap_arg_is_atom(x, "UNSEEN"))
-			n += (size_t)snprintf(out + n, sizeof(out) - n,
-					      "%sUNSEEN %u", sep, st.unseen);
-		else if (imap_arg_is_atom(x, "DELETED"))
-			n += (size_t)snprintf(out + n, sizeof(out) - n,
-					      "%sDELETED %u", sep, st.deleted);
-		else if (imap_arg_is_atom(x, "HIGHESTMODSEQ"))
-			n += (size_t)snprintf(
-			    out + n, sizeof(out) - n, "%sHIGHESTMODSEQ %llu",
-			    sep, (unsigned long long)st.highest_modseq);
-		else if (imap_arg_is_atom(x, "SIZE"))
-			n += (size_t)snprintf(out + n, sizeof(out) - n,
-					      "%sSIZE %llu", sep,
-					      (unsigned long long)st.size);
-	}
+	imap_status_format(&st, items, out, sizeof(out));
 	conn_printf(s->conn, "* STATUS ");
 	imap_folder_write_name(s, name);
 	conn_printf(s->conn, " (%s)\r\n", out);

@@ -29,8 +29,13 @@ void imap_condstore_enable(struct imap_session *s);
  * between responses, never inside one. */
 void imap_mailbox_tell_keywords(struct imap_session *s);
 
+/* Room for every flag of one message: the system flags, \Recent and
+ * MAIL_MAX_KEYWORDS keywords of the longest length, with spaces. */
+#define IMAP_FLAGS_SIZE (80 + MAIL_MAX_KEYWORDS * (MAIL_MAX_KEYWORD_LEN + 1))
+
 /* m's flags and keywords as IMAP flags ("\\Seen $Label1"), \Recent in
- * rev1 only. */
+ * rev1 only. Never writes past size; out must be IMAP_FLAGS_SIZE to hold
+ * them all. */
 void imap_mailbox_format_flags(const struct imap_session *s,
 			       const struct mail_msg *m, char *out,
 			       size_t size);

@@ -130,13 +130,10 @@ static void imap_reply_vline(struct imap_session *s, const char *tag,
 			     const char *status, const char *code,
 			     const char *fmt, va_list ap)
 {
-	char text[1024];
-	int n = vsnprintf(text, sizeof(text), fmt, ap);
-
-	if (n < 0)
-		text[0] = '\0';
-	conn_printf(s->conn, "%s %s %s%s%s%s\r\n", tag, status, code ? "[" : "",
-		    code ? code : "", code ? "] " : "", text);
+	conn_printf(s->conn, "%s %s %s%s%s", tag, status, code ? "[" : "",
+		    code ? code : "", code ? "] " : "");
+	conn_vprintf(s->conn, fmt, ap);
+	conn_write(s->conn, "\r\n", 2);
 }
 
 void imap_reply_tagged(struct imap_session *s, const char *status,
@@ -156,16 +153,13 @@ void imap_reply_tagged(struct imap_session *s, const char *status,
 
 void imap_reply_untagged(struct imap_session *s, const char *fmt, ...)
 {
-	char text[1024];
 	va_list ap;
-	int n;
 
+	conn_write(s->conn, "* ", 2);
 	va_start(ap, fmt);
-	n = vsnprintf(text, sizeof(text), fmt, ap);
+	conn_vprintf(s->conn, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		text[0] = '\0';
-	conn_printf(s->conn, "* %s\r\n", text);
+	conn_write(s->conn, "\r\n", 2);
 }
 
 void imap_session_log_refusal(struct imap_session *s, const char *cause)
