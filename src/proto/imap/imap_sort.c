@@ -37,9 +37,10 @@ struct sort_program {
 	bool needs_header;
 };
 
-/* RETURN options of ESORT (RFC 5267 section 3) and PARTIAL (4.4). */
+/* RETURN options of ESORT (RFC 5267 section 3), PARTIAL (4.4) and
+ * UPDATE (4.3), which is refused with NOUPDATE (4.3.1). */
 struct sort_return {
-	bool esearch, min, max, all, count, partial;
+	bool esearch, min, max, all, count, partial, update;
 	uint32_t lo, hi; /* PARTIAL lo:hi, 1-based, lo <= hi */
 };
 
@@ -159,6 +160,8 @@ static bool sort_parse_return(const struct imap_arg *list,
 			r->all = true;
 		else if (imap_arg_is_atom(x, "COUNT"))
 			r->count = true;
+		else if (imap_arg_is_atom(x, "UPDATE"))
+			r->update = true;
 		else if (imap_arg_is_atom(x, "PARTIAL") &&
 			 i + 1 < list->list_count && !r->partial &&
 			 list->list[i + 1].type == IMAP_ARG_ATOM &&
@@ -171,7 +174,7 @@ static bool sort_parse_return(const struct imap_arg *list,
 	 * RETURN (ALL) (RFC 4731). */
 	if (r->partial && r->all)
 		return false;
-	if (!r->min && !r->max && !r->count && !r->partial)
+	if (!r->min && !r->max && !r->count && !r->partial && !r->update)
 		r->all = true;
 	return true;
 }
@@ -351,6 +354,17 @@ void imap_cmd_sort(struct imap_session *s, const struct imap_args *a)
 	sort_items_free(items, count);
 	sort_reply(s, a, &r, ids, count);
 	free(ids);
+	if (r.update) {
+		/* RFC 5267 4.3.1: a server may keep no sorted context; the
+		 * command's other options are answered, and SEARCH ...
+		 * RETURN (UPDATE) contexts are kept. */
+		imap_reply_untagged(s,
+				    "NO [NOUPDATE \"%s\"] Sorted results are "
+				    "not kept up to date; SEARCH results are.",
+				    s->tag);
+		imap_session_log_refusal(s,
+					 "UPDATE of a SORT result (NOUPDATE)");
+	}
 	imap_reply_tagged(s, "OK", NULL, "SORT completed.");
 }
 
