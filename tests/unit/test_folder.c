@@ -19,65 +19,21 @@
 #include "lib/postd_limits.h"
 #include "storage/folder.h"
 
+#include "fsync_log.h"
+#include "tmp_maildir.h"
+
 struct fixture {
 	char root[64];
 	int root_fd;
 };
-
-/*
- * fsync() is wrapped (-Wl,--wrap=fsync, tests/unit/meson.build): while
- * fsync_log.on, the path of every descriptor synced is recorded.
- */
-#define FSYNC_LOG_MAX 64
-static struct {
-	bool on;
-	size_t count;
-	char paths[FSYNC_LOG_MAX][256];
-} fsync_log;
-
-int __real_fsync(int fd);
-int __wrap_fsync(int fd);
-
-int __wrap_fsync(int fd)
-{
-	char link[64], path[256];
-	ssize_t n;
-
-	if (!fsync_log.on)
-		return __real_fsync(fd);
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	path[n < 0 ? 0 : n] = '\0';
-	if (fsync_log.count < FSYNC_LOG_MAX)
-		snprintf(fsync_log.paths[fsync_log.count++], sizeof(path), "%s",
-			 path);
-	return __real_fsync(fd);
-}
-
-static bool fsync_logged(const struct fixture *f, const char *rel)
-{
-	char want[256];
-
-	snprintf(want, sizeof(want), "%s%s%s", f->root, rel[0] ? "/" : "", rel);
-	for (size_t i = 0; i < fsync_log.count; i++) {
-		if (strcmp(fsync_log.paths[i], want) == 0)
-			return true;
-	}
-	return false;
-}
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->root, sizeof(f->root), "/tmp/test_folder.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->root_fd >= 0);
-	assert_int_equal(mkdirat(f->root_fd, "new", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "cur", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "tmp", 0700), 0);
+	f->root_fd =
+	    tmp_maildir_create(f->root, sizeof(f->root), "test_folder");
 	*state = f;
 	return 0;
 }
@@ -85,11 +41,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	close(f->root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(f->root, f->root_fd);
 	free(f);
 	return 0;
 }
@@ -238,15 +191,14 @@ static void test_create_list_and_layout(void **state)
 	size_t count;
 	int fd;
 
-	fsync_log.count = 0;
-	fsync_log.on = true;
+	fsync_log_start(NULL);
 	assert_int_equal(
 	    folder_create(f->root_fd, "Archive/2026", 0, err, sizeof(err)),
 	    FOLDER_OK);
 	fsync_log.on = false;
 	/* The new entries are durable: the root and the folder synced. */
-	assert_true(fsync_logged(f, ""));
-	assert_true(fsync_logged(f, ".Archive.2026"));
+	assert_true(fsync_logged(f->root, ""));
+	assert_true(fsync_logged(f->root, ".Archive.2026"));
 	assert_true(exists(f, ".Archive.2026/cur"));
 	assert_true(exists(f, ".Archive.2026/new"));
 	assert_true(exists(f, ".Archive.2026/tmp"));

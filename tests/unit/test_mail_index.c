@@ -23,68 +23,21 @@
 #include "storage/mail_index.h"
 #include "storage/maildir.h"
 
+#include "fsync_log.h"
+#include "tmp_maildir.h"
+
 struct fixture {
 	char root[64];
 	int root_fd;
 };
-
-/* fsync() is wrapped (-Wl,--wrap=fsync, tests/unit/meson.build): while
- * fsync_log.on, the path of every descriptor synced is recorded. */
-#define FSYNC_LOG_MAX 64
-static struct {
-	bool on;
-	size_t count;
-	char paths[FSYNC_LOG_MAX][256];
-} fsync_log;
-
-int __real_fsync(int fd);
-int __wrap_fsync(int fd);
-
-int __wrap_fsync(int fd)
-{
-	char link[64], path[256];
-	ssize_t n;
-
-	if (!fsync_log.on)
-		return __real_fsync(fd);
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	path[n < 0 ? 0 : n] = '\0';
-	if (fsync_log.count < FSYNC_LOG_MAX)
-		snprintf(fsync_log.paths[fsync_log.count++], sizeof(path), "%s",
-			 path);
-	return __real_fsync(fd);
-}
-
-/* Whether ROOT/rel was fsynced (rel ending in '/' matches a prefix). */
-static bool fsync_logged(const struct fixture *f, const char *rel)
-{
-	char want[256];
-	size_t len;
-
-	snprintf(want, sizeof(want), "%s/%s", f->root, rel);
-	len = strlen(want);
-	for (size_t i = 0; i < fsync_log.count; i++) {
-		if (want[len - 1] == '/'
-			? strncmp(fsync_log.paths[i], want, len) == 0
-			: strcmp(fsync_log.paths[i], want) == 0)
-			return true;
-	}
-	return false;
-}
 
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->root, sizeof(f->root), "/tmp/test_mail_index.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->root_fd >= 0);
-	assert_int_equal(mkdirat(f->root_fd, "new", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "cur", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "tmp", 0700), 0);
+	f->root_fd =
+	    tmp_maildir_create(f->root, sizeof(f->root), "test_mail_index");
 	*state = f;
 	return 0;
 }
@@ -92,11 +45,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
-	close(f->root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(f->root, f->root_fd);
 	free(f);
 	return 0;
 }
@@ -759,16 +709,15 @@ static void test_inv_d1_append_durable(void **state)
 	char err[256];
 	int fd;
 
-	fsync_log.count = 0;
-	fsync_log.on = true;
+	fsync_log_start(NULL);
 	uid = append(f->root_fd, "Subject: a\r\n\r\nbody\r\n", MAIL_SEEN, kws,
 		     1, 1700000000);
 	fsync_log.on = false;
 	assert_int_equal(uid, 1);
-	assert_true(fsync_logged(f, "tmp/"));
-	assert_true(fsync_logged(f, "new"));
-	assert_true(fsync_logged(f, "cur"));
-	assert_true(fsync_logged(f, "postd-imap.log"));
+	assert_true(fsync_logged(f->root, "tmp/"));
+	assert_true(fsync_logged(f->root, "new"));
+	assert_true(fsync_logged(f->root, "cur"));
+	assert_true(fsync_logged(f->root, "postd-imap.log"));
 	v = open_view(f->root_fd, false);
 	assert_int_equal(mail_view_count(v), 1);
 	assert_int_equal(mail_view_msg(v, 0)->internaldate, 1700000000);
@@ -783,12 +732,11 @@ static void test_inv_d1_append_durable(void **state)
 	close(fd);
 	assert_int_equal(count_dir(f->root_fd, "cur"), 1);
 	/* STORE is durable too: file rename and index. */
-	fsync_log.count = 0;
-	fsync_log.on = true;
+	fsync_log_start(NULL);
 	store(v, 0, MAIL_STORE_ADD, MAIL_FLAGGED, 0);
 	fsync_log.on = false;
-	assert_true(fsync_logged(f, "cur"));
-	assert_true(fsync_logged(f, "postd-imap.log"));
+	assert_true(fsync_logged(f->root, "cur"));
+	assert_true(fsync_logged(f->root, "postd-imap.log"));
 	mail_view_close(&v);
 }
 
