@@ -22,39 +22,14 @@
 #include "fsync_log.h"
 #include "tmp_maildir.h"
 
-struct fixture {
-	char root[64];
-	int root_fd;
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	f->root_fd =
-	    tmp_maildir_create(f->root, sizeof(f->root), "test_folder");
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	tmp_dir_remove(f->root, f->root_fd);
-	free(f);
-	return 0;
-}
-
-static bool exists(const struct fixture *f, const char *rel)
+static bool exists(const struct tmp_maildir *f, const char *rel)
 {
 	struct stat st;
 
 	return fstatat(f->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static void read_file(const struct fixture *f, const char *rel, char *buf,
+static void read_file(const struct tmp_maildir *f, const char *rel, char *buf,
 		      size_t size)
 {
 	int fd = openat(f->root_fd, rel, O_RDONLY);
@@ -184,7 +159,7 @@ static void test_special_names(void **state)
 
 static void test_create_list_and_layout(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	const struct folder_info *fi;
 	char err[256];
@@ -244,7 +219,7 @@ static void test_create_list_and_layout(void **state)
 /* Dovecot 2.3 writes exactly this file for these subscriptions. */
 static void test_subscriptions_dovecot_format(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256], buf[512];
 	size_t count;
@@ -282,7 +257,7 @@ static void test_subscriptions_dovecot_format(void **state)
 
 static void test_delete(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256];
 	size_t count;
@@ -329,7 +304,7 @@ static void test_delete(void **state)
 
 static void test_rename(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256], buf[256];
 	size_t count;
@@ -384,7 +359,7 @@ static void test_rename(void **state)
 
 static void test_special_use_and_defaults(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256];
 	size_t count, count2;
@@ -437,14 +412,19 @@ int main(void)
 	    cmocka_unit_test(test_name_valid_and_disk_names),
 	    cmocka_unit_test(test_name_rejected),
 	    cmocka_unit_test(test_special_names),
-	    cmocka_unit_test_setup_teardown(test_create_list_and_layout, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(test_create_list_and_layout,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_subscriptions_dovecot_format,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_delete, tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_rename, tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_special_use_and_defaults,
-					    setup, teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,6 +5,7 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,4 +42,24 @@ void tmp_dir_remove(const char *root, int root_fd)
 	close(root_fd);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
 	assert_int_equal(system(cmd), 0);
+}
+
+int tmp_maildir_setup(void **state)
+{
+	struct tmp_maildir *m = calloc(1, sizeof(*m));
+
+	assert_non_null(m);
+	m->root_fd = tmp_maildir_create(m->root, sizeof(m->root),
+					program_invocation_short_name);
+	*state = m;
+	return 0;
+}
+
+int tmp_maildir_teardown(void **state)
+{
+	struct tmp_maildir *m = *state;
+
+	tmp_dir_remove(m->root, m->root_fd);
+	free(m);
+	return 0;
 }

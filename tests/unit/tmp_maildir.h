@@ -16,4 +16,13 @@ int tmp_maildir_create(char *root, size_t root_size, const char *name);
 /* Closes root_fd and removes root with everything below it. */
 void tmp_dir_remove(const char *root, int root_fd);
 
+/* A cmocka fixture: an empty Maildir of its own for each test, named
+ * after the test program; *state is a struct tmp_maildir. */
+struct tmp_maildir {
+	char root[64];
+	int root_fd;
+};
+int tmp_maildir_setup(void **state);
+int tmp_maildir_teardown(void **state);
+
 #endif
