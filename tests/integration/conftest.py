@@ -154,11 +154,7 @@ class PostdServer:
         self.users = {}
         self.write_config()
         if REFERENCE == "dovecot":
-            import pwd
-            nobody = pwd.getpwnam("nobody")
-            for d in (self.data_dir, os.path.join(self.data_dir, "mail")):
-                os.makedirs(d, exist_ok=True)
-                os.chown(d, nobody.pw_uid, nobody.pw_gid)
+            dovecot_prepare_data(self.data_dir)
         for name, pw in (USERS if users is None else users).items():
             self.add_user(name, pw)
 
@@ -220,7 +216,7 @@ class PostdServer:
         self.users[name] = pw
         if REFERENCE == "dovecot":
             with open(self.users_file, "a") as f:
-                f.write("%s:{PLAIN}%s\n" % (name, pw))
+                f.write(dovecot_user_line(name, pw))
             return
         self.postctl("user", "add", name, input=(pw + "\n").encode())
 
@@ -420,11 +416,7 @@ class PostdServer:
 
     # -- log -------------------------------------------------------------------
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_log(self.log_path)
 
     def log_mark(self):
         try:
@@ -629,21 +621,27 @@ def _watch_servers(request):
             pytest.fail("crash/sanitizer output during this test:\n" + report)
 
 
+def read_log(path):
+    """A server's whole log file as text ("" before it exists)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
 # --------------------------------------------------------------------------
 # Reference mode: a private Dovecot, to check the tests' client logic.
 # --------------------------------------------------------------------------
 
-def _write_dovecot_conf(srv):
-    run = os.path.join(srv.base, "dovecot-run")
-    os.makedirs(run, exist_ok=True)
-    items = srv.config_items()
-    pt = items.get("plaintext_auth", "loopback")
-    conf = """
-protocols = pop3
-listen = 127.0.0.1
+# What every private reference Dovecot shares (POP3 here, IMAP in
+# imapserver.py): its own run directory, the tests' certificate and users
+# file (dovecot_user_line()), no failure delay, and Maildirs at
+# DATA/mail/DOMAIN/LOCAL owned by nobody (dovecot_prepare_data()).
+DOVECOT_CONF_COMMON = """\
 base_dir = {run}
 state_dir = {run}/state
-instance_name = postd-ref-{p1}
+instance_name = {instance}
 log_path = {log}
 ssl = yes
 ssl_cert = <{cert}
@@ -655,7 +653,6 @@ auth_failure_delay = 0
 auth_verbose = yes
 login_trusted_networks =
 mail_location = maildir:{data}/mail/%d/%n
-pop3_uidl_format = %f
 mail_uid = nobody
 mail_gid = nogroup
 first_valid_uid = 1
@@ -667,6 +664,45 @@ userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={data}/mail/%d/%n
 }}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def dovecot_conf(head, tail, run, instance, log, tls, data, users,
+                 plaintext=True):
+    """A reference Dovecot's configuration: head (protocols, listen), the
+    settings every reference run shares, then tail (the protocol's own
+    settings and listeners)."""
+    return head + DOVECOT_CONF_COMMON.format(
+        run=run, instance=instance, log=log, cert=tls["cert"],
+        key=tls["key"], dpa="no" if plaintext else "yes", data=data,
+        users=users) + tail
+
+
+def dovecot_prepare_data(data_dir):
+    """DATA and DATA/mail, owned by the user Dovecot's mail processes run
+    as."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    for d in (data_dir, os.path.join(data_dir, "mail")):
+        os.makedirs(d, exist_ok=True)
+        os.chown(d, nobody.pw_uid, nobody.pw_gid)
+
+
+def dovecot_user_line(name, pw):
+    """A line of the reference Dovecot's passwd-file."""
+    return "%s:{PLAIN}%s\n" % (name, pw)
+
+
+def _write_dovecot_conf(srv):
+    run = os.path.join(srv.base, "dovecot-run")
+    os.makedirs(run, exist_ok=True)
+    items = srv.config_items()
+    pt = items.get("plaintext_auth", "loopback")
+    head = "\nprotocols = pop3\nlisten = 127.0.0.1\n"
+    tail = """pop3_uidl_format = %f
 service pop3-login {{
   inet_listener pop3 {{
     port = {p1}
@@ -676,13 +712,10 @@ service pop3-login {{
     ssl = yes
   }}
 }}
-service anvil {{
-  chroot =
-}}
-""".format(run=run, log=srv.log_path, cert=srv.tls["cert"],
-           key=srv.tls["key"], dpa="yes" if pt == "no" else "no",
-           data=srv.data_dir, users=srv.users_file, p1=srv.pop3_port,
-           p2=srv.pop3s_port)
+""".format(p1=srv.pop3_port, p2=srv.pop3s_port)
+    conf = dovecot_conf(head, tail, run, "postd-ref-%d" % srv.pop3_port,
+                        srv.log_path, srv.tls, srv.data_dir, srv.users_file,
+                        plaintext=pt != "no")
     with open(os.path.join(srv.base, "dovecot.conf"), "w") as f:
         f.write(conf)
 

@@ -16,7 +16,6 @@ same assertion means the same thing for both servers.
 import contextlib
 import imaplib
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -170,35 +169,12 @@ class PostdImap(ImapTarget):
 # Dovecot, the reference
 # --------------------------------------------------------------------------
 
-DOVECOT_CONF = """\
+DOVECOT_HEAD = """\
 # private reference Dovecot for the postd IMAP tests (imapserver.py)
 protocols = imap
 listen = 127.0.0.1
-base_dir = {run}
-state_dir = {run}/state
-instance_name = postd-imapref-{p1}
-log_path = {log}
-ssl = yes
-ssl_cert = <{cert}
-ssl_key = <{key}
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_default_realm = example.org
-auth_failure_delay = 0
-auth_verbose = yes
-login_trusted_networks =
-mail_location = maildir:{data}/mail/%d/%n
-mail_uid = nobody
-mail_gid = nogroup
-first_valid_uid = 1
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN {users}
-}}
-userdb {{
-  driver = static
-  args = uid=nobody gid=nogroup home={data}/mail/%d/%n
-}}
+"""
+DOVECOT_TAIL = """\
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
@@ -209,9 +185,6 @@ service imap-login {{
     port = {p2}
     ssl = yes
   }}
-}}
-service anvil {{
-  chroot =
 }}
 {extra}
 """
@@ -233,20 +206,18 @@ class DovecotImap(ImapTarget):
         self.imaps_port = free_port()
         self.users = dict(USERS if users is None else users)
         self.proc = None
-        nobody = pwd.getpwnam("nobody")
-        for d in (self.data_dir, os.path.join(self.data_dir, "mail")):
-            os.makedirs(d, exist_ok=True)
-            os.chown(d, nobody.pw_uid, nobody.pw_gid)
+        conftest.dovecot_prepare_data(self.data_dir)
         with open(self.users_file, "w") as f:
             for name, pw in self.users.items():
-                f.write("%s:{PLAIN}%s\n" % (name, pw))
+                f.write(conftest.dovecot_user_line(name, pw))
         run = os.path.join(self.base, "run")
         os.makedirs(run)
+        tail = DOVECOT_TAIL.format(p1=self.imap_port, p2=self.imaps_port,
+                                   extra=extra_conf)
         with open(self.conf, "w") as f:
-            f.write(DOVECOT_CONF.format(
-                run=run, log=self.log_path, cert=tls["cert"], key=tls["key"],
-                data=self.data_dir, users=self.users_file, p1=self.imap_port,
-                p2=self.imaps_port, extra=extra_conf))
+            f.write(conftest.dovecot_conf(
+                DOVECOT_HEAD, tail, run, "postd-imapref-%d" % self.imap_port,
+                self.log_path, tls, self.data_dir, self.users_file))
 
     # conftest._dovecot_deliver writes into maildir(addr) under data_dir
     def maildir(self, user=ALICE):
@@ -289,11 +260,7 @@ class DovecotImap(ImapTarget):
             self.proc.wait(5)
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return conftest.read_log(self.log_path)
 
     def cleanup(self):
         if not os.environ.get("POSTD_TEST_KEEP"):

@@ -19,89 +19,17 @@
 #include "lib/postd_limits.h"
 #include "storage/folder.h"
 
-struct fixture {
-	char root[64];
-	int root_fd;
-};
+#include "fsync_log.h"
+#include "tmp_maildir.h"
 
-/*
- * fsync() is wrapped (-Wl,--wrap=fsync, tests/unit/meson.build): while
- * fsync_log.on, the path of every descriptor synced is recorded.
- */
-#define FSYNC_LOG_MAX 64
-static struct {
-	bool on;
-	size_t count;
-	char paths[FSYNC_LOG_MAX][256];
-} fsync_log;
-
-int __real_fsync(int fd);
-int __wrap_fsync(int fd);
-
-int __wrap_fsync(int fd)
-{
-	char link[64], path[256];
-	ssize_t n;
-
-	if (!fsync_log.on)
-		return __real_fsync(fd);
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	path[n < 0 ? 0 : n] = '\0';
-	if (fsync_log.count < FSYNC_LOG_MAX)
-		snprintf(fsync_log.paths[fsync_log.count++], sizeof(path), "%s",
-			 path);
-	return __real_fsync(fd);
-}
-
-static bool fsync_logged(const struct fixture *f, const char *rel)
-{
-	char want[256];
-
-	snprintf(want, sizeof(want), "%s%s%s", f->root, rel[0] ? "/" : "", rel);
-	for (size_t i = 0; i < fsync_log.count; i++) {
-		if (strcmp(fsync_log.paths[i], want) == 0)
-			return true;
-	}
-	return false;
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	snprintf(f->root, sizeof(f->root), "/tmp/test_folder.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->root_fd >= 0);
-	assert_int_equal(mkdirat(f->root_fd, "new", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "cur", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "tmp", 0700), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	close(f->root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
-
-static bool exists(const struct fixture *f, const char *rel)
+static bool exists(const struct tmp_maildir *f, const char *rel)
 {
 	struct stat st;
 
 	return fstatat(f->root_fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
-static void read_file(const struct fixture *f, const char *rel, char *buf,
+static void read_file(const struct tmp_maildir *f, const char *rel, char *buf,
 		      size_t size)
 {
 	int fd = openat(f->root_fd, rel, O_RDONLY);
@@ -231,22 +159,21 @@ static void test_special_names(void **state)
 
 static void test_create_list_and_layout(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	const struct folder_info *fi;
 	char err[256];
 	size_t count;
 	int fd;
 
-	fsync_log.count = 0;
-	fsync_log.on = true;
+	fsync_log_start(NULL);
 	assert_int_equal(
 	    folder_create(f->root_fd, "Archive/2026", 0, err, sizeof(err)),
 	    FOLDER_OK);
 	fsync_log.on = false;
 	/* The new entries are durable: the root and the folder synced. */
-	assert_true(fsync_logged(f, ""));
-	assert_true(fsync_logged(f, ".Archive.2026"));
+	assert_true(fsync_logged(f->root, ""));
+	assert_true(fsync_logged(f->root, ".Archive.2026"));
 	assert_true(exists(f, ".Archive.2026/cur"));
 	assert_true(exists(f, ".Archive.2026/new"));
 	assert_true(exists(f, ".Archive.2026/tmp"));
@@ -292,7 +219,7 @@ static void test_create_list_and_layout(void **state)
 /* Dovecot 2.3 writes exactly this file for these subscriptions. */
 static void test_subscriptions_dovecot_format(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256], buf[512];
 	size_t count;
@@ -330,7 +257,7 @@ static void test_subscriptions_dovecot_format(void **state)
 
 static void test_delete(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256];
 	size_t count;
@@ -377,7 +304,7 @@ static void test_delete(void **state)
 
 static void test_rename(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256], buf[256];
 	size_t count;
@@ -432,7 +359,7 @@ static void test_rename(void **state)
 
 static void test_special_use_and_defaults(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct folder_info *list;
 	char err[256];
 	size_t count, count2;
@@ -485,14 +412,19 @@ int main(void)
 	    cmocka_unit_test(test_name_valid_and_disk_names),
 	    cmocka_unit_test(test_name_rejected),
 	    cmocka_unit_test(test_special_names),
-	    cmocka_unit_test_setup_teardown(test_create_list_and_layout, setup,
-					    teardown),
+	    cmocka_unit_test_setup_teardown(test_create_list_and_layout,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_subscriptions_dovecot_format,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_delete, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_delete, tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_rename, tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_special_use_and_defaults,
-					    setup, teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

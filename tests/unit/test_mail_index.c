@@ -23,83 +23,8 @@
 #include "storage/mail_index.h"
 #include "storage/maildir.h"
 
-struct fixture {
-	char root[64];
-	int root_fd;
-};
-
-/* fsync() is wrapped (-Wl,--wrap=fsync, tests/unit/meson.build): while
- * fsync_log.on, the path of every descriptor synced is recorded. */
-#define FSYNC_LOG_MAX 64
-static struct {
-	bool on;
-	size_t count;
-	char paths[FSYNC_LOG_MAX][256];
-} fsync_log;
-
-int __real_fsync(int fd);
-int __wrap_fsync(int fd);
-
-int __wrap_fsync(int fd)
-{
-	char link[64], path[256];
-	ssize_t n;
-
-	if (!fsync_log.on)
-		return __real_fsync(fd);
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	path[n < 0 ? 0 : n] = '\0';
-	if (fsync_log.count < FSYNC_LOG_MAX)
-		snprintf(fsync_log.paths[fsync_log.count++], sizeof(path), "%s",
-			 path);
-	return __real_fsync(fd);
-}
-
-/* Whether ROOT/rel was fsynced (rel ending in '/' matches a prefix). */
-static bool fsync_logged(const struct fixture *f, const char *rel)
-{
-	char want[256];
-	size_t len;
-
-	snprintf(want, sizeof(want), "%s/%s", f->root, rel);
-	len = strlen(want);
-	for (size_t i = 0; i < fsync_log.count; i++) {
-		if (want[len - 1] == '/'
-			? strncmp(fsync_log.paths[i], want, len) == 0
-			: strcmp(fsync_log.paths[i], want) == 0)
-			return true;
-	}
-	return false;
-}
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	assert_non_null(f);
-	snprintf(f->root, sizeof(f->root), "/tmp/test_mail_index.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->root_fd >= 0);
-	assert_int_equal(mkdirat(f->root_fd, "new", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "cur", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "tmp", 0700), 0);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char cmd[128];
-
-	close(f->root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
-	free(f);
-	return 0;
-}
+#include "fsync_log.h"
+#include "tmp_maildir.h"
 
 /* A delivery as SMTP makes it; name_r gets the file name in new/. */
 static void deliver(int fd, const char *body, char *name_r, size_t size)
@@ -218,7 +143,7 @@ static int count_dir(int fd, const char *sub)
  * again, also after the index is reopened. */
 static void test_inv_i1_uids_never_reused(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	struct events ev;
 	uint32_t uidv;
@@ -256,7 +181,7 @@ static void test_inv_i1_uids_never_reused(void **state)
 
 static void test_two_views_see_each_other(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *a, *b;
 	struct events ev;
 	char err[256];
@@ -306,7 +231,7 @@ static void test_two_views_see_each_other(void **state)
  * removes another: a flag change and an expunge. */
 static void test_external_changes_seen(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	struct events ev;
 	char name[256], from[300], to[300], err[256];
@@ -339,7 +264,7 @@ static void test_external_changes_seen(void **state)
  * reader expects); keywords live in the index; both survive a reopen. */
 static void test_store_persists(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	char name[256], path[300];
 	struct stat st, before, after;
@@ -378,7 +303,7 @@ static void test_store_persists(void **state)
  * UIDVALIDITY; the POP3 index is not touched. */
 static void test_lost_index_new_uidvalidity(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	uint32_t uidv, uidv2;
 	int fd;
@@ -427,7 +352,7 @@ static uint32_t folder_uidvalidity(int root_fd, const char *name)
 
 static void test_recreated_folder_new_uidvalidity(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	char err[256] = "";
 	uint32_t first, second, inbox;
 
@@ -449,7 +374,7 @@ static void test_recreated_folder_new_uidvalidity(void **state)
  * next SELECT claims them, and a later EXAMINE sees none. */
 static void test_readonly_view_shows_unclaimed_recent(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 
 	deliver(f->root_fd, "Subject: 1\n\none\n", NULL, 0);
@@ -469,7 +394,7 @@ static void test_readonly_view_shows_unclaimed_recent(void **state)
 /* A record cut short by a crash is ignored and then cut off. */
 static void test_partial_record_ignored(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	uint32_t uidv;
 	int fd;
@@ -494,7 +419,7 @@ static void test_partial_record_ignored(void **state)
 
 static void test_keyword_limit(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v, *w;
 	char kw[32];
 
@@ -520,7 +445,7 @@ static void test_keyword_limit(void **state)
  * UID, none is lost, and the log stays valid. */
 static void test_inv_i1_concurrent_appends_unique(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	int status;
 	pid_t pid = fork();
@@ -545,7 +470,7 @@ static void test_inv_i1_concurrent_appends_unique(void **state)
  * and a change in cur/ alone leaves new/ alone. */
 static void test_scan_reads_changed_folder_only(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	struct events ev;
 
@@ -577,7 +502,7 @@ static void test_scan_reads_changed_folder_only(void **state)
 /* \Recent goes to exactly one session: the first that sees a message. */
 static void test_recent_given_once(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *a, *b, *ro;
 	struct events ev;
 
@@ -604,7 +529,7 @@ static void test_recent_given_once(void **state)
 
 static void test_copy_and_move(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v, *d;
 	struct events ev;
 	uint32_t uidv = 0, uids[2] = {0, 0};
@@ -664,7 +589,7 @@ static void test_copy_and_move(void **state)
  * is fsynced, carries the internal date, and gets its UID. */
 static void test_copy_across_file_systems(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	char other[64] = "/dev/shm/test_mail_index.XXXXXX", cmd[128], err[256];
 	struct stat a, b;
 	struct mail_view *v, *d;
@@ -711,7 +636,7 @@ static void test_copy_across_file_systems(void **state)
 
 static void test_cache_put_get(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v, *w;
 	void *blob;
 	size_t len;
@@ -751,7 +676,7 @@ static void test_cache_put_get(void **state)
  * the UID is handed out; flags go into the name, the date into mtime. */
 static void test_inv_d1_append_durable(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *v;
 	static const char *const kws[] = {"$Label1"};
 	struct stat st;
@@ -759,16 +684,15 @@ static void test_inv_d1_append_durable(void **state)
 	char err[256];
 	int fd;
 
-	fsync_log.count = 0;
-	fsync_log.on = true;
+	fsync_log_start(NULL);
 	uid = append(f->root_fd, "Subject: a\r\n\r\nbody\r\n", MAIL_SEEN, kws,
 		     1, 1700000000);
 	fsync_log.on = false;
 	assert_int_equal(uid, 1);
-	assert_true(fsync_logged(f, "tmp/"));
-	assert_true(fsync_logged(f, "new"));
-	assert_true(fsync_logged(f, "cur"));
-	assert_true(fsync_logged(f, "postd-imap.log"));
+	assert_true(fsync_logged(f->root, "tmp/"));
+	assert_true(fsync_logged(f->root, "new"));
+	assert_true(fsync_logged(f->root, "cur"));
+	assert_true(fsync_logged(f->root, "postd-imap.log"));
 	v = open_view(f->root_fd, false);
 	assert_int_equal(mail_view_count(v), 1);
 	assert_int_equal(mail_view_msg(v, 0)->internaldate, 1700000000);
@@ -783,12 +707,11 @@ static void test_inv_d1_append_durable(void **state)
 	close(fd);
 	assert_int_equal(count_dir(f->root_fd, "cur"), 1);
 	/* STORE is durable too: file rename and index. */
-	fsync_log.count = 0;
-	fsync_log.on = true;
+	fsync_log_start(NULL);
 	store(v, 0, MAIL_STORE_ADD, MAIL_FLAGGED, 0);
 	fsync_log.on = false;
-	assert_true(fsync_logged(f, "cur"));
-	assert_true(fsync_logged(f, "postd-imap.log"));
+	assert_true(fsync_logged(f->root, "cur"));
+	assert_true(fsync_logged(f->root, "postd-imap.log"));
 	mail_view_close(&v);
 }
 
@@ -796,7 +719,7 @@ static void test_inv_d1_append_durable(void **state)
  * the new file and lose nothing. */
 static void test_compaction_keeps_views(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_view *a, *b;
 	struct events ev;
 	struct stat before, after;
@@ -828,7 +751,7 @@ static void test_compaction_keeps_views(void **state)
 
 static void test_folder_status(void **state)
 {
-	struct fixture *f = *state;
+	struct tmp_maildir *f = *state;
 	struct mail_folder_status st;
 	struct mail_view *v;
 	char err[256];
@@ -886,42 +809,55 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_inv_i1_uids_never_reused,
-					    setup, teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_two_views_see_each_other,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_external_changes_seen, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_store_persists, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_lost_index_new_uidvalidity,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_partial_record_ignored, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_keyword_limit, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_recent_given_once, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_scan_reads_changed_folder_only,
-					    setup, teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_external_changes_seen,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(
-		test_inv_i1_concurrent_appends_unique, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_copy_and_move, setup,
-					    teardown),
+		test_store_persists, tmp_maildir_setup, tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_lost_index_new_uidvalidity,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_partial_record_ignored,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_keyword_limit, tmp_maildir_setup, tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_recent_given_once,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_reads_changed_folder_only,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_inv_i1_concurrent_appends_unique, tmp_maildir_setup,
+		tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_copy_and_move, tmp_maildir_setup, tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_copy_across_file_systems,
-					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_cache_put_get, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_inv_d1_append_durable, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_compaction_keeps_views, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_folder_status, setup,
-					    teardown),
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_cache_put_get, tmp_maildir_setup, tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_inv_d1_append_durable,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_compaction_keeps_views,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_folder_status, tmp_maildir_setup, tmp_maildir_teardown),
 	    cmocka_unit_test(test_index_check_rejects_garbage),
 	    cmocka_unit_test_setup_teardown(
-		test_recreated_folder_new_uidvalidity, setup, teardown),
+		test_recreated_folder_new_uidvalidity, tmp_maildir_setup,
+		tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(
-		test_readonly_view_shows_unclaimed_recent, setup, teardown),
+		test_readonly_view_shows_unclaimed_recent, tmp_maildir_setup,
+		tmp_maildir_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

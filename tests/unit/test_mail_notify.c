@@ -22,6 +22,8 @@
 #include "storage/mail_notify.h"
 #include "storage/maildir.h"
 
+#include "tmp_maildir.h"
+
 struct fixture {
 	char root[64];
 	int root_fd;
@@ -33,13 +35,8 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	snprintf(f->root, sizeof(f->root), "/tmp/test_mail_notify.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->root_fd >= 0);
-	assert_int_equal(mkdirat(f->root_fd, "new", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "cur", 0700), 0);
-	assert_int_equal(mkdirat(f->root_fd, "tmp", 0700), 0);
+	f->root_fd =
+	    tmp_maildir_create(f->root, sizeof(f->root), "test_mail_notify");
 	f->base = event_base_new();
 	assert_non_null(f->base);
 	*state = f;
@@ -49,12 +46,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	event_base_free(f->base);
-	close(f->root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(f->root, f->root_fd);
 	free(f);
 	return 0;
 }

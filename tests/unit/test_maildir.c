@@ -21,6 +21,9 @@
 #include "storage/maildir.h"
 #include "storage/msg_wire.h"
 
+#include "fsync_log.h"
+#include "tmp_maildir.h"
+
 struct fixture {
 	char root[64];
 	int root_fd;
@@ -33,10 +36,7 @@ static int setup(void **state)
 	const char *err = NULL;
 
 	assert_non_null(f);
-	snprintf(f->root, sizeof(f->root), "/tmp/test_maildir.XXXXXX");
-	assert_non_null(mkdtemp(f->root));
-	f->root_fd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	assert_true(f->root_fd >= 0);
+	f->root_fd = tmp_dir_create(f->root, sizeof(f->root), "test_maildir");
 	f->md_fd = maildir_open(f->root_fd, "bob@example.com", true, &err);
 	assert_true(f->md_fd >= 0);
 	*state = f;
@@ -46,73 +46,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char cmd[128];
 
 	close(f->md_fd);
-	close(f->root_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->root);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(f->root, f->root_fd);
 	free(f);
 	return 0;
-}
-
-/*
- * fsync() is wrapped (-Wl,--wrap=fsync, tests/unit/meson.build): while
- * fsync_log.on, the path of every descriptor synced is recorded, and a
- * path ending in fsync_log.fail_suffix fails with EIO.
- */
-#define FSYNC_LOG_MAX 32
-static struct {
-	bool on;
-	const char *fail_suffix;
-	size_t count;
-	char paths[FSYNC_LOG_MAX][256];
-} fsync_log;
-
-int __real_fsync(int fd);
-int __wrap_fsync(int fd);
-
-int __wrap_fsync(int fd)
-{
-	char link[64], path[256];
-	ssize_t n;
-
-	if (!fsync_log.on)
-		return __real_fsync(fd);
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, path, sizeof(path) - 1);
-	path[n < 0 ? 0 : n] = '\0';
-	if (fsync_log.count < FSYNC_LOG_MAX)
-		snprintf(fsync_log.paths[fsync_log.count++], sizeof(path), "%s",
-			 path);
-	if (fsync_log.fail_suffix != NULL && n > 0 &&
-	    strlen(path) >= strlen(fsync_log.fail_suffix) &&
-	    strcmp(path + strlen(path) - strlen(fsync_log.fail_suffix),
-		   fsync_log.fail_suffix) == 0) {
-		errno = EIO;
-		return -1;
-	}
-	return __real_fsync(fd);
-}
-
-static void fsync_log_start(const char *fail_suffix)
-{
-	memset(&fsync_log, 0, sizeof(fsync_log));
-	fsync_log.fail_suffix = fail_suffix;
-	fsync_log.on = true;
-}
-
-/* Whether ROOT/rel (rel "" for ROOT itself) was fsynced. */
-static bool fsync_logged(const struct fixture *f, const char *rel)
-{
-	char want[256];
-
-	snprintf(want, sizeof(want), "%s%s%s", f->root, rel[0] ? "/" : "", rel);
-	for (size_t i = 0; i < fsync_log.count; i++) {
-		if (strcmp(fsync_log.paths[i], want) == 0)
-			return true;
-	}
-	return false;
 }
 
 /* Number of entries (without dot files) in MAILDIR/sub. */
@@ -267,13 +205,13 @@ static void test_inv_d1_new_maildir_parents_fsynced(void **state)
 	fd = maildir_open(f->root_fd, "new@fresh.example", true, &err);
 	fsync_log.on = false;
 	assert_true(fd >= 0);
-	assert_true(fsync_logged(f, ""));
-	assert_true(fsync_logged(f, "fresh.example"));
-	assert_true(fsync_logged(f, "fresh.example/new"));
+	assert_true(fsync_logged(f->root, ""));
+	assert_true(fsync_logged(f->root, "fresh.example"));
+	assert_true(fsync_logged(f->root, "fresh.example/new"));
 	fsync_log_start(NULL);
 	deliver(fd, "Subject: first\r\n\r\nhi\r\n", 22, 64, name, sizeof(name));
 	fsync_log.on = false;
-	assert_true(fsync_logged(f, "fresh.example/new/new"));
+	assert_true(fsync_logged(f->root, "fresh.example/new/new"));
 	close(fd);
 }
 
@@ -288,9 +226,9 @@ static void test_inv_d1_new_local_syncs_domain_not_root(void **state)
 	fd = maildir_open(f->root_fd, "carol@example.com", true, &err);
 	fsync_log.on = false;
 	assert_true(fd >= 0);
-	assert_false(fsync_logged(f, ""));
-	assert_true(fsync_logged(f, "example.com"));
-	assert_true(fsync_logged(f, "example.com/carol"));
+	assert_false(fsync_logged(f->root, ""));
+	assert_true(fsync_logged(f->root, "example.com"));
+	assert_true(fsync_logged(f->root, "example.com/carol"));
 	close(fd);
 }
 

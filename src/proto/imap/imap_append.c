@@ -11,12 +11,10 @@
  */
 #include "proto/imap/imap_append.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -25,12 +23,12 @@
 #include "lib/xmalloc.h"
 #include "mime/mime.h"
 #include "proto/imap/imap_date.h"
+#include "proto/imap/imap_fetch.h"
 #include "proto/imap/imap_fetch_parse.h"
 #include "proto/imap/imap_folders.h"
 #include "proto/imap/imap_mailbox.h"
 #include "storage/folder.h"
 #include "storage/mail_index.h"
-#include "storage/msg_wire.h"
 
 /* One message of the command, in tmp/ until the command ends. */
 struct append_msg {
@@ -862,45 +860,6 @@ static bool append_url_parse(struct imap_session *s, const char *url,
 	return append_url_params(semi, end, ref);
 }
 
-/* The message in wire form (CRLF), malloc'ed; NULL when gone or over
- * max octets. */
-static char *append_load_wire(struct mail_view *view, size_t seq0, uint64_t max,
-			      size_t *len_r)
-{
-	char error[256], in[16384];
-	struct msg_wire w;
-	struct stat st;
-	size_t len = 0, cap;
-	char *out;
-	ssize_t n;
-	int fd = mail_view_msg_open(view, seq0, error, sizeof(error));
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || st.st_size < 0 ||
-	    (uint64_t)st.st_size > max) {
-		close(fd);
-		return NULL;
-	}
-	cap = 2 * (size_t)st.st_size + 2 * sizeof(in) + 8;
-	out = xmalloc(cap);
-	msg_wire_init(&w, false, -1);
-	while ((n = read(fd, in, sizeof(in))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || len + 2 * (size_t)n + 8 > cap) {
-			free(out);
-			close(fd);
-			return NULL;
-		}
-		len += msg_wire_convert(&w, in, (size_t)n, out + len);
-	}
-	close(fd);
-	len += msg_wire_finish(&w, out + len);
-	*len_r = len;
-	return out;
-}
-
 /*
  * The bytes of a section ("" for the whole message) through the FETCH
  * section parser and the MIME layer, into out. -1 when the section is
@@ -977,7 +936,7 @@ static bool append_url_fetch(struct imap_session *s,
 	seq0 = mail_view_find_uid(view, ref->uid);
 	if (seq0 >= mail_view_count(view))
 		goto out;
-	wire = append_load_wire(view, seq0, max, &len);
+	wire = imap_fetch_load_wire(view, seq0, max, &len);
 	if (wire == NULL || append_section(wire, len, ref->section, out) < 0)
 		goto out;
 	ok = true;

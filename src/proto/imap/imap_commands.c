@@ -20,6 +20,7 @@
 #include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/postd_assert.h"
+#include "proto/common/login_auth.h"
 #include "proto/common/sasl.h"
 #include "proto/imap/imap_append.h"
 #include "proto/imap/imap_folders.h"
@@ -523,31 +524,16 @@ static void imap_sasl_step(struct imap_session *s, enum imap_sasl_step step,
 
 static void imap_set_user(struct imap_session *s, const char *name, size_t len)
 {
-	size_t n =
-	    len < sizeof(s->user_typed) - 1 ? len : sizeof(s->user_typed) - 1;
-
-	memcpy(s->user_typed, name, n);
-	s->user_typed[n] = '\0';
-	/* A name that cannot be a user goes on to the auth process as an
-	 * empty one, so it fails with the same reply and timing as an
-	 * unknown user (INV-A1). */
-	if (username_normalize(name, len, s->env->cfg->auth_default_domain,
-			       s->user, sizeof(s->user)) < 0)
-		s->user[0] = '\0';
+	login_auth_set_user(name, len, s->env->cfg->auth_default_domain,
+			    s->user_typed, s->user);
 }
 
 static void imap_auth_submit(struct imap_session *s, const char *authzid,
 			     const char *authcid, const char *password)
 {
-	char zid[USERNAME_BUF_SIZE];
-
 	imap_set_user(s, authcid, strlen(authcid));
-	/* INV-A1: acting as somebody else is not offered. */
-	if (authzid[0] != '\0' &&
-	    (username_normalize(authzid, strlen(authzid),
-				s->env->cfg->auth_default_domain, zid,
-				sizeof(zid)) < 0 ||
-	     strcmp(zid, s->user) != 0)) {
+	if (!login_auth_authzid_ok(authzid, s->user,
+				   s->env->cfg->auth_default_domain)) {
 		imap_refuse(s, "NO", "AUTHORIZATIONFAILED",
 			    "The authorization identity must be empty or "
 			    "your own user name.",
@@ -561,18 +547,9 @@ static void imap_auth_submit(struct imap_session *s, const char *authzid,
 static void imap_auth_request(struct imap_session *s, const char *secret,
 			      size_t secret_len)
 {
-	struct auth_request req;
-
-	memset(&req, 0, sizeof(req));
-	req.type = AUTH_REQUEST_PASSWORD;
-	req.service = (uint8_t)conn_proto(s->conn);
-	snprintf(req.peer, sizeof(req.peer), "%s", conn_peer(s->conn));
-	snprintf(req.user, sizeof(req.user), "%s", s->user);
-	if (secret_len >= sizeof(req.secret))
-		secret_len = sizeof(req.secret) - 1;
-	memcpy(req.secret, secret, secret_len);
-	s->auth_req = auth_client_send(s->env->auth, &req, imap_auth_done, s);
-	OPENSSL_cleanse(&req, sizeof(req));
+	s->auth_req =
+	    login_auth_send(s->env->auth, s->conn, AUTH_REQUEST_PASSWORD,
+			    s->user, secret, secret_len, "", imap_auth_done, s);
 	if (s->auth_req == NULL) {
 		imap_refuse(s, "NO", "UNAVAILABLE",
 			    "Authentication service unavailable; try again "
@@ -586,18 +563,13 @@ static void imap_auth_request(struct imap_session *s, const char *secret,
 
 static void imap_login_failed(struct imap_session *s, const char *cause)
 {
-	char user[AUTH_MAX_USER * 4 + 1];
+	bool too_many = login_auth_log_failure(s->conn, s->user_typed, s->mech,
+					       cause, &s->auth_failures);
 
-	metrics_add(METRIC_LOGINS_FAILED, 1);
-	log_escape(user, sizeof(user), s->user_typed, strlen(s->user_typed));
-	log_info("auth failed user=%s peer=%s session=%s proto=%s cause=%s "
-		 "mech=%s",
-		 user[0] ? user : "-", conn_peer(s->conn), conn_id(s->conn),
-		 config_proto_name(conn_proto(s->conn)), cause, s->mech);
 	s->user[0] = '\0';
 	imap_reply_tagged(s, "NO", "AUTHENTICATIONFAILED",
 			  "Authentication failed.");
-	if (++s->auth_failures >= SESSION_MAX_AUTH_FAILURES) {
+	if (too_many) {
 		imap_reply_untagged(s, "BYE Too many authentication "
 				       "failures, closing.");
 		imap_session_log_refusal(s, "too many authentication failures");
@@ -608,20 +580,23 @@ static void imap_login_failed(struct imap_session *s, const char *cause)
 static void imap_auth_done(const struct auth_reply *reply, void *ctx)
 {
 	struct imap_session *s = ctx;
+	const char *cause;
 
 	s->auth_req = NULL;
-	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
+	switch (login_auth_verdict(reply, &cause)) {
+	case LOGIN_AUTH_TEMPFAIL:
 		imap_refuse(s, "NO", "UNAVAILABLE",
 			    "Authentication service unavailable; try again "
 			    "later.",
-			    reply == NULL ? "auth process unavailable"
-					  : auth_cause_str(reply->cause));
+			    cause);
 		s->user[0] = '\0';
-	} else if (reply->result != AUTH_RESULT_OK ||
-		   !username_is_canonical(reply->user)) {
-		imap_login_failed(s, auth_cause_str(reply->cause));
-	} else {
+		break;
+	case LOGIN_AUTH_FAILED:
+		imap_login_failed(s, cause);
+		break;
+	case LOGIN_AUTH_OK:
 		imap_login_ok(s, reply->user);
+		break;
 	}
 	s->tag[0] = '\0';
 	if (!conn_is_closing(s->conn))

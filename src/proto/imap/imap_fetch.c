@@ -17,9 +17,14 @@
 #include "lib/xmalloc.h"
 #include "mime/mime.h"
 #include "proto/imap/imap_date.h"
+#include "proto/imap/imap_fetch.h"
 #include "proto/imap/imap_fetch_parse.h"
 #include "proto/imap/imap_mailbox.h"
 #include "storage/msg_wire.h"
+
+/* FETCH does not load a message file over 2 GiB (the size FETCH can
+ * count in a literal without doubt). */
+#define FETCH_MAX_MESSAGE ((uint64_t)1 << 31)
 
 struct imap_job {
 	struct imap_fetch fetch; /* parsed by imap_fetch_parse.h */
@@ -36,8 +41,6 @@ static void store_reply_condstore(struct imap_session *s, size_t seq0,
 				  bool silent, const char *flags);
 static void fetch_message(struct imap_session *s, struct imap_job *job,
 			  size_t seq0);
-static char *fetch_load_wire(struct imap_session *s, size_t seq0,
-			     size_t *len_r);
 static struct mime_msg *fetch_mime(struct imap_session *s, size_t seq0,
 				   const char *wire, size_t len);
 static void fetch_write_literal(struct imap_session *s, const char *data,
@@ -55,8 +58,8 @@ static void fetch_job_free(struct imap_job **jobp)
 	*jobp = NULL;
 }
 
-/* The message in wire form (CRLF), malloc'ed; NULL if it is gone. */
-static char *fetch_load_wire(struct imap_session *s, size_t seq0, size_t *len_r)
+char *imap_fetch_load_wire(struct mail_view *view, size_t seq0, uint64_t max,
+			   size_t *len_r)
 {
 	char error[256], in[65536];
 	struct msg_wire w;
@@ -64,12 +67,12 @@ static char *fetch_load_wire(struct imap_session *s, size_t seq0, size_t *len_r)
 	size_t len = 0, cap;
 	char *out;
 	ssize_t n;
-	int fd = mail_view_msg_open(s->view, seq0, error, sizeof(error));
+	int fd = mail_view_msg_open(view, seq0, error, sizeof(error));
 
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st) < 0 || st.st_size < 0 ||
-	    (uint64_t)st.st_size > (uint64_t)1 << 31) {
+	    (uint64_t)st.st_size > max) {
 		close(fd);
 		return NULL;
 	}
@@ -143,7 +146,8 @@ static void fetch_message(struct imap_session *s, struct imap_job *job,
 	struct buf *tmp = NULL;
 
 	if (job->fetch.needs_message) {
-		wire = fetch_load_wire(s, seq0, &wire_len);
+		wire = imap_fetch_load_wire(s->view, seq0, FETCH_MAX_MESSAGE,
+					    &wire_len);
 		if (wire == NULL)
 			return; /* expunged meanwhile: RFC 9051 allows
 				 * leaving it out */

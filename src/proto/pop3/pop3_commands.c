@@ -17,6 +17,7 @@
 #include "lib/metrics.h"
 #include "lib/parse.h"
 #include "lib/postd_assert.h"
+#include "proto/common/login_auth.h"
 #include "proto/pop3/pop3_policy.h"
 
 #define STATE_AUTH (1u << POP3_STATE_AUTHORIZATION)
@@ -141,17 +142,8 @@ static bool pop3_check_msg(struct pop3_session *s, uint32_t msg)
 
 static void pop3_set_user(struct pop3_session *s, const char *name, size_t len)
 {
-	size_t n =
-	    len < sizeof(s->user_typed) - 1 ? len : sizeof(s->user_typed) - 1;
-
-	memcpy(s->user_typed, name, n);
-	s->user_typed[n] = '\0';
-	/* A name that cannot be a user goes on to the auth process as an
-	 * empty one, so it fails with the same reply and timing as an
-	 * unknown user (INV-A1). */
-	if (username_normalize(name, len, s->env->cfg->auth_default_domain,
-			       s->user, sizeof(s->user)) < 0)
-		s->user[0] = '\0';
+	login_auth_set_user(name, len, s->env->cfg->auth_default_domain,
+			    s->user_typed, s->user);
 }
 
 static void cmd_user(struct pop3_session *s, const struct pop3_command *cmd)
@@ -306,15 +298,9 @@ static void pop3_auth_submit(struct pop3_session *s, const char *authzid,
 			     const char *authcid, size_t authcid_len,
 			     const char *password, size_t password_len)
 {
-	char zid[USERNAME_BUF_SIZE];
-
 	pop3_set_user(s, authcid, authcid_len);
-	/* INV-A1: acting as somebody else is not offered. */
-	if (authzid[0] != '\0' &&
-	    (username_normalize(authzid, strlen(authzid),
-				s->env->cfg->auth_default_domain, zid,
-				sizeof(zid)) < 0 ||
-	     strcmp(zid, s->user) != 0)) {
+	if (!login_auth_authzid_ok(authzid, s->user,
+				   s->env->cfg->auth_default_domain)) {
 		pop3_reply_err(s, "[AUTH] The authorization identity must be "
 				  "empty or your own user name.");
 		pop3_session_log_refusal(s, "authzid differs from authcid");
@@ -326,19 +312,9 @@ static void pop3_auth_submit(struct pop3_session *s, const char *authzid,
 static void pop3_auth_request(struct pop3_session *s, uint8_t type,
 			      const char *secret, size_t secret_len)
 {
-	struct auth_request req;
-
-	memset(&req, 0, sizeof(req));
-	req.type = type;
-	req.service = (uint8_t)conn_proto(s->conn);
-	snprintf(req.peer, sizeof(req.peer), "%s", conn_peer(s->conn));
-	snprintf(req.user, sizeof(req.user), "%s", s->user);
-	if (secret_len >= sizeof(req.secret))
-		secret_len = sizeof(req.secret) - 1;
-	memcpy(req.secret, secret, secret_len);
-	snprintf(req.challenge, sizeof(req.challenge), "%s", s->apop_challenge);
-	s->auth_req = auth_client_send(s->env->auth, &req, pop3_auth_done, s);
-	OPENSSL_cleanse(&req, sizeof(req));
+	s->auth_req =
+	    login_auth_send(s->env->auth, s->conn, type, s->user, secret,
+			    secret_len, s->apop_challenge, pop3_auth_done, s);
 	if (s->auth_req == NULL) {
 		pop3_reply_err(s, "[SYS/TEMP] Authentication service "
 				  "unavailable; try again later.");
@@ -350,16 +326,11 @@ static void pop3_auth_request(struct pop3_session *s, uint8_t type,
 
 static void pop3_login_failed(struct pop3_session *s, const char *cause)
 {
-	char user[AUTH_MAX_USER * 4 + 1];
+	bool too_many = login_auth_log_failure(s->conn, s->user_typed, s->mech,
+					       cause, &s->auth_failures);
 
-	metrics_add(METRIC_LOGINS_FAILED, 1);
-	log_escape(user, sizeof(user), s->user_typed, strlen(s->user_typed));
-	log_info("auth failed user=%s peer=%s session=%s proto=%s cause=%s "
-		 "mech=%s",
-		 user[0] ? user : "-", conn_peer(s->conn), conn_id(s->conn),
-		 config_proto_name(conn_proto(s->conn)), cause, s->mech);
 	pop3_reply_err(s, POP3_AUTH_FAILED);
-	if (++s->auth_failures >= SESSION_MAX_AUTH_FAILURES) {
+	if (too_many) {
 		pop3_reply_err(s, "[AUTH] Too many authentication failures, "
 				  "closing.");
 		pop3_session_log_refusal(s, "too many authentication failures");
@@ -370,19 +341,21 @@ static void pop3_login_failed(struct pop3_session *s, const char *cause)
 static void pop3_auth_done(const struct auth_reply *reply, void *ctx)
 {
 	struct pop3_session *s = ctx;
+	const char *cause;
 
 	s->auth_req = NULL;
-	if (reply == NULL || reply->result == AUTH_RESULT_TEMPFAIL) {
+	switch (login_auth_verdict(reply, &cause)) {
+	case LOGIN_AUTH_TEMPFAIL:
 		pop3_reply_err(s, "[SYS/TEMP] Authentication service "
 				  "unavailable; try again later.");
-		pop3_session_log_refusal(s, reply == NULL
-						? "auth process unavailable"
-						: auth_cause_str(reply->cause));
-	} else if (reply->result != AUTH_RESULT_OK ||
-		   !username_is_canonical(reply->user)) {
-		pop3_login_failed(s, auth_cause_str(reply->cause));
-	} else {
+		pop3_session_log_refusal(s, cause);
+		break;
+	case LOGIN_AUTH_FAILED:
+		pop3_login_failed(s, cause);
+		break;
+	case LOGIN_AUTH_OK:
 		pop3_policy_login(s, reply->user, reply->extra);
+		break;
 	}
 	if (!conn_is_closing(s->conn))
 		pop3_session_set_busy(s, false);
