@@ -282,3 +282,25 @@ def test_crash_while_message_held(server):
     # the leftover was removed by this login, under its lock
     assert hold_files(srv) == []
     assert p.cmd("QUIT").startswith("+OK")
+
+
+def test_imap_rename_inbox_during_pop3_session(server):
+    """RENAME INBOX moves every INBOX message into a new folder (RFC 9051
+    6.3.6): for a running POP3 session that is an expunge of them all."""
+    srv = server
+    msgs = three_messages(srv)
+    p = srv.login()
+    lst, uidl = pop3_listing(p)
+    i = imap_login(srv)
+    typ, data = i.rename("INBOX", "Old")
+    assert typ == "OK", data
+    assert imap_subjects(i) == []
+    assert retr(p, 1) == wire(msgs[0])
+    assert retr(p, 3) == wire(msgs[2])
+    assert pop3_listing(p) == (lst, uidl)
+    assert p.cmd("QUIT").startswith("+OK")
+    assert pop3_uidls(srv) == []
+    assert hold_files(srv) == []
+    assert imap_subjects(i, "Old") == ["Subject: coexist %d" % k
+                                       for k in (1, 2, 3)]
+    i.logout()
