@@ -1984,9 +1984,10 @@ static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 {
 	bool from_new = false, from_cur = false;
 	uint64_t ms = v->highest_modseq;
+	bool inbox = idx_is_inbox(v);
 	int hold_fd = -1;
 
-	if (idx_is_inbox(v)) {
+	if (inbox) {
 		hold_fd = maildir_hold_open(v->folder_fd, true);
 		if (hold_fd < 0)
 			return idx_errno(error, error_size,
@@ -2016,7 +2017,7 @@ static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 		return idx_errno(error, error_size, "fsync the folder");
 	/* After the fsyncs: what a crash could still bring back to new/ or
 	 * cur/ must not be gone from the hold folder. */
-	if (hold_fd >= 0 && (from_new || from_cur))
+	if (inbox && (from_new || from_cur))
 		mailbox_hold_release(v->folder_fd);
 	return MAIL_OK;
 }

@@ -997,6 +997,8 @@ static int mailbox_relocate(struct mailbox *box, struct mailbox_entry *e)
 		    mailbox_relocate_in(box, e, box->cur_dir, "cur/") == 0)
 			return 0;
 	}
+	errno = ENOENT; /* the callers go on to the hold folder, or count
+			 * the message as removed */
 	return -1;
 }
 
