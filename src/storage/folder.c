@@ -27,6 +27,8 @@
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
+#include "storage/mailbox.h"
+#include "storage/maildir.h"
 
 #define FOLDER_DIR_FLAGS (O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
 #define FOLDER_LOCK_FILE "postd-folders.lock"
@@ -94,6 +96,7 @@ static int folder_make_maildir(int root_fd, const char *disk, bool *made_r);
 static int folder_remove_tree(int parent_fd, const char *name, int depth);
 static int folder_empty_maildir(int root_fd, const char *disk);
 static int folder_move_messages(int from_fd, int to_fd);
+static int folder_move_linked(int src, int dst, int hold);
 static enum folder_status folder_create_locked(int root_fd, const char *name,
 					       unsigned special, char *error,
 					       size_t error_size);
@@ -954,43 +957,76 @@ static void folder_meta_rename(struct folder_meta *m, const char *from,
 	}
 }
 
-/* Moves every message of new/ and cur/ (RENAME INBOX). */
+/*
+ * Moves every message of new/ and cur/ (RENAME INBOX). A POP3 session may
+ * have listed them (INV-P2): each is linked into the target, the target
+ * fsynced, and only then its INBOX name moved into the POP3 hold folder
+ * (doc/internals/storage.md), which the POP3 lock's holder empties.
+ */
 static int folder_move_messages(int from_fd, int to_fd)
 {
 	static const char *const subdirs[] = {"new", "cur"};
-	int r = 0;
+	int hold = maildir_hold_open(from_fd, true);
+	int r = hold < 0 ? -1 : 0;
 
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; r == 0 && i < 2; i++) {
 		int src = openat(from_fd, subdirs[i], FOLDER_DIR_FLAGS);
 		int dst = openat(to_fd, subdirs[i], FOLDER_DIR_FLAGS);
-		int dup_fd = src < 0 ? -1 : dup(src);
-		DIR *dir = dup_fd < 0 ? NULL : fdopendir(dup_fd);
-		struct dirent *de;
 
-		if (dir == NULL || dst < 0) {
+		if (src < 0 || dst < 0 ||
+		    folder_move_linked(src, dst, hold) < 0)
 			r = -1;
-		} else {
-			while ((de = readdir(dir)) != NULL) {
-				if (de->d_name[0] == '.')
-					continue;
-				if (renameat(src, de->d_name, dst, de->d_name) <
-				    0)
-					r = -1;
-			}
-			/* The target first: a crash in between leaves a
-			 * message in both, never in neither. */
-			if (fsync(dst) < 0 || fsync(src) < 0)
-				r = -1;
-		}
-		if (dir != NULL)
-			closedir(dir);
-		else if (dup_fd >= 0)
-			close(dup_fd);
 		if (src >= 0)
 			close(src);
 		if (dst >= 0)
 			close(dst);
 	}
+	if (hold >= 0) {
+		close(hold);
+		mailbox_hold_release(from_fd);
+	}
+	return r;
+}
+
+/* One folder of folder_move_messages(): only what was linked, and made
+ * durable in the target, leaves the source, so a crash leaves a message
+ * in both, never in neither. */
+static int folder_move_linked(int src, int dst, int hold)
+{
+	int dup_fd = dup(src), r = 0;
+	DIR *dir = dup_fd < 0 ? NULL : fdopendir(dup_fd);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0;
+	bool synced;
+
+	if (dir == NULL) {
+		if (dup_fd >= 0)
+			close(dup_fd);
+		return -1;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		/* EEXIST too: that name in the target is another file. */
+		if (linkat(src, de->d_name, dst, de->d_name, 0) < 0) {
+			r = -1;
+			continue;
+		}
+		names = xreallocarray(names, n + 1, sizeof(*names));
+		names[n++] = xstrdup(de->d_name);
+	}
+	closedir(dir);
+	synced = n == 0 || fsync(dst) == 0;
+	for (size_t k = 0; k < n; k++) {
+		if (!synced || (maildir_hold_move(src, names[k], hold) < 0 &&
+				errno != ENOENT))
+			r = -1;
+		free(names[k]);
+	}
+	free(names);
+	if (fsync(src) < 0)
+		r = -1;
 	return r;
 }
 

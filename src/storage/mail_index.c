@@ -37,6 +37,7 @@
 #include "lib/parse.h"
 #include "lib/postd_limits.h"
 #include "lib/xmalloc.h"
+#include "storage/mailbox.h"
 #include "storage/maildir.h"
 #include "storage/msg_wire.h"
 
@@ -243,6 +244,9 @@ static enum mail_status idx_expunge(struct mail_view *v, const uint32_t *uids,
 static void idx_mark_unclaimed_recent(struct mail_view *v);
 static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 					 char *error, size_t error_size);
+static int idx_remove_file(struct mail_view *v, const struct mail_entry *e,
+			   int hold_fd);
+static bool idx_is_inbox(const struct mail_view *v);
 static void idx_drop_doomed(struct mail_view *v, const struct mail_sync_cb *cb,
 			    void *ctx);
 static int idx_keyword_find(const struct mail_view *v, const char *name);
@@ -1968,24 +1972,36 @@ enum mail_status mail_view_store(struct mail_view *view, size_t seq0,
 	return st;
 }
 
-/* Unlinks the files of the doomed entries and writes their X records
- * into out; fsyncs the folders they left. */
+/*
+ * Removes the files of the doomed entries and writes their X records into
+ * out; fsyncs the folders they left. In INBOX a file is moved into the
+ * POP3 hold folder rather than unlinked: a POP3 session that listed it
+ * keeps it until it ends (INV-P2), and IMAP never waits for that session
+ * (doc/internals/storage.md). For every IMAP view the file is gone at once.
+ */
 static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 					 char *error, size_t error_size)
 {
 	bool from_new = false, from_cur = false;
 	uint64_t ms = v->highest_modseq;
+	bool inbox = idx_is_inbox(v);
+	int hold_fd = -1;
 
+	if (inbox) {
+		hold_fd = maildir_hold_open(v->folder_fd, true);
+		if (hold_fd < 0)
+			return idx_errno(error, error_size,
+					 "open the POP3 hold folder");
+	}
 	for (size_t i = 0; i < v->n; i++) {
 		struct mail_entry *e = &v->e[i];
 		int r;
 
 		if (!e->doomed)
 			continue;
-		r = unlinkat(e->in_cur ? v->cur_fd : v->new_fd, e->name, 0);
+		r = idx_remove_file(v, e, hold_fd);
 		if (r < 0 && errno == ENOENT && idx_relocate(v, e) == 0)
-			r = unlinkat(e->in_cur ? v->cur_fd : v->new_fd, e->name,
-				     0);
+			r = idx_remove_file(v, e, hold_fd);
 		if (r < 0 && errno != ENOENT) {
 			e->doomed = false;
 			continue;
@@ -1994,10 +2010,36 @@ static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 		from_cur |= e->in_cur;
 		lines_add(out, "X %" PRIu32 " %" PRIu64 "\n", e->m.uid, ++ms);
 	}
+	if (hold_fd >= 0)
+		close(hold_fd);
 	if ((from_new && fsync(v->new_fd) < 0) ||
 	    (from_cur && fsync(v->cur_fd) < 0))
 		return idx_errno(error, error_size, "fsync the folder");
+	/* After the fsyncs: what a crash could still bring back to new/ or
+	 * cur/ must not be gone from the hold folder. */
+	if (inbox && (from_new || from_cur))
+		mailbox_hold_release(v->folder_fd);
 	return MAIL_OK;
+}
+
+static int idx_remove_file(struct mail_view *v, const struct mail_entry *e,
+			   int hold_fd)
+{
+	int dir_fd = e->in_cur ? v->cur_fd : v->new_fd;
+
+	if (hold_fd >= 0)
+		return maildir_hold_move(dir_fd, e->name, hold_fd);
+	return unlinkat(dir_fd, e->name, 0);
+}
+
+/* INBOX is the Maildir root; every Maildir++ sub-folder has the
+ * "maildirfolder" file (folder.c makes it, as other Maildir++ servers
+ * do). Only INBOX is seen by POP3. */
+static bool idx_is_inbox(const struct mail_view *v)
+{
+	return faccessat(v->folder_fd, "maildirfolder", F_OK,
+			 AT_SYMLINK_NOFOLLOW) < 0 &&
+	       errno == ENOENT;
 }
 
 /* Takes the doomed entries out of the view, reporting each. */

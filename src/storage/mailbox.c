@@ -121,6 +121,11 @@ static void mailbox_assign_uids(struct mailbox *box, bool renumber);
 static void mailbox_compact(struct mailbox *box);
 static void mailbox_assign_uidls(struct mailbox *box);
 static int mailbox_relocate(struct mailbox *box, struct mailbox_entry *e);
+static int mailbox_relocate_in(struct mailbox *box, struct mailbox_entry *e,
+			       DIR *dir, const char *prefix);
+static int mailbox_try_lock(int fd);
+static void mailbox_unlock(struct mailbox *box);
+static void mailbox_write_holder(int fd, const struct mailbox_owner *owner);
 static int mailbox_cmp_uid(const void *a, const void *b);
 static int mailbox_cmp_delivery(const void *a, const void *b);
 static int mailbox_cmp_names(const char *a, const char *b);
@@ -255,6 +260,9 @@ enum mailbox_status mailbox_open(int maildir_fd,
 	st = mailbox_lock(box, owner, error, error_size);
 	if (st != MAILBOX_OK)
 		goto fail;
+	/* What IMAP expunged while the last session ran, or before a
+	 * crash: no session lists it any more, and this one never will. */
+	maildir_hold_purge(maildir_fd);
 	st = MAILBOX_TEMPFAIL;
 	box->new_dir = mailbox_dir_open(box, "new", error, error_size);
 	if (box->new_dir == NULL)
@@ -397,7 +405,6 @@ static enum mailbox_status mailbox_lock(struct mailbox *box,
 					const struct mailbox_owner *owner,
 					char *error, size_t error_size)
 {
-	struct flock fl;
 	char line[MAILBOX_MAX_HOLDER];
 	size_t len;
 
@@ -408,15 +415,13 @@ static enum mailbox_status mailbox_lock(struct mailbox *box,
 			 strerror(errno));
 		return MAILBOX_TEMPFAIL;
 	}
-	memset(&fl, 0, sizeof(fl));
-	fl.l_type = F_WRLCK;
-	fl.l_whence = SEEK_SET;
-	if (fcntl(box->lock_fd, F_OFD_SETLK, &fl) < 0) {
+	if (mailbox_try_lock(box->lock_fd) < 0) {
 		ssize_t r;
 
 		if (errno != EAGAIN && errno != EACCES) {
 			snprintf(error, error_size, "lock: %s",
 				 strerror(errno));
+			mailbox_unlock(box);
 			return MAILBOX_TEMPFAIL;
 		}
 		r = pread(box->lock_fd, line, sizeof(line) - 1, 0);
@@ -437,18 +442,34 @@ static enum mailbox_status mailbox_lock(struct mailbox *box,
 			line[len] = '\0';
 			snprintf(error, error_size, "locked by %s", line);
 		}
+		mailbox_unlock(box);
 		return MAILBOX_IN_USE;
 	}
+	mailbox_write_holder(box->lock_fd, owner);
+	return MAILBOX_OK;
+}
+
+static void mailbox_write_holder(int fd, const struct mailbox_owner *owner)
+{
+	char line[MAILBOX_MAX_HOLDER];
+	size_t len;
+
 	mailbox_holder_line(owner, line, sizeof(line) - 1);
 	len = strlen(line);
 	line[len++] = '\n';
 	/* Only for the IN-USE log line: a failure here is not an error.
 	 * No ftruncate: the reader stops at the first newline, so what an
 	 * earlier, longer holder line left after ours is never read. */
-	if (pwrite(box->lock_fd, line, len, 0) != (ssize_t)len)
+	if (pwrite(fd, line, len, 0) != (ssize_t)len)
 		log_debug("mailbox: cannot write lock holder: %s",
 			  strerror(errno));
-	return MAILBOX_OK;
+}
+
+/* Not holding the lock: nothing may act as its holder (mailbox_free()). */
+static void mailbox_unlock(struct mailbox *box)
+{
+	close(box->lock_fd);
+	box->lock_fd = -1;
 }
 
 /* Appends every usable name in dir to the entries. */
@@ -964,29 +985,38 @@ uint32_t mailbox_uidvalidity(const struct mailbox *box)
 /*
  * Finds the current name of a message another program renamed (flags
  * added, or new/ -> cur/) since the snapshot. A scan of both folders:
- * this only happens when an open or unlink missed.
+ * this only happens when an open or unlink missed. A file only moves
+ * forward (new/ -> cur/ -> the hold folder), so scanning in that order
+ * cannot miss one that moves during the scan; a second round covers a
+ * rename within cur/ that readdir may not show while it happens.
  */
 static int mailbox_relocate(struct mailbox *box, struct mailbox_entry *e)
 {
-	DIR *dirs[2] = {box->cur_dir, box->new_dir};
-	const char *prefixes[2] = {"cur/", "new/"};
-	const char *base = mailbox_base(e);
-
-	for (size_t k = 0; k < 2; k++) {
-		struct dirent *de;
-
-		rewinddir(dirs[k]);
-		while ((de = readdir(dirs[k])) != NULL) {
-			const char *name = de->d_name;
-
-			if (strncmp(name, base, e->base_len) != 0 ||
-			    (name[e->base_len] != ':' &&
-			     name[e->base_len] != '\0'))
-				continue;
-			e->m.name = mailbox_strdup2(box, prefixes[k], 4, name,
-						    strlen(name));
+	for (int round = 0; round < 2; round++) {
+		if (mailbox_relocate_in(box, e, box->new_dir, "new/") == 0 ||
+		    mailbox_relocate_in(box, e, box->cur_dir, "cur/") == 0)
 			return 0;
-		}
+	}
+	errno = ENOENT; /* the callers go on to the hold folder, or count
+			 * the message as removed */
+	return -1;
+}
+
+static int mailbox_relocate_in(struct mailbox *box, struct mailbox_entry *e,
+			       DIR *dir, const char *prefix)
+{
+	const char *base = mailbox_base(e);
+	struct dirent *de;
+
+	rewinddir(dir);
+	while ((de = readdir(dir)) != NULL) {
+		const char *name = de->d_name;
+
+		if (strncmp(name, base, e->base_len) != 0 ||
+		    (name[e->base_len] != ':' && name[e->base_len] != '\0'))
+			continue;
+		e->m.name = mailbox_strdup2(box, prefix, 4, name, strlen(name));
+		return 0;
 	}
 	return -1;
 }
@@ -1012,6 +1042,11 @@ int mailbox_msg_open(struct mailbox *box, size_t i, char *error,
 	if (fd < 0 && errno == ENOENT && mailbox_relocate(box, e) == 0)
 		fd = openat(dirfd(mailbox_dir(box, e->m.name)), mailbox_base(e),
 			    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	/* IMAP expunged it after our snapshot: it waits in the hold folder
+	 * until this session ends (INV-P2). */
+	if (fd < 0 && errno == ENOENT)
+		fd = maildir_hold_find(box->maildir_fd, mailbox_base(e),
+				       e->base_len);
 	if (fd < 0)
 		goto fail;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -1105,10 +1140,46 @@ void mailbox_close(struct mailbox **box)
 	mailbox_free(box);
 }
 
-/* Closing the lock descriptor releases the OFD lock. */
+/* Whole-file write lock without waiting, as mailbox_lock() takes it. */
+static int mailbox_try_lock(int fd)
+{
+	struct flock fl;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+void mailbox_hold_release(int maildir_fd)
+{
+	int fd = openat(maildir_fd, MAILBOX_LOCK_FILE,
+			O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return;
+	/* Taken: no session lists anything held, and none can start until
+	 * the folder is empty. Not taken: the holder empties it. */
+	if (mailbox_try_lock(fd) == 0) {
+		static const struct mailbox_owner imap = {"imap-expunge", "-",
+							  "-"};
+
+		/* A POP3 login in these few milliseconds is told IN-USE;
+		 * the log then names this, not a stale holder. */
+		mailbox_write_holder(fd, &imap);
+		maildir_hold_purge(maildir_fd);
+	}
+	close(fd);
+}
+
+/* Closing the lock descriptor releases the OFD lock; what IMAP held for
+ * this session goes first, while the lock still keeps others out. */
 static void mailbox_free(struct mailbox **boxp)
 {
 	struct mailbox *box = *boxp;
+
+	if (box->lock_fd >= 0)
+		maildir_hold_purge(box->maildir_fd);
 
 	if (box->new_dir != NULL)
 		closedir(box->new_dir);

@@ -64,8 +64,9 @@ uint32_t mailbox_uidvalidity(const struct mailbox *box);
 
 /*
  * Opens message i for reading. Finds it in new/ or cur/ even if another
- * program renamed it (flags changed) since the snapshot. Returns an fd, or
- * -1 if the message is gone (then error says so).
+ * program renamed it (flags changed) since the snapshot, and in the hold
+ * folder if IMAP expunged it since (maildir.h). Returns an fd, or -1 if
+ * the message is gone (then error says so).
  */
 int mailbox_msg_open(struct mailbox *box, size_t i, char *error,
 		     size_t error_size);
@@ -94,7 +95,17 @@ size_t mailbox_expunge(struct mailbox *box, const bool *deleted,
 		       enum mailbox_expunger by, char *error,
 		       size_t error_size);
 
-/* Writes the index if it changed and releases the lock. */
+/*
+ * For IMAP after it moved expunged INBOX files into the hold folder
+ * (maildir.h): takes the POP3 lock without waiting and, if no session
+ * holds it, empties the hold folder and releases the lock. If a session
+ * holds it, that session empties the folder when it closes; a crash
+ * leaves it to the next mailbox_open(). Never waits for a POP3 session.
+ */
+void mailbox_hold_release(int maildir_fd);
+
+/* Empties the hold folder, writes the index if it changed and releases
+ * the lock. */
 void mailbox_close(struct mailbox **box);
 
 #endif

@@ -47,6 +47,8 @@ static int maildir_sync_made(int dir_fd, bool made, int fd,
 			     const char **error_r);
 static size_t maildir_host(char *out, size_t out_size);
 static void maildir_delivery_free(struct maildir_delivery **d, bool unlink_tmp);
+static bool maildir_base_is(const char *name, const char *base,
+			    size_t base_len);
 
 /* Error strings live in a per-thread buffer until the next call. */
 static __thread char maildir_errbuf[256];
@@ -404,6 +406,92 @@ int maildir_reap_tmp(int maildir_fd, time_t now)
 	closedir(dir);
 	if (removed > 0)
 		log_info("maildir: removed %d stale tmp/ files", removed);
+	return removed;
+}
+
+int maildir_hold_open(int maildir_fd, bool create)
+{
+	const char *error;
+	bool made = false;
+	int fd = maildir_open_sub(maildir_fd, MAILDIR_HOLD_DIR, create, &made,
+				  &error);
+
+	/* The folder must survive a crash as an entry of the Maildir, or
+	 * a file moved into it could vanish with it unaccounted. */
+	if (fd >= 0 && maildir_sync_made(maildir_fd, made, fd, &error) < 0)
+		return -1;
+	return fd;
+}
+
+int maildir_hold_move(int from_fd, const char *name, int hold_fd)
+{
+	/* A name is unique in a Maildir, so a held file of the same name
+	 * is the same message held before: replacing it loses nothing. */
+	return renameat(from_fd, name, hold_fd, name);
+}
+
+/* name is base, alone or followed by ":flags". */
+static bool maildir_base_is(const char *name, const char *base, size_t base_len)
+{
+	return strncmp(name, base, base_len) == 0 &&
+	       (name[base_len] == ':' || name[base_len] == '\0');
+}
+
+int maildir_hold_find(int maildir_fd, const char *base, size_t base_len)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd = maildir_hold_open(maildir_fd, false), found = -1, saved;
+
+	if (fd < 0)
+		return -1;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	errno = ENOENT;
+	while (found < 0 && (de = readdir(dir)) != NULL) {
+		if (de->d_name[0] != '.' &&
+		    maildir_base_is(de->d_name, base, base_len))
+			found = openat(fd, de->d_name,
+				       O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	saved = found >= 0 ? 0 : errno != 0 ? errno : ENOENT;
+	closedir(dir);
+	errno = saved;
+	return found;
+}
+
+size_t maildir_hold_purge(int maildir_fd)
+{
+	struct dirent *de;
+	DIR *dir;
+	size_t removed = 0;
+	int fd = maildir_hold_open(maildir_fd, false);
+
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (dir == NULL) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(dir)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			log_warn("maildir: cannot remove a held message: %s",
+				 strerror(errno));
+	}
+	/* Not fsynced: after a crash a file still held is removed by the
+	 * next holder of the lock, and no reader ever sees it. */
+	closedir(dir);
 	return removed;
 }
 

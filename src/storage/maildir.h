@@ -64,6 +64,33 @@ int maildir_unique_name(char *out, size_t out_size);
 int maildir_reap_tmp(int maildir_fd, time_t now);
 
 /*
+ * The hold folder MAILDIR/postd-pop3-hold/: where an IMAP expunge in INBOX
+ * puts the file instead of unlinking it, so that a POP3 session that
+ * listed it can still RETR it (INV-P2). No leading dot, so no Maildir++
+ * reader takes it for a folder; only a holder of the POP3 lock empties it
+ * (mailbox_hold_release(), mailbox_open(), mailbox_close()).
+ */
+#define MAILDIR_HOLD_DIR "postd-pop3-hold"
+
+/* Opens the hold folder of the Maildir at maildir_fd. With create, makes
+ * it when missing (0700, the Maildir fsynced). -1 with errno otherwise
+ * (ENOENT: none yet). */
+int maildir_hold_open(int maildir_fd, bool create);
+
+/* Moves NAME from the folder from_fd (new/ or cur/) into the hold folder
+ * under the same name. The caller fsyncs from_fd. -1 with errno. */
+int maildir_hold_move(int from_fd, const char *name, int hold_fd);
+
+/* Opens read-only the held file whose base name (the name up to ':') is
+ * base[0..base_len). -1 with errno ENOENT when no such file is held. */
+int maildir_hold_find(int maildir_fd, const char *base, size_t base_len);
+
+/* Unlinks every file in the hold folder. Only for a holder of the POP3
+ * lock (no session then lists what is held). Returns the number
+ * removed. */
+size_t maildir_hold_purge(int maildir_fd);
+
+/*
  * Parses ",S=" and ",W=" from a Maildir base name. Returns true if W
  * was present (and sets *wire_size_r).
  */

@@ -492,6 +492,119 @@ static void test_inv_p2_renamed_and_removed_messages(void **state)
 	mailbox_close(&box);
 }
 
+/* Files in the hold folder (0 when it does not exist). */
+static size_t held_count(int md_fd)
+{
+	int fd = openat(md_fd, MAILDIR_HOLD_DIR, O_RDONLY | O_DIRECTORY);
+	DIR *dir;
+	struct dirent *de;
+	size_t n = 0;
+
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	assert_non_null(dir);
+	while ((de = readdir(dir)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(dir);
+	return n;
+}
+
+/* What IMAP does to an INBOX message it expunges. */
+static void imap_expunge(int md_fd, const char *sub, const char *name)
+{
+	int from = openat(md_fd, sub, O_RDONLY | O_DIRECTORY);
+	int hold = maildir_hold_open(md_fd, true);
+
+	assert_true(from >= 0 && hold >= 0);
+	assert_int_equal(maildir_hold_move(from, name, hold), 0);
+	close(from);
+	close(hold);
+	mailbox_hold_release(md_fd);
+}
+
+/* INV-P2: a message IMAP expunged (and, before that, renamed with flags)
+ * after the snapshot is still read whole; it goes when the session
+ * ends, not before, and never comes back. */
+static void test_inv_p2_held_message_read_until_session_ends(void **state)
+{
+	struct fixture *f = *state;
+	struct mailbox *box;
+	char n1[256], n2[256], from[300], to[300], out[64];
+	bool deleted[2] = {false, false};
+
+	deliver(f->md_fd, "first\n", n1, sizeof(n1));
+	deliver(f->md_fd, "second\n", n2, sizeof(n2));
+	box = open_ok(f->md_fd);
+	snprintf(from, sizeof(from), "new/%s", n2);
+	snprintf(to, sizeof(to), "cur/%s:2,ST", n2);
+	assert_int_equal(renameat(f->md_fd, from, f->md_fd, to), 0);
+	snprintf(to, sizeof(to), "%s:2,ST", n2);
+	imap_expunge(f->md_fd, "cur", to);
+	/* The session holds the lock: the release left it held. */
+	assert_int_equal(held_count(f->md_fd), 1);
+	assert_int_equal(wire_bytes(box, 1, out, sizeof(out)), 8);
+	assert_memory_equal(out, "second\r\n", 8);
+	assert_int_equal(wire_bytes(box, 0, out, sizeof(out)), 7);
+	/* DELE of a held message: counted as removed, no error. */
+	deleted[1] = true;
+	assert_int_equal(mailbox_expunge(box, deleted,
+					 MAILBOX_EXPUNGE_POP3_UPDATE, out,
+					 sizeof(out)),
+			 0);
+	mailbox_close(&box);
+	assert_int_equal(held_count(f->md_fd), 0);
+	box = open_ok(f->md_fd);
+	assert_int_equal(mailbox_count(box), 1);
+	mailbox_close(&box);
+}
+
+/* Without a session the hold folder is emptied at once. */
+static void test_mailbox_hold_release_without_session(void **state)
+{
+	struct fixture *f = *state;
+	char n1[256];
+
+	deliver(f->md_fd, "first\n", n1, sizeof(n1));
+	imap_expunge(f->md_fd, "new", n1);
+	assert_int_equal(held_count(f->md_fd), 0);
+	assert_int_equal(maildir_hold_find(f->md_fd, n1, strlen(n1)), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+/* A crash left a held file: the next login removes it before its
+ * snapshot, so it neither lingers nor comes back. A login refused as
+ * IN-USE does not act as the lock's holder. */
+static void test_inv_p2_login_purges_only_with_the_lock(void **state)
+{
+	struct fixture *f = *state;
+	struct mailbox *box, *box2 = NULL;
+	char n1[256], n2[256], err[512], out[64];
+	int hold, fd;
+
+	deliver(f->md_fd, "first\n", n1, sizeof(n1));
+	deliver(f->md_fd, "second\n", n2, sizeof(n2));
+	hold = maildir_hold_open(f->md_fd, true);
+	put_file(f->md_fd, MAILDIR_HOLD_DIR "/1.crash.host,S=4:2,S", "old\n",
+		 0);
+	close(hold);
+	box = open_ok(f->md_fd);
+	assert_int_equal(held_count(f->md_fd), 0);
+	assert_int_equal(mailbox_count(box), 2);
+	/* Held for this session; a second login must leave it alone. */
+	imap_expunge(f->md_fd, "new", n1);
+	assert_int_equal(
+	    mailbox_open(f->md_fd, &owner2, &box2, err, sizeof(err)),
+	    MAILBOX_IN_USE);
+	assert_int_equal(held_count(f->md_fd), 1);
+	fd = maildir_hold_find(f->md_fd, n1, strlen(n1));
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(wire_bytes(box, 0, out, sizeof(out)), 7);
+	mailbox_close(&box);
+	assert_int_equal(held_count(f->md_fd), 0);
+}
+
 /* INV-P1: exactly the marked messages go; gone or renamed ones too. */
 static void test_inv_p1_expunge_removes_exactly_marked(void **state)
 {
@@ -670,6 +783,9 @@ int main(void)
 	    T(test_mailbox_retrieved_is_kept),
 	    T(test_mailbox_uidl_fallback_and_uniqueness),
 	    T(test_mailbox_ignores_dot_files_and_dirs),
+	    T(test_inv_p2_held_message_read_until_session_ends),
+	    T(test_mailbox_hold_release_without_session),
+	    T(test_inv_p2_login_purges_only_with_the_lock),
 	};
 #undef T
 
