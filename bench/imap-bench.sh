@@ -384,9 +384,9 @@ make_mail() {
 			awk '{ for (d = 1; d <= 3; d++) print "i" $1 "/" (d == 1 ? "new" : d == 2 ? "cur" : "tmp") }' |
 			xargs mkdir -p)
 	"$P3" maildir -d "$MAIL/fsmall" -n "$SMALL_N" -s "$SMALL_SIZE" \
-		-r "fsmall@$DOMAIN" >"$LOGS/maildir-small.txt"
+		-r "fsmall@$DOMAIN" >"$LOGS/maildir-fsmall.txt"
 	"$P3" maildir -d "$MAIL/flarge" -n "$LARGE_N" -s "$LARGE_SIZE" \
-		-r "flarge@$DOMAIN" >"$LOGS/maildir-large.txt"
+		-r "flarge@$DOMAIN" >"$LOGS/maildir-flarge.txt"
 	# As postd lays it out: DATA root-owned, DATA/mail owned by the user.
 	chown -R "$B_UID:$B_GID" "$DATA/mail"
 	chown root:root "$DATA"
@@ -454,21 +454,23 @@ fig_login() {	# scheme prefix
 }
 
 fig_fetch() {	# user count label
-	local user=$1 n=$2 label=$3 r srv out
+	local user=$1 n=$2 label=$3 r srv out octets
 	local k="FETCH BODY.PEEK[] MB/s, $label"
 	local km="FETCH BODY.PEEK[] msgs/s, $label"
 	add_row "$k" "MB/s" hi ">=1.3"
 	add_row "$km" "/s" hi ""
+	# what pop3load wrote, in CRLF octets: every session must fetch it all
+	octets=$(kv pop3_octets <"$LOGS/maildir-$user.txt")
 	for srv in $SERVERS; do	# warm-up: the cold SELECT is measured apart
 		run_load "fetch-$user-$srv-warm" fetch -p "$(port "$srv")" \
-			-u "$user@$DOMAIN" -w "$PASS" -m "$n"
+			-u "$user@$DOMAIN" -w "$PASS" -m "$n" -O "$octets"
 	done
 	for r in $(seq 1 "$ROUNDS"); do
 		for srv in $SERVERS; do
 			alive "$srv"
 			run_load "fetch-$user-$srv-$r" fetch \
 				-p "$(port "$srv")" -u "$user@$DOMAIN" \
-				-w "$PASS" -m "$n" -r $FETCH_SESSIONS
+				-w "$PASS" -m "$n" -O "$octets" -r $FETCH_SESSIONS
 			out=$(grep '^fetch sessions' "$LOGS/fetch-$user-$srv-$r.out" || true)
 			record "$k" "$srv" "$(echo "$out" | kv mb_s_med)"
 			record "$km" "$srv" "$(echo "$out" | kv msg_s_med)"

@@ -30,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -79,8 +80,8 @@ enum step {
 };
 
 static const char *const step_names[] = {
-    "free",	 "connect",    "greeting", "LOGIN", "SELECT", "FETCH",
-    "UID FETCH", "IDLE",       "held",	   "DONE",  "LOGOUT",
+    "free",	 "connect", "greeting", "LOGIN", "SELECT", "FETCH",
+    "UID FETCH", "IDLE",    "held",	"DONE",	 "LOGOUT",
 };
 
 struct conn {
@@ -96,12 +97,12 @@ struct conn {
 	char tag[16];
 	size_t inlen;
 	size_t outlen, outoff;
-	size_t resplen;	     /* response text gathered so far */
-	uint64_t lit_left;   /* literal octets still to read */
-	bool lit_cr;	     /* the last literal octet was CR */
-	double t_session;    /* connect() of this session */
-	double t_cmd;	     /* last command sent or bytes received */
-	double t_step;	     /* current command sent */
+	size_t resplen;	   /* response text gathered so far */
+	uint64_t lit_left; /* literal octets still to read */
+	bool lit_cr;	   /* the last literal octet was CR */
+	double t_session;  /* connect() of this session */
+	double t_cmd;	   /* last command sent or bytes received */
+	double t_step;	   /* current command sent */
 	double login_ms, select_ms, flags_ms;
 	uint64_t exists; /* from SELECT */
 	uint64_t nfetch; /* FETCH responses of the current command */
@@ -127,6 +128,7 @@ struct opts {
 	unsigned conns;
 	unsigned sessions;
 	unsigned expect_msgs;
+	uint64_t expect_octets; /* fetch: sum of the RFC822.SIZEs */
 	double timeout;
 	bool rotate;
 	bool idle_cmd; /* idle mode: SELECT INBOX and IDLE */
@@ -439,8 +441,8 @@ static int conn_read(struct conn *c)
 		char *lf;
 
 		if (c->lit_left > 0) {
-			size_t take = avail < c->lit_left ? avail
-							  : (size_t)c->lit_left;
+			size_t take =
+			    avail < c->lit_left ? avail : (size_t)c->lit_left;
 
 			if (conn_literal(c, line, take) < 0)
 				return -1;
@@ -542,7 +544,8 @@ static int conn_line(struct conn *c, char *line, size_t len)
 	if (len >= 2 && c->resp[0] == '*' && c->resp[1] == ' ')
 		return resp_untagged(c, c->resp + 2, len - 2);
 	if (len >= 1 && c->resp[0] == '+') {
-		if (c->step != ST_IDLE_START || (len > 1 && c->resp[1] != ' ')) {
+		if (c->step != ST_IDLE_START ||
+		    (len > 1 && c->resp[1] != ' ')) {
 			conn_fail(c, "unexpected continuation: %.100s",
 				  c->resp);
 			return -1;
@@ -605,8 +608,7 @@ static int resp_untagged(struct conn *c, const char *r, size_t len)
 			if (c->step == ST_SELECT)
 				c->exists = num;
 			else if (num != c->exists) {
-				conn_fail(c, "EXISTS changed to %" PRIu64,
-					  num);
+				conn_fail(c, "EXISTS changed to %" PRIu64, num);
 				return -1;
 			}
 			return 0;
@@ -663,8 +665,8 @@ static const char *skip_value(const char *p, const char *end)
 		} else {
 			const char *s = p;
 
-			while (p < end && *p != ' ' && *p != '(' &&
-			       *p != ')' && *p != '"')
+			while (p < end && *p != ' ' && *p != '(' && *p != ')' &&
+			       *p != '"')
 				p++;
 			if (p == s)
 				return NULL;
@@ -818,7 +820,8 @@ static void step_done(struct conn *c)
 	case ST_SELECT:
 		c->select_ms = ms;
 		if (o.expect_msgs && c->exists != o.expect_msgs) {
-			conn_fail(c, "SELECT: %" PRIu64 " messages, expected %u",
+			conn_fail(c,
+				  "SELECT: %" PRIu64 " messages, expected %u",
 				  c->exists, o.expect_msgs);
 			return;
 		}
@@ -849,8 +852,17 @@ static void step_done(struct conn *c)
 	case ST_FETCH:
 	case ST_FLAGS:
 		if (c->nfetch != c->exists) {
-			conn_fail(c, "%" PRIu64 " FETCH responses for %" PRIu64
-				  " messages", c->nfetch, c->exists);
+			conn_fail(c,
+				  "%" PRIu64 " FETCH responses for %" PRIu64
+				  " messages",
+				  c->nfetch, c->exists);
+			return;
+		}
+		if (c->step == ST_FETCH && o.expect_octets &&
+		    c->sess_octets != o.expect_octets) {
+			conn_fail(
+			    c, "%" PRIu64 " octets fetched, expected %" PRIu64,
+			    c->sess_octets, o.expect_octets);
 			return;
 		}
 		if (c->step == ST_FETCH)
@@ -951,9 +963,8 @@ static void idle_progress(double *t_ready, double hold)
 		printf("READY\n");
 		fflush(stdout);
 	}
-	if (!idle_quitting &&
-	    (got_signal || errors >= ERR_ABORT ||
-	     (*t_ready >= 0 && now() - *t_ready > hold))) {
+	if (!idle_quitting && (got_signal || errors >= ERR_ABORT ||
+			       (*t_ready >= 0 && now() - *t_ready > hold))) {
 		idle_quitting = true;
 		for (unsigned i = 0; i < nconns; i++) {
 			struct conn *c = &conns[i];
@@ -1081,19 +1092,21 @@ static void report(void)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: imapload MODE [options]\n"
-		"  login   -p PORT -c CLIENTS [-t SECONDS] [-n MAXLOGINS]\n"
-		"  fetch   -p PORT [-r SESSIONS] [-m EXPECTED_MSGS]\n"
-		"  select  -p PORT [-r SESSIONS] [-m EXPECTED_MSGS]\n"
-		"  idle    -p PORT -N CONNS [-c IN_FLIGHT] [-t HOLD_SECONDS]"
-		" [-I]\n"
-		"  common: -u USER_TEMPLATE (\"%%u\" = number) -f FIRST_NUMBER\n"
-		"          -U USER_COUNT -w PASSWORD -T REPLY_TIMEOUT\n"
-		"          -R  each session takes the next user of the pool\n"
-		"          -I  idle: SELECT INBOX and IDLE after LOGIN\n"
-		"It connects only to " BENCH_HOST
-		"; exit 1 if any error was seen.\n");
+	fprintf(
+	    stderr,
+	    "usage: imapload MODE [options]\n"
+	    "  login   -p PORT -c CLIENTS [-t SECONDS] [-n MAXLOGINS]\n"
+	    "  fetch   -p PORT [-r SESSIONS] [-m EXPECTED_MSGS]"
+	    " [-O EXPECTED_OCTETS]\n"
+	    "  select  -p PORT [-r SESSIONS] [-m EXPECTED_MSGS]\n"
+	    "  idle    -p PORT -N CONNS [-c IN_FLIGHT] [-t HOLD_SECONDS]"
+	    " [-I]\n"
+	    "  common: -u USER_TEMPLATE (\"%%u\" = number) -f FIRST_NUMBER\n"
+	    "          -U USER_COUNT -w PASSWORD -T REPLY_TIMEOUT\n"
+	    "          -R  each session takes the next user of the pool\n"
+	    "          -I  idle: SELECT INBOX and IDLE after LOGIN\n"
+	    "It connects only to " BENCH_HOST
+	    "; exit 1 if any error was seen.\n");
 	exit(2);
 }
 
@@ -1150,7 +1163,7 @@ int main(int argc, char **argv)
 		o.seconds = 3600;
 	argc--;
 	argv++;
-	while ((opt = getopt(argc, argv, "p:u:f:U:w:c:t:n:N:r:m:T:RI")) !=
+	while ((opt = getopt(argc, argv, "p:u:f:U:w:c:t:n:N:r:m:O:T:RI")) !=
 	       -1) {
 		switch (opt) {
 		case 'p':
@@ -1185,6 +1198,9 @@ int main(int argc, char **argv)
 			break;
 		case 'm':
 			o.expect_msgs = (unsigned)num_arg(optarg, MAX_MSGS);
+			break;
+		case 'O':
+			o.expect_octets = num_arg(optarg, ULONG_MAX - 1);
 			break;
 		case 'T':
 			o.timeout = secs_arg(optarg);
