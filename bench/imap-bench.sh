@@ -196,7 +196,7 @@ EOF
 #    mail processes only client_limit=1 is recommended": service imap
 #    keeps client_limit = 1, so one imap process per session, and its
 #    process_limit is raised above the idle connection count; auth,
-#    anvil, stats and log take one connection per imap process, so their
+#    anvil, stats and log serve every imap process, so their
 #    client_limit is raised with it (Dovecot warns at start otherwise).
 #  - Not used: maildir_very_dirty_syncs (assumes nothing else writes the
 #    Maildir, which this bench does), mail_fsync = never (gives up
@@ -267,6 +267,7 @@ service stats {
 }
 service log {
   process_limit = 1
+  client_limit = $((plimit + 1000))
 }
 EOF
 	doveconf -c "$WORK/dovecot/dovecot.conf" -n >/dev/null 2>"$LOGS/doveconf.err" ||
@@ -531,7 +532,9 @@ idle_reachable() {	# srv n
 	fi
 	if [ "$srv" = dovecot ]; then
 		avail_kb=$(awk '/^MemAvailable/ { print $2 }' /proc/meminfo)
-		need_kb=$((n * 3072))	# ~3 MiB RSS per imap process, generous
+		# 0.5-1 MiB PSS per imap process measured, plus kernel
+		# memory (page tables, stacks): 2 MiB each to be safe
+		need_kb=$((n * 2048))
 		if [ "$need_kb" -gt "$avail_kb" ]; then
 			echo "$n imap processes need ~$((need_kb / 1024)) MiB, $((avail_kb / 1024)) MiB available"
 			return 1
