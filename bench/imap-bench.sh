@@ -57,8 +57,8 @@ case "$ROUNDS" in *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
 if [ "$QUICK" = 1 ]; then
 	LOGIN_SECS=2
 	SMALL_N=200 LARGE_N=20
-	SELECT_NS="2000 10000"
-	IDLE_NS="200 1000"
+	SELECT_NS="1000 5000"
+	IDLE_NS="100 500"
 	STRESS_SECS=${STRESS_SECS:-5}
 else
 	LOGIN_SECS=5
