@@ -966,6 +966,10 @@ static void idle_progress(double *t_ready, double hold)
 	if (!idle_quitting && (got_signal || errors >= ERR_ABORT ||
 			       (*t_ready >= 0 && now() - *t_ready > hold))) {
 		idle_quitting = true;
+		/* Given up before READY: say how far it got. */
+		if (*t_ready < 0)
+			printf("idle gave_up opened=%u started=%u errors=%lu\n",
+			       idle_open, idle_started, errors);
 		for (unsigned i = 0; i < nconns; i++) {
 			struct conn *c = &conns[i];
 
