@@ -330,8 +330,13 @@ stop_server() {
 
 restart_server() { stop_server "$1"; start_server "$1"; }
 
+# Before every measured run: the server is up, and the disk has written
+# what came before (the other server's index writes, the bench's own
+# Maildirs and deletions), so that a server that fsyncs does not pay for
+# dirty pages that are not its own.
 alive() {
 	local srv=$1 pid
+	sync
 	pid=$(server_pid "$srv")
 	if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
 		log "$srv is not running (crashed?): restarting; see $LOGS"
@@ -602,6 +607,7 @@ fig_idle() {	# N authenticated|idle
 			# A fresh server each time: Dovecot keeps used imap
 			# processes (service_count = 0).
 			restart_server "$srv" || continue
+			sync
 			before=$(pss_of "$srv")
 			local name="idle-$kind-$n-$srv-$r"
 			# shellcheck disable=SC2086 # $flag: one option or none
