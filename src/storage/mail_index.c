@@ -210,6 +210,10 @@ static enum mail_status idx_write(struct mail_view *v, const struct lines *l,
 				  bool own, char *error, size_t error_size);
 static enum mail_status idx_commit(struct mail_view *v, char *error,
 				   size_t error_size);
+static enum mail_status idx_expunge_doomed(struct mail_view *v, struct lines *l,
+					   const struct mail_sync_cb *cb,
+					   void *ctx, char *error,
+					   size_t error_size);
 static int idx_compact(struct mail_view *v);
 static void idx_maybe_compact(struct mail_view *v);
 static enum mail_status idx_rebuild(struct mail_view *v, char *error,
@@ -1945,7 +1949,10 @@ enum mail_status mail_view_store(struct mail_view *view, size_t seq0,
 			rr = renameat(e->in_cur ? v->cur_fd : v->new_fd,
 				      e->name, v->cur_fd, name);
 		free(name);
-		if (rr < 0 || fsync(v->cur_fd) < 0) {
+		/* Not fsynced: a flag change survives kill -9 (the rename is
+		 * done before OK) and a power loss may undo it, as with
+		 * Dovecot's default mail_fsync=optimized (imap-index.md). */
+		if (rr < 0) {
 			st = errno == ENOENT ? MAIL_NOT_FOUND : MAIL_TEMPFAIL;
 			idx_errno(error, error_size, "rename message file");
 			idx_unlock(v);
@@ -1962,9 +1969,8 @@ enum mail_status mail_view_store(struct mail_view *view, size_t seq0,
 			  (long long)v->scan_new.tv_sec, v->scan_new.tv_nsec,
 			  (long long)after.st_mtim.tv_sec,
 			  after.st_mtim.tv_nsec);
+	/* The F record is written, not fsynced (see above). */
 	st = idx_write(v, &l, true, error, error_size);
-	if (st == MAIL_OK)
-		st = idx_commit(v, error, error_size);
 	if (st == MAIL_OK)
 		idx_maybe_compact(v);
 	idx_unlock(v);
@@ -2020,6 +2026,27 @@ static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 	if (inbox && (from_new || from_cur))
 		mailbox_hold_release(v->folder_fd);
 	return MAIL_OK;
+}
+
+/*
+ * Expunges the doomed entries, under the lock: their files removed (and
+ * those removals fsynced), their X records written into the log, and the
+ * view told. The records are not fsynced: one lost to a power loss is
+ * found again by the next scan, as a file that is gone.
+ */
+static enum mail_status idx_expunge_doomed(struct mail_view *v, struct lines *l,
+					   const struct mail_sync_cb *cb,
+					   void *ctx, char *error,
+					   size_t error_size)
+{
+	enum mail_status st = idx_remove_files(v, l, error, error_size);
+
+	if (st == MAIL_OK)
+		st = idx_write(v, l, true, error, error_size);
+	idx_drop_doomed(v, cb, ctx);
+	if (st == MAIL_OK)
+		idx_maybe_compact(v);
+	return st;
 }
 
 static int idx_remove_file(struct mail_view *v, const struct mail_entry *e,
@@ -2124,14 +2151,7 @@ static enum mail_status idx_expunge(struct mail_view *v, const uint32_t *uids,
 			     bsearch(&e->m.uid, sorted, uid_count,
 				     sizeof(*sorted), idx_cmp_uid) != NULL);
 	}
-	st = idx_remove_files(v, &l, error, error_size);
-	if (st == MAIL_OK)
-		st = idx_write(v, &l, true, error, error_size);
-	if (st == MAIL_OK)
-		st = idx_commit(v, error, error_size);
-	idx_drop_doomed(v, cb, ctx);
-	if (st == MAIL_OK)
-		idx_maybe_compact(v);
+	st = idx_expunge_doomed(v, &l, cb, ctx, error, error_size);
 	idx_unlock(v);
 	free(l.s);
 	free(sorted);
@@ -2373,14 +2393,7 @@ enum mail_status mail_view_copy(struct mail_view *view, const size_t *seq0s,
 		v->e[i].doomed = false;
 	for (size_t i = 0; i < n; i++)
 		v->e[seq0s[i]].doomed = !v->e[seq0s[i]].m.expunged;
-	st = idx_remove_files(v, &l, error, error_size);
-	if (st == MAIL_OK)
-		st = idx_write(v, &l, true, error, error_size);
-	if (st == MAIL_OK)
-		st = idx_commit(v, error, error_size);
-	idx_drop_doomed(v, cb, ctx);
-	if (st == MAIL_OK)
-		idx_maybe_compact(v);
+	st = idx_expunge_doomed(v, &l, cb, ctx, error, error_size);
 	idx_unlock(v);
 	free(l.s);
 	return st;

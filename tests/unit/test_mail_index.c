@@ -706,12 +706,18 @@ static void test_inv_d1_append_durable(void **state)
 	assert_int_equal(st.st_mtime, 1700000000);
 	close(fd);
 	assert_int_equal(count_dir(f->root_fd, "cur"), 1);
-	/* STORE is durable too: file rename and index. */
+	/* STORE survives kill -9 without an fsync: the rename and the F
+	 * record are written before it returns, so a view opened afresh
+	 * (as after a restart) sees the flag; only a power loss may undo
+	 * it (the fsync policy in doc/internals/imap-index.md). */
 	fsync_log_start(NULL);
 	store(v, 0, MAIL_STORE_ADD, MAIL_FLAGGED, 0);
 	fsync_log.on = false;
-	assert_true(fsync_logged(f->root, "cur"));
-	assert_true(fsync_logged(f->root, "postd-imap.log"));
+	assert_false(fsync_logged(f->root, "cur"));
+	assert_false(fsync_logged(f->root, "postd-imap.log"));
+	mail_view_close(&v);
+	v = open_view(f->root_fd, false);
+	assert_true(mail_view_msg(v, 0)->flags & MAIL_FLAGGED);
 	mail_view_close(&v);
 }
 
