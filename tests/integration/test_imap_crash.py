@@ -563,3 +563,250 @@ def run_rounds(make_server, kill):
         verify(srv, model, [base] + seeds, rno)
     assert total_oks >= ROUNDS * 3, \
         "only %d OKs in %d rounds (seed %d)" % (total_oks, ROUNDS, base)
+
+
+# -- a COPY into a folder another session is syncing ---------------------
+
+# mail_index.c idx_copy_into() links the copies into the target's new/ or
+# cur/ (the linkat() loop) before it takes the target's lock
+# (idx_begin(d) after the fsyncs). A session syncing the target in that
+# window scans the Maildir, finds the new file and logs an A record for
+# it; the COPY then logs its own A for the same file under d->nextuid:
+# one file, two UIDs, in one folder (seen: 16 of 60 copies). Taking the
+# target's lock before the first linkat() (the lock covers only local
+# file work) closes the window.
+@pytest.mark.xfail(strict=True, reason="COPY links before locking the "
+                   "target: a concurrent sync indexes the copy too "
+                   "(mail_index.c idx_copy_into)")
+def test_copy_into_a_busy_folder_gives_each_copy_one_uid(make_server):
+    """INV-I1: a message COPYed into a folder exists there once, under the
+    UID COPYUID named, even while another session syncs that folder."""
+    import imaplib
+    srv = make_server()
+    seed = seed_base()
+    rnd = random.Random(seed)
+    c = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=20)
+    c.login(ALICE, srv.users[ALICE])
+    assert c.create("Busy")[0] == "OK"
+    markers = []
+    for i in range(60):
+        marker = "c-%d-9-%d" % (seed, i)
+        markers.append(marker)
+        typ, data = c.append("INBOX", None, None, make_message(marker, rnd))
+        assert typ == "OK", data
+    stop = threading.Event()
+
+    def syncer():
+        s = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=20)
+        s.login(ALICE, srv.users[ALICE])
+        s.select("Busy")
+        while not stop.is_set():
+            s.noop()
+        s.logout()
+
+    t = threading.Thread(target=syncer, daemon=True)
+    t.start()
+    c.select("INBOX")
+    copyuid = {}
+    try:
+        for uid in range(1, 61):
+            typ, data = c.uid("COPY", str(uid), "Busy")
+            assert typ == "OK", data
+            m = re.search(rb"COPYUID \d+ \d+ (\d+)", data[-1] or b"")
+            copyuid[uid] = int(m.group(1)) if m else None
+    finally:
+        stop.set()
+        t.join(20)
+    c.select("Busy", readonly=True)
+    typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    c.logout()
+    found = {}
+    for uid, (_, body) in parse_fetch(data).items():
+        found.setdefault(MARK_RE.search(body).group(1).decode(),
+                         []).append(uid)
+    twice = {k: v for k, v in found.items() if len(v) != 1}
+    assert not twice and len(found) == 60, \
+        "seed %d: %d copies in Busy with more than one UID: %r" % (
+            seed, len(twice), sorted(twice.items())[:10])
+
+
+# -- the index lost or damaged ---------------------------------------------
+
+def folder_state(srv, folder):
+    """(UIDVALIDITY, {uid: marker}, keywords by marker) from a new
+    session."""
+    import imaplib
+    c = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=20)
+    c.login(ALICE, srv.users[ALICE])
+    try:
+        typ, data = c.select('"%s"' % folder, readonly=True)
+        assert typ == "OK", data
+        uidv = int(c.response("UIDVALIDITY")[1][0])
+        typ, data = c.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+        assert typ == "OK", data
+        out = {}
+        for uid, (flags, body) in parse_fetch(data).items():
+            out[uid] = MARK_RE.search(body).group(1).decode()
+        return uidv, out
+    finally:
+        c.logout()
+
+
+def fill_folder(srv, folder, seed):
+    """Ten messages, the fourth expunged, keywords on two; returns the
+    UIDs it saw (uid -> marker, expunged ones included)."""
+    import imaplib
+    rnd = random.Random(seed)
+    c = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=20)
+    c.login(ALICE, srv.users[ALICE])
+    if folder != "INBOX":
+        assert c.create(folder)[0] == "OK"
+    seen = {}
+    for i in range(10):
+        marker = "c-%d-7-%d" % (seed, i)
+        typ, data = c.append(folder, None, None, make_message(marker, rnd))
+        assert typ == "OK", data
+        uid = int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1))
+        seen[uid] = marker
+    c.select(folder)
+    uids = sorted(seen)
+    assert c.uid("STORE", str(uids[1]), "+FLAGS", "($Done \\Seen)")[0] == "OK"
+    assert c.uid("STORE", str(uids[2]), "+FLAGS", "(\\Deleted)")[0] == "OK"
+    assert c.uid("EXPUNGE", str(uids[2]))[0] == "OK"
+    # one more after the expunge: its UID is above the expunged one
+    marker = "c-%d-7-late" % seed
+    typ, data = c.append(folder, None, None, make_message(marker, rnd))
+    assert typ == "OK", data
+    seen[int(re.search(rb"APPENDUID \d+ (\d+)", data[0]).group(1))] = marker
+    c.logout()
+    return seen, uids[2]
+
+
+def damage(path, how):
+    log = os.path.join(path, "postd-imap.log")
+    if how == "log_deleted":
+        os.unlink(log)
+    elif how == "all_index_files_deleted":
+        for n in os.listdir(path):
+            if n.startswith("postd-imap."):
+                os.unlink(os.path.join(path, n))
+    elif how == "last_record_cut":
+        data = open(log, "rb").read()
+        start = data.rstrip(b"\n").rfind(b"\n") + 1
+        os.truncate(log, start + (len(data) - start) // 2)
+    elif how == "cut_in_the_middle":
+        data = open(log, "rb").read()
+        mid = len(data) // 2
+        while data[mid:mid + 1] in (b"\n", b" "):
+            mid += 1
+        os.truncate(log, mid)
+    elif how == "garbage_line":
+        with open(log, "ab") as f:
+            f.write(b"\x7fELF garbage that is no record 1 2 3\n")
+    elif how == "garbage_nul":
+        with open(log, "ab") as f:
+            f.write(b"A 99 \x00\x00\x00\n")
+    elif how == "unreadable":
+        os.chmod(log, 0)
+    elif how == "a_directory":
+        os.unlink(log)
+        os.mkdir(log)
+    else:
+        raise AssertionError(how)
+
+
+# what imap-index.md promises: a lost log or a complete line that does not
+# parse is rebuilt under a larger UIDVALIDITY; a record cut short (no final
+# LF) is ignored and the UIDVALIDITY stays.
+REBUILDS = {"log_deleted": True, "all_index_files_deleted": True,
+            "last_record_cut": False, "cut_in_the_middle": False,
+            "garbage_line": True, "garbage_nul": True, "unreadable": True,
+            "a_directory": True}
+
+
+# mail_index.c idx_open() (the "r == IDX_READ_IO" branch after
+# idx_log_open()) answers NO [SERVERBUG] when postd-imap.log exists but
+# cannot be opened (EACCES) or is not a regular file (EISDIR from
+# O_RDWR, EINVAL from the S_ISREG check): nothing rebuilds it, so the
+# folder stays unusable until an administrator removes the file.
+UNOPENABLE = pytest.mark.xfail(
+    strict=True, reason="an index that cannot be opened is never rebuilt: "
+    "mail_index.c idx_open() returns IDX_READ_IO -> SELECT NO [SERVERBUG]")
+
+
+def damage_params():
+    return [pytest.param(h, marks=UNOPENABLE)
+            if h in ("unreadable", "a_directory") else h
+            for h in sorted(REBUILDS)]
+
+
+@pytest.mark.parametrize("folder", ["INBOX", "Work"])
+@pytest.mark.parametrize("how", damage_params())
+def test_damaged_index_still_serves_every_message(make_server, how, folder):
+    srv = make_server()
+    seed = seed_base()
+    seen, expunged = fill_folder(srv, folder, seed)
+    uidv, before = folder_state(srv, folder)
+    path = folder_dir(srv, folder)
+    mark = srv.log_mark()
+    damage(path, how)
+    try:
+        uidv2, after = folder_state(srv, folder)
+        # a second session: the repaired index serves the same
+        uidv3, again = folder_state(srv, folder)
+    finally:
+        if how == "unreadable" and os.path.exists(
+                os.path.join(path, "postd-imap.log")):
+            os.chmod(os.path.join(path, "postd-imap.log"), 0o600)
+    where = "%s on %s, seed %d" % (how, folder, seed)
+    assert sorted(after.values()) == sorted(before.values()), \
+        "%s: served %r, before %r" % (where, after, before)
+    assert (uidv3, again) == (uidv2, after), where
+    if REBUILDS[how]:
+        assert uidv2 > uidv, "%s: UIDVALIDITY %d -> %d after a rebuild" % (
+            where, uidv, uidv2)
+    else:
+        assert uidv2 == uidv, "%s: UIDVALIDITY %d -> %d, the doc says a " \
+            "record cut short is ignored" % (where, uidv, uidv2)
+        for uid, marker in after.items():
+            assert seen.get(uid, marker) == marker, \
+                "%s: UID %d was %s, now %s (INV-I1)" % (
+                    where, uid, seen[uid], marker)
+            assert uid != expunged, "%s: expunged UID %d reused" % (
+                where, uid)
+    assert "died" not in srv.log_since(mark), where
+
+
+# mail_index.c idx_rebuild() logs "rebuilt a folder index from its
+# Maildir (N messages, new UIDVALIDITY U)": not why (lost? which line did
+# not parse?), not which folder or user, and nothing at all when
+# postd-imap.uidvalidity went too (the "if (last != 0)" before log_info).
+NO_CAUSE = pytest.mark.xfail(
+    strict=True, reason="mail_index.c idx_rebuild() logs no cause, no "
+    "folder, and no line at all without postd-imap.uidvalidity")
+CAUSES = {
+    "log_deleted": r"index.*(missing|lost|No such file|deleted)",
+    "all_index_files_deleted": r"index.*(missing|lost|No such file|deleted)",
+    "garbage_line": r"index.*(corrupt|not parse|invalid|bad record)",
+    "garbage_nul": r"index.*(corrupt|not parse|invalid|NUL|bad record)",
+    "unreadable": r"index.*Permission denied",
+    "a_directory": r"index.*(Is a directory|not a regular file)",
+}
+
+
+@pytest.mark.parametrize("how", [
+    pytest.param(h, marks=NO_CAUSE)
+    if h not in ("unreadable", "a_directory") else h for h in sorted(CAUSES)])
+def test_damaged_index_logs_its_cause(make_server, how):
+    srv = make_server()
+    fill_folder(srv, "Work", 1)
+    mark = srv.log_mark()
+    damage(folder_dir(srv, "Work"), how)
+    try:
+        folder_state(srv, "Work")
+    except AssertionError:
+        pass  # serving is the other test's business
+    lines = [ln for ln in srv.log_since(mark).splitlines()
+             if re.search(CAUSES[how], ln)]
+    assert lines, "%s: no log line naming the cause; log:\n%s" % (
+        how, srv.log_since(mark)[-2000:])
