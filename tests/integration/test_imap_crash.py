@@ -17,9 +17,7 @@ reruns one."""
 import os
 import random
 import re
-import shutil
 import socket
-import stat
 import threading
 import time
 
@@ -358,7 +356,8 @@ class Client(threading.Thread):
         if not ok(r):
             return
         r = w.cmd(b"UID EXPUNGE %d\r\n" % uid)
-        m.note(m.present[key]["marker"], "EXPUNGE %s %d -> %s" % (folder, uid, r))
+        m.note(m.present[key]["marker"],
+               "EXPUNGE %s %d -> %s" % (folder, uid, r))
         if ok(r):
             with m.lock:
                 m.oks += 1
@@ -457,7 +456,9 @@ def verify(srv, model, seeds, round_no):
                 if v.get("maybe_gone"):
                     continue
                 problems.append("%s UID %d (%s): OK'd, missing after the "
-                                "crash" % (f, uid, v["marker"]))
+                                "crash; %r" % (f, uid, v["marker"],
+                                               model.journal.get(
+                                                   v["marker"])))
                 continue
             got = msgs[uid][0] - {"\\Recent"}
             if v["flags"] is not None and got != v["flags"]:
