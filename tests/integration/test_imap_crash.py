@@ -695,12 +695,14 @@ def damage(path, how):
         data = open(log, "rb").read()
         start = data.rstrip(b"\n").rfind(b"\n") + 1
         os.truncate(log, start + (len(data) - start) // 2)
-    elif how == "cut_in_the_middle":
+    elif how == "early_record_cut":
+        # in the middle of the second message's A record: what followed
+        # (the other messages, the expunge) is lost with it
         data = open(log, "rb").read()
-        mid = len(data) // 2
-        while data[mid:mid + 1] in (b"\n", b" "):
-            mid += 1
-        os.truncate(log, mid)
+        starts = [m.start() for m in re.finditer(rb"^A ", data, re.M)]
+        assert len(starts) > 3, data[:500]
+        end = data.index(b"\n", starts[1])
+        os.truncate(log, (starts[1] + end) // 2)
     elif how == "garbage_line":
         with open(log, "ab") as f:
             f.write(b"\x7fELF garbage that is no record 1 2 3\n")
@@ -720,7 +722,7 @@ def damage(path, how):
 # parse is rebuilt under a larger UIDVALIDITY; a record cut short (no final
 # LF) is ignored and the UIDVALIDITY stays.
 REBUILDS = {"log_deleted": True, "all_index_files_deleted": True,
-            "last_record_cut": False, "cut_in_the_middle": False,
+            "last_record_cut": False, "early_record_cut": False,
             "garbage_line": True, "garbage_nul": True, "unreadable": True,
             "a_directory": True}
 
@@ -735,9 +737,23 @@ UNOPENABLE = pytest.mark.xfail(
     "mail_index.c idx_open() returns IDX_READ_IO -> SELECT NO [SERVERBUG]")
 
 
+# A log cut inside an early record reads like a crash's torn tail (no final
+# LF), so it is "ignored" and the UIDVALIDITY stays (imap-index.md); but
+# the records after the cut are gone too, and the rescan (idx_scan ->
+# scan_cmp_delivery order, UIDs from the nextuid the shortened log
+# leaves) hands UIDs that clients saw to other messages: the expunged
+# message's UID goes to a survivor, under the same UIDVALIDITY (INV-I1).
+# Nothing outside the log remembers NEXTUID, so the reader cannot tell a
+# torn tail from lost records.
+TRUNCATED = pytest.mark.xfail(
+    strict=True, reason="a log cut before its end reuses UIDs under the "
+    "same UIDVALIDITY: NEXTUID lives only in the log (mail_index.c)")
+
+
 def damage_params():
-    return [pytest.param(h, marks=UNOPENABLE)
-            if h in ("unreadable", "a_directory") else h
+    marks = {"unreadable": UNOPENABLE, "a_directory": UNOPENABLE,
+             "early_record_cut": TRUNCATED}
+    return [pytest.param(h, marks=marks[h]) if h in marks else h
             for h in sorted(REBUILDS)]
 
 

@@ -144,7 +144,10 @@ def test_random_binary_blobs(one_worker):
         r = logged_in(srv) if i % 2 else Raw(srv.imap_port)
         r.send(blob)
         if i % 3 == 0:
-            r.sock.shutdown(socket.SHUT_WR)
+            try:
+                r.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server closed first (BYE): fine
         lines = r.drain(1.0)
         r.close()
         refused(lines, "blob %d, seed %d" % (i, seed))
@@ -169,7 +172,10 @@ def test_huge_line_without_crlf(one_worker, auth):
     assert t.startswith("a2 OK"), (lines, t)
     assert any("BAD [LIMIT]" in ln for ln in lines), lines
     assert not any(ln.startswith("a1 OK") for ln in lines), lines
-    assert grew < 16 << 20, "worker grew %d bytes for a 16 MiB line" % grew
+    # (under ASan freed buffers stay in its quarantine: RSS then counts
+    # what went through, not what is held)
+    assert grew < 16 << 20 or sanitized(srv), \
+        "worker grew %d bytes for a 16 MiB line" % grew
     r.close()
     still_fine(srv, mark, r"cause=line too long", "huge line")
 
@@ -321,6 +327,17 @@ def worker_pids(srv):
     if not out:  # the process title may not say it: every child counts
         out = srv.descendants()
     return out
+
+
+def sanitized(srv):
+    for p in worker_pids(srv):
+        try:
+            with open("/proc/%d/maps" % p) as f:
+                if "libasan" in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def worker_rss(srv):
