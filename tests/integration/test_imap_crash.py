@@ -692,8 +692,10 @@ def damage(path, how):
     if how == "log_deleted":
         os.unlink(log)
     elif how == "all_index_files_deleted":
+        # the folder's own files; the user's postd-imap.uidvalidity-root
+        # (in INBOX's directory) stays
         for n in os.listdir(path):
-            if n.startswith("postd-imap."):
+            if n.startswith("postd-imap.") and not n.endswith("-root"):
                 os.unlink(os.path.join(path, n))
     elif how == "last_record_cut":
         data = open(log, "rb").read()
@@ -831,3 +833,4 @@ def test_damaged_index_logs_its_cause(make_server, how):
              if re.search(CAUSES[how], ln)]
     assert lines, "%s: no log line naming the cause; log:\n%s" % (
         how, srv.log_since(mark)[-2000:])
+
