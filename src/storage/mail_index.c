@@ -53,6 +53,12 @@
  * that a folder deleted and created again within one second (its own
  * file gone with it) still gets a new one (RFC 9051 2.3.1.1). */
 #define IDX_UIDV_ROOT_FILE "postd-imap.uidvalidity-root"
+/* "UIDVALIDITY NEXTUID" after every commit that handed out UIDs: a log
+ * cut before its end (not a crash's torn tail: records a client may have
+ * seen are gone) reads as valid, and only this tells that its NEXTUID went
+ * back, so that the folder is rebuilt under a new UIDVALIDITY rather than
+ * giving seen UIDs to other messages (INV-I1). */
+#define IDX_UIDNEXT_FILE "postd-imap.uidnext"
 /* A Maildir++ subfolder holds this file; the root (INBOX) does not. */
 #define IDX_SUBFOLDER_MARK "maildirfolder"
 #define IDX_MAGIC "postd-imap 1 "
@@ -110,7 +116,10 @@ struct mail_view {
 	uint64_t log_records; /* records in the current file */
 	bool log_partial;     /* an unterminated record follows */
 	bool header_seen;
-	uint32_t file_last_uid; /* append records must increase */
+	/* Why the log was not usable, for the rebuild's log line. */
+	char log_trouble[96];
+	uint32_t uidnext_marked; /* NEXTUID in IDX_UIDNEXT_FILE, as known */
+	uint32_t file_last_uid;	 /* append records must increase */
 	uint32_t uidvalidity, nextuid, recent_uid;
 	uint64_t highest_modseq;
 	struct timespec scan_new, scan_cur; /* directory mtimes scanned */
@@ -218,6 +227,11 @@ static int idx_compact(struct mail_view *v);
 static void idx_maybe_compact(struct mail_view *v);
 static enum mail_status idx_rebuild(struct mail_view *v, char *error,
 				    size_t error_size);
+static void idx_log_set_aside(struct mail_view *v);
+static void idx_uidnext_write(struct mail_view *v);
+static int idx_uidnext_check(struct mail_view *v);
+static void idx_log_trouble(struct mail_view *v, int err);
+static int idx_log_open_result(int err);
 static uint32_t idx_uidv_read(int folder_fd);
 static void idx_uidv_write(int folder_fd, uint32_t uidv);
 static uint32_t idx_uidv_file_read(int dir_fd, const char *file);
@@ -859,11 +873,14 @@ static int idx_log_open(struct mail_view *v)
 	struct stat st;
 	int fd = openat(v->folder_fd, IDX_LOG, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 
-	if (fd < 0)
+	if (fd < 0) {
+		idx_log_trouble(v, errno);
 		return -1;
+	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		errno = EINVAL;
+		idx_log_trouble(v, errno);
 		return -1;
 	}
 	if (v->log_fd >= 0)
@@ -876,6 +893,44 @@ static int idx_log_open(struct mail_view *v)
 	v->log_partial = false;
 	v->header_seen = false;
 	return 0;
+}
+
+/* Notes why the log could not be opened. */
+static void idx_log_trouble(struct mail_view *v, int err)
+{
+	char sbuf[64];
+
+	if (err == ENOENT)
+		snprintf(v->log_trouble, sizeof(v->log_trouble), "was missing");
+	else if (err == EINVAL)
+		snprintf(v->log_trouble, sizeof(v->log_trouble),
+			 "is not a regular file");
+	else
+		snprintf(v->log_trouble, sizeof(v->log_trouble),
+			 "could not be opened: %s",
+			 strerror_r(err, sbuf, sizeof(sbuf)));
+}
+
+/*
+ * What a failed idx_log_open() means: no log (LOST), a log this process
+ * can never use (unreadable, a directory, a symlink: CORRUPT, so that it
+ * is set aside and rebuilt instead of failing every SELECT), or a passing
+ * I/O error.
+ */
+static int idx_log_open_result(int err)
+{
+	switch (err) {
+	case ENOENT:
+		return IDX_READ_LOST;
+	case EACCES:
+	case EPERM:
+	case EISDIR:
+	case EINVAL:
+	case ELOOP:
+		return IDX_READ_CORRUPT;
+	default:
+		return IDX_READ_IO;
+	}
 }
 
 /* Reads from log_offset to the end of the file. */
@@ -913,6 +968,9 @@ static int idx_tail(struct mail_view *v)
 	free(buf);
 	if (r == IDX_READ_OK && !v->header_seen)
 		r = IDX_READ_CORRUPT;
+	if (r == IDX_READ_CORRUPT)
+		snprintf(v->log_trouble, sizeof(v->log_trouble),
+			 "did not parse at byte %" PRIu64, v->log_offset);
 	return r;
 }
 
@@ -923,7 +981,7 @@ static int idx_reload(struct mail_view *v)
 	int r;
 
 	if (idx_log_open(v) < 0)
-		return errno == ENOENT ? IDX_READ_LOST : IDX_READ_IO;
+		return idx_log_open_result(errno);
 	for (size_t i = 0; i < v->n; i++)
 		v->e[i].mentioned = false;
 	v->reloading = true;
@@ -1085,7 +1143,57 @@ static enum mail_status idx_commit(struct mail_view *v, char *error,
 {
 	if (fsync(v->log_fd) < 0)
 		return idx_errno(error, error_size, "fsync the index");
+	idx_uidnext_write(v);
 	return MAIL_OK;
+}
+
+/*
+ * Records the NEXTUID the log now holds, after its fsync, so the mark is
+ * never ahead of what the log keeps. Not fsynced: a mark lost to a power
+ * loss only catches fewer cut logs. Fixed width, one pwrite: a reader
+ * never sees half of it.
+ */
+static void idx_uidnext_write(struct mail_view *v)
+{
+	char line[32];
+	int fd, n;
+
+	if (v->nextuid <= v->uidnext_marked)
+		return;
+	n = snprintf(line, sizeof(line), "%010" PRIu32 " %010" PRIu32 "\n",
+		     v->uidvalidity, v->nextuid);
+	fd = openat(v->folder_fd, IDX_UIDNEXT_FILE,
+		    O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (pwrite(fd, line, (size_t)n, 0) == n)
+		v->uidnext_marked = v->nextuid;
+	close(fd);
+}
+
+/* After a whole log was read: a NEXTUID below the mark under the same
+ * UIDVALIDITY means records were lost, and the log is not to be trusted. */
+static int idx_uidnext_check(struct mail_view *v)
+{
+	char line[32] = {0};
+	unsigned long uidv, next;
+	int fd = openat(v->folder_fd, IDX_UIDNEXT_FILE,
+			O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t got;
+
+	if (fd < 0)
+		return IDX_READ_OK;
+	got = pread(fd, line, sizeof(line) - 1, 0);
+	close(fd);
+	if (got <= 0 || sscanf(line, "%lu %lu", &uidv, &next) != 2 ||
+	    uidv != v->uidvalidity || next <= v->nextuid) {
+		v->uidnext_marked = v->nextuid;
+		return IDX_READ_OK;
+	}
+	snprintf(v->log_trouble, sizeof(v->log_trouble),
+		 "lost records: NEXTUID %" PRIu32 " where %lu was handed out",
+		 v->nextuid, next);
+	return IDX_READ_CORRUPT;
 }
 
 /* Writes the current state as a new log and puts it in place: tmp file,
@@ -1254,15 +1362,46 @@ static enum mail_status idx_rebuild(struct mail_view *v, char *error,
 		v->own = false;
 	}
 	free(l.s);
-	if (r == 0 && idx_compact(v) < 0)
-		r = -1;
+	if (r == 0) {
+		idx_log_set_aside(v);
+		if (idx_compact(v) < 0)
+			r = -1;
+	}
 	if (r != 0)
 		return idx_errno(error, error_size, "rebuild the index");
-	if (last != 0)
-		log_info("mail_index: rebuilt a folder index from its Maildir "
-			 "(%zu messages, new UIDVALIDITY %" PRIu32 ")",
+	/* A new folder's first index is no news; anything else is. */
+	if (last != 0 || v->n > 0)
+		log_warn("mail_index: rebuilt a folder index from its Maildir: "
+			 "the index %s (%zu messages, new UIDVALIDITY %" PRIu32
+			 ")",
+			 v->log_trouble[0] ? v->log_trouble : "was missing",
 			 v->n, v->uidvalidity);
 	return MAIL_OK;
+}
+
+/* A log that is there but cannot be used (a directory, unreadable) is
+ * renamed aside, kept for a look, so that the new one can take its name. */
+static void idx_log_set_aside(struct mail_view *v)
+{
+	char aside[64];
+	struct stat st;
+	int fd;
+
+	if (fstatat(v->folder_fd, IDX_LOG, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	if (S_ISREG(st.st_mode)) {
+		fd = openat(v->folder_fd, IDX_LOG,
+			    O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			return;
+		}
+	}
+	snprintf(aside, sizeof(aside), IDX_LOG ".unusable.%lld",
+		 (long long)time(NULL));
+	if (renameat(v->folder_fd, IDX_LOG, v->folder_fd, aside) == 0)
+		log_warn("mail_index: set an unusable index aside as %s",
+			 aside);
 }
 
 /* ---- scanning the Maildir ---- */
@@ -1614,9 +1753,9 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 		mail_view_close(&v);
 		return st;
 	}
-	r = idx_log_open(v) < 0
-		? (errno == ENOENT ? IDX_READ_LOST : IDX_READ_IO)
-		: idx_tail(v);
+	r = idx_log_open(v) < 0 ? idx_log_open_result(errno) : idx_tail(v);
+	if (r == IDX_READ_OK)
+		r = idx_uidnext_check(v);
 	if (r == IDX_READ_IO) {
 		st = idx_errno(error, error_size, "read the index");
 		mail_view_close(&v);
@@ -1638,6 +1777,8 @@ static enum mail_status idx_open(int folder_fd, bool readonly,
 			close(v->log_fd);
 		v->log_fd = -1;
 		r = idx_refresh(v);
+		if (r == IDX_READ_OK)
+			r = idx_uidnext_check(v);
 		if (r != IDX_READ_OK) {
 			if (old > v->uidvalidity)
 				v->uidvalidity = old;
@@ -2256,6 +2397,17 @@ static enum mail_status idx_copy_into(struct mail_view *v, const size_t *seq0s,
 	enum mail_status st = MAIL_OK;
 	size_t made = 0;
 
+	/* The target's lock before the first link: a session syncing the
+	 * target meanwhile would find the new files and give them UIDs of
+	 * its own, and the A records below would give them a second one
+	 * (INV-I1). */
+	if (tmp_fd >= 0)
+		st = idx_begin(d, error, error_size);
+	if (st != MAIL_OK) {
+		close(tmp_fd);
+		free(names);
+		return st;
+	}
 	for (; made < n && st == MAIL_OK && tmp_fd >= 0; made++) {
 		struct mail_entry *e = &v->e[seq0s[made]];
 		char base[MAILDIR_MAX_NAME + 1];
@@ -2289,13 +2441,13 @@ static enum mail_status idx_copy_into(struct mail_view *v, const size_t *seq0s,
 		close(tmp_fd);
 	if (st == MAIL_OK && (fsync(d->new_fd) < 0 || fsync(d->cur_fd) < 0))
 		st = idx_errno(error, error_size, "fsync the target folder");
-	if (st == MAIL_OK)
-		st = idx_begin(d, error, error_size);
 	if (st != MAIL_OK) {
 		for (size_t i = 0; i < made; i++) {
 			unlinkat(d->new_fd, names[i], 0);
 			unlinkat(d->cur_fd, names[i], 0);
 		}
+		if (tmp_fd >= 0)
+			idx_unlock(d);
 		free(names);
 		return st;
 	}

@@ -568,18 +568,12 @@ def run_rounds(make_server, kill):
 
 # -- a COPY into a folder another session is syncing ---------------------
 
-# mail_index.c idx_copy_into() links the copies into the target's new/ or
-# cur/ (the linkat() loop) before it takes the target's lock
-# (idx_begin(d) after the fsyncs). A session syncing the target in that
-# window scans the Maildir, finds the new file and logs an A record for
-# it; the COPY then logs its own A for the same file under d->nextuid:
-# one file, two UIDs, in one folder (seen: all 4,000 of a
-# 4,000-message COPY). Taking the
-# target's lock before the first linkat() (the lock covers only local
-# file work) closes the window.
-@pytest.mark.xfail(strict=True, reason="COPY links before locking the "
-                   "target: a concurrent sync indexes the copy too "
-                   "(mail_index.c idx_copy_into)")
+# mail_index.c idx_copy_into() used to link the copies into the target's
+# new/ or cur/ before it took the target's lock. A session syncing the
+# target in that window scanned the Maildir, found the new file and logged
+# an A record for it; the COPY then logged its own A for the same file:
+# one file, two UIDs, in one folder (seen: all 4,000 of a 4,000-message
+# COPY). It now takes the target's lock before the first linkat().
 def test_copy_into_a_busy_folder_gives_each_copy_one_uid(make_server):
     """INV-I1: a message COPYed into a folder exists there once, under the
     UID COPYUID named, even while another session syncs that folder. One
@@ -724,43 +718,25 @@ def damage(path, how):
         raise AssertionError(how)
 
 
-# what imap-index.md promises: a lost log or a complete line that does not
-# parse is rebuilt under a larger UIDVALIDITY; a record cut short (no final
-# LF) is ignored and the UIDVALIDITY stays.
+# what imap-index.md promises: a lost log, a complete line that does not
+# parse, and a log whose NEXTUID is below the one handed out
+# (postd-imap.uidnext) are rebuilt under a larger UIDVALIDITY; a crash's
+# torn last record (no final LF) is ignored and the UIDVALIDITY stays.
 REBUILDS = {"log_deleted": True, "all_index_files_deleted": True,
-            "last_record_cut": False, "early_record_cut": False,
+            "last_record_cut": False, "early_record_cut": True,
             "garbage_line": True, "garbage_nul": True, "unreadable": True,
             "a_directory": True}
 
 
-# mail_index.c idx_open() (the "r == IDX_READ_IO" branch after
-# idx_log_open()) answers NO [SERVERBUG] when postd-imap.log exists but
-# cannot be opened (EACCES) or is not a regular file (EISDIR from
-# O_RDWR, EINVAL from the S_ISREG check): nothing rebuilds it, so the
-# folder stays unusable until an administrator removes the file.
-UNOPENABLE = pytest.mark.xfail(
-    strict=True, reason="an index that cannot be opened is never rebuilt: "
-    "mail_index.c idx_open() returns IDX_READ_IO -> SELECT NO [SERVERBUG]")
-
-
 # A log cut inside an early record reads like a crash's torn tail (no final
-# LF), so it is "ignored" and the UIDVALIDITY stays (imap-index.md); but
-# the records after the cut are gone too, and the rescan (idx_scan ->
-# scan_cmp_delivery order, UIDs from the nextuid the shortened log
-# leaves) hands UIDs that clients saw to other messages: the expunged
-# message's UID goes to a survivor, under the same UIDVALIDITY (INV-I1).
-# Nothing outside the log remembers NEXTUID, so the reader cannot tell a
-# torn tail from lost records.
-TRUNCATED = pytest.mark.xfail(
-    strict=True, reason="a log cut before its end reuses UIDs under the "
-    "same UIDVALIDITY: NEXTUID lives only in the log (mail_index.c)")
+# LF), but the records after the cut are gone too: without a NEXTUID kept
+# outside the log (postd-imap.uidnext), the rescan would hand UIDs that
+# clients saw to other messages under the same UIDVALIDITY (INV-I1). The
+# mark tells, and the folder is rebuilt under a new UIDVALIDITY.
 
 
 def damage_params():
-    marks = {"unreadable": UNOPENABLE, "a_directory": UNOPENABLE,
-             "early_record_cut": TRUNCATED}
-    return [pytest.param(h, marks=marks[h]) if h in marks else h
-            for h in sorted(REBUILDS)]
+    return sorted(REBUILDS)
 
 
 @pytest.mark.parametrize("folder", ["INBOX", "Work"])
@@ -800,13 +776,6 @@ def test_damaged_index_still_serves_every_message(make_server, how, folder):
     assert "died" not in srv.log_since(mark), where
 
 
-# mail_index.c idx_rebuild() logs "rebuilt a folder index from its
-# Maildir (N messages, new UIDVALIDITY U)": not why (lost? which line did
-# not parse?), not which folder or user, and nothing at all when
-# postd-imap.uidvalidity went too (the "if (last != 0)" before log_info).
-NO_CAUSE = pytest.mark.xfail(
-    strict=True, reason="mail_index.c idx_rebuild() logs no cause, no "
-    "folder, and no line at all without postd-imap.uidvalidity")
 CAUSES = {
     "log_deleted": r"index.*(missing|lost|No such file|deleted)",
     "all_index_files_deleted": r"index.*(missing|lost|No such file|deleted)",
@@ -817,9 +786,7 @@ CAUSES = {
 }
 
 
-@pytest.mark.parametrize("how", [
-    pytest.param(h, marks=NO_CAUSE)
-    if h not in ("unreadable", "a_directory") else h for h in sorted(CAUSES)])
+@pytest.mark.parametrize("how", sorted(CAUSES))
 def test_damaged_index_logs_its_cause(make_server, how):
     srv = make_server()
     fill_folder(srv, "Work", 1)
