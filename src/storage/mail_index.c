@@ -136,6 +136,7 @@ struct mail_view {
 	dev_t cache_dev;
 	ino_t cache_ino;
 	uint64_t cache_off;
+	size_t cache_records; /* records in the file, dead ones too */
 	struct cache_slot *cslots;
 	size_t cmask, cused;
 };
@@ -2793,6 +2794,9 @@ enum mail_status mail_folder_status(int folder_fd,
 
 #define CACHE_MAGIC 0x52484350u /* "PCHR" */
 #define CACHE_HEADER 16
+/* Dead records allowed beyond two per live message before the cache
+ * starts again (as the log is compacted at 2 x live + 1000 records). */
+#define CACHE_SLACK_RECORDS 256
 
 static uint32_t cache_sum(const void *data, size_t len)
 {
@@ -2805,6 +2809,7 @@ static void cache_reset_map(struct mail_view *v)
 	v->cslots = xcalloc(64, sizeof(*v->cslots));
 	v->cmask = 63;
 	v->cused = 0;
+	v->cache_records = 0;
 }
 
 static void cache_map_put(struct mail_view *v, uint32_t uid, uint64_t off,
@@ -2948,6 +2953,7 @@ static void cache_tail(struct mail_view *v)
 			break;
 		cache_map_put(v, cache_get32(h + 4), v->cache_off, len);
 		v->cache_off += 16 + (uint64_t)len;
+		v->cache_records++;
 	}
 }
 
@@ -3000,8 +3006,11 @@ void mail_view_cache_put(struct mail_view *view, size_t seq0, const void *blob,
 		return;
 	if (fstat(view->cache_fd, &st) < 0)
 		return;
-	/* Full: start again (others see the new inode). */
-	if ((uint64_t)st.st_size + 16 + len > MAIL_CACHE_MAX_FILE) {
+	/* Full, or mostly records of messages long expunged (every new
+	 * view reads each record's header once): start again; others see
+	 * the new inode. */
+	if ((uint64_t)st.st_size + 16 + len > MAIL_CACHE_MAX_FILE ||
+	    view->cache_records > 2 * view->count + CACHE_SLACK_RECORDS) {
 		unlinkat(view->folder_fd, IDX_CACHE, 0);
 		if (cache_open(view, true) < 0)
 			return;
@@ -3018,6 +3027,7 @@ void mail_view_cache_put(struct mail_view *view, size_t seq0, const void *blob,
 		if (end >= (off_t)(16 + len))
 			cache_map_put(view, view->e[seq0].m.uid,
 				      (uint64_t)end - 16 - len, (uint32_t)len);
+		view->cache_records++;
 	}
 	free(rec);
 }

@@ -672,6 +672,34 @@ static void test_cache_put_get(void **state)
 	mail_view_close(&v);
 }
 
+/*
+ * The cache keeps no more than about two records per live message: in a
+ * small folder where messages come and go (each new one parsed and cached
+ * once), dead records piled up to 64 MiB, and every new view reads each
+ * record's header once, so SELECT got slower and slower.
+ */
+static void test_cache_stays_small_as_messages_come_and_go(void **state)
+{
+	struct tmp_maildir *f = *state;
+	struct mail_view *v;
+	struct stat st;
+	void *blob;
+	size_t len;
+
+	deliver(f->root_fd, "Subject: 1\n\none\n", NULL, 0);
+	v = open_view(f->root_fd, false);
+	for (int i = 0; i < 3000; i++)
+		mail_view_cache_put(v, 0, "a structure of 32 bytes, or so..",
+				    32);
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.cache", &st, 0), 0);
+	/* 16-byte header, records of 16 + 32 bytes, 2 x 1 + 256 of them */
+	assert_true(st.st_size <= 16 + (2 + 256 + 1) * 48);
+	assert_int_equal(mail_view_cache_get(v, 0, &blob, &len), MAIL_OK);
+	assert_int_equal(len, 32);
+	free(blob);
+	mail_view_close(&v);
+}
+
 /* INV-D1 for APPEND: file, its folder and the index are fsynced before
  * the UID is handed out; flags go into the name, the date into mtime. */
 static void test_inv_d1_append_durable(void **state)
@@ -849,6 +877,9 @@ int main(void)
 					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_cache_put_get, tmp_maildir_setup, tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_cache_stays_small_as_messages_come_and_go,
+		tmp_maildir_setup, tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d1_append_durable,
 					    tmp_maildir_setup,
 					    tmp_maildir_teardown),
