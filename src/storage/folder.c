@@ -1200,11 +1200,18 @@ enum folder_status folder_subscribe(int root_fd, const char *name, bool on,
 	return st;
 }
 
+/*
+ * The first login makes five folders: each Maildir made (and fsynced),
+ * then one fsync of the root, one write of the special-use file and one
+ * of the subscriptions, where making them one by one took about thirty
+ * fsyncs and showed as a slow first login.
+ */
 enum folder_status folder_ensure_defaults(int root_fd, char *error,
 					  size_t error_size)
 {
-	struct folder_meta sp;
+	struct folder_meta sp, subs;
 	enum folder_status st = FOLDER_OK;
+	bool made_any = false, sp_changed = false, subs_changed = false;
 	unsigned have = 0;
 	int lock = folder_lock(root_fd);
 
@@ -1214,40 +1221,50 @@ enum folder_status folder_ensure_defaults(int root_fd, char *error,
 		close(lock);
 		return folder_io(error, error_size, "read special-use");
 	}
+	if (folder_subs_read(root_fd, &subs) < 0) {
+		folder_meta_free(&sp);
+		close(lock);
+		return folder_io(error, error_size, "read subscriptions");
+	}
 	for (size_t i = 0; i < sp.count; i++)
 		have |= sp.bits[i];
-	folder_meta_free(&sp);
 	for (size_t i = 0;
-	     i < sizeof(folder_defaults) / sizeof(*folder_defaults) &&
-	     st == FOLDER_OK;
-	     i++) {
+	     i < sizeof(folder_defaults) / sizeof(*folder_defaults); i++) {
 		const char *name = folder_defaults[i].name;
-		unsigned bit = folder_defaults[i].bit;
 		char disk[FOLDER_DISK_MAX];
+		bool made = false;
 
 		/* Another folder with the attribute (a renamed "Sent") is
 		 * the user's choice: nothing to do. */
-		if ((have & bit) != 0)
+		if ((have & folder_defaults[i].bit) != 0)
 			continue;
 		folder_disk_name(name, disk, sizeof(disk));
+		/* The user's own "Sent" only gets the attribute. */
 		if (folder_dir_kind(root_fd, disk) != 2) {
-			st = folder_create_locked(root_fd, name, bit, error,
-						  error_size);
-			if (st == FOLDER_OK)
-				st = folder_subscribe_locked(
-				    root_fd, name, true, error, error_size);
-			continue;
+			if (folder_make_maildir(root_fd, disk, &made) < 0) {
+				st = folder_io(error, error_size,
+					       "create folder");
+				break;
+			}
+			made_any = true;
+			if (folder_meta_find(&subs, name) < 0) {
+				folder_meta_set(&subs, name, 1);
+				subs_changed = true;
+			}
 		}
-		/* The user's own "Sent" gets the attribute. */
-		if (folder_special_read(root_fd, &sp) < 0) {
-			st = folder_io(error, error_size, "read special-use");
-			break;
-		}
-		folder_meta_set(&sp, name, bit);
-		if (folder_special_write(root_fd, &sp) < 0)
-			st = folder_io(error, error_size, "write special-use");
-		folder_meta_free(&sp);
+		folder_meta_set(&sp, name, folder_defaults[i].bit);
+		sp_changed = true;
 	}
+	if (st == FOLDER_OK && made_any && fsync(root_fd) < 0)
+		st = folder_io(error, error_size, "fsync the Maildir");
+	if (st == FOLDER_OK && sp_changed &&
+	    folder_special_write(root_fd, &sp) < 0)
+		st = folder_io(error, error_size, "write special-use");
+	if (st == FOLDER_OK && subs_changed &&
+	    folder_subs_write(root_fd, &subs) < 0)
+		st = folder_io(error, error_size, "write subscriptions");
+	folder_meta_free(&sp);
+	folder_meta_free(&subs);
 	close(lock);
 	return st;
 }

@@ -370,8 +370,16 @@ static void test_special_use_and_defaults(void **state)
 				       FOLDER_SPECIAL_FLAGGED, err,
 				       sizeof(err)),
 			 FOLDER_OK);
+	/* Four folders made at once: one fsync each, one of the root, two
+	 * for each of the two files (tmp, then the root after the rename),
+	 * not five or six per folder. */
+	fsync_log_start(NULL);
 	assert_int_equal(folder_ensure_defaults(f->root_fd, err, sizeof(err)),
 			 FOLDER_OK);
+	fsync_log.on = false;
+	assert_true(fsync_log.count <= 4 + 1 + 2 + 2);
+	assert_true(fsync_logged(f->root, ".Trash"));
+	assert_true(fsync_logged(f->root, ""));
 	assert_int_equal(
 	    folder_list(f->root_fd, &list, &count, err, sizeof(err)), 0);
 	assert_int_equal(count, 7);
