@@ -172,7 +172,7 @@ listen.imap = 127.0.0.1:$P_PORT
 auth_default_domain = $DOMAIN
 plaintext_auth = yes
 # one worker per core
-workers = 0
+workers = ${P_WORKERS:-0}
 max_connections = 60000
 max_connections_per_peer = 60000
 auth_failure_delay = 0

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,6 +82,7 @@ static void master_reload(struct master *m);
 static void master_log_config_warnings(char *text);
 static int master_stop(struct master *m);
 static unsigned master_worker_count(const struct config *cfg);
+static void master_raise_nofile(const struct config *cfg);
 static void master_child_setup(void);
 static void master_auth_confine(struct config *cfg);
 static void master_open_queue(struct master *m);
@@ -93,6 +95,37 @@ static void master_load_srs(const struct config *cfg, struct srs_secrets *srs);
 static const char *master_role_name(enum master_role role);
 
 static sigset_t master_signals;
+
+/*
+ * A selected IMAP session holds about eight descriptors (its socket, the
+ * user's Maildir, the folder, new/, cur/, the index log and lock, the
+ * cache), so the usual soft limit of 1024 would hold about a hundred per
+ * worker. The soft limit goes up to the hard one (which the children
+ * inherit), and a hard limit too low for max_connections is said at start.
+ */
+static void master_raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	unsigned workers = master_worker_count(cfg);
+	rlim_t need = (rlim_t)cfg->max_connections / (workers ? workers : 1) *
+			  POSTD_FDS_PER_SESSION +
+		      256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("open files limit %llu per process is below the %llu "
+			 "that max_connections = %u over %u workers may need "
+			 "(raise LimitNOFILE / ulimit -Hn, or add workers)",
+			 (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)need, cfg->max_connections,
+			 workers);
+}
 
 static unsigned master_worker_count(const struct config *cfg)
 {
@@ -754,6 +787,7 @@ int master_run(struct config *cfg, const struct master_options *opts)
 		fatal("cannot open %s: %s", path, strerror(errno));
 	master_open_queue(m);
 	connlimit_create(cfg->max_connections, cfg->max_connections_per_peer);
+	master_raise_nofile(cfg);
 	metrics_init();
 	if (!opts->foreground) {
 		if (daemon(1, 0) < 0)

@@ -26,6 +26,11 @@
 #define SESSION_MAX_BAD_COMMANDS 10
 /* Authentication failures per connection before it is closed. */
 #define SESSION_MAX_AUTH_FAILURES 3
+/* Descriptors one session may hold at once: a selected IMAP session has
+ * its socket, the user's Maildir, the folder, new/, cur/, the index log,
+ * its lock and the cache. Used to say at start whether the open-files
+ * limit fits max_connections. */
+#define POSTD_FDS_PER_SESSION 8
 /* A POP3 message number: messages in one snapshot. */
 #define POP3_MAX_MESSAGES 10000000u
 /* Output queued per connection before a long response (RETR, LIST) waits

@@ -20,6 +20,7 @@ import contextlib
 import getpass
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -257,15 +258,19 @@ class PostdServer:
         assert self.proc is None or self.proc.poll() is not None
         self.stopped_rc = None
         log = open(self.log_path, "ab")
+        # The daemon's open-files limit (soft, hard), set in the child
+        # only: a test of what postd does when descriptors run out.
+        nofile = getattr(self, "nofile", None)
         if REFERENCE == "dovecot":
             argv = ["/usr/sbin/dovecot", "-F", "-c",
                     os.path.join(self.base, "dovecot.conf")]
         else:
             argv = [POSTD, "-f", "-c", self.conf]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log, cwd=self.base,
-                                     start_new_session=True,
-                                     env=_child_env())
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            cwd=self.base, start_new_session=True, env=_child_env(),
+            preexec_fn=None if nofile is None else
+            (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)))
         log.close()
         _RUNNING.append(self)
         if wait:

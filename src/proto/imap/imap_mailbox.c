@@ -291,10 +291,13 @@ static void imap_store_error(struct imap_session *s, enum mail_status st,
 		imap_refuse(s, "NO", "OVERQUOTA", "Out of space.", cause);
 		return;
 	case MAIL_TEMPFAIL:
+		/* An I/O error or a resource running out (EMFILE): not a
+		 * bug, and a client may try again later (RFC 5530). */
 		log_error("session=%s user=%s: %s", conn_id(s->conn), s->user,
 			  cause);
-		imap_refuse(s, "NO", "SERVERBUG",
-			    "Internal error; the administrator has been told.",
+		imap_refuse(s, "NO", "UNAVAILABLE",
+			    "The mailbox cannot be used right now; the "
+			    "administrator has been told.",
 			    cause);
 		return;
 	}
@@ -350,7 +353,16 @@ static void imap_select(struct imap_session *s, const struct imap_args *a,
 		char cause[400];
 
 		snprintf(cause, sizeof(cause), "SELECT: %s", error);
-		imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.", cause);
+		/* An I/O error (EMFILE: out of descriptors) is not "no such
+		 * mailbox": the client would offer to remove its copy. */
+		if (fst == FOLDER_TEMPFAIL)
+			imap_refuse(s, "NO", "UNAVAILABLE",
+				    "The mailbox cannot be opened right now; "
+				    "try again later.",
+				    cause);
+		else
+			imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.",
+				    cause);
 		return;
 	}
 	mst = mail_view_open(fd, readonly, &s->view, error, sizeof(error));
