@@ -114,9 +114,9 @@ LOGS=$WORK/logs
 mkdir -p "$MAIL" "$LOGS" "$WORK/dovecot"
 LOAD=$WORK/imapload
 P3=$WORK/pop3load	# writes Maildirs and sums PSS
-cc -O2 -Wall -Wextra -Werror -o "$LOAD" "$HERE/imapload.c" ||
+cc -O2 -Wall -Wextra -Werror -o "$LOAD" "$HERE/imapload.c" "$HERE/loadgen.c" ||
 	die "cannot build imapload"
-cc -O2 -Wall -Wextra -Werror -o "$P3" "$HERE/pop3load.c" ||
+cc -O2 -Wall -Wextra -Werror -o "$P3" "$HERE/pop3load.c" "$HERE/loadgen.c" ||
 	die "cannot build pop3load"
 
 POSTD_PID=""

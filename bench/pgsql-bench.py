@@ -82,7 +82,8 @@ class Bench:
     # -- setup ----------------------------------------------------------------
     def setup(self):
         p = run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", self.load,
-                 os.path.join(HERE, "pop3load.c")])
+                 os.path.join(HERE, "pop3load.c"),
+                 os.path.join(HERE, "loadgen.c")])
         if p.returncode != 0:
             sys.exit("cannot build pop3load: " + p.stderr.decode())
         try:

@@ -23,14 +23,11 @@
  * printed, and the exit status is 1 if there was any.
  */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -47,8 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The only address this program connects to. */
-#define BENCH_HOST "127.0.0.1"
+#include "loadgen.h"
+
 /* A reply line longer than this is a protocol error (RFC 2449 allows 512
  * for responses; message lines are at most 998 + CRLF by RFC 5322, we are
  * generous because the check is about framing, not policy). */
@@ -58,8 +55,6 @@
 #define MAX_MSGS 1000000
 #define MAX_SAMPLES 4000000
 #define MAX_PROCS 200000
-/* Errors printed in full; the rest are only counted. */
-#define ERR_SHOW 10
 /* A run with this many errors stops early: the server is broken. */
 #define ERR_ABORT 1000
 #define EPOLL_BATCH 256
@@ -151,8 +146,6 @@ static struct opts o = {
 static int ep = -1;
 static struct conn *conns;
 static unsigned nconns;
-static unsigned long errors;
-static volatile sig_atomic_t got_signal;
 
 /* login mode */
 static bool running;
@@ -169,7 +162,6 @@ static double retr_first = -1, retr_last;
 static unsigned idle_open, idle_inflight, idle_started, idle_quit;
 static bool idle_quitting;
 
-static double now(void);
 static void conn_start(struct conn *c);
 static void conn_close(struct conn *c);
 static void conn_fail(struct conn *c, const char *fmt, ...)
@@ -186,38 +178,11 @@ static void conn_ml_end(struct conn *c);
 static void session_done(struct conn *c);
 static void retr_session_end(struct conn *c);
 static void user_name(const struct conn *c, char *buf, size_t size);
-static int parse_u64(const char **p, uint64_t *v_r);
 static void check_timeouts(void);
 static int run_loop(void);
 static void report(void);
 static int cmd_maildir(int argc, char **argv);
 static int cmd_pss(int argc, char **argv);
-static void usage(void) __attribute__((noreturn));
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void on_signal(int sig)
-{
-	got_signal = sig;
-}
-
-static void verr(const char *prefix, const char *fmt, va_list ap)
-{
-	errors++;
-	if (errors > ERR_SHOW)
-		return;
-	fprintf(stderr, "error: %s", prefix);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	if (errors == ERR_SHOW)
-		fprintf(stderr, "error: (further errors only counted)\n");
-}
 
 /* Replaces the first "%u" of the template by the user number; a template
  * without "%u" names one user for every client. Client i uses user
@@ -241,27 +206,6 @@ static void user_name(const struct conn *c, char *buf, size_t size)
 		buf[0] = '\0';
 }
 
-/* Decimal digits only: no sign, no empty input, no overflow. */
-static int parse_u64(const char **p, uint64_t *v_r)
-{
-	const char *s = *p;
-	uint64_t v = 0;
-
-	if (!isdigit((unsigned char)*s))
-		return -1;
-	while (isdigit((unsigned char)*s)) {
-		unsigned d = (unsigned)(*s - '0');
-
-		if (v > (UINT64_MAX - d) / 10)
-			return -1;
-		v = v * 10 + d;
-		s++;
-	}
-	*p = s;
-	*v_r = v;
-	return 0;
-}
-
 static void conn_close(struct conn *c)
 {
 	if (c->fd >= 0) {
@@ -280,14 +224,7 @@ static void conn_close(struct conn *c)
 /* Starts a new session: a non-blocking connect to 127.0.0.1. */
 static void conn_start(struct conn *c)
 {
-	struct sockaddr_in sin;
-	struct epoll_event ev;
-	int one = 1;
-
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_port = htons((uint16_t)o.port);
-	inet_pton(AF_INET, BENCH_HOST, &sin.sin_addr);
+	const char *failed;
 
 	c->step = ST_CONNECTING;
 	c->started++;
@@ -296,22 +233,9 @@ static void conn_start(struct conn *c)
 	c->nmsg = 0;
 	c->next = 0;
 	c->uidl_count = 0;
-	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		conn_fail(c, "socket: %s", strerror(errno));
-		return;
-	}
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 &&
-	    errno != EINPROGRESS) {
-		conn_fail(c, "connect: %s", strerror(errno));
-		return;
-	}
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLOUT | EPOLLIN;
-	ev.data.ptr = c;
-	if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-		conn_fail(c, "epoll_ctl: %s", strerror(errno));
+	failed = lg_connect(ep, o.port, c, &c->fd);
+	if (failed != NULL) {
+		conn_fail(c, "%s: %s", failed, strerror(errno));
 		return;
 	}
 	if (o.mode == M_LOGIN)
@@ -370,26 +294,10 @@ static void conn_send(struct conn *c, const char *fmt, ...)
 /* Writes what is pending; asks for EPOLLOUT only while something is. */
 static int conn_flush(struct conn *c)
 {
-	struct epoll_event ev;
-
-	while (c->outoff < c->outlen) {
-		ssize_t n =
-		    write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			conn_fail(c, "write: %s", strerror(errno));
-			return -1;
-		}
-		c->outoff += (size_t)n;
+	if (lg_flush(ep, c->fd, c, c->out, &c->outoff, c->outlen) < 0) {
+		conn_fail(c, "write: %s", strerror(errno));
+		return -1;
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.events = EPOLLIN | (c->outoff < c->outlen ? EPOLLOUT : 0);
-	ev.data.ptr = c;
-	epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 	return 0;
 }
 
@@ -875,33 +783,6 @@ static int run_loop(void)
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static double percentile(const double *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	return v[(size_t)(p * (double)(n - 1) + 0.5)];
-}
-
-/* The load generator's own CPU time: it shares the 2 cores with the
- * server, so the reader should see how much it took. */
-static double cpu_seconds(void)
-{
-	struct rusage ru;
-
-	if (getrusage(RUSAGE_SELF, &ru) < 0)
-		return 0;
-	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 static void report(void)
 {
 	double el;
@@ -1247,7 +1128,7 @@ static int cmd_pss(int argc, char **argv)
 	return 0;
 }
 
-static void usage(void)
+void usage(void)
 {
 	fprintf(stderr,
 		"usage: pop3load MODE [options]\n"
@@ -1265,38 +1146,6 @@ static void usage(void)
 		"It connects only to " BENCH_HOST
 		"; exit 1 if any error was seen.\n");
 	exit(2);
-}
-
-static unsigned long num_arg(const char *s, unsigned long max)
-{
-	char *end;
-	unsigned long v;
-
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v > max || s[0] == '-')
-		usage();
-	return v;
-}
-
-static double secs_arg(const char *s)
-{
-	char *end;
-	double v = strtod(s, &end);
-
-	if (end == s || *end != '\0' || !(v >= 0) || v > 86400)
-		usage();
-	return v;
-}
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 }
 
 int main(int argc, char **argv)

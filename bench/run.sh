@@ -108,7 +108,7 @@ MAIL=$DATA/mail/$DOMAIN
 LOGS=$WORK/logs
 mkdir -p "$MAIL" "$LOGS" "$WORK/dovecot"
 LOAD=$WORK/pop3load
-cc -O2 -Wall -Wextra -Werror -o "$LOAD" "$HERE/pop3load.c" ||
+cc -O2 -Wall -Wextra -Werror -o "$LOAD" "$HERE/pop3load.c" "$HERE/loadgen.c" ||
 	die "cannot build pop3load"
 
 POSTD_PID=""
