@@ -69,6 +69,7 @@ else
 fi
 case "$STRESS_SECS" in *[!0-9]* | 0) echo "bad --stress-secs" >&2; exit 2 ;; esac
 LOGIN_CLIENTS=10
+STOP_TENTHS=300		# a server gets 30 s to stop before SIGKILL
 LOGIN_USERS=100		# each session takes the next user (imapload -R)
 LOGIN_MSGS=20		# a login user's INBOX: 20 x 4 KiB
 SMALL_SIZE=10240	# 10 KiB on disk (LF line ends)
@@ -79,8 +80,6 @@ SELECT_SESSIONS=3	# 1 cold, then warm ones
 IDLE_WINDOW=100		# logins in flight while opening idle connections
 MAX_IDLE=0
 for n in $IDLE_NS; do [ "$n" -gt "$MAX_IDLE" ] && MAX_IDLE=$n; done
-
-has_figure() { case ",$FIGURES," in *",$1,"*) return 0 ;; esac; return 1; }
 
 [ "$(id -u)" = 0 ] || die "run me as root"
 
@@ -273,9 +272,6 @@ EOF
 		die "dovecot config rejected: $(cat "$LOGS/doveconf.err")"
 }
 
-port() { [ "$1" = postd ] && echo "$P_PORT" || echo "$D_PORT"; }
-server_pid() { [ "$1" = postd ] && echo "$POSTD_PID" || echo "$DOVECOT_PID"; }
-
 # A real LOGIN + SELECT proves the server is up, not only listening.
 wait_ready() {
 	local srv=$1 i
@@ -289,46 +285,6 @@ wait_ready() {
 	done
 	return 1
 }
-
-start_server() {
-	local srv=$1
-	if [ "$srv" = postd ]; then
-		"$POSTD_BIN" -c "$WORK/postd.conf" -f >>"$LOGS/postd.log" 2>&1 &
-		POSTD_PID=$!
-	else
-		dovecot -c "$WORK/dovecot/dovecot.conf" -F \
-			>>"$LOGS/dovecot.stderr" 2>&1 &
-		DOVECOT_PID=$!
-	fi
-	if ! wait_ready "$srv"; then
-		log "$srv did not start; see $LOGS"
-		tail -5 "$LOGS/$srv".* >&2 || true
-		FAILED=1
-		return 1
-	fi
-	sleep 1	# process_min_avail children and the like settle
-}
-
-stop_server() {
-	local srv=$1 pid i
-	pid=$(server_pid "$srv")
-	[ -n "$pid" ] || return 0
-	if [ "$srv" = dovecot ]; then
-		doveadm -c "$WORK/dovecot/dovecot.conf" stop >/dev/null 2>&1 ||
-			kill "$pid" 2>/dev/null
-	else
-		kill "$pid" 2>/dev/null
-	fi
-	for i in $(seq 1 300); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true
-	if [ "$srv" = postd ]; then POSTD_PID=""; else DOVECOT_PID=""; fi
-}
-
-restart_server() { stop_server "$1"; start_server "$1"; }
 
 # Before every measured run: the server is up, and the disk has written
 # what came before (the other server's index writes, the bench's own
@@ -406,29 +362,6 @@ declare -A DIR		# figure -> hi (higher is better) or lo
 declare -A UNIT
 declare -A AIM
 NOTES=()
-
-add_row() {	# key unit hi|lo aim
-	ROWS+=("$1")
-	UNIT[$1]=$2
-	DIR[$1]=$3
-	AIM[$1]=$4
-}
-record() { VALS["$1|$2"]="${VALS["$1|$2"]:-} $3"; }
-kv() { sed -n "s/^\(.* \)\{0,1\}$1=\([^ ]*\).*/\2/p" | head -1; }
-
-# Runs imapload into $LOGS/NAME.out and notes failures (strict: exit 1 on
-# any NO, BAD or protocol error). Not to be called in $(...).
-run_load() {	# name args...
-	local name=$1 rc=0 nerr
-	shift
-	"$LOAD" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || rc=$?
-	if [ $rc != 0 ]; then
-		FAILED=1
-		nerr=$(kv errors <"$LOGS/$name.out")
-		NOTES+=("$name: ${nerr:-?} errors (imapload exit $rc), first: $(head -1 "$LOGS/$name.err")")
-		log "$name: errors (see $LOGS/$name.err)"
-	fi
-}
 
 # ---- figures ----------------------------------------------------------------
 
@@ -698,15 +631,6 @@ fig_stress() {
 }
 
 # ---- report -----------------------------------------------------------------
-
-best() {	# hi|lo values...
-	local d=$1
-	shift
-	printf '%s\n' "$@" | awk -v d="$d" 'NF && $1 != "" {
-		if (n == 0 || (d == "hi" && $1 > b) || (d == "lo" && $1 < b))
-			b = $1; n++ }
-		END { if (n) print b; else print "n/a" }'
-}
 
 print_report() {
 	local k p d dv ratio

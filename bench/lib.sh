@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# bench/lib.sh: what bench/smtp-bench.sh and bench/relay-bench.sh share,
-# sourced by both: logging, packages, the machine description, the
-# probes (probes.py: CPU, memory, readiness) and a private Postfix's
-# master.cf, start and stop. The caller sets WORK, LOGS, PF, PF_PORT,
+# bench/lib.sh: what the bench scripts share, sourced by each: logging,
+# packages, the machine description, the probes (probes.py: CPU, memory,
+# readiness) and, for smtp-bench.sh and relay-bench.sh, a private
+# Postfix's master.cf, start and stop; at the end, what run.sh and
+# imap-bench.sh share. For Postfix, the caller sets WORK, LOGS, PF, PF_PORT,
 # POSTD_BIN, POSTD_PID and PF_STARTED, and defines helper(), which runs
 # its own helper.py (that one imports probes.py, see bench_helper_probes).
 
@@ -137,4 +138,92 @@ postd_alive() {
 	st=$(ps -o stat= -p "$POSTD_PID" 2>/dev/null) || return 1
 	case "$st" in Z*) return 1 ;; esac
 	return 0
+}
+
+# ---- postd against Dovecot (run.sh, imap-bench.sh) -------------------------
+# The two scripts run the same servers the same way. The caller sets
+# FIGURES, P_PORT, D_PORT, POSTD_BIN, WORK, LOGS, LOAD (its load generator,
+# whose name the notes give), STOP_TENTHS, FAILED and NOTES, declares VALS,
+# ROWS, DIR, UNIT and AIM, and defines wait_ready().
+
+has_figure() { case ",$FIGURES," in *",$1,"*) return 0 ;; esac; return 1; }
+port() { [ "$1" = postd ] && echo "$P_PORT" || echo "$D_PORT"; }
+server_pid() { [ "$1" = postd ] && echo "$POSTD_PID" || echo "$DOVECOT_PID"; }
+
+# shellcheck disable=SC2034 # FAILED: read by the caller
+start_server() {
+	local srv=$1
+	if [ "$srv" = postd ]; then
+		"$POSTD_BIN" -c "$WORK/postd.conf" -f >>"$LOGS/postd.log" 2>&1 &
+		POSTD_PID=$!
+	else
+		dovecot -c "$WORK/dovecot/dovecot.conf" -F \
+			>>"$LOGS/dovecot.stderr" 2>&1 &
+		DOVECOT_PID=$!
+	fi
+	if ! wait_ready "$srv"; then
+		log "$srv did not start; see $LOGS"
+		tail -5 "$LOGS/$srv".* >&2 || true
+		FAILED=1
+		return 1
+	fi
+	sleep 1	# process_min_avail children and the like settle
+}
+
+# Asks the server to stop; SIGKILL after STOP_TENTHS tenths of a second.
+# shellcheck disable=SC2034 # i only counts
+stop_server() {
+	local srv=$1 pid i
+	pid=$(server_pid "$srv")
+	[ -n "$pid" ] || return 0
+	if [ "$srv" = dovecot ]; then
+		doveadm -c "$WORK/dovecot/dovecot.conf" stop >/dev/null 2>&1 ||
+			kill "$pid" 2>/dev/null
+	else
+		kill "$pid" 2>/dev/null
+	fi
+	for i in $(seq 1 "$STOP_TENTHS"); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+	if [ "$srv" = postd ]; then POSTD_PID=""; else DOVECOT_PID=""; fi
+}
+
+restart_server() { stop_server "$1"; start_server "$1"; }
+
+# shellcheck disable=SC2034 # UNIT, DIR, AIM: read by the caller
+add_row() {	# key unit hi|lo aim
+	ROWS+=("$1")
+	UNIT[$1]=$2
+	DIR[$1]=$3
+	AIM[$1]=$4
+}
+record() { VALS["$1|$2"]="${VALS["$1|$2"]:-} $3"; }
+kv() { sed -n "s/^\(.* \)\{0,1\}$1=\([^ ]*\).*/\2/p" | head -1; }
+
+# Runs the load generator into $LOGS/NAME.out and notes failures (strict:
+# exit 1 on any refusal or protocol error). Not to be called in $(...):
+# the notes would be lost with the subshell.
+# shellcheck disable=SC2034 # FAILED: read by the caller
+run_load() {	# name args...
+	local name=$1 rc=0 nerr
+	shift
+	"$LOAD" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || rc=$?
+	if [ $rc != 0 ]; then
+		FAILED=1
+		nerr=$(kv errors <"$LOGS/$name.out")
+		NOTES+=("$name: ${nerr:-?} errors (${LOAD##*/} exit $rc), first: $(head -1 "$LOGS/$name.err")")
+		log "$name: errors (see $LOGS/$name.err)"
+	fi
+}
+
+best() {	# hi|lo values...
+	local d=$1
+	shift
+	printf '%s\n' "$@" | awk -v d="$d" 'NF && $1 != "" {
+		if (n == 0 || (d == "hi" && $1 > b) || (d == "lo" && $1 < b))
+			b = $1; n++ }
+		END { if (n) print b; else print "n/a" }'
 }

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 POSTD_BUILD=${POSTD_BUILD:-$(cd "$(dirname "$0")/.." && pwd)/build}
 POSTD_BIN=$POSTD_BUILD/src/daemon/postd
 POSTCTL_BIN=$POSTD_BUILD/src/cli/postctl
@@ -60,6 +62,7 @@ else
 	IDLE_NS="1000 5000"
 fi
 LOGIN_CLIENTS=10
+STOP_TENTHS=100		# a server gets 10 s to stop before SIGKILL
 # Each login session takes the next user of a pool (pop3load -R), as on a
 # real server where a mailbox is not logged into again the instant it was
 # left; back-to-back sessions on one mailbox are still exercised by the
@@ -72,10 +75,6 @@ RETR_SESSIONS=5		# per round; the median session is the round's value
 IDLE_WINDOW=100		# logins in flight while opening idle connections
 MAX_IDLE=5000
 for n in $IDLE_NS; do [ "$n" -gt "$MAX_IDLE" ] && MAX_IDLE=$n; done
-
-has_figure() { case ",$FIGURES," in *",$1,"*) return 0 ;; esac; return 1; }
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { log "FATAL: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run me as root"
 
@@ -256,9 +255,6 @@ EOF
 		die "dovecot config rejected: $(cat "$LOGS/doveconf.err")"
 }
 
-port() { [ "$1" = postd ] && echo "$P_PORT" || echo "$D_PORT"; }
-server_pid() { [ "$1" = postd ] && echo "$POSTD_PID" || echo "$DOVECOT_PID"; }
-
 # A real login (lp1) proves the server is up, not only listening.
 wait_ready() {
 	local srv=$1 i
@@ -272,47 +268,6 @@ wait_ready() {
 	done
 	return 1
 }
-
-start_server() {
-	local srv=$1
-	if [ "$srv" = postd ]; then
-		"$POSTD_BIN" -c "$WORK/postd.conf" -f >>"$LOGS/postd.log" 2>&1 &
-		POSTD_PID=$!
-	else
-		dovecot -c "$WORK/dovecot/dovecot.conf" -F \
-			>>"$LOGS/dovecot.stderr" 2>&1 &
-		DOVECOT_PID=$!
-	fi
-	if ! wait_ready "$srv"; then
-		log "$srv did not start; see $LOGS"
-		tail -5 "$LOGS/$srv".* >&2 || true
-		FAILED=1
-		return 1
-	fi
-	# Let process_min_avail children and the like settle.
-	sleep 1
-}
-
-stop_server() {
-	local srv=$1 pid i
-	pid=$(server_pid "$srv")
-	[ -n "$pid" ] || return 0
-	if [ "$srv" = dovecot ]; then
-		doveadm -c "$WORK/dovecot/dovecot.conf" stop >/dev/null 2>&1 ||
-			kill "$pid" 2>/dev/null
-	else
-		kill "$pid" 2>/dev/null
-	fi
-	for i in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null || true
-	if [ "$srv" = postd ]; then POSTD_PID=""; else DOVECOT_PID=""; fi
-}
-
-restart_server() { stop_server "$1"; start_server "$1"; }
 
 alive() {
 	local srv=$1 pid
@@ -381,30 +336,6 @@ declare -A DIR		# figure -> hi (higher is better) or lo
 declare -A UNIT
 declare -A AIM
 NOTES=()
-
-add_row() {	# key unit hi|lo aim
-	ROWS+=("$1")
-	UNIT[$1]=$2
-	DIR[$1]=$3
-	AIM[$1]=$4
-}
-record() { VALS["$1|$2"]="${VALS["$1|$2"]:-} $3"; }
-kv() { sed -n "s/^\(.* \)\{0,1\}$1=\([^ ]*\).*/\2/p" | head -1; }
-
-# Runs pop3load into $LOGS/NAME.out and notes failures (strict: exit 1
-# on any -ERR or protocol error). Not to be called in $(...): the notes
-# would be lost with the subshell.
-run_load() {	# name args...
-	local name=$1 rc=0 nerr
-	shift
-	"$LOAD" "$@" >"$LOGS/$name.out" 2>"$LOGS/$name.err" || rc=$?
-	if [ $rc != 0 ]; then
-		FAILED=1
-		nerr=$(kv errors <"$LOGS/$name.out")
-		NOTES+=("$name: ${nerr:-?} errors (pop3load exit $rc), first: $(head -1 "$LOGS/$name.err")")
-		log "$name: errors (see $LOGS/$name.err)"
-	fi
-}
 
 # ---- figures ----------------------------------------------------------------
 
@@ -546,15 +477,6 @@ fig_idle() {	# N
 }
 
 # ---- report -----------------------------------------------------------------
-
-best() {	# hi|lo values...
-	local d=$1
-	shift
-	printf '%s\n' "$@" | awk -v d="$d" 'NF && $1 != "" {
-		if (n == 0 || (d == "hi" && $1 > b) || (d == "lo" && $1 < b))
-			b = $1; n++ }
-		END { if (n) print b; else print "n/a" }'
-}
 
 print_report() {
 	local k p d ratio
