@@ -37,14 +37,7 @@ while [ $# -gt 0 ]; do
 	--figures) FIGURES=$2; shift ;;
 	--stress-secs) STRESS_SECS=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h | --help)
-		sed -n '2,10p' "$0"
-		exit 0
-		;;
-	*)
-		echo "unknown argument: $1" >&2
-		exit 2
-		;;
+	*) bench_help_or_refuse "$1" 10 ;;
 	esac
 	shift
 done
@@ -52,7 +45,7 @@ if [ -z "$ROUNDS" ]; then
 	ROUNDS=3
 	[ "$QUICK" = 1 ] && ROUNDS=2
 fi
-case "$ROUNDS" in *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
+bench_check_rounds "$ROUNDS"
 
 if [ "$QUICK" = 1 ]; then
 	LOGIN_SECS=2

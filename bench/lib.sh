@@ -28,6 +28,22 @@ install_pkgs() {
 		die "cannot install $*"
 }
 
+# The end of every bench's option loop: -h prints the script's header
+# comment (lines 2 to LAST) and exits 0; anything else is refused, exit 2.
+bench_help_or_refuse() {	# arg last-header-line
+	case "$1" in
+	-h | --help)
+		sed -n "2,${2}p" "$0"
+		exit 0
+		;;
+	esac
+	echo "unknown argument: $1" >&2
+	exit 2
+}
+bench_check_rounds() {
+	case "$1" in '' | *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
+}
+
 # The shared probes next to the bench's helper.py, which imports them.
 bench_helper_probes() { cp "$BENCH_DIR/probes.py" "$WORK/probes.py"; }
 

@@ -54,18 +54,11 @@ while [ $# -gt 0 ]; do
 	--messages) MESSAGES=$2; shift ;;
 	--postfix-release) PF_RELEASE=$2; shift ;;
 	--keep) KEEP=1 ;;
-	-h | --help)
-		sed -n '2,18p' "$0"
-		exit 0
-		;;
-	*)
-		echo "unknown argument: $1" >&2
-		exit 2
-		;;
+	*) bench_help_or_refuse "$1" 18 ;;
 	esac
 	shift
 done
-case "$ROUNDS" in '' | *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
+bench_check_rounds "$ROUNDS"
 case "$ONLY" in
 '' | postd | postfix) ;;
 *) echo "bad --only" >&2; exit 2 ;;

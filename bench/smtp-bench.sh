@@ -47,18 +47,11 @@ while [ $# -gt 0 ]; do
 	--sessions) SESSIONS=$2; shift ;;
 	--reconnect) RECONNECT=1 ;;
 	--keep) KEEP=1 ;;
-	-h | --help)
-		sed -n '2,14p' "$0"
-		exit 0
-		;;
-	*)
-		echo "unknown argument: $1" >&2
-		exit 2
-		;;
+	*) bench_help_or_refuse "$1" 14 ;;
 	esac
 	shift
 done
-case "$ROUNDS" in '' | *[!0-9]* | 0) echo "bad --rounds" >&2; exit 2 ;; esac
+bench_check_rounds "$ROUNDS"
 case "$ONLY" in
 '' | postd | postfix) ;;
 *) echo "bad --only" >&2; exit 2 ;;
