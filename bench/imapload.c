@@ -54,7 +54,6 @@
 #define MAX_MSGS 1000000
 #define MAX_LITERAL (256ULL << 20)
 #define MAX_SAMPLES 4000000
-#define ERR_ABORT 1000
 #define EPOLL_BATCH 256
 #define TICK_MS 100
 #define DRAIN_SECONDS 30.0
@@ -1002,7 +1001,6 @@ void usage(void)
 
 int main(int argc, char **argv)
 {
-	struct sigaction sa;
 	int opt;
 
 	if (argc < 2)
@@ -1083,13 +1081,7 @@ int main(int argc, char **argv)
 	if (o.mode == M_LOGIN && o.seconds <= 0)
 		o.seconds = 3600;
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	lg_process_setup();
 
 	nconns = o.mode == M_IDLE ? o.conns : o.clients;
 	if (nconns == 0)
@@ -1115,7 +1107,5 @@ int main(int argc, char **argv)
 	if (run_loop() < 0)
 		return 2;
 	report();
-	if (errors >= ERR_ABORT)
-		fprintf(stderr, "error: stopped after %lu errors\n", errors);
-	return errors ? 1 : 0;
+	return lg_exit_status();
 }

@@ -23,6 +23,9 @@
 unsigned long errors;
 volatile sig_atomic_t got_signal;
 
+static void on_signal(int sig);
+static void raise_nofile(void);
+
 double now(void)
 {
 	struct timespec ts;
@@ -31,7 +34,7 @@ double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void on_signal(int sig)
+static void on_signal(int sig)
 {
 	got_signal = sig;
 }
@@ -118,7 +121,7 @@ double secs_arg(const char *s)
 	return v;
 }
 
-void raise_nofile(void)
+static void raise_nofile(void)
 {
 	struct rlimit rl;
 
@@ -175,4 +178,24 @@ int lg_flush(int ep, int fd, void *ptr, const char *out, size_t *outoff,
 	ev.data.ptr = ptr;
 	epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
 	return 0;
+}
+
+void lg_process_setup(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+}
+
+int lg_exit_status(void)
+{
+	if (errors >= ERR_ABORT)
+		fprintf(stderr, "error: stopped after %lu errors\n", errors);
+	return errors ? 1 : 0;
 }
