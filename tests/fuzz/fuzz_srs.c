@@ -53,6 +53,10 @@ static void fuzz_round_trip(const char *sender, time_t now)
 	if (srs_forward(&fuzz_srs, sender, FUZZ_DOMAIN, now, fwd,
 			sizeof(fwd)) != SRS_OK)
 		return;
+	/* A sender already at the SRS domain is passed on unchanged, not
+	 * rewritten, so there is no round trip to check. */
+	if (strcmp(fwd, sender) == 0)
+		return;
 	at = strrchr(fwd, '@');
 	FUZZ_CHECK(at != NULL);
 	if (strcasecmp(at + 1, FUZZ_DOMAIN) != 0 ||
