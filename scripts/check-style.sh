@@ -142,7 +142,17 @@ if [ -n "$outside" ]; then
 	rc=1
 fi
 
+# Leftovers of patch(1) and editors are never part of the product.
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+	stray=$(git ls-files -- '*.orig' '*.rej' '*~' '*.swp')
+	if [ -n "$stray" ]; then
+		echo "check-style: stray files tracked by git:"
+		echo "$stray"
+		rc=1
+	fi
+fi
+
 if [ $rc -eq 0 ]; then
-	echo "check-style: ok (banned calls, clang-format, cppcheck, citations)"
+	echo "check-style: ok (banned calls, clang-format, cppcheck, citations, stray files)"
 fi
 exit $rc
