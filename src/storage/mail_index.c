@@ -247,6 +247,7 @@ static int scan_both(struct mail_view *v, unsigned which, struct scan *s,
 static int scan_cmp_base(const void *a, const void *b);
 static int scan_cmp_delivery(const void *a, const void *b);
 static int idx_scan(struct mail_view *v, struct lines *out);
+static time_t idx_date(time_t t);
 static void idx_scan_new(struct mail_view *v, struct scan_file **fresh,
 			 size_t nfresh, struct lines *out);
 static int idx_relocate(struct mail_view *v, struct mail_entry *e);
@@ -1525,6 +1526,19 @@ static bool idx_dirs_changed(struct mail_view *v)
 	return scan_which(v) != 0;
 }
 
+/* An internal date the index can hold: an APPEND may name a day before
+ * 1970 and a copied Maildir may carry any mtime, but a record outside
+ * 0..IDX_MAX_DATE would not parse back. The earliest or latest date the
+ * index holds stands in. */
+static time_t idx_date(time_t t)
+{
+	if (t < 0)
+		return 0;
+	if ((uint64_t)t > IDX_MAX_DATE)
+		return (time_t)IDX_MAX_DATE;
+	return t;
+}
+
 /* New files: UIDs in delivery order, internal date from the mtime
  * (INV-T1), size from ",W=" or by reading the file once. */
 static void idx_scan_new(struct mail_view *v, struct scan_file **fresh,
@@ -1573,8 +1587,8 @@ static void idx_scan_new(struct mail_view *v, struct scan_file **fresh,
 			  "%" PRIu64 " %s\n",
 			  uid++, ++ms, idx_flags_from_info(info),
 			  f->in_cur ? 'c' : 'n', info == NULL ? "-" : info,
-			  (long long)f->mtime, size > IDX_MAX_SIZE ? 0 : size,
-			  base);
+			  (long long)idx_date(f->mtime),
+			  size > IDX_MAX_SIZE ? 0 : size, base);
 	}
 }
 
@@ -2719,7 +2733,8 @@ enum mail_status mail_append_commit(struct mail_append **ap, uint32_t flags,
 	snprintf(final, sizeof(final), "%s", name);
 	/* Date and flags first: a scan that meets the file before it is
 	 * recorded below takes both from the file. */
-	times[1].tv_sec = internaldate != 0 ? internaldate : time(NULL);
+	times[1].tv_sec =
+	    internaldate != 0 ? idx_date(internaldate) : time(NULL);
 	if (new_fd < 0 || cur_fd < 0 ||
 	    utimensat(new_fd, name, times, AT_SYMLINK_NOFOLLOW) < 0)
 		log_warn("mail_index: cannot set an appended message's date");
