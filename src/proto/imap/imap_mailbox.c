@@ -580,12 +580,20 @@ bool imap_status_untagged(struct imap_session *s, const char *name,
 			  const struct imap_arg *items, bool quiet)
 {
 	struct mail_folder_status st;
-	char error[256], out[512];
+	char error[256], out[512], cause[400];
+	enum folder_status fst;
 	int fd;
 
-	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
-	    FOLDER_OK) {
-		if (!quiet)
+	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
+	if (fst != FOLDER_OK) {
+		snprintf(cause, sizeof(cause), "STATUS: %s", error);
+		/* Out of descriptors is not "no such mailbox". */
+		if (!quiet && fst == FOLDER_TEMPFAIL)
+			imap_refuse(s, "NO", "UNAVAILABLE",
+				    "The mailbox cannot be opened right now; "
+				    "try again later.",
+				    cause);
+		else if (!quiet)
 			imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.",
 				    "STATUS of a missing mailbox");
 		return false;
@@ -711,9 +719,10 @@ static const struct mail_sync_cb imap_hold_cb = {
 static void imap_copy(struct imap_session *s, const struct imap_args *a,
 		      bool move)
 {
-	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256], cause[400];
 	struct imap_seqset set;
 	struct imap_seqset_iter it;
+	enum folder_status fst;
 	size_t *seq0s = NULL, count = 0, total = mail_view_count(s->view);
 	uint32_t *src_uids = NULL, *dst_uids = NULL, uidvalidity = 0, n;
 	enum mail_status st;
@@ -740,11 +749,21 @@ static void imap_copy(struct imap_session *s, const struct imap_args *a,
 			    "MOVE from a read-only mailbox");
 		return;
 	}
-	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
-	    FOLDER_OK) {
+	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
+	if (fst != FOLDER_OK) {
 		imap_seqset_free(&set);
-		imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
-			    "COPY to a missing mailbox");
+		snprintf(cause, sizeof(cause), "%s: %s", move ? "MOVE" : "COPY",
+			 error);
+		/* TRYCREATE only for a folder that is not there: a client
+		 * creates it and tries again. */
+		if (fst == FOLDER_TEMPFAIL)
+			imap_refuse(s, "NO", "UNAVAILABLE",
+				    "The mailbox cannot be opened right now; "
+				    "try again later.",
+				    cause);
+		else
+			imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
+				    "COPY to a missing mailbox");
 		return;
 	}
 	seq0s = xcalloc(total + 1, sizeof(*seq0s));
