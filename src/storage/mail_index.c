@@ -3027,7 +3027,13 @@ void mail_view_cache_put(struct mail_view *view, size_t seq0, const void *blob,
 		if (end >= (off_t)(16 + len))
 			cache_map_put(view, view->e[seq0].m.uid,
 				      (uint64_t)end - 16 - len, (uint32_t)len);
-		view->cache_records++;
+		/* Read past it now and counted once; behind another
+		 * writer's record, cache_tail() reads and counts both. */
+		if (end >= (off_t)(16 + len) &&
+		    (uint64_t)end - 16 - len == view->cache_off) {
+			view->cache_off = (uint64_t)end;
+			view->cache_records++;
+		}
 	}
 	free(rec);
 }
