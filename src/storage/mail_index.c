@@ -132,6 +132,7 @@ struct mail_view {
 	bool own;	/* applying records this view wrote */
 	bool dirty;	/* an entry changed, appeared or was expunged */
 	bool reloading; /* applying a whole file */
+	bool uids_void; /* rebuilt under a new UIDVALIDITY since opened */
 	int cache_fd;
 	dev_t cache_dev;
 	ino_t cache_ino;
@@ -1085,6 +1086,7 @@ static enum mail_status idx_begin(struct mail_view *v, char *error,
 	}
 	/* Lost, corrupt or rebuilt by someone else: the UIDs this view
 	 * announced are void; make a good index for the next session. */
+	v->uids_void = true;
 	if (r != IDX_READ_NEW_UIDV) {
 		uint32_t old = v->uidvalidity;
 
@@ -1839,6 +1841,11 @@ void mail_view_close(struct mail_view **vp)
 uint32_t mail_view_uidvalidity(const struct mail_view *view)
 {
 	return view->uidvalidity;
+}
+
+bool mail_view_uids_void(const struct mail_view *view)
+{
+	return view->uids_void;
 }
 
 uint32_t mail_view_uidnext(const struct mail_view *view)

@@ -30,6 +30,7 @@ static void imap_sync_exists(void *ctx, size_t count);
 static void imap_notify_cb(void *ctx);
 static void imap_mailbox_close(struct imap_session *s);
 static void imap_idle_stop(struct imap_session *s);
+static bool imap_mailbox_uids_void(struct imap_session *s);
 static size_t imap_flags_add(char *out, size_t size, size_t n,
 			     const char *flag);
 static void imap_select(struct imap_session *s, const struct imap_args *a,
@@ -135,14 +136,36 @@ void imap_mailbox_sync(struct imap_session *s, bool allow_expunge)
 {
 	char error[256];
 
-	if (s->view == NULL)
+	if (s->view == NULL || imap_mailbox_uids_void(s))
 		return;
 	s->changed = false;
 	if (mail_view_sync(s->view, allow_expunge, &imap_sync_cb, s, error,
 			   sizeof(error)) != MAIL_OK)
 		log_warn("session=%s user=%s: syncing %s: %s", conn_id(s->conn),
 			 s->user, s->selected, error);
+	if (imap_mailbox_uids_void(s))
+		return;
 	imap_search_update_flush(s);
+}
+
+/*
+ * The selected folder's index was rebuilt under a new UIDVALIDITY (by
+ * this view or another): nothing it holds may reach the client, whose
+ * UIDs now name other messages. UIDVALIDITY never changes within a
+ * session (RFC 9051 2.3.1.1), so the session ends.
+ */
+static bool imap_mailbox_uids_void(struct imap_session *s)
+{
+	if (!mail_view_uids_void(s->view))
+		return false;
+	if (!conn_is_closing(s->conn)) {
+		imap_reply_untagged(s, "BYE [UNAVAILABLE] The mailbox's "
+				       "UIDVALIDITY changed; select it again.");
+		imap_session_log_refusal(s, "UIDVALIDITY of the selected "
+					    "folder changed (index rebuilt)");
+		imap_session_close(s, "UIDVALIDITY changed");
+	}
+	return true;
 }
 
 /* Something changed in the selected folder: an IDLE client hears it now
