@@ -132,6 +132,7 @@ struct mail_view {
 	bool own;	/* applying records this view wrote */
 	bool dirty;	/* an entry changed, appeared or was expunged */
 	bool reloading; /* applying a whole file */
+	bool uids_void; /* rebuilt under a new UIDVALIDITY since opened */
 	int cache_fd;
 	dev_t cache_dev;
 	ino_t cache_ino;
@@ -1086,6 +1087,7 @@ static enum mail_status idx_begin(struct mail_view *v, char *error,
 	}
 	/* Lost, corrupt or rebuilt by someone else: the UIDs this view
 	 * announced are void; make a good index for the next session. */
+	v->uids_void = true;
 	if (r != IDX_READ_NEW_UIDV) {
 		uint32_t old = v->uidvalidity;
 
@@ -1853,6 +1855,11 @@ void mail_view_close(struct mail_view **vp)
 uint32_t mail_view_uidvalidity(const struct mail_view *view)
 {
 	return view->uidvalidity;
+}
+
+bool mail_view_uids_void(const struct mail_view *view)
+{
+	return view->uids_void;
 }
 
 uint32_t mail_view_uidnext(const struct mail_view *view)
@@ -3042,7 +3049,13 @@ void mail_view_cache_put(struct mail_view *view, size_t seq0, const void *blob,
 		if (end >= (off_t)(16 + len))
 			cache_map_put(view, view->e[seq0].m.uid,
 				      (uint64_t)end - 16 - len, (uint32_t)len);
-		view->cache_records++;
+		/* Read past it now and counted once; behind another
+		 * writer's record, cache_tail() reads and counts both. */
+		if (end >= (off_t)(16 + len) &&
+		    (uint64_t)end - 16 - len == view->cache_off) {
+			view->cache_off = (uint64_t)end;
+			view->cache_records++;
+		}
 	}
 	free(rec);
 }

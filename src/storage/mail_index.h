@@ -67,6 +67,10 @@ enum mail_status mail_view_open(int folder_fd, bool readonly,
 void mail_view_close(struct mail_view **view);
 
 uint32_t mail_view_uidvalidity(const struct mail_view *view);
+/* True once the folder's index was rebuilt under this view (a new
+ * UIDVALIDITY): the UIDs and sequence numbers it told are void, and a
+ * session that selected it must end (RFC 9051 2.3.1.1). */
+bool mail_view_uids_void(const struct mail_view *view);
 uint32_t mail_view_uidnext(const struct mail_view *view);
 uint64_t mail_view_highest_modseq(const struct mail_view *view);
 

@@ -801,3 +801,58 @@ def test_damaged_index_logs_its_cause(make_server, how):
     assert lines, "%s: no log line naming the cause; log:\n%s" % (
         how, srv.log_since(mark)[-2000:])
 
+
+
+def _noop_until_closed(r, tries=3):
+    """NOOPs until the server closes; returns every line it sent."""
+    seen = []
+    for i in range(tries):
+        try:
+            r.send("n%d NOOP\r\n" % i)
+            while True:
+                ln = r.line()
+                seen.append(ln)
+                if ln.startswith("n%d " % i):
+                    break
+        except (EOFError, OSError):
+            return seen, True
+    return seen, False
+
+
+@pytest.mark.parametrize("rebuilt_by", ["this_session", "another_session"])
+def test_selected_session_ends_when_its_uidvalidity_changes(make_server,
+                                                           rebuilt_by):
+    """RFC 9051 2.3.1.1: UIDVALIDITY never changes within a session. When
+    the index of the selected folder is lost and rebuilt under a new one,
+    the UIDs this session told are void: it is closed with BYE, never
+    told the rebuilt folder's messages as if they were its own (a client
+    would then STORE or EXPUNGE by UIDs that name other messages)."""
+    from test_imap_basic import Raw
+    from conftest import ALICE_PW
+    srv = make_server()
+    for i in range(3):
+        srv.deliver(ALICE, b"Subject: v%d\r\n\r\nbody %d\r\n" % (i, i))
+    r = Raw(srv.imap_port)
+    assert r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))[1].startswith(
+        "a1 OK")
+    lines, tagged = r.cmd("a2", "SELECT INBOX")
+    assert tagged.startswith("a2 OK"), tagged
+    uidv = [ln for ln in lines if "[UIDVALIDITY " in ln]
+    assert uidv, lines
+    os.unlink(os.path.join(srv.maildir(), "postd-imap.log"))
+    if rebuilt_by == "another_session":
+        o = Raw(srv.imap_port)
+        o.cmd("b1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+        lines, tagged = o.cmd("b2", "SELECT INBOX")
+        assert tagged.startswith("b2 OK"), tagged
+        assert uidv[0] not in lines, lines  # a new UIDVALIDITY
+        o.cmd("b3", "LOGOUT")
+        o.close()
+    mark = srv.log_mark()
+    seen, closed = _noop_until_closed(r)
+    r.close()
+    assert closed, "session goes on after its UIDVALIDITY changed: %r" % seen
+    assert any(ln.startswith("* BYE ") for ln in seen), seen
+    assert not any(ln.endswith(" EXISTS") for ln in seen), seen
+    srv.wait_log(r"refused .*UIDVALIDITY", since=mark)
+    assert "died" not in srv.log_since(mark)

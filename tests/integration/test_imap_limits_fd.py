@@ -6,6 +6,7 @@ later ([UNAVAILABLE]), never that its mailbox does not exist, and other
 sessions go on."""
 
 import os
+import socket
 
 from conftest import ALICE, ALICE_PW
 from test_imap_basic import Raw
@@ -58,4 +59,61 @@ def test_out_of_descriptors_is_unavailable_not_nonexistent(make_server):
     finally:
         for r in sessions:
             r.close()
+    assert "died" not in srv.log()
+
+
+def fill_descriptors(srv):
+    """Opens connections until the worker cannot accept one more: then it
+    has no descriptor left. Returns the sockets, to be closed."""
+    mark = srv.log_mark()
+    socks = []
+    for _ in range(200):
+        s = socket.create_connection(("127.0.0.1", srv.imap_port), timeout=10)
+        socks.append(s)
+        s.settimeout(1.5)
+        try:
+            if s.recv(4096).startswith(b"* OK"):
+                continue
+        except socket.timeout:
+            pass
+        srv.wait_log(r"accept: Too many open files", since=mark)
+        return socks
+    raise AssertionError("200 connections and descriptors left?")
+
+
+def test_out_of_descriptors_in_copy_status_append_is_unavailable(make_server):
+    """A target folder that cannot be opened for want of a descriptor is
+    not a missing one: COPY, MOVE and APPEND must not say TRYCREATE (the
+    client would create it), STATUS not NONEXISTENT; the log says why."""
+    srv = make_server(overrides={"workers": "1"}, start=False)
+    srv.nofile = (80, 80)
+    srv.start()
+    srv.deliver(ALICE, b"Subject: fd\r\n\r\nbody\r\n")
+    r = Raw(srv.imap_port)
+    socks = []
+    try:
+        lines, tagged = r.cmd("a1", "LOGIN %s %s" % (ALICE, ALICE_PW))
+        assert tagged.startswith("a1 OK"), tagged
+        lines, tagged = r.cmd("a2", "SELECT INBOX")
+        assert tagged.startswith("a2 OK"), tagged
+        mark = srv.log_mark()
+        socks = fill_descriptors(srv)
+        answers = {}
+        for tag, cmd in (("c1", "COPY 1 Archive"), ("c2", "MOVE 1 Archive"),
+                         ("c3", "STATUS Archive (MESSAGES)")):
+            answers[tag] = r.cmd(tag, cmd)[1]
+        r.send("c4 APPEND Archive {3+}\r\nx\r\n\r\n")
+        answers["c4"] = r.until("c4")[1]
+        for tag, tagged in answers.items():
+            assert tagged.startswith(tag + " NO [UNAVAILABLE] "), tagged
+        log = srv.log_since(mark)
+        assert log.count("Too many open files") >= 4, log[-3000:]
+        assert "missing mailbox" not in log, log[-3000:]
+    finally:
+        for s in socks:
+            s.close()
+    # the descriptors back, the same session copies
+    lines, tagged = r.cmd("d1", "COPY 1 Archive")
+    assert tagged.startswith("d1 OK"), tagged
+    r.close()
     assert "died" not in srv.log()

@@ -700,6 +700,47 @@ static void test_cache_stays_small_as_messages_come_and_go(void **state)
 	mail_view_close(&v);
 }
 
+/*
+ * A record this view wrote counts once towards the restart: counted at
+ * the write and again when the view read past it, 140 records of 5 live
+ * messages looked like 280 and threw away a cache of live ones.
+ */
+static void test_cache_counts_own_records_once(void **state)
+{
+	struct tmp_maildir *f = *state;
+	struct mail_view *v, *w;
+	struct stat before, after;
+	struct events ev;
+	uint32_t uids[135];
+	char err[256];
+	void *blob;
+	size_t len;
+
+	for (int i = 0; i < 140; i++)
+		deliver(f->root_fd, "Subject: c\n\nbody\n", NULL, 0);
+	v = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_count(v), 140);
+	for (size_t i = 0; i < 140; i++)
+		mail_view_cache_put(v, i, "a structure", 11);
+	for (size_t i = 0; i < 135; i++)
+		uids[i] = mail_view_msg(v, i)->uid;
+	assert_int_equal(mail_view_expunge_uids(v, uids, 135, err, sizeof(err)),
+			 MAIL_OK);
+	sync_view(v, true, &ev);
+	assert_int_equal(mail_view_count(v), 5);
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.cache", &before, 0),
+			 0);
+	/* 140 records, 135 dead: within 2 x 5 + 256, the cache stays. */
+	mail_view_cache_put(v, 0, "a structure", 11);
+	assert_int_equal(fstatat(f->root_fd, "postd-imap.cache", &after, 0), 0);
+	assert_int_equal(before.st_ino, after.st_ino);
+	w = open_view(f->root_fd, false);
+	assert_int_equal(mail_view_cache_get(w, 4, &blob, &len), MAIL_OK);
+	free(blob);
+	mail_view_close(&w);
+	mail_view_close(&v);
+}
+
 /* INV-D1 for APPEND: file, its folder and the index are fsynced before
  * the UID is handed out; flags go into the name, the date into mtime. */
 static void test_inv_d1_append_durable(void **state)
@@ -880,6 +921,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_cache_stays_small_as_messages_come_and_go,
 		tmp_maildir_setup, tmp_maildir_teardown),
+	    cmocka_unit_test_setup_teardown(test_cache_counts_own_records_once,
+					    tmp_maildir_setup,
+					    tmp_maildir_teardown),
 	    cmocka_unit_test_setup_teardown(test_inv_d1_append_durable,
 					    tmp_maildir_setup,
 					    tmp_maildir_teardown),

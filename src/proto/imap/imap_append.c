@@ -80,6 +80,8 @@ static bool append_literal(struct imap_session *s,
 static void append_commit(struct imap_session *s);
 static void append_fail(struct imap_append_cmd *c, const char *status,
 			const char *code, const char *text, const char *cause);
+static void append_open_fail(struct imap_append_cmd *c, enum folder_status fst,
+			     const char *error);
 static void append_reply_failure(struct imap_session *s);
 static bool append_start_message(struct imap_session *s);
 static void append_end_message(struct imap_append_cmd *c);
@@ -124,6 +126,7 @@ bool imap_append_start(struct imap_session *s, const char *wire, size_t len,
 	struct imap_command cmd;
 	struct imap_append_cmd *c;
 	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
+	enum folder_status fst;
 	const char *err;
 
 	memset(&cmd, 0, sizeof(cmd));
@@ -137,10 +140,9 @@ bool imap_append_start(struct imap_session *s, const char *wire, size_t len,
 	s->append_cmd = c;
 	if (!imap_folder_name(s, &cmd.args[0], name, sizeof(name))) {
 		c->failed = c->answered = true;
-	} else if (folder_open(s->maildir_fd, name, &c->folder_fd, error,
-			       sizeof(error)) != FOLDER_OK) {
-		append_fail(c, "NO", "TRYCREATE", "No such mailbox.",
-			    "APPEND to a missing mailbox");
+	} else if ((fst = folder_open(s->maildir_fd, name, &c->folder_fd, error,
+				      sizeof(error))) != FOLDER_OK) {
+		append_open_fail(c, fst, error);
 	}
 	imap_command_free(&cmd);
 	/* The command is APPEND's to finish, answered or going on. */
@@ -634,6 +636,24 @@ static void append_fail(struct imap_append_cmd *c, const char *status,
 	snprintf(c->code, sizeof(c->code), "%s", code ? code : "");
 	snprintf(c->text, sizeof(c->text), "%s", text);
 	snprintf(c->cause, sizeof(c->cause), "%s", cause);
+}
+
+/* TRYCREATE only for a folder that is not there: a client creates it and
+ * tries again. Out of descriptors, it is told to wait. */
+static void append_open_fail(struct imap_append_cmd *c, enum folder_status fst,
+			     const char *error)
+{
+	char cause[400];
+
+	if (fst != FOLDER_TEMPFAIL) {
+		append_fail(c, "NO", "TRYCREATE", "No such mailbox.",
+			    "APPEND to a missing mailbox");
+		return;
+	}
+	snprintf(cause, sizeof(cause), "APPEND: %s", error);
+	append_fail(c, "NO", "UNAVAILABLE",
+		    "The mailbox cannot be opened right now; try again later.",
+		    cause);
 }
 
 static void append_store_fail(struct imap_append_cmd *c, enum mail_status st,

@@ -199,7 +199,10 @@ void imap_commands_dispatch(struct imap_session *s, const char *wire,
 		 * number); expunges wait for the end of the command. */
 		if (s->state == IMAP_STATE_SELECTED)
 			imap_mailbox_sync(s, false);
-		row->handler(s, &a);
+		/* The sync may have ended the session (the folder's
+		 * UIDVALIDITY changed): no command runs on a void view. */
+		if (!conn_is_closing(s->conn))
+			row->handler(s, &a);
 	}
 	imap_command_free(&cmd);
 	/* A finished command's tag is not the next one's. */

@@ -30,6 +30,7 @@ static void imap_sync_exists(void *ctx, size_t count);
 static void imap_notify_cb(void *ctx);
 static void imap_mailbox_close(struct imap_session *s);
 static void imap_idle_stop(struct imap_session *s);
+static bool imap_mailbox_uids_void(struct imap_session *s);
 static size_t imap_flags_add(char *out, size_t size, size_t n,
 			     const char *flag);
 static void imap_select(struct imap_session *s, const struct imap_args *a,
@@ -135,14 +136,36 @@ void imap_mailbox_sync(struct imap_session *s, bool allow_expunge)
 {
 	char error[256];
 
-	if (s->view == NULL)
+	if (s->view == NULL || imap_mailbox_uids_void(s))
 		return;
 	s->changed = false;
 	if (mail_view_sync(s->view, allow_expunge, &imap_sync_cb, s, error,
 			   sizeof(error)) != MAIL_OK)
 		log_warn("session=%s user=%s: syncing %s: %s", conn_id(s->conn),
 			 s->user, s->selected, error);
+	if (imap_mailbox_uids_void(s))
+		return;
 	imap_search_update_flush(s);
+}
+
+/*
+ * The selected folder's index was rebuilt under a new UIDVALIDITY (by
+ * this view or another): nothing it holds may reach the client, whose
+ * UIDs now name other messages. UIDVALIDITY never changes within a
+ * session (RFC 9051 2.3.1.1), so the session ends.
+ */
+static bool imap_mailbox_uids_void(struct imap_session *s)
+{
+	if (!mail_view_uids_void(s->view))
+		return false;
+	if (!conn_is_closing(s->conn)) {
+		imap_reply_untagged(s, "BYE [UNAVAILABLE] The mailbox's "
+				       "UIDVALIDITY changed; select it again.");
+		imap_session_log_refusal(s, "UIDVALIDITY of the selected "
+					    "folder changed (index rebuilt)");
+		imap_session_close(s, "UIDVALIDITY changed");
+	}
+	return true;
 }
 
 /* Something changed in the selected folder: an IDLE client hears it now
@@ -580,12 +603,20 @@ bool imap_status_untagged(struct imap_session *s, const char *name,
 			  const struct imap_arg *items, bool quiet)
 {
 	struct mail_folder_status st;
-	char error[256], out[512];
+	char error[256], out[512], cause[400];
+	enum folder_status fst;
 	int fd;
 
-	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
-	    FOLDER_OK) {
-		if (!quiet)
+	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
+	if (fst != FOLDER_OK) {
+		snprintf(cause, sizeof(cause), "STATUS: %s", error);
+		/* Out of descriptors is not "no such mailbox". */
+		if (!quiet && fst == FOLDER_TEMPFAIL)
+			imap_refuse(s, "NO", "UNAVAILABLE",
+				    "The mailbox cannot be opened right now; "
+				    "try again later.",
+				    cause);
+		else if (!quiet)
 			imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.",
 				    "STATUS of a missing mailbox");
 		return false;
@@ -711,9 +742,10 @@ static const struct mail_sync_cb imap_hold_cb = {
 static void imap_copy(struct imap_session *s, const struct imap_args *a,
 		      bool move)
 {
-	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256], cause[400];
 	struct imap_seqset set;
 	struct imap_seqset_iter it;
+	enum folder_status fst;
 	size_t *seq0s = NULL, count = 0, total = mail_view_count(s->view);
 	uint32_t *src_uids = NULL, *dst_uids = NULL, uidvalidity = 0, n;
 	enum mail_status st;
@@ -740,11 +772,21 @@ static void imap_copy(struct imap_session *s, const struct imap_args *a,
 			    "MOVE from a read-only mailbox");
 		return;
 	}
-	if (folder_open(s->maildir_fd, name, &fd, error, sizeof(error)) !=
-	    FOLDER_OK) {
+	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
+	if (fst != FOLDER_OK) {
 		imap_seqset_free(&set);
-		imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
-			    "COPY to a missing mailbox");
+		snprintf(cause, sizeof(cause), "%s: %s", move ? "MOVE" : "COPY",
+			 error);
+		/* TRYCREATE only for a folder that is not there: a client
+		 * creates it and tries again. */
+		if (fst == FOLDER_TEMPFAIL)
+			imap_refuse(s, "NO", "UNAVAILABLE",
+				    "The mailbox cannot be opened right now; "
+				    "try again later.",
+				    cause);
+		else
+			imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
+				    "COPY to a missing mailbox");
 		return;
 	}
 	seq0s = xcalloc(total + 1, sizeof(*seq0s));
