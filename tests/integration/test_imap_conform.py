@@ -234,3 +234,30 @@ def test_keyword_defined_elsewhere_is_in_flags_before_any_fetch(shared_server):
     for r in (a, b):
         r.cmd("z", "LOGOUT")
         r.close()
+
+
+# -- "*" in a UID set -------------------------------------------------------
+
+
+def test_uid_star_is_the_last_message_after_the_highest_expunged(
+        shared_server):
+    """RFC 9051 6.4.9: "*" in a UID set is the UID of the last message,
+    so 'UID FETCH 4:*' names it even when 4 is above every UID left (the
+    highest ones were expunged). It used to resolve to UIDNEXT - 1 and
+    the FETCH answered nothing."""
+    srv = shared_server
+    fresh(srv)
+    for i in range(5):
+        srv.deliver(ALICE, b"Subject: m%d\r\n\r\nbody\r\n" % i)
+    r = logged_in(srv)
+    ok(r, "a1", "SELECT INBOX")
+    ok(r, "a2", "UID STORE 4:5 +FLAGS.SILENT (\\Deleted)")
+    ok(r, "a3", "EXPUNGE")
+    lines = ok(r, "a4", "UID FETCH 4:* (UID)")
+    assert [ln for ln in lines if "FETCH" in ln] == \
+        ["* 3 FETCH (UID 3)"], lines
+    lines = ok(r, "a5", "UID SEARCH UID 7:*")
+    assert "* SEARCH 3" in lines, lines
+    lines = ok(r, "a6", "UID FETCH * (UID)")
+    assert [ln for ln in lines if "FETCH" in ln] == \
+        ["* 3 FETCH (UID 3)"], lines

@@ -863,6 +863,14 @@ void imap_cmd_move(struct imap_session *s, const struct imap_args *a)
 	imap_copy(s, a, true);
 }
 
+uint32_t imap_mailbox_uid_star(struct imap_session *s)
+{
+	size_t n = mail_view_count(s->view);
+
+	return n > 0 ? mail_view_msg(s->view, n - 1)->uid
+		     : mail_view_uidnext(s->view) - 1;
+}
+
 bool imap_mailbox_resolve_set(struct imap_session *s, struct imap_seqset *set,
 			      bool uid)
 {
@@ -887,15 +895,7 @@ bool imap_mailbox_resolve_set(struct imap_session *s, struct imap_seqset *set,
 		return true;
 	}
 	if (uid) {
-		uint32_t max = mail_view_uidnext(s->view) - 1;
-
-		if (mail_view_count(s->view) > 0 &&
-		    mail_view_msg(s->view, mail_view_count(s->view) - 1)->uid >
-			max)
-			max =
-			    mail_view_msg(s->view, mail_view_count(s->view) - 1)
-				->uid;
-		imap_seqset_resolve(set, max, true);
+		imap_seqset_resolve(set, imap_mailbox_uid_star(s), true);
 		return true;
 	}
 	if (imap_seqset_resolve(set, (uint32_t)mail_view_count(s->view),

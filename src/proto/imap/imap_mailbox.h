@@ -46,6 +46,9 @@ void imap_mailbox_format_flags(const struct imap_session *s,
 bool imap_mailbox_parse_flags(struct imap_session *s, const struct imap_arg *v,
 			      size_t n, uint32_t *flags_r, const char ***kw_r,
 			      size_t *kw_count_r);
+/* What "*" stands for in a UID set: the UID of the last message, or
+ * UIDNEXT - 1 in an empty folder (RFC 9051 6.4.9). */
+uint32_t imap_mailbox_uid_star(struct imap_session *s);
 /* Resolves a parsed set against the view ("$", '*', UIDs); false after a
  * BAD for sequence numbers out of range. */
 bool imap_mailbox_resolve_set(struct imap_session *s, struct imap_seqset *set,

@@ -240,7 +240,7 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	struct imap_seqset saved;
 	struct search_msg c;
 	const char *error;
-	uint32_t *hits, *uids, max_uid;
+	uint32_t *hits, *uids;
 	uint64_t *mods;
 	size_t count = 0, total = mail_view_count(s->view);
 	char cause[160];
@@ -264,10 +264,8 @@ void imap_cmd_search(struct imap_session *s, const struct imap_args *a)
 	for (size_t i = 0; i < s->saved_count; i++)
 		imap_seqset_add(&saved, s->saved_uids[i], s->saved_uids[i]);
 	imap_seqset_normalize(&saved);
-	max_uid = mail_view_uidnext(s->view) - 1;
-	if (total > 0 && mail_view_msg(s->view, total - 1)->uid > max_uid)
-		max_uid = mail_view_msg(s->view, total - 1)->uid;
-	imap_search_resolve(&search, (uint32_t)total, max_uid, &saved);
+	imap_search_resolve(&search, (uint32_t)total, imap_mailbox_uid_star(s),
+			    &saved);
 	imap_seqset_free(&saved);
 	hits = xcalloc(total + 1, sizeof(*hits));
 	uids = xcalloc(total + 1, sizeof(*uids));
@@ -317,7 +315,6 @@ bool imap_search_collect(struct imap_session *s, const struct imap_arg *v,
 	struct imap_seqset saved;
 	struct search_msg c;
 	const char *error;
-	uint32_t max_uid;
 	size_t count = 0, total = mail_view_count(s->view);
 	size_t *seq0s;
 	char cause[160];
@@ -340,10 +337,8 @@ bool imap_search_collect(struct imap_session *s, const struct imap_arg *v,
 	for (size_t i = 0; i < s->saved_count; i++)
 		imap_seqset_add(&saved, s->saved_uids[i], s->saved_uids[i]);
 	imap_seqset_normalize(&saved);
-	max_uid = mail_view_uidnext(s->view) - 1;
-	if (total > 0 && mail_view_msg(s->view, total - 1)->uid > max_uid)
-		max_uid = mail_view_msg(s->view, total - 1)->uid;
-	imap_search_resolve(&search, (uint32_t)total, max_uid, &saved);
+	imap_search_resolve(&search, (uint32_t)total, imap_mailbox_uid_star(s),
+			    &saved);
 	imap_seqset_free(&saved);
 	seq0s = xcalloc(total + 1, sizeof(*seq0s));
 	for (size_t i = 0; i < total; i++) {

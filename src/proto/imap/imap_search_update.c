@@ -222,16 +222,15 @@ static void live_flush_one(struct imap_session *s, struct live_search *l,
 			   uint64_t highest)
 {
 	size_t n = mail_view_count(s->view), nadds = 0, nremoves = 0;
-	uint32_t *adds, *removes, max_uid = mail_view_uidnext(s->view) - 1;
+	uint32_t *adds, *removes;
 	struct imap_seqset saved;
 
 	memset(&saved, 0, sizeof(saved));
 	for (size_t i = 0; i < s->saved_count; i++)
 		imap_seqset_add(&saved, s->saved_uids[i], s->saved_uids[i]);
 	imap_seqset_normalize(&saved);
-	if (n > 0 && mail_view_msg(s->view, n - 1)->uid > max_uid)
-		max_uid = mail_view_msg(s->view, n - 1)->uid;
-	imap_search_resolve(&l->search, (uint32_t)n, max_uid, &saved);
+	imap_search_resolve(&l->search, (uint32_t)n, imap_mailbox_uid_star(s),
+			    &saved);
 	imap_seqset_free(&saved);
 	adds = xcalloc(n + 1, sizeof(*adds));
 	removes = xcalloc(n + 1, sizeof(*removes));
