@@ -2172,6 +2172,14 @@ static enum mail_status idx_remove_files(struct mail_view *v, struct lines *out,
 		if (r < 0 && errno == ENOENT && idx_relocate(v, e) == 0)
 			r = idx_remove_file(v, e, hold_fd);
 		if (r < 0 && errno != ENOENT) {
+			/* The message stays, and the client sees it stay. */
+			char name[2 * MAILDIR_MAX_NAME];
+			int err = errno;
+
+			log_warn("mail_index: cannot expunge %s: %s",
+				 log_escape(name, sizeof(name), e->name,
+					    strlen(e->name)),
+				 strerror(err));
 			e->doomed = false;
 			continue;
 		}
