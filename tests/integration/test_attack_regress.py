@@ -50,3 +50,21 @@ def test_kill9_of_the_parent_takes_every_child_down(server):
     assert c.cmd("STAT").startswith("+OK 1 ")
     c.cmd("QUIT")
     c.close()
+
+
+@pytest.mark.parametrize("version", [b"HTTP/0.9", b"HTTP/1.9"])
+def test_http_reply_status_line_is_http_1(make_server, version):
+    """evhttp answered in the version the request named: "HTTP/0.9 200
+    OK" (no Content-Length) or "HTTP/1.9 200 OK", which no HTTP/1.x client
+    parses. Such a request now gets one 505 in HTTP/1.1, logged, and the
+    connection closes; HTTP/1.0 is still served in HTTP/1.0."""
+    from test_http import http_server, raw
+    srv = http_server(make_server)
+    mark = srv.log_mark()
+    resp = raw(srv, b"GET /healthz " + version + b"\r\nHost: x\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.1 505 "), resp[:200]
+    assert b"\r\nContent-Length: " in resp.split(b"\r\n\r\n")[0], resp[:300]
+    srv.wait_log(r"refused peer=127\.0\.0\.1 .*proto=http .*status=505 "
+                 r"cause=unsupported HTTP version", since=mark)
+    resp = raw(srv, b"GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n")
+    assert resp.startswith(b"HTTP/1.0 200 "), resp[:200]
