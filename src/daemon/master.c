@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -95,6 +94,8 @@ static void master_load_srs(const struct config *cfg, struct srs_secrets *srs);
 static const char *master_role_name(enum master_role role);
 
 static sigset_t master_signals;
+/* This process's pid, for its children to know when it is gone. */
+static pid_t master_pid;
 
 /*
  * A selected IMAP session holds about eight descriptors (its socket, the
@@ -225,7 +226,7 @@ static void master_child_setup(void)
 	signal(SIGCHLD, SIG_DFL);
 	signal(SIGQUIT, SIG_DFL);
 	sigprocmask(SIG_UNBLOCK, &master_signals, NULL);
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	privdrop_follow_parent(master_pid);
 }
 
 /*
@@ -754,6 +755,7 @@ int master_run(struct config *cfg, const struct master_options *opts)
 	m->opts = opts;
 	m->mail_root_fd = -1;
 	m->queue_fd = -1;
+	master_pid = getpid();
 	if (sodium_init() < 0)
 		fatal("libsodium failed to initialise");
 	if (privdrop_is_root()) {

@@ -3,12 +3,19 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
+
+static void privdrop_arm_parent_death(void);
+
+/* The parent privdrop_follow_parent() was told of; 0: none. */
+static pid_t privdrop_parent;
 
 bool privdrop_is_root(void)
 {
@@ -71,4 +78,26 @@ void privdrop_ids(uid_t uid, gid_t gid)
 		fatal("setresuid %u: %s", (unsigned)uid, strerror(errno));
 	if (setuid(0) == 0 || geteuid() == 0)
 		fatal("privileges could be regained after dropping them");
+	/* A change of uid or gid clears the parent-death signal (prctl(2)):
+	 * without this a kill -9 of the parent leaves its children serving
+	 * on its ports, and a new postd cannot bind them. */
+	privdrop_arm_parent_death();
+}
+
+void privdrop_follow_parent(pid_t parent)
+{
+	privdrop_parent = parent;
+	privdrop_arm_parent_death();
+}
+
+/* Armed, then checked: a parent that died before the prctl() sent no
+ * signal, and its child now has another parent. */
+static void privdrop_arm_parent_death(void)
+{
+	if (privdrop_parent == 0)
+		return;
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		fatal("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+	if (getppid() != privdrop_parent)
+		_exit(0);
 }

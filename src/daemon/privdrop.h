@@ -22,5 +22,12 @@ bool privdrop_is_root(void);
 /* The last step of privdrop_to(), for a caller that looked the ids up
  * before a chroot (after which the account database is out of reach). */
 void privdrop_ids(uid_t uid, gid_t gid);
+/*
+ * In a child of the parent whose pid is parent: SIGTERM when that parent
+ * dies, now and after privdrop_ids() (which would otherwise clear it), so
+ * that a kill -9 of the parent takes its children down with it. Exits at
+ * once if the parent is already gone.
+ */
+void privdrop_follow_parent(pid_t parent);
 
 #endif

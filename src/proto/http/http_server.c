@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <sys/queue.h>
 #include <event2/listener.h>
@@ -128,6 +129,7 @@ static struct http_conn *http_conn_find(struct http_server *srv,
 static void http_listener_error_cb(struct evconnlistener *lev, void *arg);
 static void http_listener_retry_cb(evutil_socket_t fd, short what, void *arg);
 static void http_request_cb(struct evhttp_request *req, void *arg);
+static bool http_version_supported(struct evhttp_request *req);
 static void http_reply(struct http_request *r, int code, const char *reason,
 		       const char *content_type, const struct buf *body,
 		       const char *refusal);
@@ -776,6 +778,12 @@ static void http_request_cb(struct evhttp_request *req, void *arg)
 	r.query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	if (r.path == NULL || r.path[0] == '\0')
 		r.path = "/";
+	if (!http_version_supported(req)) {
+		http_reply_text(&r, 505, "HTTP Version Not Supported",
+				"Only HTTP/1.0 and HTTP/1.1.",
+				"unsupported HTTP version");
+		return;
+	}
 	if (method != EVHTTP_REQ_GET && method != EVHTTP_REQ_POST) {
 		evhttp_add_header(evhttp_request_get_output_headers(req),
 				  "Allow", "GET, POST");
@@ -810,6 +818,20 @@ static void http_request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	http_reply_text(&r, 404, "Not Found", "No such page.", "no such path");
+}
+
+/*
+ * evhttp answers in the version the request named, "HTTP/0.9 200 OK" or
+ * "HTTP/1.9 200 OK", a status line no HTTP/1.x client reads. Anything but
+ * 1.0 and 1.1 is answered as HTTP/1.1 (RFC 9110 section 6.2).
+ */
+static bool http_version_supported(struct evhttp_request *req)
+{
+	if (req->major == 1 && (req->minor == 0 || req->minor == 1))
+		return true;
+	req->major = 1;
+	req->minor = 1;
+	return false;
 }
 
 /* refusal: the cause for the log when the request is refused (one info
