@@ -165,6 +165,8 @@ static void auth_server_expand(struct auth_server *s, size_t worker,
 			       bool (*is_user)(const char *addr, void *ctx),
 			       void *is_user_ctx, const char *extra);
 static bool auth_lookup_is_user(const char *addr, void *ctx);
+static bool auth_lookup_has_subaddress(const struct auth_server *s,
+				       const char *addr);
 static bool auth_expand_is_local_domain(const char *domain, void *ctx);
 static bool auth_expand_is_user(const char *addr, void *ctx);
 static void auth_lookup_base(const struct auth_server *s, const char *user,
@@ -917,7 +919,22 @@ static bool auth_lookup_is_user(const char *addr, void *ctx)
 		return l->typed_found;
 	if (l->base[0] != '\0' && strcmp(addr, l->base) == 0)
 		return l->base_found;
+	/* A target with a subaddress (one an alias passed on, info+x@ ->
+	 * bob+x@, or the admin's own) is no user: the expansion goes on to
+	 * its base, as it does with the users file, rather than making a
+	 * Maildir for "bob+x". */
+	if (auth_lookup_has_subaddress(l->server, addr))
+		return false;
 	return username_is_canonical(addr);
+}
+
+static bool auth_lookup_has_subaddress(const struct auth_server *s,
+				       const char *addr)
+{
+	char base[USERNAME_BUF_SIZE];
+
+	auth_lookup_base(s, addr, base, sizeof(base));
+	return base[0] != '\0';
 }
 
 static void auth_server_lookup_pgsql(struct auth_server *s, size_t worker,
