@@ -60,17 +60,22 @@ static void alias_free_list(char **list, size_t count);
 static void alias_load_error(struct alias_load *l, int line, const char *msg);
 static void alias_load_logical(struct alias_table *t, struct alias_load *l,
 			       int line, char *text);
-static int alias_expand_addr(struct alias_ctx *c, const char *addr);
+static int alias_expand_addr(struct alias_ctx *c, const char *addr,
+			     const char *ext);
 static int alias_resolve_local(struct alias_ctx *c, const char *addr,
-			       const char *at);
+			       const char *at, const char *ext);
 static int alias_expand_entry(struct alias_ctx *c, const struct alias_entry *e,
-			      const char *self);
+			      const char *self, const char *ext);
+static void alias_with_extension(const struct alias_env *env,
+				 const char *target, const char *ext,
+				 char *out);
 static int alias_add_result(struct alias_ctx *c, const char *addr, bool remote);
 static int alias_stop(struct alias_ctx *c, enum alias_status status,
 		      const char *addr);
 static void alias_note_unknown(struct alias_ctx *c, const char *addr);
 static bool alias_strip_subaddress(const struct alias_env *env,
-				   const char *addr, const char *at, char *out);
+				   const char *addr, const char *at, char *out,
+				   char *ext);
 static const char *alias_role_target(const struct alias_env *env,
 				     const char *addr, const char *at);
 
@@ -540,9 +545,11 @@ static void alias_note_unknown(struct alias_ctx *c, const char *addr)
 		snprintf(c->out->unknown, sizeof(c->out->unknown), "%s", addr);
 }
 
-/* RFC 5233: "user+detail@domain" -> "user@domain" into out. */
+/* RFC 5233: "user+detail@domain" -> "user@domain" into out and the
+ * extension "+detail" into ext (both ALIAS_ADDR_SIZE). */
 static bool alias_strip_subaddress(const struct alias_env *env,
-				   const char *addr, const char *at, char *out)
+				   const char *addr, const char *at, char *out,
+				   char *ext)
 {
 	const char *sep;
 
@@ -552,7 +559,33 @@ static bool alias_strip_subaddress(const struct alias_env *env,
 	if (sep == NULL || sep == addr)
 		return false;
 	snprintf(out, ALIAS_ADDR_SIZE, "%.*s%s", (int)(sep - addr), addr, at);
+	snprintf(ext, ALIAS_ADDR_SIZE, "%.*s", (int)(at - sep), sep);
 	return true;
+}
+
+/*
+ * Postfix's propagate_unmatched_extensions: an address found without its
+ * extension passes the extension on, "info+x@" -> "bob+x@", so that it
+ * still reaches the target's own "bob+x@" alias or the remote server.
+ * A target that has an extension of its own keeps it alone (appending a
+ * second one would skip the admin's "bob+sales@" alias), and one that
+ * would grow past RFC 5321's limits keeps none: delivered, not lost.
+ */
+static void alias_with_extension(const struct alias_env *env,
+				 const char *target, const char *ext, char *out)
+{
+	const char *at = strrchr(target, '@');
+	size_t local;
+
+	snprintf(out, ALIAS_ADDR_SIZE, "%s", target);
+	if (ext == NULL || at == NULL || at == target)
+		return;
+	local = (size_t)(at - target);
+	if (memchr(target, env->delimiter, local) != NULL ||
+	    local + strlen(ext) > SMTP_MAX_LOCALPART ||
+	    strlen(target) + strlen(ext) >= ALIAS_ADDR_SIZE - 2)
+		return;
+	snprintf(out, ALIAS_ADDR_SIZE, "%.*s%s%s", (int)local, target, ext, at);
 }
 
 /* RFC 5321 section 4.5.1, RFC 2142: the role addresses of every local
@@ -570,9 +603,13 @@ static const char *alias_role_target(const struct alias_env *env,
 	return NULL;
 }
 
+/* ext: the extension the address had when its entry was found without
+ * it (NULL: none), passed on to each target. */
 static int alias_expand_entry(struct alias_ctx *c, const struct alias_entry *e,
-			      const char *self)
+			      const char *self, const char *ext)
 {
+	char with_ext[ALIAS_ADDR_SIZE];
+
 	for (size_t i = 0; i < e->target_count; i++) {
 		const char *target = e->targets[i];
 
@@ -586,44 +623,54 @@ static int alias_expand_entry(struct alias_ctx *c, const struct alias_entry *e,
 			}
 			continue;
 		}
-		if (alias_expand_addr(c, target) < 0)
+		alias_with_extension(c->env, target, ext, with_ext);
+		if (alias_expand_addr(c, with_ext, NULL) < 0)
 			return -1;
 	}
 	return 0;
 }
 
+/*
+ * ext: addr is "user@domain" with this extension cut off (step 3 of
+ * doc/internals/addressing.md); an alias or a domain alias found for it
+ * passes the extension on. A user, a role address and a catch-all do
+ * not: the user is the mailbox, the others are about the name.
+ */
 static int alias_resolve_local(struct alias_ctx *c, const char *addr,
-			       const char *at)
+			       const char *at, const char *ext)
 {
-	char other[ALIAS_ADDR_SIZE];
+	char other[ALIAS_ADDR_SIZE], cut[ALIAS_ADDR_SIZE];
 	const struct alias_entry *e = alias_lookup(c->t, addr);
 	const char *role;
 
 	if (e != NULL)
-		return alias_expand_entry(c, e, addr);
+		return alias_expand_entry(c, e, addr, ext);
 	if (c->env->is_user(addr, c->env->ctx))
 		return alias_add_result(c, addr, false);
-	if (alias_strip_subaddress(c->env, addr, at, other))
-		return alias_expand_addr(c, other);
+	if (ext == NULL && alias_strip_subaddress(c->env, addr, at, other, cut))
+		return alias_expand_addr(c, other, cut);
 	role = alias_role_target(c->env, addr, at);
 	if (role != NULL)
-		return alias_expand_addr(c, role);
+		return alias_expand_addr(c, role, NULL);
 	e = alias_lookup(c->t, at);
 	if (e == NULL) {
 		alias_note_unknown(c, addr);
 		return 0;
 	}
 	if (!e->domain_alias)
-		return alias_expand_entry(c, e, NULL);
-	if ((size_t)snprintf(other, sizeof(other), "%.*s%s", (int)(at - addr),
-			     addr, e->targets[0]) >= sizeof(other)) {
+		return alias_expand_entry(c, e, NULL, NULL);
+	/* "alice+news@example.net" -> "alice+news@example.org". */
+	if ((size_t)snprintf(other, sizeof(other), "%.*s%s%s", (int)(at - addr),
+			     addr, ext != NULL ? ext : "",
+			     e->targets[0]) >= sizeof(other)) {
 		alias_note_unknown(c, addr);
 		return 0;
 	}
-	return alias_expand_addr(c, other);
+	return alias_expand_addr(c, other, NULL);
 }
 
-static int alias_expand_addr(struct alias_ctx *c, const char *addr)
+static int alias_expand_addr(struct alias_ctx *c, const char *addr,
+			     const char *ext)
 {
 	const char *at = strrchr(addr, '@');
 	unsigned max = c->env->max_expansions != 0
@@ -644,7 +691,7 @@ static int alias_expand_addr(struct alias_ctx *c, const char *addr)
 	if (c->depth >= ALIAS_MAX_DEPTH)
 		return alias_stop(c, ALIAS_TOO_MANY, NULL);
 	c->path[c->depth++] = addr;
-	r = alias_resolve_local(c, addr, at);
+	r = alias_resolve_local(c, addr, at, ext);
 	c->depth--;
 	return r;
 }
@@ -664,7 +711,7 @@ enum alias_status alias_expand(const struct alias_table *t,
 	 * else reaches the targets (INV-S2). */
 	if (!alias_addr_valid(lower, false))
 		return ALIAS_UNKNOWN;
-	if (alias_expand_addr(&c, lower) < 0) {
+	if (alias_expand_addr(&c, lower, NULL) < 0) {
 		out->count = 0;
 		return c.status;
 	}

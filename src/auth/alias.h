@@ -17,7 +17,10 @@
  * mailboxes (local users) and remote addresses. Precedence as Postfix:
  * the exact address, then the address without its subaddress
  * (RFC 5233), then @domain; a real user is found after the first two but
- * before @domain, so a catch-all takes only addresses nobody has.
+ * before @domain, so a catch-all takes only addresses nobody has. An
+ * address found without its subaddress passes it on to the targets of
+ * its alias or domain alias ("info+x@" -> "bob+x@"), as Postfix's
+ * propagate_unmatched_extensions.
  * Every bound is explicit: line length, targets per entry, entries,
  * expansions, results.
  */

@@ -157,7 +157,6 @@ static void auth_server_load(struct auth_server *s, bool reload);
 static void auth_server_sighup(evutil_socket_t sig, short what, void *arg);
 static struct alias_table *auth_aliases_load(const struct config *cfg,
 					     const char *path);
-static bool auth_alias_is_local_domain(const char *domain, void *ctx);
 static bool auth_alias_is_user(const char *addr, void *ctx);
 static void auth_server_lookup(struct auth_server *s, size_t worker,
 			       const struct auth_request *req);
@@ -166,6 +165,10 @@ static void auth_server_expand(struct auth_server *s, size_t worker,
 			       bool (*is_user)(const char *addr, void *ctx),
 			       void *is_user_ctx, const char *extra);
 static bool auth_lookup_is_user(const char *addr, void *ctx);
+static bool auth_lookup_has_subaddress(const struct auth_server *s,
+				       const char *addr);
+static bool auth_expand_is_local_domain(const char *domain, void *ctx);
+static bool auth_expand_is_user(const char *addr, void *ctx);
 static void auth_lookup_base(const struct auth_server *s, const char *user,
 			     char *base, size_t size);
 static void auth_alias_table_reset(void *ctx);
@@ -682,13 +685,6 @@ static void auth_server_request(struct auth_server *s, size_t worker,
 	auth_peer_pump(s, p);
 }
 
-static bool auth_alias_is_local_domain(const char *domain, void *ctx)
-{
-	const struct auth_server *s = ctx;
-
-	return config_is_local_domain(s->cfg, domain);
-}
-
 static bool auth_alias_is_user(const char *addr, void *ctx)
 {
 	const struct auth_server *s = ctx;
@@ -711,6 +707,31 @@ static void auth_server_lookup(struct auth_server *s, size_t worker,
 }
 
 /*
+ * The one context alias_env gives both callbacks: the domains are the
+ * server's, the users the backend's (whose is_user has a context of its
+ * own, a struct auth_lookup with pgsql).
+ */
+struct auth_expand_ctx {
+	const struct auth_server *server;
+	bool (*is_user)(const char *addr, void *ctx);
+	void *is_user_ctx;
+};
+
+static bool auth_expand_is_local_domain(const char *domain, void *ctx)
+{
+	const struct auth_expand_ctx *x = ctx;
+
+	return config_is_local_domain(x->server->cfg, domain);
+}
+
+static bool auth_expand_is_user(const char *addr, void *ctx)
+{
+	const struct auth_expand_ctx *x = ctx;
+
+	return x->is_user(addr, x->is_user_ctx);
+}
+
+/*
  * The expansion behind a LOOKUP, whichever backend knows the users:
  * is_user(addr, ctx) answers "is addr a user?" at once. extra: the
  * user's extra fields when the backend already has them (pgsql), NULL to
@@ -723,10 +744,12 @@ static void auth_server_expand(struct auth_server *s, size_t worker,
 {
 	struct alias_result *r = &s->alias_result;
 	struct auth_reply reply;
+	struct auth_expand_ctx x = {
+	    .server = s, .is_user = is_user, .is_user_ctx = is_user_ctx};
 	struct alias_env env = {
-	    .is_local_domain = auth_alias_is_local_domain,
-	    .is_user = is_user,
-	    .ctx = is_user_ctx,
+	    .is_local_domain = auth_expand_is_local_domain,
+	    .is_user = auth_expand_is_user,
+	    .ctx = &x,
 	    .delimiter = s->cfg->recipient_delimiter,
 	    .max_expansions = s->cfg->alias_max_expansions,
 	    .postmaster = s->cfg->postmaster_address,
@@ -896,7 +919,22 @@ static bool auth_lookup_is_user(const char *addr, void *ctx)
 		return l->typed_found;
 	if (l->base[0] != '\0' && strcmp(addr, l->base) == 0)
 		return l->base_found;
+	/* A target with a subaddress (one an alias passed on, info+x@ ->
+	 * bob+x@, or the admin's own) is no user: the expansion goes on to
+	 * its base, as it does with the users file, rather than making a
+	 * Maildir for "bob+x". */
+	if (auth_lookup_has_subaddress(l->server, addr))
+		return false;
 	return username_is_canonical(addr);
+}
+
+static bool auth_lookup_has_subaddress(const struct auth_server *s,
+				       const char *addr)
+{
+	char base[USERNAME_BUF_SIZE];
+
+	auth_lookup_base(s, addr, base, sizeof(base));
+	return base[0] != '\0';
 }
 
 static void auth_server_lookup_pgsql(struct auth_server *s, size_t worker,

@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "lib/crc32c.h"
+
 /* Version 2 begins with these 12 bytes, chosen so that no text protocol
  * (and no version 1 line) can start with them. */
 static const uint8_t proxy_v2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
@@ -25,6 +27,10 @@ static const char proxy_v1_sig[] = "PROXY ";
 #define PROXY_V2_INET_LEN 12
 #define PROXY_V2_INET6_LEN 36
 #define PROXY_V2_UNIX_LEN 216
+/* PP2_TYPE_CRC32C: a big-endian CRC-32C of the whole header, computed
+ * with its own 4 bytes zeroed. */
+#define PROXY_V2_TLV_CRC32C 0x03
+#define PROXY_V2_CRC32C_LEN 4
 /* Fields of a version 1 line: PROXY, the family, two addresses, two
  * ports. */
 #define PROXY_V1_FIELDS 6
@@ -45,7 +51,10 @@ static enum proxy_parse_result proxy_parse_v2(const uint8_t *buf, size_t len,
 static const char *proxy_v2_addrs(const uint8_t *block, size_t block_len,
 				  uint8_t fam, struct proxy_header *out,
 				  size_t *addr_len_r);
-static bool proxy_v2_tlvs_fit(const uint8_t *p, size_t len);
+static const char *proxy_v2_tlvs(const uint8_t *hdr, size_t total,
+				 size_t tlv_off);
+static bool proxy_v2_crc32c_ok(const uint8_t *hdr, size_t total,
+			       size_t crc_off);
 static void proxy_set_inet(struct sockaddr_storage *ss, socklen_t *len_r,
 			   const void *addr, uint16_t port_be);
 static void proxy_set_inet6(struct sockaddr_storage *ss, socklen_t *len_r,
@@ -200,7 +209,8 @@ static bool proxy_v1_addrs(char **fields, int family, struct proxy_header *out)
 /*
  * 12-byte signature, version and command, family and transport, the
  * length of what follows (big-endian), the address block, then TLVs,
- * which are checked to fit and otherwise skipped.
+ * which are checked to fit; a CRC32C one is verified, the others are
+ * skipped.
  */
 static enum proxy_parse_result proxy_parse_v2(const uint8_t *buf, size_t len,
 					      struct proxy_header *out,
@@ -240,9 +250,8 @@ static enum proxy_parse_result proxy_parse_v2(const uint8_t *buf, size_t len,
 		return PROXY_PARSE_DONE;
 	why =
 	    proxy_v2_addrs(buf + PROXY_V2_FIXED, body_len, fam, out, &addr_len);
-	if (why == NULL && !proxy_v2_tlvs_fit(buf + PROXY_V2_FIXED + addr_len,
-					      body_len - addr_len))
-		why = "PROXY v2 TLV runs past the header";
+	if (why == NULL)
+		why = proxy_v2_tlvs(buf, total, PROXY_V2_FIXED + addr_len);
 	if (why != NULL) {
 		*used_r = 0;
 		*why_r = why;
@@ -306,21 +315,56 @@ static const char *proxy_v2_addrs(const uint8_t *block, size_t block_len,
 	return NULL;
 }
 
-/* TLVs (type, 16-bit length, value) must tile the rest exactly. */
-static bool proxy_v2_tlvs_fit(const uint8_t *p, size_t len)
+/*
+ * The TLVs of hdr[tlv_off..total): (type, 16-bit length, value), tiling
+ * the rest exactly. HAProxy's specification: when a PP2_TYPE_CRC32C is
+ * present, a receiver that supports it must treat a header whose checksum
+ * does not match as invalid. NULL, or why the header is refused.
+ */
+static const char *proxy_v2_tlvs(const uint8_t *hdr, size_t total,
+				 size_t tlv_off)
 {
-	while (len > 0) {
+	size_t pos = tlv_off, crc_off = 0;
+
+	while (pos < total) {
 		size_t vlen;
 
-		if (len < 3)
-			return false;
-		vlen = ((size_t)p[1] << 8) | p[2];
-		if (vlen > len - 3)
-			return false;
-		p += 3 + vlen;
-		len -= 3 + vlen;
+		if (total - pos < 3)
+			return "PROXY v2 TLV runs past the header";
+		vlen = ((size_t)hdr[pos + 1] << 8) | hdr[pos + 2];
+		if (vlen > total - pos - 3)
+			return "PROXY v2 TLV runs past the header";
+		if (hdr[pos] == PROXY_V2_TLV_CRC32C) {
+			if (vlen != PROXY_V2_CRC32C_LEN)
+				return "PROXY v2 CRC32C TLV not 4 bytes long";
+			/* Two checksums, each computed with the other
+			 * one zeroed or not: no single answer. */
+			if (crc_off != 0)
+				return "PROXY v2 header with two CRC32C TLVs";
+			crc_off = pos + 3;
+		}
+		pos += 3 + vlen;
 	}
-	return true;
+	if (crc_off != 0 && !proxy_v2_crc32c_ok(hdr, total, crc_off))
+		return "PROXY v2 CRC32C checksum mismatch";
+	return NULL;
+}
+
+/* The CRC-32C of hdr[0..total) with the 4 bytes at crc_off taken as
+ * zeroes, against the big-endian value stored there. hdr stays
+ * untouched: the checksum is run over the pieces around the field. */
+static bool proxy_v2_crc32c_ok(const uint8_t *hdr, size_t total, size_t crc_off)
+{
+	static const uint8_t zeroes[PROXY_V2_CRC32C_LEN] = {0};
+	const uint8_t *v = hdr + crc_off;
+	uint32_t sent = ((uint32_t)v[0] << 24) | ((uint32_t)v[1] << 16) |
+			((uint32_t)v[2] << 8) | v[3];
+	uint32_t crc = crc32c(0, hdr, crc_off);
+
+	crc = crc32c(crc, zeroes, sizeof(zeroes));
+	crc = crc32c(crc, v + PROXY_V2_CRC32C_LEN,
+		     total - crc_off - PROXY_V2_CRC32C_LEN);
+	return crc == sent;
 }
 
 static void proxy_set_inet(struct sockaddr_storage *ss, socklen_t *len_r,

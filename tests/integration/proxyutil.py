@@ -26,6 +26,26 @@ def v2(src, dst="127.0.0.1", sport=40000, dport=110, tlvs=b""):
     return V2_SIG + bytes([0x21, fam]) + struct.pack(">H", len(body)) + body
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli), bit by bit: written apart from postd's
+    table so that the two check each other."""
+    crc = 0xffffffff
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xffffffff
+
+
+def v2_crc32c(src, corrupt=False, **kw):
+    """v2(src) ending with a PP2_TYPE_CRC32C TLV, its checksum computed
+    as HAProxy's specification says (the whole header, the field zeroed);
+    corrupt: the checksum is off by one bit."""
+    header = v2(src, tlvs=b"\x03\x00\x04" + bytes(4), **kw)
+    crc = crc32c(header) ^ (1 if corrupt else 0)
+    return header[:-4] + struct.pack(">I", crc)
+
+
 def v2_local():
     """What HAProxy sends on its own connections (health checks)."""
     return V2_SIG + b"\x20\x00\x00\x00"

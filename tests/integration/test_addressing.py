@@ -313,3 +313,55 @@ def test_postd_t_warns_without_postmaster_address(make_server):
     assert p.returncode == 0, err
     assert "postmaster_address is not set" in err, err
     assert ALICE in err, err
+
+
+EXTENSION_ALIASES = """\
+@example.net            @example.org
+@example.com            @partner.example
+alice+news@example.org  bob@example.org
+fwd@example.org         alice@example.org, someone@remote.example
+"""
+
+
+@pytest.fixture
+def extsrv(make_server):
+    srv = make_server(overrides={"domains": DOMAINS}, start=False)
+    srv.overrides["aliases_file"] = write_aliases(srv, EXTENSION_ALIASES)
+    srv.write_config()
+    srv.start()
+    return srv
+
+
+def test_domain_alias_keeps_the_subaddress(extsrv):
+    """Postfix's propagate_unmatched_extensions: alice+news@example.net
+    becomes alice+news@example.org, not alice@example.org, so the alias
+    of that subaddress (to bob) applies; another subaddress, with no
+    alias of its own, still reaches alice."""
+    for u in (ALICE, BOB):
+        extsrv.clear_mailbox(u)
+    mark = extsrv.log_mark()
+    msg = send(extsrv, ["alice+news@example.net"], "newsletter")
+    assert inbox(extsrv, BOB) == [msg]
+    assert inbox(extsrv, ALICE) == []
+    extsrv.wait_log(r"rcpt <alice\+news@example\.net> expanded to "
+                    r"<bob@example\.org> ", since=mark)
+    msg = send(extsrv, ["alice+other@example.net"], "other")
+    assert inbox(extsrv, ALICE) == [msg]
+    extsrv.wait_log(r"rcpt <alice\+other@example\.net> expanded to "
+                    r"<alice@example\.org> ", since=mark)
+
+
+def test_subaddress_passed_on_to_forwarded_targets(extsrv):
+    """The extension reaches a remote target, of a domain alias and of an
+    exact alias alike (info+x@ -> bob+x@, as Postfix); a local user
+    among the targets is still its inbox."""
+    mark = extsrv.log_mark()
+    code, text = rcpt_reply(extsrv, "carol+lists@example.com")
+    assert code == 250, (code, text)
+    extsrv.wait_log(r"rcpt <carol\+lists@example\.com> expanded to "
+                    r"<carol\+lists@partner\.example> ", since=mark)
+    code, text = rcpt_reply(extsrv, "fwd+x@example.org")
+    assert code == 250, (code, text)
+    extsrv.wait_log(r"rcpt <fwd\+x@example\.org> expanded to "
+                    r"<alice@example\.org>,<someone\+x@remote\.example> ",
+                    since=mark)

@@ -1,7 +1,8 @@
 """postd behind a real HAProxy (Debian's haproxy package): two postd
 instances with their own data directories on one machine, HAProxy in TCP
-mode with send-proxy-v2 in front of their POP3 and SMTP listeners, health
-checks with GET /healthz on each postd's HTTP listener (doc/haproxy.md).
+mode with send-proxy-v2 (and its CRC32C TLV, which postd checks) in
+front of their POP3 and SMTP listeners, health checks with GET /healthz
+on each postd's HTTP listener (doc/haproxy.md).
 
 Clients connect from 127.0.0.2 and HAProxy from 127.0.0.1, so the address
 postd logs tells which one it believed. A login through HAProxy shows the
@@ -85,7 +86,8 @@ class HAProxy:
         servers = {}
         for kind in ("pop3", "smtp"):
             servers[kind] = "\n".join(
-                "    server n%d 127.0.0.1:%d send-proxy-v2 check port %s"
+                "    server n%d 127.0.0.1:%d send-proxy-v2 "
+                "proxy-v2-options crc32c check port %s"
                 % (i + 1, getattr(n, kind + "_port"),
                    n.overrides["listen.http"].rsplit(":", 1)[1])
                 for i, n in enumerate(nodes))

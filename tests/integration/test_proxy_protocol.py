@@ -152,6 +152,27 @@ def test_malformed_header_refused_and_logged(proxied, data, cause):
                      r"user=- cause=" + cause, since=mark)
 
 
+def test_v2_crc32c_checked(proxied):
+    """A header with a PP2_TYPE_CRC32C TLV: taken when the checksum
+    matches, refused like any malformed header when it does not."""
+    assert proxyutil.crc32c(b"123456789") == 0xE3069283
+    mark = proxied.log_mark()
+    with proxyutil.pop3(proxied.pop3_port,
+                        proxyutil.v2_crc32c("198.51.100.33")) as c:
+        assert c.greeting.startswith("+OK"), c.greeting
+        c.cmd("QUIT")
+    proxied.wait_log(r"proxied peer=198\.51\.100\.33 session=\S+ proto=pop3 "
+                     r"via=127\.0\.0\.1", since=mark)
+    mark = proxied.log_mark()
+    got = proxyutil.closed_without_greeting(
+        proxied.pop3_port, proxyutil.v2_crc32c("198.51.100.34", corrupt=True))
+    assert got == b"", got
+    proxied.wait_log(r"refused peer=127\.0\.0\.1 session=- proto=pop3 "
+                     r"user=- cause=malformed PROXY header: PROXY v2 CRC32C "
+                     r"checksum mismatch", since=mark)
+    assert "198.51.100.34" not in proxied.log_since(mark)
+
+
 @pytest.mark.parametrize("data", [
     b"", b"PROXY TCP4 203.0.113.5 ", proxyutil.v2("203.0.113.5")[:20]])
 def test_slow_header_refused_and_logged(proxied, data):

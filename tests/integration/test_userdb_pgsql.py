@@ -407,6 +407,40 @@ def test_pgsql_aliases_reach_the_callback(pg):
     assert "done failed" in lines and "reset" not in lines, lines
 
 
+def test_pgsql_alias_and_subaddress_expand(make_server, pg):
+    """With userdb = pgsql an alias and a subaddress are expanded like
+    with the users file; the expansion once asked the server's domain
+    list with the lookup's context and took the auth process down."""
+    pg.psql("INSERT INTO aliases VALUES ('info@example.org', "
+            "'bob@example.org')")
+    srv = pg_server(make_server, pg)
+    srv.wait_log(r"userdb: 1 aliases loaded from the database")
+    mark = srv.log_mark()
+    assert rcpt(srv, "info@example.org").startswith("250")
+    assert rcpt(srv, "alice+x@example.org").startswith("250")
+    srv.wait_log(r"rcpt <info@example\.org> expanded to "
+                 r"<bob@example\.org> ", since=mark)
+    srv.wait_log(r"rcpt <alice\+x@example\.org> expanded to "
+                 r"<alice@example\.org> ", since=mark)
+    assert "died" not in srv.log_since(mark)
+
+
+def test_pgsql_subaddress_passed_on_reaches_the_base_user(make_server, pg):
+    """info+x@ -> bob+x@ (the extension an alias passes on, as Postfix).
+    The database is asked only about the typed address and its base, and
+    other targets are trusted to be users; bob+x@ is bob's subaddress and
+    must reach bob's Maildir, not get one of its own."""
+    pg.psql("INSERT INTO aliases VALUES ('info@example.org', "
+            "'bob@example.org')")
+    srv = pg_server(make_server, pg)
+    srv.wait_log(r"userdb: 1 aliases loaded from the database")
+    mark = srv.log_mark()
+    assert rcpt(srv, "info+x@example.org").startswith("250")
+    srv.wait_log(r"rcpt <info\+x@example\.org> expanded to "
+                 r"<bob@example\.org> ", since=mark)
+    assert not os.path.exists(srv.maildir("bob+x@example.org"))
+
+
 def test_pgsql_retention_fields_come_from_the_database(make_server, pg):
     """The retention pass (postctl expire) reads the per-user fields from
     the users table: alice's retention of 1s removes her retrieved

@@ -309,6 +309,58 @@ static void test_alias_expand_precedence(void **state)
 			    "bob@example.org");
 }
 
+/* 60 octets: a local part with room for no extension of 5 or more. */
+#define A60 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+/* Postfix's propagate_unmatched_extensions: an address found without its
+ * extension passes it on to the targets of its alias or domain alias. */
+static void test_alias_expand_propagates_extension(void **state)
+{
+	struct alias_env env = test_env();
+	struct alias_table *t;
+
+	(void)state;
+	t = table_of("@example.net @example.org\n"
+		     "alice+news@example.org bob@example.org\n"
+		     "@example.com @remote.test\n"
+		     "fwd@example.org alice@example.org, someone@remote.test\n"
+		     "sales@example.org bob+sales@remote.test\n"
+		     "bob+sales@example.org carol@example.org\n"
+		     "desk@example.org bob+sales@example.org\n");
+	/* the domain alias keeps the extension, so alice's own
+	 * alice+news@ alias applies */
+	assert_string_equal(expand(t, &env, "alice+news@example.net"),
+			    "bob@example.org");
+	assert_string_equal(expand(t, &env, "alice+other@example.net"),
+			    "alice@example.org");
+	/* seen at the remote end of a domain alias */
+	assert_string_equal(expand(t, &env, "ann+x@example.com"),
+			    "R:ann+x@remote.test");
+	/* an exact alias: each target gets the extension; a local user is
+	 * still its mailbox */
+	assert_string_equal(expand(t, &env, "fwd+x@example.org"),
+			    "alice@example.org,R:someone+x@remote.test");
+	/* a target with its own extension keeps that one alone */
+	assert_string_equal(expand(t, &env, "sales+x@example.org"),
+			    "R:bob+sales@remote.test");
+	assert_string_equal(expand(t, &env, "desk+x@example.org"),
+			    "carol@example.org");
+	/* a user is the mailbox: nothing to pass on */
+	assert_string_equal(expand(t, &env, "carol+x@example.org"),
+			    "carol@example.org");
+	alias_table_free(&t);
+	/* a local part that would pass 64 octets with the extension: the
+	 * target without it, delivered rather than lost */
+	t = table_of("fwd@example.org " A60 "@remote.test\n"
+		     "@example.com someone@remote.test\n");
+	assert_string_equal(expand(t, &env, "fwd+xyzzy@example.org"),
+			    "R:" A60 "@remote.test");
+	/* a catch-all is about the name: nothing to pass on */
+	assert_string_equal(expand(t, &env, "who+x@example.com"),
+			    "R:someone@remote.test");
+	alias_table_free(&t);
+}
+
 static void test_alias_expand_roles(void **state)
 {
 	struct alias_env env = test_env();
@@ -535,6 +587,8 @@ int main(void)
 	    cmocka_unit_test(test_alias_table_add_checks),
 	    cmocka_unit_test_setup_teardown(test_alias_expand_precedence, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_alias_expand_propagates_extension, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_alias_expand_roles, setup,
 					    teardown),
 	    cmocka_unit_test(test_alias_expand_loops_and_bounds),

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "lib/crc32c.h"
 #include "net/proxy_proto.h"
 
 static const uint8_t v2_sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
@@ -315,6 +316,91 @@ static void test_v2_malformed(void **state)
 			 PROXY_PARSE_ERROR);
 }
 
+/* RFC 3720 B.4 and the usual check value: the checksum is CRC-32C, not
+ * zlib's CRC-32 (which gives 0xCBF43926 for "123456789"), and it chains
+ * across pieces as the parser uses it. */
+static void test_crc32c_known_vectors(void **state)
+{
+	static const uint8_t zeroes[32] = {0};
+	uint8_t ones[32];
+
+	(void)state;
+	memset(ones, 0xff, sizeof(ones));
+	assert_int_equal(crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(crc32c(0, zeroes, sizeof(zeroes)), 0x8A9136AAu);
+	assert_int_equal(crc32c(0, ones, sizeof(ones)), 0x62A8AB43u);
+	assert_int_equal(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+	assert_int_equal(crc32c(0, "", 0), 0);
+}
+
+/*
+ * A header with a PP2_TYPE_CRC32C TLV after another TLV, its checksum
+ * (0xb521fc99) computed by an independent implementation over the whole
+ * header with the field zeroed. It is taken as it is; changed anywhere,
+ * checksum included, it is refused.
+ */
+static const uint8_t v2_with_crc32c[] = {
+    0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54,
+    0x0a, 0x21, 0x11, 0x00, 0x1a, 0xcb, 0x00, 0x71, 0x05, 0xc0, 0x00,
+    0x02, 0x0a, 0xdc, 0x04, 0x00, 0x6e, 0x05, 0x00, 0x04, 0x61, 0x62,
+    0x63, 0x64, 0x03, 0x00, 0x04, 0xb5, 0x21, 0xfc, 0x99};
+
+static void test_v2_crc32c(void **state)
+{
+	uint8_t buf[sizeof(v2_with_crc32c)];
+	struct proxy_header h;
+	const char *why;
+	size_t used;
+
+	(void)state;
+	memcpy(buf, v2_with_crc32c, sizeof(buf));
+	assert_int_equal(proxy_proto_parse(buf, sizeof(buf), &h, &used, &why),
+			 PROXY_PARSE_DONE);
+	assert_int_equal(used, sizeof(buf));
+	assert_src(&h, AF_INET, "203.0.113.5", 0xdc04);
+	assert_every_prefix_needs_more(buf, sizeof(buf));
+	/* The parser checked without writing: the field is still there. */
+	assert_memory_equal(buf, v2_with_crc32c, sizeof(buf));
+	/* From the client address to the last byte of the checksum. */
+	for (size_t i = 16; i < sizeof(buf); i++) {
+		/* TLV lengths: a framing error instead; the checksum's
+		 * own type: then there is no checksum to check. */
+		if (i == 29 || i == 30 || i == 35 || i == 36 || i == 37)
+			continue;
+		memcpy(buf, v2_with_crc32c, sizeof(buf));
+		buf[i] ^= 0x01;
+		assert_int_equal(
+		    proxy_proto_parse(buf, sizeof(buf), &h, &used, &why),
+		    PROXY_PARSE_ERROR);
+		assert_string_equal(why, "PROXY v2 CRC32C checksum mismatch");
+		assert_int_equal(used, 0);
+	}
+}
+
+/* A checksum TLV of another length, or two of them, cannot be checked:
+ * refused rather than skipped. */
+static void test_v2_crc32c_malformed(void **state)
+{
+	uint8_t body[12 + 7 + 7] = {203, 0, 113, 5, 192, 0, 2, 10, 0, 1, 0, 2};
+	uint8_t buf[64];
+	struct proxy_header h;
+	const char *why;
+	size_t used, len;
+
+	(void)state;
+	memcpy(body + 12, (uint8_t[]){0x03, 0x00, 0x03, 0, 0, 0}, 6);
+	len = v2_build(buf, 0x21, 0x11, body, 12 + 6);
+	assert_int_equal(proxy_proto_parse(buf, len, &h, &used, &why),
+			 PROXY_PARSE_ERROR);
+	assert_string_equal(why, "PROXY v2 CRC32C TLV not 4 bytes long");
+	memcpy(body + 12, (uint8_t[]){0x03, 0x00, 0x04, 0, 0, 0, 0}, 7);
+	memcpy(body + 19, (uint8_t[]){0x03, 0x00, 0x04, 0, 0, 0, 0}, 7);
+	len = v2_build(buf, 0x21, 0x11, body, sizeof(body));
+	assert_int_equal(proxy_proto_parse(buf, len, &h, &used, &why),
+			 PROXY_PARSE_ERROR);
+	assert_string_equal(why, "PROXY v2 header with two CRC32C TLVs");
+}
+
 /* The length field is checked before any waiting: a header claiming 64 KiB
  * is refused at its 16th byte, not buffered. */
 static void test_v2_too_long(void **state)
@@ -351,6 +437,9 @@ int main(void)
 	    cmocka_unit_test(test_v2_local_unspec_unix),
 	    cmocka_unit_test(test_v2_malformed),
 	    cmocka_unit_test(test_v2_too_long),
+	    cmocka_unit_test(test_crc32c_known_vectors),
+	    cmocka_unit_test(test_v2_crc32c),
+	    cmocka_unit_test(test_v2_crc32c_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
