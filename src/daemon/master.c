@@ -542,6 +542,18 @@ static void master_reap(struct master *m)
 							: WEXITSTATUS(status));
 				m->queue_respawn_pending = true;
 			} else if (current && !m->stopping &&
+				   m->respawn_pending) {
+				/* Its generation is already being replaced
+				 * (the auth process leaves when its workers
+				 * have gone): expected, not a second death. */
+				log_info(
+				    "%s (pid %d) of the replaced "
+				    "generation exited (%s %d)",
+				    master_role_name(c->role), (int)pid,
+				    WIFSIGNALED(status) ? "signal" : "exit",
+				    WIFSIGNALED(status) ? WTERMSIG(status)
+							: WEXITSTATUS(status));
+			} else if (current && !m->stopping &&
 				   (!WIFEXITED(status) ||
 				    WEXITSTATUS(status) != 0 ||
 				    c->role == ROLE_AUTH)) {
