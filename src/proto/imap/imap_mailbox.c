@@ -31,6 +31,10 @@ static void imap_notify_cb(void *ctx);
 static void imap_mailbox_close(struct imap_session *s);
 static void imap_idle_stop(struct imap_session *s);
 static bool imap_mailbox_uids_void(struct imap_session *s);
+static void imap_refuse_folder_open(struct imap_session *s,
+				    enum folder_status fst, const char *command,
+				    const char *error,
+				    const char *missing_code);
 static size_t imap_flags_add(char *out, size_t size, size_t n,
 			     const char *flag);
 static void imap_select(struct imap_session *s, const struct imap_args *a,
@@ -166,6 +170,29 @@ static bool imap_mailbox_uids_void(struct imap_session *s)
 		imap_session_close(s, "UIDVALIDITY changed");
 	}
 	return true;
+}
+
+/*
+ * A folder folder_open() refused. An I/O error (EMFILE: out of
+ * descriptors) is [UNAVAILABLE], not "no such mailbox": the client would
+ * offer to remove its copy or to create the folder. A missing folder gets
+ * missing_code: NONEXISTENT, or TRYCREATE where the client creates the
+ * folder and tries again (COPY, MOVE).
+ */
+static void imap_refuse_folder_open(struct imap_session *s,
+				    enum folder_status fst, const char *command,
+				    const char *error, const char *missing_code)
+{
+	char cause[400];
+
+	snprintf(cause, sizeof(cause), "%s: %s", command, error);
+	if (fst == FOLDER_TEMPFAIL)
+		imap_refuse(s, "NO", "UNAVAILABLE",
+			    "The mailbox cannot be opened right now; "
+			    "try again later.",
+			    cause);
+	else
+		imap_refuse(s, "NO", missing_code, "No such mailbox.", cause);
 }
 
 /* Something changed in the selected folder: an IDLE client hears it now
@@ -373,19 +400,7 @@ static void imap_select(struct imap_session *s, const struct imap_args *a,
 		return;
 	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
 	if (fst != FOLDER_OK) {
-		char cause[400];
-
-		snprintf(cause, sizeof(cause), "SELECT: %s", error);
-		/* An I/O error (EMFILE: out of descriptors) is not "no such
-		 * mailbox": the client would offer to remove its copy. */
-		if (fst == FOLDER_TEMPFAIL)
-			imap_refuse(s, "NO", "UNAVAILABLE",
-				    "The mailbox cannot be opened right now; "
-				    "try again later.",
-				    cause);
-		else
-			imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.",
-				    cause);
+		imap_refuse_folder_open(s, fst, "SELECT", error, "NONEXISTENT");
 		return;
 	}
 	mst = mail_view_open(fd, readonly, &s->view, error, sizeof(error));
@@ -603,22 +618,15 @@ bool imap_status_untagged(struct imap_session *s, const char *name,
 			  const struct imap_arg *items, bool quiet)
 {
 	struct mail_folder_status st;
-	char error[256], out[512], cause[400];
+	char error[256], out[512];
 	enum folder_status fst;
 	int fd;
 
 	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
 	if (fst != FOLDER_OK) {
-		snprintf(cause, sizeof(cause), "STATUS: %s", error);
-		/* Out of descriptors is not "no such mailbox". */
-		if (!quiet && fst == FOLDER_TEMPFAIL)
-			imap_refuse(s, "NO", "UNAVAILABLE",
-				    "The mailbox cannot be opened right now; "
-				    "try again later.",
-				    cause);
-		else if (!quiet)
-			imap_refuse(s, "NO", "NONEXISTENT", "No such mailbox.",
-				    "STATUS of a missing mailbox");
+		if (!quiet)
+			imap_refuse_folder_open(s, fst, "STATUS", error,
+						"NONEXISTENT");
 		return false;
 	}
 	memset(&st, 0, sizeof(st));
@@ -742,7 +750,7 @@ static const struct mail_sync_cb imap_hold_cb = {
 static void imap_copy(struct imap_session *s, const struct imap_args *a,
 		      bool move)
 {
-	char name[FOLDER_MAX_NAME * 4 + 8], error[256], cause[400];
+	char name[FOLDER_MAX_NAME * 4 + 8], error[256];
 	struct imap_seqset set;
 	struct imap_seqset_iter it;
 	enum folder_status fst;
@@ -775,18 +783,8 @@ static void imap_copy(struct imap_session *s, const struct imap_args *a,
 	fst = folder_open(s->maildir_fd, name, &fd, error, sizeof(error));
 	if (fst != FOLDER_OK) {
 		imap_seqset_free(&set);
-		snprintf(cause, sizeof(cause), "%s: %s", move ? "MOVE" : "COPY",
-			 error);
-		/* TRYCREATE only for a folder that is not there: a client
-		 * creates it and tries again. */
-		if (fst == FOLDER_TEMPFAIL)
-			imap_refuse(s, "NO", "UNAVAILABLE",
-				    "The mailbox cannot be opened right now; "
-				    "try again later.",
-				    cause);
-		else
-			imap_refuse(s, "NO", "TRYCREATE", "No such mailbox.",
-				    "COPY to a missing mailbox");
+		imap_refuse_folder_open(s, fst, move ? "MOVE" : "COPY", error,
+					"TRYCREATE");
 		return;
 	}
 	seq0s = xcalloc(total + 1, sizeof(*seq0s));
