@@ -77,6 +77,9 @@ static void master_child_main_worker(struct master *m, int *pairs, int n,
 static void master_child_main_auth(struct master *m, int *pairs, int n);
 static void master_signal_generation(struct master *m, int generation, int sig);
 static void master_reap(struct master *m);
+static void master_exit_text(int status, char *out, size_t size);
+static void master_child_exited(struct master *m, const struct master_child *c,
+				int status);
 static void master_reload(struct master *m);
 static void master_log_config_warnings(char *text);
 static int master_stop(struct master *m);
@@ -511,68 +514,63 @@ static void master_reap(struct master *m)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		for (int i = 0; i < MASTER_MAX_CHILDREN; i++) {
 			struct master_child *c = &m->children[i];
-			bool current;
 
 			if (c->pid != pid)
 				continue;
-			current = c->generation == m->generation;
 			if (c->slot >= 0)
 				connlimit_slot_free(c->slot);
-			if (c->role == ROLE_EXPIRE) {
-				if (!WIFEXITED(status) ||
-				    WEXITSTATUS(status) != 0)
-					log_error("retention pass (pid %d) "
-						  "failed (%s %d)",
-						  (int)pid,
-						  WIFSIGNALED(status) ? "signal"
-								      : "exit",
-						  WIFSIGNALED(status)
-						      ? WTERMSIG(status)
-						      : WEXITSTATUS(status));
-			} else if (current && !m->stopping &&
-				   c->role == ROLE_QUEUE) {
-				/* Only the runner restarts: sessions in the
-				 * workers are not its business. */
-				log_error(
-				    "queue runner (pid %d) died (%s %d); "
-				    "restarting it",
-				    (int)pid,
-				    WIFSIGNALED(status) ? "signal" : "exit",
-				    WIFSIGNALED(status) ? WTERMSIG(status)
-							: WEXITSTATUS(status));
-				m->queue_respawn_pending = true;
-			} else if (current && !m->stopping &&
-				   m->respawn_pending) {
-				/* Its generation is already being replaced
-				 * (the auth process leaves when its workers
-				 * have gone): expected, not a second death. */
-				log_info(
-				    "%s (pid %d) of the replaced "
-				    "generation exited (%s %d)",
-				    master_role_name(c->role), (int)pid,
-				    WIFSIGNALED(status) ? "signal" : "exit",
-				    WIFSIGNALED(status) ? WTERMSIG(status)
-							: WEXITSTATUS(status));
-			} else if (current && !m->stopping &&
-				   (!WIFEXITED(status) ||
-				    WEXITSTATUS(status) != 0 ||
-				    c->role == ROLE_AUTH)) {
-				log_error(
-				    "%s (pid %d) of the running "
-				    "generation died (%s %d); starting "
-				    "a new generation",
-				    master_role_name(c->role), (int)pid,
-				    WIFSIGNALED(status) ? "signal" : "exit",
-				    WIFSIGNALED(status) ? WTERMSIG(status)
-							: WEXITSTATUS(status));
-				m->respawn_pending = true;
-			} else {
-				log_debug("child %d of generation %d exited",
-					  (int)pid, c->generation);
-			}
+			master_child_exited(m, c, status);
 			c->pid = 0;
 			break;
 		}
+	}
+}
+
+/* "signal N" or "exit N", for the log. */
+static void master_exit_text(int status, char *out, size_t size)
+{
+	if (WIFSIGNALED(status))
+		snprintf(out, size, "signal %d", WTERMSIG(status));
+	else
+		snprintf(out, size, "exit %d", WEXITSTATUS(status));
+}
+
+/* What a child's exit means: a failed retention pass is logged, a dead
+ * queue runner restarted alone, the first death in the running generation
+ * replaces the generation, and the rest is expected. */
+static void master_child_exited(struct master *m, const struct master_child *c,
+				int status)
+{
+	bool current = c->generation == m->generation && !m->stopping;
+	bool failed = !WIFEXITED(status) || WEXITSTATUS(status) != 0;
+	const char *role = master_role_name(c->role);
+	char how[32];
+
+	master_exit_text(status, how, sizeof(how));
+	if (c->role == ROLE_EXPIRE) {
+		if (failed)
+			log_error("retention pass (pid %d) failed (%s)",
+				  (int)c->pid, how);
+	} else if (current && c->role == ROLE_QUEUE) {
+		/* Only the runner restarts: sessions in the workers are not
+		 * its business. */
+		log_error("queue runner (pid %d) died (%s); restarting it",
+			  (int)c->pid, how);
+		m->queue_respawn_pending = true;
+	} else if (current && m->respawn_pending) {
+		/* Its generation is already being replaced (the auth process
+		 * leaves when its workers have gone): expected, not a second
+		 * death. */
+		log_info("%s (pid %d) of the replaced generation exited (%s)",
+			 role, (int)c->pid, how);
+	} else if (current && (failed || c->role == ROLE_AUTH)) {
+		log_error("%s (pid %d) of the running generation died (%s); "
+			  "starting a new generation",
+			  role, (int)c->pid, how);
+		m->respawn_pending = true;
+	} else {
+		log_debug("child %d of generation %d exited", (int)c->pid,
+			  c->generation);
 	}
 }
 
