@@ -520,14 +520,19 @@ def verify(srv, model, seeds, round_no):
 def test_inv_i1_concurrent_imap_writes_without_crash(make_server):
     """The same clients, stopped instead of killed: what the crash test
     finds that this one finds too is a concurrency bug, not a crash one."""
-    run_rounds(make_server, kill=False)
+    run_rounds(make_server)
 
 
 def test_inv_d1_i1_kill9_during_imap_writes(make_server):
-    run_rounds(make_server, kill=True)
+    run_rounds(make_server, interrupt=lambda srv, rnd: srv.crash(),
+               after=lambda srv: srv.start())
 
 
-def run_rounds(make_server, kill):
+def run_rounds(make_server, interrupt=None, after=None, rounds=ROUNDS):
+    """rounds of THREADS clients writing; in each, interrupt(srv, rnd)
+    strikes (a kill -9 of the daemon or of one child) once the clients
+    have some OKs, and after(srv) brings postd back before every promise
+    is checked."""
     srv = make_server(overrides={"workers": "2"})
     import imaplib
     c = imaplib.IMAP4("127.0.0.1", srv.imap_port, timeout=10)
@@ -540,7 +545,7 @@ def run_rounds(make_server, kill):
     verify(srv, model, [base], 0)
     rnd = random.Random(base)
     total_oks = 0
-    for rno in range(1, ROUNDS + 1):
+    for rno in range(1, rounds + 1):
         seeds = [base + rno * 100 + t for t in range(THREADS)]
         stop = threading.Event()
         clients = [Client(srv, model, t, s, stop)
@@ -551,19 +556,19 @@ def run_rounds(make_server, kill):
         while model.oks < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(rnd.uniform(0.05, 0.5))
-        if kill:
-            srv.crash()
+        if interrupt is not None:
+            interrupt(srv, rnd)
         stop.set()
         for cl in clients:
-            cl.join(20)
+            cl.join(30)
             assert not cl.is_alive(), "client hung (seed %d)" % base
         total_oks += model.oks
         model.oks = 0
-        if kill:
-            srv.start()
+        if after is not None:
+            after(srv)
         verify(srv, model, [base] + seeds, rno)
-    assert total_oks >= ROUNDS * 3, \
-        "only %d OKs in %d rounds (seed %d)" % (total_oks, ROUNDS, base)
+    assert total_oks >= rounds * 3, \
+        "only %d OKs in %d rounds (seed %d)" % (total_oks, rounds, base)
 
 
 # -- a COPY into a folder another session is syncing ---------------------
