@@ -145,8 +145,9 @@ def test_kill9_of_a_worker_during_imap_writes(make_server):
         srv.kill_child(rnd.choice(wait_workers(srv)))
         time.sleep(rnd.uniform(0.05, 0.3))
 
+    # after: the next generation answers logins (verify logs in).
     imap_crash.run_rounds(make_server, interrupt=kill_a_worker,
-                          after=wait_workers, rounds=4)
+                          after=wait_logins, rounds=4)
 
 
 def auth_process(srv):
