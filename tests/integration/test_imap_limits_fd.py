@@ -7,6 +7,7 @@ sessions go on."""
 
 import os
 import socket
+import time
 
 from conftest import ALICE, ALICE_PW
 from test_imap_basic import Raw
@@ -108,12 +109,19 @@ def test_out_of_descriptors_in_copy_status_append_is_unavailable(make_server):
             assert tagged.startswith(tag + " NO [UNAVAILABLE] "), tagged
         log = srv.log_since(mark)
         assert log.count("Too many open files") >= 4, log[-3000:]
+        assert "no such folder" not in log, log[-3000:]
         assert "missing mailbox" not in log, log[-3000:]
     finally:
         for s in socks:
             s.close()
-    # the descriptors back, the same session copies
-    lines, tagged = r.cmd("d1", "COPY 1 Archive")
+    # the descriptors back (once the worker has seen the closes), the
+    # same session copies
+    deadline = time.monotonic() + 5
+    while True:
+        lines, tagged = r.cmd("d1", "COPY 1 Archive")
+        if tagged.startswith("d1 OK") or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert tagged.startswith("d1 OK"), tagged
     r.close()
     assert "died" not in srv.log()
